@@ -1,0 +1,92 @@
+"""Argument checks shared by every public entry point.
+
+Each raises before any kernel runs, with a message that names the argument, what was expected and
+what was received, e.g. ``x: expected shape (N, 784), got (32, 783)``.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_dtype(dtype):
+    """Normalise a layer's `dtype` argument; only float32 and float64 are supported."""
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype: expected np.float32 or np.float64, got {dt}")
+    return dt.type
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
+    """Check an input array and return it C-contiguous (never cast).
+
+    ndim:   int or tuple of allowed ranks.
+    shape:  tuple with ``None`` for free dimensions, e.g. ``(None, 784)``.
+    dtype:  required dtype (the layer's); any other dtype is refused, not cast.
+    finite: refuse NaN and Inf.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
+    if dtype is not None and x.dtype != np.dtype(dtype):
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {x.dtype}"
+                        " (the engine does not cast silently; convert with .astype)")
+    if dtype is None and x.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name}: expected a float32 or float64 array, got {x.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(str(a) for a in allowed)
+            raise ValueError(f"{name}: expected a {want}-dimensional array, got shape {x.shape}")
+    if shape is not None:
+        ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+        if not ok:
+            raise ValueError(f"{name}: expected shape {_shape_str(shape)}, got {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
+    if finite and not np.isfinite(x).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or Inf")
+    return np.ascontiguousarray(x)
+
+
+def check_int(name, v, *, low=None, high=None):
+    """An integer in [low, high] (bools refused)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(v).__name__} {v!r}")
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError(f"{name}: expected an int in [{low}, {'inf' if high is None else high}], got {v}")
+    return int(v)
+
+
+def check_float(name, v, *, low=None, high=None, low_open=False):
+    """A finite real number in [low, high] (or (low, high] with low_open)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+        raise TypeError(f"{name}: expected a finite real number, got {v!r}")
+    too_low = low is not None and (v <= low if low_open else v < low)
+    if too_low or (high is not None and v > high):
+        lo = "(" if low_open else "["
+        raise ValueError(f"{name}: expected a number in {lo}{low}, {'inf' if high is None else high}], got {v}")
+    return float(v)
+
+
+def check_choice(name, v, choices):
+    if v not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {v!r}")
+    return v
+
+
+def check_labels(name, y, n, n_classes):
+    """Integer class labels of shape (n,) in [0, n_classes)."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(y).__name__}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer class labels, got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},), got {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{name}: expected labels in [0, {n_classes - 1}], got values in [{y.min()}, {y.max()}]")
+    return np.ascontiguousarray(y, dtype=np.int64)

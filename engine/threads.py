@@ -1,0 +1,33 @@
+"""How the engine shares the cores: the one place that decides it.
+
+PERFORMANCE.md, lesson 1: Numba's `prange` threads and OpenBLAS's threads busy-wait against each
+other, so mixing them is 2-10x slower. The engine therefore parallelises with `prange` over
+disjoint chunks (of the batch, of batch x heads, of output rows) and calls `np.dot` inside each
+chunk with BLAS limited to one thread. On import this module pins every loaded BLAS library
+(NumPy's and SciPy's, the one `np.dot` calls inside `@njit`) to one thread, through threadpoolctl.
+
+Kernels never call `numba.get_num_threads()` themselves (that prevents `cache=True`): callers pass
+`num_threads()` in as an argument, and the kernel splits its work into that many chunks. Results
+do not depend on it beyond float rounding of reductions; tests check that.
+"""
+import numba
+import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS so the limit below reaches it)
+from threadpoolctl import threadpool_limits
+
+# fastmath without the no-NaN/no-Inf assumptions (PERFORMANCE.md, lesson 3): NaN checks and
+# -inf masking keep working, reductions may be reassociated and vectorised.
+FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
+
+_blas_limit = threadpool_limits(limits=1, user_api="blas")
+
+
+def num_threads():
+    """Number of chunks parallel kernels split their work into (Numba's thread count)."""
+    return numba.get_num_threads()
+
+
+def set_num_threads(n):
+    """Use `n` Numba threads in the engine's parallel kernels (1 <= n <= cores)."""
+    if not isinstance(n, int) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"n: expected an int in [1, {numba.config.NUMBA_NUM_THREADS}], got {n!r}")
+    numba.set_num_threads(n)

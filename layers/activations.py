@@ -1,0 +1,344 @@
+"""Activation functions a[·] and their derivatives a'[·] (notes 000 §2.1, 002, 003 Fig 1.6).
+
+Each activation is a scalar pair `name(z)` / `name_grad(z)`; the layer kernels apply them
+elementwise over a flat array:
+    forward:   h = a[f]
+    backward:  ∂ℓ/∂f = a'[f] ⊙ ∂ℓ/∂h
+(the notes' diagonal Jacobian ∂h/∂f extracted as a vector and multiplied pointwise, §7.1.1).
+The fused MLP kernel reuses the same scalar functions through `act` / `act_grad`, indexed by the
+integer codes below, so both compute exactly the same numbers.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from engine.checks import check_array, check_float, check_int
+from engine.core import Layer
+
+A_IDENTITY, A_RELU, A_LEAKY_RELU, A_SIGMOID, A_TANH, A_GELU, A_GELU_TANH, A_SOFTPLUS, A_HEAVISIDE = range(9)
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(cache=True, inline="always")
+def relu(z):
+    """ReLU[z] = max(0, z)."""
+    return z if z > 0 else 0.0 * z
+
+
+@njit(cache=True, inline="always")
+def relu_grad(z):
+    """ReLU'[z] = 𝕀[z > 0] (0 at the kink, as PyTorch)."""
+    return 1.0 if z > 0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def leaky_relu(z, alpha):
+    """LReLU[z] = z for z > 0, αz otherwise."""
+    return z if z > 0 else alpha * z
+
+
+@njit(cache=True, inline="always")
+def leaky_relu_grad(z, alpha):
+    return 1.0 if z > 0 else alpha
+
+
+@njit(cache=True, inline="always")
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^{−z}), evaluated so that e^{·} never overflows:
+    z ≥ 0: 1 / (1 + e^{−z});  z < 0: e^{z} / (1 + e^{z})."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, inline="always")
+def sigmoid_grad(z):
+    """σ'(z) = σ(z)(1 − σ(z))."""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+@njit(cache=True, inline="always")
+def tanh_grad(z):
+    """tanh'(z) = 1 − tanh²(z)."""
+    t = math.tanh(z)
+    return 1.0 - t * t
+
+
+@njit(cache=True, inline="always")
+def gelu(z):
+    """GELU[z] = z Φ(z), Φ the standard normal CDF = ½(1 + erf(z/√2))."""
+    return 0.5 * z * (1.0 + math.erf(z * INV_SQRT_2))
+
+
+@njit(cache=True, inline="always")
+def gelu_grad(z):
+    """GELU'[z] = Φ(z) + z φ(z)."""
+    return 0.5 * (1.0 + math.erf(z * INV_SQRT_2)) + z * INV_SQRT_2PI * math.exp(-0.5 * z * z)
+
+
+@njit(cache=True, inline="always")
+def gelu_tanh(z):
+    """GELU with the tanh approximation: ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))."""
+    return 0.5 * z * (1.0 + math.tanh(SQRT_2_OVER_PI * (z + 0.044715 * z * z * z)))
+
+
+@njit(cache=True, inline="always")
+def gelu_tanh_grad(z):
+    u = SQRT_2_OVER_PI * (z + 0.044715 * z * z * z)
+    t = math.tanh(u)
+    du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * z * z)
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
+
+
+@njit(cache=True, inline="always")
+def softplus(z, beta, threshold):
+    """Softplus[z] = (1/β) log(1 + e^{βz}), linear (= z) where βz > threshold, as torch.nn.Softplus.
+    Evaluated as max(βz, 0) + log1p(e^{−|βz|}) so it never overflows."""
+    bz = beta * z
+    if bz > threshold:
+        return z
+    return (max(bz, 0.0) + math.log1p(math.exp(-abs(bz)))) / beta
+
+
+@njit(cache=True, inline="always")
+def softplus_grad(z, beta, threshold):
+    """Softplus'[z] = σ(βz) (1 where βz > threshold)."""
+    bz = beta * z
+    if bz > threshold:
+        return 1.0
+    return sigmoid(bz)
+
+
+@njit(cache=True, inline="always")
+def heaviside(z):
+    """Heaviside[z] = 𝕀[z > 0]: the perceptron's step. Its derivative is 0 wherever it exists."""
+    return 1.0 if z > 0 else 0.0
+
+
+@njit(cache=True)
+def act(code, z, p0, p1):
+    """a[z] for the activation `code`; p0, p1 are its options (α; or β, threshold)."""
+    if code == A_RELU:
+        return relu(z)
+    if code == A_LEAKY_RELU:
+        return leaky_relu(z, p0)
+    if code == A_SIGMOID:
+        return sigmoid(z)
+    if code == A_TANH:
+        return math.tanh(z)
+    if code == A_GELU:
+        return gelu(z)
+    if code == A_GELU_TANH:
+        return gelu_tanh(z)
+    if code == A_SOFTPLUS:
+        return softplus(z, p0, p1)
+    if code == A_HEAVISIDE:
+        return heaviside(z)
+    return z
+
+
+@njit(cache=True)
+def act_grad(code, z, p0, p1):
+    """a'[z] for the activation `code`."""
+    if code == A_RELU:
+        return relu_grad(z)
+    if code == A_LEAKY_RELU:
+        return leaky_relu_grad(z, p0)
+    if code == A_SIGMOID:
+        return sigmoid_grad(z)
+    if code == A_TANH:
+        return tanh_grad(z)
+    if code == A_GELU:
+        return gelu_grad(z)
+    if code == A_GELU_TANH:
+        return gelu_tanh_grad(z)
+    if code == A_SOFTPLUS:
+        return softplus_grad(z, p0, p1)
+    if code == A_HEAVISIDE:
+        return 0.0
+    return 1.0
+
+
+@njit(cache=True)
+def activation_forward(f, code, p0, p1):
+    """h = a[f] elementwise. f: flat (n,). Returns h (n,)."""
+    h = np.empty_like(f)
+    for i in range(f.shape[0]):
+        h[i] = act(code, f[i], p0, p1)
+    return h
+
+
+@njit(cache=True)
+def activation_backward(dh, f, code, p0, p1):
+    """∂ℓ/∂f = a'[f] ⊙ ∂ℓ/∂h elementwise. dh, f: flat (n,). Returns ∂ℓ/∂f (n,)."""
+    df = np.empty_like(dh)
+    for i in range(dh.shape[0]):
+        df[i] = act_grad(code, f[i], p0, p1) * dh[i]
+    return df
+
+
+class Activation(Layer):
+    """An elementwise activation layer. It has no parameters and accepts float32 or float64
+    input of any shape; the gradient comes back in the input's dtype."""
+
+    code = A_IDENTITY
+
+    def __init__(self):
+        self.p0, self.p1 = 0.0, 0.0
+        self._f = None
+
+    def forward(self, x, train=True):
+        x = check_array("x", x)
+        self._f = x
+        return activation_forward(x.reshape(-1), self.code, self.p0, self.p1).reshape(x.shape)
+
+    def backward(self, dy, input_grad=True):
+        self._need_forward("_f")
+        if not input_grad:
+            return None
+        dy = check_array("dy", dy, shape=self._f.shape, dtype=self._f.dtype)
+        return activation_backward(dy.reshape(-1), self._f.reshape(-1), self.code, self.p0, self.p1).reshape(dy.shape)
+
+
+class Identity(Activation):
+    code = A_IDENTITY
+
+
+class ReLU(Activation):
+    code = A_RELU
+
+
+class LeakyReLU(Activation):
+    code = A_LEAKY_RELU
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = self.p0 = check_float("negative_slope", negative_slope)
+
+    def extra_repr(self):
+        return {"negative_slope": self.negative_slope}
+
+
+class Sigmoid(Activation):
+    code = A_SIGMOID
+
+
+class Tanh(Activation):
+    code = A_TANH
+
+
+class GELU(Activation):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        self.code = A_GELU_TANH if approximate == "tanh" else A_GELU
+
+    def extra_repr(self):
+        return {"approximate": self.approximate}
+
+
+class Softplus(Activation):
+    code = A_SOFTPLUS
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = self.p0 = check_float("beta", beta, low=0.0, low_open=True)
+        self.threshold = self.p1 = check_float("threshold", threshold)
+
+    def extra_repr(self):
+        return {"beta": self.beta, "threshold": self.threshold}
+
+
+class Heaviside(Activation):
+    """The perceptron's step 𝕀[z > 0], for perceptron demos (forward only).
+
+    Its derivative is zero wherever it is defined (and undefined at 0), so `backward` returns
+    zeros by definition: a network of Heaviside units cannot be trained by gradient descent."""
+
+    code = A_HEAVISIDE
+
+
+# ---- softmax ------------------------------------------------------------------------------
+@njit(cache=True)
+def softmax_forward(x, temperature):
+    """S(η/T)_i = exp(η_i/T − m) / Σ_j exp(η_j/T − m), m = max_j η_j/T (max-shifted, no overflow).
+    x: (R, C), softmax along the last axis. Returns y (R, C)."""
+    R, C = x.shape
+    y = np.empty_like(x)
+    for r in range(R):
+        m = x[r, 0]
+        for c in range(1, C):
+            m = max(m, x[r, c])
+        s = 0.0
+        for c in range(C):
+            e = math.exp((x[r, c] - m) / temperature)
+            y[r, c] = e
+            s += e
+        for c in range(C):
+            y[r, c] /= s
+    return y
+
+
+@njit(cache=True)
+def softmax_backward(dy, y, temperature):
+    """∂ℓ/∂η_i = y_i (∂ℓ/∂y_i − Σ_j y_j ∂ℓ/∂y_j) / T   (the Jacobian diag(y) − y yᵀ, over T).
+    dy, y: (R, C). Returns dx (R, C)."""
+    R, C = y.shape
+    dx = np.empty_like(dy)
+    for r in range(R):
+        s = 0.0
+        for c in range(C):
+            s += dy[r, c] * y[r, c]
+        for c in range(C):
+            dx[r, c] = y[r, c] * (dy[r, c] - s) / temperature
+    return dx
+
+
+class Softmax(Layer):
+    """Softmax along `dim` with temperature T: y = S(x / T) (notes 004 §2.4.6).
+    T → 0 tends to one-hot at the maximum, T → ∞ to uniform."""
+
+    def __init__(self, dim=-1, temperature=1.0):
+        self.dim = check_int("dim", dim)
+        self.temperature = check_float("temperature", temperature, low=0.0, low_open=True)
+        self._y = None
+
+    def _to_rows(self, a):
+        moved = np.moveaxis(a, self.dim, -1)
+        return np.ascontiguousarray(moved).reshape(-1, a.shape[self.dim]), moved.shape
+
+    def _from_rows(self, r, moved_shape):
+        return np.ascontiguousarray(np.moveaxis(r.reshape(moved_shape), -1, self.dim))
+
+    def forward(self, x, train=True):
+        x = check_array("x", x)
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(f"dim: expected an axis in [{-x.ndim}, {x.ndim - 1}] for x of shape {x.shape}, got {self.dim}")
+        rows, moved = self._to_rows(x)
+        self._y, self._moved = softmax_forward(rows, self.temperature), moved
+        return self._from_rows(self._y, moved)
+
+    def backward(self, dy, input_grad=True):
+        self._need_forward("_y")
+        if not input_grad:
+            return None
+        dy = check_array("dy", dy, dtype=self._y.dtype)
+        rows, _ = self._to_rows(dy)
+        if rows.shape != self._y.shape:
+            raise ValueError(f"dy: expected the shape of the forward output, got {dy.shape}")
+        return self._from_rows(softmax_backward(rows, self._y, self.temperature), self._moved)
+
+    def extra_repr(self):
+        return {"dim": self.dim, "temperature": self.temperature}
+
+
+ACTIVATIONS = {"identity": Identity, "linear": Identity, "relu": ReLU, "leaky_relu": LeakyReLU,
+               "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU, "softplus": Softplus,
+               "heaviside": Heaviside}

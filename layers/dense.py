@@ -1,0 +1,129 @@
+"""The dense (fully connected) layer: f = β + Ω h (notes 000 §7).
+
+Notes ↔ code: the notes use one column vector h per example; the code stacks the batch as rows,
+so h is (N, D_in), Ω = W is (D_out, D_in) as in torch.nn.Linear, β = b is (D_out,), and
+    f = h Ωᵀ + β                       (N, D_out)
+    ∂ℓ/∂h = ∂ℓ/∂f Ω                    (N, D_in)     the notes' Ωᵀ ∂ℓ/∂f, row by row
+    ∂ℓ/∂Ω = Σ_n ∂ℓ/∂f_n h_nᵀ = (∂ℓ/∂f)ᵀ h   (D_out, D_in)
+    ∂ℓ/∂β = Σ_n ∂ℓ/∂f_n                 (D_out,)
+
+Speed (PERFORMANCE.md): the kernels split rows into `nthreads` chunks with `prange` and call
+`np.dot` on each (BLAS runs one thread, see engine.threads); the weight gradient is split over
+disjoint blocks of Ω's rows, so no two threads write the same element.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from engine.checks import check_dtype, check_int
+from engine.core import Layer, Parameter
+from engine.threads import num_threads
+
+
+@njit(cache=True)
+def linear_forward_naive(x, W, b):
+    """f[n, j] = β_j + Σ_i Ω[j, i] h[n, i], as loops: the statement the fast kernel is tested against."""
+    N, D_in = x.shape
+    f = np.empty((N, W.shape[0]), x.dtype)
+    for n in range(N):
+        for j in range(W.shape[0]):
+            s = b[j]
+            for i in range(D_in):
+                s += W[j, i] * x[n, i]
+            f[n, j] = s
+    return f
+
+
+@njit(cache=True)
+def linear_backward_naive(df, x, W, dW, db):
+    """Loops for ∂ℓ/∂h, and ∂ℓ/∂Ω, ∂ℓ/∂β accumulated (+=)."""
+    N, D_in = x.shape
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for j in range(W.shape[0]):
+            db[j] += df[n, j]
+            for i in range(D_in):
+                dW[j, i] += df[n, j] * x[n, i]
+                dx[n, i] += df[n, j] * W[j, i]
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def linear_forward(x, W, b, nthreads):
+    """f = h Ωᵀ + β.  x (N, D_in), W (D_out, D_in), b (D_out,) -> f (N, D_out)."""
+    N = x.shape[0]
+    f = np.empty((N, W.shape[0]), x.dtype)
+    for t in prange(nthreads):
+        lo, hi = t * N // nthreads, (t + 1) * N // nthreads
+        if hi > lo:
+            fc = f[lo:hi]
+            np.dot(x[lo:hi], W.T, fc)
+            for n in range(hi - lo):
+                fc[n] += b
+    return f
+
+
+@njit(parallel=True, cache=True)
+def linear_backward(df, x, W, dW, db, nthreads, input_grad):
+    """Given ∂ℓ/∂f (N, D_out): returns ∂ℓ/∂h = ∂ℓ/∂f Ω (N, D_in) (empty when not `input_grad`),
+    and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db."""
+    N, D_in = x.shape
+    D_out = W.shape[0]
+    dfT = np.ascontiguousarray(df.T)            # (D_out, N): row blocks of it are contiguous
+    for t in prange(nthreads):                   # disjoint blocks of Ω's rows
+        lo, hi = t * D_out // nthreads, (t + 1) * D_out // nthreads
+        if hi > lo:
+            dW[lo:hi] += np.dot(dfT[lo:hi], x)
+            for j in range(lo, hi):
+                db[j] += dfT[j].sum()
+    dx = np.empty((N if input_grad else 0, D_in), x.dtype)
+    if input_grad:
+        for t in prange(nthreads):               # disjoint blocks of the batch
+            lo, hi = t * N // nthreads, (t + 1) * N // nthreads
+            if hi > lo:
+                np.dot(df[lo:hi], W, dx[lo:hi])
+    return dx
+
+
+def default_uniform(rng, shape, fan_in, dtype):
+    """torch.nn.Linear/Conv default: U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a = √5)."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class Linear(Layer):
+    """f = β + Ω h with Ω = `weight` (out_features, in_features) and β = `bias` (out_features,).
+
+    Initialised as torch.nn.Linear, U(±1/√in_features), from `rng` (a numpy Generator or a seed).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float64, rng=None):
+        self.in_features = check_int("in_features", in_features, low=1)
+        self.out_features = check_int("out_features", out_features, low=1)
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(rng)
+        self.weight = Parameter(default_uniform(rng, (out_features, in_features), in_features, self.dtype))
+        self.has_bias = bool(bias)
+        if self.has_bias:
+            self.bias = Parameter(default_uniform(rng, (out_features,), in_features, self.dtype))
+        self._zero_bias = np.zeros(out_features, self.dtype)
+        self._x = None
+
+    def _b(self):
+        return self.bias.value if self.has_bias else self._zero_bias
+
+    def forward(self, x, train=True):
+        x = self._check_input(x, shape=(None, self.in_features))
+        self._x = x
+        return linear_forward(x, self.weight.value, self._b(), num_threads())
+
+    def backward(self, dy, input_grad=True):
+        self._need_forward("_x")
+        dy = self._check_input(dy, name="dy", shape=(self._x.shape[0], self.out_features), finite=False)
+        db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
+        dx = linear_backward(dy, self._x, self.weight.value, self.weight.grad, db, num_threads(), input_grad)
+        return dx if input_grad else None
+
+    def extra_repr(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.has_bias}

@@ -1,0 +1,276 @@
+"""The notes' multi-layer perceptron (000 §4.2 and §7), with fused forward and backward kernels.
+
+Forward pass, storing every quantity (000 §7.1.1, "Summarizing"):
+    f_0 = β_0 + Ω_0 x
+    h_k = a[f_{k−1}]              k = 1 … K
+    f_k = β_k + Ω_k h_k           k = 1 … K      (f_K is the output: no activation on it)
+Backward pass, from ∂ℓ/∂f_K (given by the loss) down to k = 0:
+    ∂ℓ/∂β_k     = ∂ℓ/∂f_k
+    ∂ℓ/∂Ω_k     = ∂ℓ/∂f_k h_kᵀ                 (h_0 = x)
+    ∂ℓ/∂f_{k−1} = a'[f_{k−1}] ⊙ Ω_kᵀ ∂ℓ/∂f_k
+
+Notes ↔ code: batch-first rows, so f_k is stored as (N, D_{k+1}) and the sums over the batch of
+the per-example gradients are matrix products: ∂ℓ/∂Ω_k = (∂ℓ/∂f_k)ᵀ h_k, ∂ℓ/∂f_{k−1} =
+a'[f_{k−1}] ⊙ (∂ℓ/∂f_k Ω_k).
+
+Storage: all Ω_k, β_k live in one flat vector θ (layer by layer: Ω_0, β_0, Ω_1, β_1, …), so the
+kernels take one array; `weight`/`bias` Parameters are views into it. The f_k, h_k and ∂ℓ/∂f_k
+of a batch live in flat buffers reused from step to step.
+
+Speed: each of `nthreads` threads runs the whole forward (and backward) for its own block of
+rows, calling `np.dot` (BLAS on one thread); parameter gradients go to a per-thread buffer and
+are summed at the end (PERFORMANCE.md lessons 1 and 5).
+"""
+import numpy as np
+from numba import njit, prange
+
+from engine.checks import check_dtype, check_int
+from engine.core import Layer, Parameter
+from engine.threads import num_threads
+
+from .activations import ACTIVATIONS, LeakyReLU, Softplus, act, act_grad
+from .dense import default_uniform
+
+
+@njit(cache=True)
+def _offsets(widths, N):
+    """Start of Ω_k and β_k in θ, and of the (N, D_{k+1}) block of layer k in the f buffer."""
+    K = widths.shape[0] - 1
+    w_off = np.empty(K, np.int64)
+    b_off = np.empty(K, np.int64)
+    f_off = np.empty(K, np.int64)
+    p, q = 0, 0
+    for k in range(K):
+        w_off[k] = p
+        p += widths[k + 1] * widths[k]
+        b_off[k] = p
+        p += widths[k + 1]
+        f_off[k] = q
+        q += N * widths[k + 1]
+    return w_off, b_off, f_off
+
+
+@njit(parallel=True, cache=True)
+def mlp_forward(x, theta, widths, code, p0, p1, fs, hs, nthreads):
+    """Forward pass over the batch x (N, D_0). Fills fs with f_0 … f_{K−1} (f_{k} of layer k
+    at its block, (N, D_{k+1})) and hs with h_1 … h_{K−1}... laid out like fs (the last block,
+    a[f_K], is unused). Returns nothing: the output f_K is the last block of fs."""
+    N = x.shape[0]
+    K = widths.shape[0] - 1
+    w_off, b_off, f_off = _offsets(widths, N)
+    for t in prange(nthreads):
+        lo, hi = t * N // nthreads, (t + 1) * N // nthreads
+        if hi == lo:
+            continue
+        for k in range(K):
+            d_in, d_out = widths[k], widths[k + 1]
+            W = theta[w_off[k]:w_off[k] + d_out * d_in].reshape((d_out, d_in))
+            b = theta[b_off[k]:b_off[k] + d_out]
+            f = fs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
+            if k == 0:
+                np.dot(x[lo:hi], W.T, f)                                    # Ω_0 x
+            else:
+                d_h = widths[k]
+                h = hs[f_off[k - 1] + lo * d_h:f_off[k - 1] + hi * d_h].reshape((hi - lo, d_h))
+                np.dot(h, W.T, f)                                           # Ω_k h_k
+            hk = hs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
+            for n in range(hi - lo):
+                fr, hr = f[n], hk[n]
+                for j in range(d_out):
+                    fr[j] += b[j]                                           # f_k = β_k + Ω_k h_k
+                    if k < K - 1:
+                        hr[j] = act(code, fr[j], p0, p1)                    # h_{k+1} = a[f_k]
+
+
+@njit(parallel=True, cache=True)
+def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart, nthreads, input_grad):
+    """Backward pass from ∂ℓ/∂f_K = dout (N, D_K). Fills dfs with ∂ℓ/∂f_k (laid out like fs),
+    accumulates ∂ℓ/∂θ into grad (+=) and returns ∂ℓ/∂x (N, D_0) (empty when not `input_grad`).
+    gpart (nthreads, |θ|) is per-thread workspace."""
+    N = x.shape[0]
+    K = widths.shape[0] - 1
+    w_off, b_off, f_off = _offsets(widths, N)
+    dx = np.empty((N if input_grad else 0, widths[0]), x.dtype)
+    for t in prange(nthreads):
+        lo, hi = t * N // nthreads, (t + 1) * N // nthreads
+        g = gpart[t]
+        g[:] = 0
+        if hi == lo:
+            continue
+        last = widths[K]
+        dfK = dfs[f_off[K - 1] + lo * last:f_off[K - 1] + hi * last].reshape((hi - lo, last))
+        dfK[:] = dout[lo:hi]                                                # ∂ℓ/∂f_K
+        for k in range(K - 1, -1, -1):
+            d_in, d_out = widths[k], widths[k + 1]
+            W = theta[w_off[k]:w_off[k] + d_out * d_in].reshape((d_out, d_in))
+            df = dfs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
+            gW = g[w_off[k]:w_off[k] + d_out * d_in].reshape((d_out, d_in))
+            gb = g[b_off[k]:b_off[k] + d_out]
+            if k == 0:
+                np.dot(df.T, x[lo:hi], gW)                                  # ∂ℓ/∂Ω_0 = ∂ℓ/∂f_0 xᵀ
+            else:
+                h = hs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
+                np.dot(df.T, h, gW)                                         # ∂ℓ/∂Ω_k = ∂ℓ/∂f_k h_kᵀ
+            for n in range(hi - lo):
+                gb += df[n]                                                 # ∂ℓ/∂β_k = ∂ℓ/∂f_k
+            if k > 0:
+                dprev = dfs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
+                fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
+                np.dot(df, W, dprev)                                        # Ω_kᵀ ∂ℓ/∂f_k
+                for n in range(hi - lo):
+                    dr, fr = dprev[n], fprev[n]
+                    for i in range(d_in):
+                        dr[i] *= act_grad(code, fr[i], p0, p1)              # ⊙ a'[f_{k−1}]
+            elif input_grad:
+                np.dot(df, W, dx[lo:hi])                                    # ∂ℓ/∂x = Ω_0ᵀ ∂ℓ/∂f_0
+    P = theta.shape[0]
+    for t in prange(nthreads):                                              # sum the threads' parts
+        lo, hi = t * P // nthreads, (t + 1) * P // nthreads
+        for s in range(gpart.shape[0]):
+            gs = gpart[s]
+            for i in range(lo, hi):
+                grad[i] += gs[i]
+    return dx
+
+
+class MLP(Layer):
+    """The notes' MLP: widths = [D_in, D_1, …, D_K, D_out], activation a[·] on every hidden layer,
+    a linear output f_K.
+
+    After `forward`, `preactivations` holds [f_0 … f_K] and `activations` [h_1 … h_K]; after
+    `backward`, `preactivation_grads` holds [∂ℓ/∂f_0 … ∂ℓ/∂f_K] (read-only views, batch first).
+    Parameters are named as the equivalent torch.nn.Sequential(Linear, act, Linear, …):
+    "0.weight", "0.bias", "2.weight", … so weights copy across either way.
+    """
+
+    def __init__(self, widths, activation="relu", negative_slope=0.01, beta=1.0, threshold=20.0,
+                 dtype=np.float64, rng=None):
+        widths = list(widths) if not isinstance(widths, (str, bytes)) else widths
+        if not isinstance(widths, list) or len(widths) < 2:
+            raise ValueError(f"widths: expected a list of at least 2 layer sizes, got {widths!r}")
+        for i, w in enumerate(widths):
+            check_int(f"widths[{i}]", w, low=1)
+        if activation not in ACTIVATIONS and activation != "gelu_tanh":
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS) + ['gelu_tanh']}, got {activation!r}")
+        self.widths = np.array(widths, np.int64)
+        self.activation = activation
+        self.dtype = check_dtype(dtype)
+        if activation == "gelu_tanh":
+            from .activations import GELU
+            proto = GELU("tanh")
+        elif activation == "leaky_relu":
+            proto = LeakyReLU(negative_slope)
+        elif activation == "softplus":
+            proto = Softplus(beta, threshold)
+        else:
+            proto = ACTIVATIONS[activation]()
+        self.act_layer = proto                     # the equivalent standalone layer
+        self._code, self._p0, self._p1 = proto.code, proto.p0, proto.p1
+
+        rng = np.random.default_rng(rng)
+        K = len(widths) - 1
+        self.theta = np.empty(sum(widths[k + 1] * (widths[k] + 1) for k in range(K)), self.dtype)
+        self.grad = np.zeros_like(self.theta)
+        self._params = {}
+        p = 0
+        for k in range(K):
+            d_in, d_out = widths[k], widths[k + 1]
+            W = self.theta[p:p + d_out * d_in].reshape(d_out, d_in)
+            W[...] = default_uniform(rng, (d_out, d_in), d_in, self.dtype)
+            wp = Parameter.__new__(Parameter)
+            wp.value, wp.grad = W, self.grad[p:p + d_out * d_in].reshape(d_out, d_in)
+            p += d_out * d_in
+            b = self.theta[p:p + d_out]
+            b[...] = default_uniform(rng, (d_out,), d_in, self.dtype)
+            bp = Parameter.__new__(Parameter)
+            bp.value, bp.grad = b, self.grad[p:p + d_out]
+            p += d_out
+            self._params[f"{2 * k}.weight"], self._params[f"{2 * k}.bias"] = wp, bp
+        self._x = None
+        self._N = -1
+
+    @property
+    def weights(self):
+        """[Ω_0 … Ω_K] (views of the parameters)."""
+        return [p.value for n, p in self._params.items() if n.endswith("weight")]
+
+    @property
+    def biases(self):
+        return [p.value for n, p in self._params.items() if n.endswith("bias")]
+
+    def _buffers_for(self, N):
+        if N != self._N:
+            total = N * int(self.widths[1:].sum())
+            self._fs = np.empty(total, self.dtype)
+            self._hs = np.empty(total, self.dtype)
+            self._dfs = np.empty(total, self.dtype)
+            self._N = N
+        nt = num_threads()
+        if getattr(self, "_gpart", None) is None or self._gpart.shape[0] != nt:
+            self._gpart = np.empty((nt, self.theta.size), self.dtype)
+
+    def _blocks(self, buf, count):
+        out, q = [], 0
+        for k in range(count):
+            d = int(self.widths[k + 1])
+            v = buf[q:q + self._N * d].reshape(self._N, d)
+            v.flags.writeable = False
+            out.append(v)
+            q += self._N * d
+        return out
+
+    def forward(self, x, train=True):
+        x = self._check_input(x, shape=(None, int(self.widths[0])))
+        self._buffers_for(x.shape[0])
+        self._x = x
+        self._has_grads = False
+        mlp_forward(x, self.theta, self.widths, self._code, self._p0, self._p1, self._fs, self._hs, num_threads())
+        K = len(self.widths) - 1
+        return self._fs[-x.shape[0] * int(self.widths[K]):].reshape(x.shape[0], int(self.widths[K])).copy()
+
+    def backward(self, dy, input_grad=True):
+        self._need_forward("_x")
+        dy = self._check_input(dy, name="dy", shape=(self._N, int(self.widths[-1])), finite=False)
+        self._buffers_for(self._N)
+        dx = mlp_backward(dy, self._x, self.theta, self.grad, self.widths, self._code, self._p0, self._p1,
+                          self._fs, self._hs, self._dfs, self._gpart, num_threads(), input_grad)
+        self._has_grads = True
+        return dx if input_grad else None
+
+    @property
+    def preactivations(self):
+        """[f_0, …, f_K], each (N, D_{k+1}), from the last forward."""
+        self._need_forward("_x")
+        return self._blocks(self._fs, len(self.widths) - 1)
+
+    @property
+    def activations(self):
+        """[h_1, …, h_K] (h_k = a[f_{k−1}]), each (N, D_k), from the last forward."""
+        self._need_forward("_x")
+        return self._blocks(self._hs, len(self.widths) - 2)
+
+    @property
+    def preactivation_grads(self):
+        """[∂ℓ/∂f_0, …, ∂ℓ/∂f_K] from the last backward."""
+        if not getattr(self, "_has_grads", False):
+            raise RuntimeError("MLP.preactivation_grads: call backward after forward first")
+        return self._blocks(self._dfs, len(self.widths) - 1)
+
+    def to_sequential(self):
+        """The equivalent Sequential of Linear and activation layers, with the same weights."""
+        from engine.core import Sequential
+        from .dense import Linear
+        mods = []
+        K = len(self.widths) - 1
+        for k in range(K):
+            mods.append(Linear(int(self.widths[k]), int(self.widths[k + 1]), dtype=self.dtype))
+            if k < K - 1:
+                mods.append(type(self.act_layer).__new__(type(self.act_layer)))
+                mods[-1].__dict__.update({k2: v for k2, v in self.act_layer.__dict__.items() if k2 != "_f"})
+                mods[-1]._f = None
+        seq = Sequential(*mods)
+        seq.load_state_dict(self.state_dict())
+        return seq
+
+    def extra_repr(self):
+        return {"widths": [int(w) for w in self.widths], "activation": self.activation}
