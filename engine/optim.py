@@ -1,0 +1,331 @@
+"""Optimizers (notes 004 §3.4, 003 §1.3.9–1.3.10, 000 §5) with `torch.optim`'s argument names,
+defaults and update rules.
+
+    opt = Adam(model.parameters(), lr=1e-3)
+    for x, y in batches:
+        opt.zero_grad()
+        loss.forward(model.forward(x), y)
+        model.backward(loss.backward())
+        opt.step()
+
+Each update rule is an `@njit` kernel over one parameter's flat `value` and `grad` arrays and its
+state arrays (same length and dtype); it updates `value` *in place* (never rebinding
+`p.value`, of which layers may hold views). `g` below is the gradient, θ the parameter, t the
+step number (1 for the first step). `opt.lr` is a plain attribute that schedules may set.
+"""
+import math
+import numbers
+
+import numpy as np
+from numba import njit
+
+from .checks import check_float
+from .core import Parameter
+
+
+# ---- kernels ----------------------------------------------------------------------------------
+@njit(cache=True)
+def sgd_step(theta, g, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+    """SGD with heavy-ball or Nesterov momentum, PyTorch's form:
+
+        d ← g + λθ;   b ← d (first step) or μ b + (1 − dampening) d;
+        d ← d + μ b (nesterov) or b;   θ ← θ − lr d.
+
+    With momentum μ = 0 the buffer `buf` is unused (may be empty) and this is plain GD.
+    """
+    for i in range(theta.size):
+        d = g[i] + weight_decay * theta[i]
+        if momentum != 0.0:
+            if first:
+                buf[i] = d
+            else:
+                buf[i] = momentum * buf[i] + (1.0 - dampening) * d
+            d = d + momentum * buf[i] if nesterov else buf[i]
+        theta[i] -= lr * d
+
+
+@njit(cache=True)
+def adagrad_step(theta, g, state_sum, clr, weight_decay, eps):
+    """Adagrad (004 §3.4.5: r ← r + g ⊙ g, θ ← θ − ε/(δ + √r) ⊙ g), PyTorch's form:
+
+        d ← g + λθ;   r ← r + d²;   θ ← θ − clr · d / (√r + eps),
+    with clr = lr / (1 + (t − 1) lr_decay) computed by the caller.
+    """
+    for i in range(theta.size):
+        d = g[i] + weight_decay * theta[i]
+        state_sum[i] += d * d
+        theta[i] -= clr * d / (math.sqrt(state_sum[i]) + eps)
+
+
+@njit(cache=True)
+def rmsprop_step(theta, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum,
+                 centered):
+    """RMSProp (004 §3.4.5: a moving average of squared derivatives), PyTorch's form:
+
+        d ← g + λθ;   v ← α v + (1 − α) d²;   ṽ ← v, or v − ḡ² with ḡ ← α ḡ + (1 − α) d (centered);
+        with momentum μ > 0:  b ← μ b + d / (√ṽ + eps),  θ ← θ − lr b;
+        else:                 θ ← θ − lr d / (√ṽ + eps).
+    `grad_avg` (centered) and `buf` (momentum) are unused otherwise and may be empty.
+    """
+    for i in range(theta.size):
+        d = g[i] + weight_decay * theta[i]
+        square_avg[i] = alpha * square_avg[i] + (1.0 - alpha) * d * d
+        v = square_avg[i]
+        if centered:
+            grad_avg[i] = alpha * grad_avg[i] + (1.0 - alpha) * d
+            v = v - grad_avg[i] * grad_avg[i]
+        step = d / (math.sqrt(v) + eps)
+        if momentum > 0.0:
+            buf[i] = momentum * buf[i] + step
+            step = buf[i]
+        theta[i] -= lr * step
+
+
+@njit(cache=True)
+def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad):
+    """Adam (Kingma & Ba, bias-corrected; 003 eq. 1.18–1.20, whose 1.20 is garbled in the notes):
+
+        d ← g + λθ  (Adam)   or   θ ← θ (1 − lr λ)  (AdamW, decoupled weight decay);
+        m ← β₁ m + (1 − β₁) d;        v ← β₂ v + (1 − β₂) d²;
+        m̂ = m / (1 − β₁ᵗ);            v̂ = v / (1 − β₂ᵗ)   (amsgrad: vmax ← max(vmax, v), v̂ = vmax / (1 − β₂ᵗ));
+        θ ← θ − lr m̂ / (√v̂ + eps).
+    `vmax` is unused unless amsgrad (may be empty).
+    """
+    bc1 = 1.0 - beta1 ** t
+    bc2 = 1.0 - beta2 ** t
+    for i in range(theta.size):
+        d = g[i]
+        if decoupled:
+            theta[i] *= 1.0 - lr * weight_decay
+        else:
+            d = d + weight_decay * theta[i]
+        m[i] = beta1 * m[i] + (1.0 - beta1) * d
+        v[i] = beta2 * v[i] + (1.0 - beta2) * d * d
+        s = v[i]
+        if amsgrad:
+            vmax[i] = max(vmax[i], s)
+            s = vmax[i]
+        theta[i] -= lr * (m[i] / bc1) / (math.sqrt(s / bc2) + eps)
+
+
+@njit(cache=True)
+def grad_norm_pow(g, p):
+    """Σ_i |g_i|^p (float64), or max_i |g_i| for p = inf."""
+    s = 0.0
+    for i in range(g.size):
+        a = abs(float(g[i]))
+        if p == np.inf:
+            s = max(s, a)
+        else:
+            s += a ** p
+    return s
+
+
+@njit(cache=True)
+def scale_inplace(g, c):
+    """g ← c g."""
+    for i in range(g.size):
+        g[i] *= c
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def _check_params(params):
+    if isinstance(params, Parameter):
+        params = [params]
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"params: expected an iterable of Parameters, got {type(params).__name__}") from None
+    if not params:
+        raise ValueError("params: expected a non-empty iterable of Parameters, got an empty one")
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}]: expected a Parameter, got {type(p).__name__}")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("params: expected distinct Parameters, got one more than once")
+    return params
+
+
+def _flat(p, attr):
+    """A flat view of p.value or p.grad (never a copy: the kernels write through it)."""
+    a = getattr(p, attr)
+    if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.shape == p.value.shape
+            and a.dtype == p.value.dtype):
+        raise ValueError(f"{p!r}.{attr}: expected a C-contiguous array of the value's shape and dtype")
+    return a.reshape(-1)
+
+
+def _check_beta(name, v):
+    v = check_float(name, v, low=0.0)
+    if v >= 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {v}")
+    return v
+
+
+class Optimizer:
+    """Base class: holds `params` (a list of Parameters), `lr`, the step count `t`, and one list of
+    state arrays per parameter. Subclasses implement `_update(p, theta, g, state)`."""
+
+    def __init__(self, params, lr, weight_decay=0.0):
+        self.params = _check_params(params)
+        self.lr = check_float("lr", lr, low=0.0)
+        self.weight_decay = check_float("weight_decay", weight_decay, low=0.0)
+        self.t = 0
+
+    def _zeros(self, p, needed=True, fill=0.0):
+        """A flat state array like p's value (or an empty one when the option is off)."""
+        return np.full(p.value.size if needed else 0, fill, dtype=p.value.dtype)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.zero_grad()
+
+    def step(self):
+        """One update of every parameter from its current `.grad`."""
+        flats = [(_flat(p, "value"), _flat(p, "grad")) for p in self.params]  # check all first
+        self.t += 1
+        for (theta, g), state in zip(flats, self.state):
+            self._update(theta, g, state)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(lr={self.lr}, {len(self.params)} parameters)"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum (000 §5, 004 §3.4.4).
+
+    The notes' heavy-ball form is  v ← γ v − ε g,  θ ← θ + v  (γ momentum, ε learning rate).
+    PyTorch's (used here) is       b ← μ b + g,     θ ← θ − lr b.
+    Setting v = −lr b and γ = μ, ε = lr gives v ← μ v − lr g, θ ← θ + v: the same iterates while
+    lr is constant (with a schedule they differ: PyTorch scales the whole buffer by the new lr).
+    Nesterov (004: the gradient taken at the look-ahead point θ + γ v) becomes, in PyTorch's
+    reformulation, θ ← θ − lr (g + μ b). weight_decay λ adds λθ to g (L2 penalty).
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        super().__init__(params, lr, weight_decay)
+        self.momentum = check_float("momentum", momentum, low=0.0)
+        self.dampening = check_float("dampening", dampening)
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov: expected a bool, got {nesterov!r}")
+        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(f"nesterov: requires momentum > 0 and dampening = 0, got momentum="
+                             f"{self.momentum}, dampening={self.dampening}")
+        self.nesterov = nesterov
+        self.state = [[self._zeros(p, self.momentum != 0)] for p in self.params]
+
+    def _update(self, theta, g, state):
+        sgd_step(theta, g, state[0], self.lr, self.momentum, self.dampening, self.nesterov,
+                 self.weight_decay, self.t == 1)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (004 §3.4.5): per-parameter step lr / (√(Σ g²) + eps), with the lr decayed as
+    lr / (1 + (t − 1) lr_decay) and the accumulator started at initial_accumulator_value."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, lr, weight_decay)
+        self.lr_decay = check_float("lr_decay", lr_decay, low=0.0)
+        self.initial_accumulator_value = check_float("initial_accumulator_value",
+                                                     initial_accumulator_value, low=0.0)
+        self.eps = check_float("eps", eps, low=0.0)
+        self.state = [[self._zeros(p, fill=self.initial_accumulator_value)] for p in self.params]
+
+    def _update(self, theta, g, state):
+        clr = self.lr / (1.0 + (self.t - 1) * self.lr_decay)
+        adagrad_step(theta, g, state[0], clr, self.weight_decay, self.eps)
+
+
+class RMSprop(Optimizer):
+    """RMSProp (004 §3.4.5): divide the step by a moving RMS of the gradients; optionally
+    centered (divide by an estimate of their standard deviation) and with momentum."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, lr, weight_decay)
+        self.alpha = check_float("alpha", alpha, low=0.0)
+        self.eps = check_float("eps", eps, low=0.0)
+        self.momentum = check_float("momentum", momentum, low=0.0)
+        if not isinstance(centered, bool):
+            raise TypeError(f"centered: expected a bool, got {centered!r}")
+        self.centered = centered
+        self.state = [[self._zeros(p), self._zeros(p, centered), self._zeros(p, self.momentum > 0)]
+                      for p in self.params]
+
+    def _update(self, theta, g, state):
+        rmsprop_step(theta, g, state[0], state[1], state[2], self.lr, self.alpha, self.eps,
+                     self.weight_decay, self.momentum, self.centered)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015; 003 §1.3.10), with bias correction and optional AMSGrad.
+    weight_decay adds λθ to the gradient (L2 penalty; see AdamW for decoupled decay)."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False):
+        super().__init__(params, lr, weight_decay)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+        self.betas = (_check_beta("betas[0]", betas[0]), _check_beta("betas[1]", betas[1]))
+        self.eps = check_float("eps", eps, low=0.0)
+        if not isinstance(amsgrad, bool):
+            raise TypeError(f"amsgrad: expected a bool, got {amsgrad!r}")
+        self.amsgrad = amsgrad
+        self.state = [[self._zeros(p), self._zeros(p), self._zeros(p, amsgrad)] for p in self.params]
+
+    def _update(self, theta, g, state):
+        m, v, vmax = state
+        adam_step(theta, g, m, v, vmax, self.t, self.lr, self.betas[0], self.betas[1], self.eps,
+                  self.weight_decay, self._decoupled, self.amsgrad)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): θ ← θ (1 − lr λ) before the Adam
+    step, instead of adding λθ to the gradient. Default weight_decay = 1e-2 as in PyTorch."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Rescale the gradients in place so that their joint norm is at most `max_norm`, as
+    `torch.nn.utils.clip_grad_norm_`:
+
+        N = ‖(‖g_1‖_p, …, ‖g_k‖_p)‖_p  (= the p-norm of all gradients concatenated);
+        g_i ← g_i · min(1, max_norm / (N + 1e-6)).
+
+    norm_type: p > 0 or float("inf"). Returns N (before clipping) as a float.
+    """
+    if isinstance(params, Parameter):
+        params = [params]
+    params = list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}]: expected a Parameter, got {type(p).__name__}")
+    max_norm = check_float("max_norm", max_norm, low=0.0)
+    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
+        raise ValueError(f"norm_type: expected a number > 0 or inf, got {norm_type!r}")
+    norm_type = float(norm_type)
+    if not params:
+        return 0.0
+    grads = [_flat(p, "grad") for p in params]
+    if norm_type == math.inf:
+        total = max(grad_norm_pow(g, norm_type) for g in grads)
+    else:
+        total = sum(grad_norm_pow(g, norm_type) for g in grads) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm: the total norm of order {norm_type} is {total}")
+    coef = min(1.0, max_norm / (total + 1e-6))
+    for g in grads:
+        scale_inplace(g, coef)
+    return total
+
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm"]
