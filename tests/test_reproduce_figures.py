@@ -1,0 +1,137 @@
+"""The figure runner scripts/reproduce_figures.py and the registry of scripts/figures."""
+import os
+import subprocess
+import sys
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+import reproduce_figures
+from figures import registry
+from figures.catalogue import CATALOGUE, GROUP_NAMES
+from figures.registry import REGISTRY, FigureSpec, figure, format_caption, load_all
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_FIGURES = os.path.join(ROOT, "..", "shared", "FIGURES.md")
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    failures = load_all()
+    return failures
+
+
+def _fake(fid, func, caption="value {v:.2f}"):
+    return FigureSpec(id=fid, source="test", caption=caption, func=func, module="test")
+
+
+def _ok(quick=False):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    return fig, {"v": 0.5, "arr": [1, 2]}
+
+
+def _boom(quick=False):
+    raise RuntimeError("deliberate failure")
+
+
+def test_all_modules_import(loaded):
+    assert loaded == {}, {k: repr(v) for k, v in loaded.items()}
+
+
+def test_registered_ids_are_in_catalogue(loaded):
+    assert REGISTRY, "no figure registered"
+    assert set(REGISTRY) <= set(CATALOGUE)
+    for spec in REGISTRY.values():
+        assert spec.source and spec.id == next(k for k, v in REGISTRY.items() if v is spec)
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_FIGURES), reason="../shared/FIGURES.md not beside")
+def test_catalogue_matches_figures_md():
+    text = open(SHARED_FIGURES, encoding="utf-8").read()
+    ids = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 4 and cells[0] != "id" \
+                and not set(cells[0]) <= set("-"):
+            ids.append(cells[0])
+    assert ids == list(CATALOGUE)
+    for g in GROUP_NAMES:
+        assert f"## {g}" in text
+
+
+def test_figure_decorator_refuses_unknown_id():
+    with pytest.raises(ValueError, match="figure id"):
+        figure("no-such-figure", source="x")(lambda quick=False: None)
+
+
+def test_figure_decorator_refuses_duplicate(monkeypatch):
+    monkeypatch.setattr(registry, "REGISTRY", type(REGISTRY)())
+
+    def a(quick=False):
+        pass
+
+    def b(quick=False):
+        pass
+
+    figure("losses", source="x")(a)
+    figure("losses", source="x")(a)  # same function again (module re-import): fine
+    with pytest.raises(ValueError, match="registered twice"):
+        figure("losses", source="x")(b)
+
+
+def test_format_caption_falls_back():
+    assert format_caption("a {x:.2f}", {"x": 1.0}) == "a 1.00"
+    assert format_caption("a {x:.2f} {y}", {"x": 1.0}) == "a {x:.2f} {y}"
+    assert format_caption("a {x:.2f}", {"x": [1, 2]}) == "a {x:.2f}"
+    assert format_caption("a {x:d}", {"x": 1.5}) == "a {x:d}"
+    assert format_caption("", {}) == ""
+
+
+def test_list(loaded, capsys):
+    assert reproduce_figures.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for fid in REGISTRY:
+        assert fid in out
+
+
+def test_only_writes_png_and_index(loaded, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(REGISTRY, "losses", _fake("losses", _ok))
+    rc = reproduce_figures.main(["--only", "losses", "--out", str(tmp_path), "--quick"])
+    assert rc == 0
+    assert (tmp_path / "losses.png").stat().st_size > 0
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "losses.png" in page and "value 0.50" in page and "Losses and optimization" in page
+    out = capsys.readouterr().out
+    assert "[1/1] losses" in out
+
+
+def test_unknown_id_is_a_clear_error(loaded, tmp_path, capsys):
+    rc = reproduce_figures.main(["--only", "no-such-figure", "--out", str(tmp_path)])
+    assert rc != 0
+    assert "unknown figure id" in capsys.readouterr().err
+
+
+def test_failing_figure_reported_others_run(loaded, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(REGISTRY, "losses", _fake("losses", _boom))
+    monkeypatch.setitem(REGISTRY, "softmax-temperature", _fake("softmax-temperature", _ok))
+    rc = reproduce_figures.main(["--only", "losses", "softmax-temperature",
+                                 "--out", str(tmp_path)])
+    assert rc != 0
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out and "deliberate failure" in captured.out
+    assert (tmp_path / "softmax-temperature.png").exists()
+    assert not (tmp_path / "losses.png").exists()
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "deliberate failure" in page
+    assert plt.get_fignums() == []
+
+
+def test_command_line_list():
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "reproduce_figures.py"),
+                           "--list"], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
