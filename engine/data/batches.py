@@ -6,7 +6,6 @@ from engine.checks import check_int
 from ._checks import as_rng
 
 
-
 def minibatches(X, y, batch_size, shuffle=True, seed=None, drop_last=False):
     """Iterate over one epoch of (X, y) in minibatches.
 

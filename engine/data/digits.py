@@ -16,7 +16,6 @@ from engine.checks import check_dtype, check_float
 
 
 DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits.npz")
-N_DIGITS = 1797
 
 
 def _read_npz():

@@ -21,7 +21,6 @@ from engine.checks import check_dtype, check_float, check_int
 from ._checks import as_rng
 
 
-
 def _class_sizes(n, n_classes):
     """Split n samples into n_classes sizes differing by at most one (first ones larger)."""
     return [n // n_classes + (1 if k < n % n_classes else 0) for k in range(n_classes)]
