@@ -1,0 +1,260 @@
+"""Input affinities of t-SNE: exact nearest neighbours, perplexity calibration, symmetrisation.
+
+Notation of van der Maaten & Hinton (2008), "Visualizing data using t-SNE", JMLR 9, §2-3:
+
+    p_{j|i} = exp(-β_i ‖x_i - x_j‖²) / Σ_{k≠i} exp(-β_i ‖x_i - x_k‖²),   β_i = 1 / (2σ_i²)
+    Perp(P_i) = exp(H(P_i)),   H(P_i) = -Σ_j p_{j|i} log p_{j|i}          (nats; = 2^H in bits)
+    p_ij = (p_{j|i} + p_{i|j}) / (2N)                                       (symmetrised, Σ p_ij = 1)
+
+β_i is found per point by bisection so that Perp(P_i) equals the requested perplexity (§3.1 of
+the 2008 paper). Following van der Maaten (2014), "Accelerating t-SNE using tree-based
+algorithms", JMLR 15, §4.1, p_{j|i} is restricted to the k = ⌊3·perplexity⌋ nearest neighbours
+of x_i (the Gaussian puts less than e^{-...} of its mass beyond them), which makes P sparse with
+at most 2·k·N non-zeros. The "exact" method uses all N - 1 other points instead (k = N - 1), as in
+the 2008 paper.
+
+The neighbours are found exactly (no approximate index): rows are processed in fixed blocks of
+`_BLOCK` rows; for a block, the squared distances to all N points come from one `np.dot`
+(‖x_j‖² - 2 x_i·x_j; the row constant ‖x_i‖² does not change the ranking) into a workspace of
+`_BLOCK × N` numbers per thread, so memory is O(N·k + threads·_BLOCK·N), never O(N²); the k
+smallest per row are kept in a bounded max-heap. The selected neighbours' distances are then
+recomputed directly as Σ_d (x_id - x_jd)², free of the cancellation of the dot-product form.
+Rows are arranged in the returned arrays by increasing neighbour index.
+
+Data layout: X (N, D) float64, batch-first rows (the notes' column vectors x_i are rows here).
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._common import FASTMATH
+
+_BLOCK = 32  # rows per distance block; fixed, so results do not depend on the thread count
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _sift_down(hd, hj, start, k):
+    """Restore the max-heap property of (hd, hj)[0:k] below position `start`."""
+    pos = start
+    while True:
+        left = 2 * pos + 1
+        if left >= k:
+            break
+        big = left
+        if left + 1 < k and hd[left + 1] > hd[left]:
+            big = left + 1
+        if hd[big] > hd[pos]:
+            td = hd[big]
+            hd[big] = hd[pos]
+            hd[pos] = td
+            tj = hj[big]
+            hj[big] = hj[pos]
+            hj[pos] = tj
+            pos = big
+        else:
+            break
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def knn_exact(X, k, n_chunks):
+    """Exact k nearest neighbours (Euclidean) of every row of X, itself excluded.
+
+    X: (N, D) float64 C-contiguous;  k: 1 <= k <= N - 1;  n_chunks: number of prange chunks
+    (the thread count); blocks of _BLOCK rows are dealt to chunks round-robin by index, so the
+    result does not depend on n_chunks.
+    Returns ind (N, k) int64, each row sorted by increasing neighbour index, and
+    dist (N, k) float64, the squared distances ‖x_i - x_j‖² recomputed directly.
+    Ties at the k-th distance keep the smaller indices.
+    """
+    N, D = X.shape
+    XT = np.ascontiguousarray(X.T)
+    sq = np.empty(N)
+    for i in range(N):
+        s = 0.0
+        xi = X[i]
+        for d in range(D):
+            s += xi[d] * xi[d]
+        sq[i] = s
+    ind = np.empty((N, k), np.int64)
+    dist = np.empty((N, k))
+    n_blocks = (N + _BLOCK - 1) // _BLOCK
+    for c in prange(n_chunks):
+        G = np.empty((_BLOCK, N))
+        hd = np.empty(k)
+        hj = np.empty(k, np.int64)
+        for b in range(c, n_blocks, n_chunks):
+            r0 = b * _BLOCK
+            r1 = min(N, r0 + _BLOCK)
+            nb = r1 - r0
+            Gb = G[:nb]
+            np.dot(X[r0:r1], XT, Gb)
+            for r in range(nb):
+                i = r0 + r
+                g = Gb[r]
+                # fill the heap with the first k candidates (j != i), then keep the k smallest
+                m = 0
+                j = 0
+                while m < k:
+                    if j != i:
+                        hd[m] = sq[j] - 2.0 * g[j]
+                        hj[m] = j
+                        m += 1
+                    j += 1
+                for s in range(k // 2 - 1, -1, -1):
+                    _sift_down(hd, hj, s, k)
+                top = hd[0]
+                for jj in range(j, N):
+                    v = sq[jj] - 2.0 * g[jj]
+                    if v < top and jj != i:
+                        hd[0] = v
+                        hj[0] = jj
+                        _sift_down(hd, hj, 0, k)
+                        top = hd[0]
+                js = np.sort(hj)
+                xi = X[i]
+                for a in range(k):
+                    jn = js[a]
+                    xj = X[jn]
+                    s = 0.0
+                    for d in range(D):
+                        t = xi[d] - xj[d]
+                        s += t * t
+                    ind[i, a] = jn
+                    dist[i, a] = s
+    return ind, dist
+
+
+@njit(parallel=True, cache=True)
+def calibrate(dist, perplexity, tol, max_steps):
+    """Conditional affinities p_{j|i} with Perp(P_i) = perplexity, by bisection on β_i.
+
+    dist: (N, k) squared distances to each point's neighbours.
+    Solves H(P_i) = log(perplexity) to |error| < tol (nats) by the bisection of van der Maaten &
+    Hinton (2008), §3.1: β is doubled (halved) while no upper (lower) bracket is known, then the
+    bracket is halved. Distances are shifted by their row minimum before exp (does not change
+    p_{j|i} or H, avoids underflow). Starting value β = 1 / mean(d - d_min), the scale of the row.
+    Returns P (N, k) with rows summing to 1, beta (N,) = 1/(2σ_i²), and H (N,) the reached entropy.
+    """
+    N, k = dist.shape
+    P = np.empty((N, k))
+    beta = np.empty(N)
+    H_out = np.empty(N)
+    target = np.log(perplexity)
+    for i in prange(N):
+        d = dist[i]
+        p = P[i]
+        dmin = d[0]
+        for j in range(k):
+            if d[j] < dmin:
+                dmin = d[j]
+        mean = 0.0
+        for j in range(k):
+            mean += d[j] - dmin
+        mean /= k
+        b = 1.0 / mean if mean > 0.0 else 1.0
+        lo = 0.0
+        hi = np.inf
+        H = 0.0
+        s = 1.0
+        for step in range(max_steps):
+            s = 0.0
+            sd = 0.0
+            for j in range(k):
+                e = np.exp(-(d[j] - dmin) * b)
+                p[j] = e
+                s += e
+                sd += (d[j] - dmin) * e
+            H = np.log(s) + b * sd / s
+            if abs(H - target) < tol:
+                break
+            if H > target:  # too flat: increase precision
+                lo = b
+                b = b * 2.0 if hi == np.inf else 0.5 * (b + hi)
+            else:
+                hi = b
+                b = 0.5 * (b + lo)
+        for j in range(k):
+            p[j] /= s
+        beta[i] = b
+        H_out[i] = H
+    return P, beta, H_out
+
+
+@njit(cache=True)
+def symmetrize(ind, P):
+    """p_ij = (p_{j|i} + p_{i|j}) / (2N) as CSR (indptr int64, indices int32, data float64).
+
+    ind (N, k): neighbour indices, each row increasing; P (N, k): p_{j|i}. The transpose is built
+    by a counting sort over rows in index order (its rows come out sorted), and row i of the
+    result is the sorted merge of row i of P and row i of Pᵀ; deterministic and O(N·k).
+    """
+    N, k = ind.shape
+    tptr = np.zeros(N + 1, np.int64)
+    for i in range(N):
+        for a in range(k):
+            tptr[ind[i, a] + 1] += 1
+    for i in range(N):
+        tptr[i + 1] += tptr[i]
+    tind = np.empty(N * k, np.int64)
+    tval = np.empty(N * k)
+    fill = tptr[:-1].copy()
+    for i in range(N):
+        for a in range(k):
+            j = ind[i, a]
+            q = fill[j]
+            tind[q] = i
+            tval[q] = P[i, a]
+            fill[j] = q + 1
+    # pass 1: row lengths of the merge
+    indptr = np.zeros(N + 1, np.int64)
+    for i in range(N):
+        a = 0
+        q = tptr[i]
+        qe = tptr[i + 1]
+        n = 0
+        while a < k or q < qe:
+            if q >= qe or (a < k and ind[i, a] < tind[q]):
+                a += 1
+            elif a >= k or tind[q] < ind[i, a]:
+                q += 1
+            else:
+                a += 1
+                q += 1
+            n += 1
+        indptr[i + 1] = indptr[i] + n
+    nnz = indptr[N]
+    indices = np.empty(nnz, np.int32)
+    data = np.empty(nnz)
+    scale = 1.0 / (2.0 * N)
+    for i in range(N):
+        a = 0
+        q = tptr[i]
+        qe = tptr[i + 1]
+        o = indptr[i]
+        while a < k or q < qe:
+            if q >= qe or (a < k and ind[i, a] < tind[q]):
+                indices[o] = ind[i, a]
+                data[o] = P[i, a] * scale
+                a += 1
+            elif a >= k or tind[q] < ind[i, a]:
+                indices[o] = tind[q]
+                data[o] = tval[q] * scale
+                q += 1
+            else:
+                indices[o] = ind[i, a]
+                data[o] = (P[i, a] + tval[q]) * scale
+                a += 1
+                q += 1
+            o += 1
+    return indptr, indices, data
+
+
+def joint_probabilities(X, perplexity, k, n_chunks, tol=1e-5, max_steps=200):
+    """Sparse symmetric P of t-SNE for float64 C-contiguous X (N, D) using k neighbours.
+
+    Returns (indptr, indices, data, H) where H (N,) holds the entropies reached by calibration
+    (exp(H) is each row's perplexity). k = N - 1 gives the dense P of the exact method.
+    """
+    ind, dist = knn_exact(X, k, n_chunks)
+    P, _beta, H = calibrate(dist, float(perplexity), tol, max_steps)
+    indptr, indices, data = symmetrize(ind, P)
+    return indptr, indices, data, H

@@ -1,0 +1,252 @@
+"""`TSNE`: the estimator, with scikit-learn's interface (`TSNE(...).fit_transform(X)`).
+
+What it does, and where it comes from
+-------------------------------------
+van der Maaten & Hinton (2008), "Visualizing data using t-SNE", JMLR 9 (called [vdMH08]) and
+van der Maaten (2014), "Accelerating t-SNE using tree-based algorithms", JMLR 15 ([vdM14]).
+
+1. Affinities (`affinities.py`): Gaussian conditional p_{j|i} over the k = ⌊3·perplexity⌋ exact
+   nearest neighbours ([vdM14] §4.1; all N - 1 points for method="exact", as [vdMH08]), β_i by
+   bisection to the requested perplexity ([vdMH08] §3.1), p_ij = (p_{j|i} + p_{i|j}) / 2N.
+2. Map: Student-t with one degree of freedom ([vdMH08] §3.3), for any n_components.
+3. Gradient 4 Σ_j (p_ij - q_ij) w_ij (y_i - y_j) ([vdMH08] eq. 5): attractive part over the sparse
+   P, repulsive part exactly (O(N²)) or by Barnes-Hut with θ = angle ([vdM14] §4.2).
+4. Optimisation ([vdMH08] §3.4, [vdM14] §5): gradient descent with momentum 0.5 for the first
+   250 iterations and 0.8 afterwards, early exaggeration α = 12 over the same 250 iterations,
+   per-coordinate gains (+0.2 / ×0.8, floor 0.01), max_iter = 1000 iterations in total.
+5. Initialisation: "pca" (default), the first principal components of X scaled to a standard
+   deviation of 1e-4 along the first; "random", N(0, 1e-4² I); or an (N, n_components) array.
+
+Defaults and differences, and why
+---------------------------------
+- perplexity 30, early_exaggeration 12, 250 exaggerated iterations, momentum 0.5 → 0.8, gains:
+  as [vdM14] (whose early exaggeration of 12 replaced the 4 of [vdMH08]), scikit-learn and
+  openTSNE (openTSNE uses momentum 0.8 in both phases by default).
+- max_iter 1000 in total, as scikit-learn (openTSNE: 250 + 500 by default).
+- learning_rate "auto" = max(N / (4 α), 50): the rule of Belkina et al. (2019, Nature Comm. 10)
+  η = N / α, divided by 4 because our gradient carries the factor 4 of [vdMH08] eq. 5 that
+  openTSNE's omits; this is scikit-learn's "auto" too. [vdMH08] used η = 100, [vdM14] η = 200,
+  which is too small for large N (slow expansion, fragmented clusters).
+- Neighbours: exact, k = ⌊3·perplexity⌋ as [vdM14] and openTSNE (scikit-learn takes
+  ⌊3·perplexity + 1⌋; openTSNE approximates them with Annoy for large N). At least
+  3·perplexity + 1 points are required so that k neighbours exist.
+- Degrees of freedom: always 1, as [vdMH08] and openTSNE; scikit-learn uses
+  max(n_components - 1, 1), i.e. 2 for three-dimensional maps ([vdM09] parametric t-SNE).
+- Initial scale 1e-4 for "pca" and "random" (both peers). [vdMH08] samples N(0, 10⁻⁴ I) (a
+  standard deviation of 1e-2); the smaller scale makes "random" consistent with "pca" and does
+  not change the result, which early exaggeration expands.
+- No early stopping (scikit-learn stops when the gradient norm falls below 1e-7 or after 300
+  iterations without progress): exactly max_iter iterations run, so timings and results compare
+  at equal iterations; `n_iter_` is max_iter.
+- `kl_divergence_` is the KL divergence of the final embedding with the method's Z (Barnes-Hut's
+  estimate for method="barnes_hut", like scikit-learn); `metrics.kl_divergence(P, Y)` gives it
+  with the exact Z, to compare embeddings made by different programs.
+
+Determinism: every parallel kernel writes disjoint per-point outputs and all sums over points are
+added in index order, so the same input and seed give bit-identical embeddings whatever the
+number of threads.
+"""
+import numbers
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._common import num_threads
+from .affinities import joint_probabilities as _joint
+from .exact import p_log_p
+from .metrics import _as_float_matrix
+from .optimize import evaluate, run
+
+_EXAGGERATION_ITER = 250
+_REPORT_EVERY = 50
+
+
+def _neighbours(N, perplexity, method):
+    return N - 1 if method == "exact" else int(3.0 * perplexity)
+
+
+def _check_points(X, perplexity):
+    X = _as_float_matrix("X", X)
+    N = X.shape[0]
+    need = int(np.floor(3.0 * perplexity)) + 1
+    if N < need:
+        raise ValueError(f"X: t-SNE with perplexity={perplexity:g} needs at least 3·perplexity + 1 = {need} "
+                         f"points (k = 3·perplexity neighbours per point), got {N}; lower the perplexity")
+    return X
+
+
+def joint_probabilities(X, perplexity=30.0, method="barnes_hut"):
+    """The symmetric affinities P of t-SNE as a scipy.sparse CSR matrix (N, N), summing to 1.
+
+    method="barnes_hut": over the ⌊3·perplexity⌋ exact nearest neighbours; "exact": all points.
+    """
+    _check_perplexity(perplexity)
+    if method not in ("barnes_hut", "exact"):
+        raise ValueError(f"method: expected 'barnes_hut' or 'exact', got {method!r}")
+    X = _check_points(X, perplexity)
+    N = X.shape[0]
+    indptr, indices, data, _H = _joint(X, perplexity, _neighbours(N, perplexity, method), num_threads())
+    return sp.csr_matrix((data, indices, indptr), shape=(N, N))
+
+
+def _check_perplexity(perplexity):
+    if isinstance(perplexity, bool) or not isinstance(perplexity, numbers.Real) or not np.isfinite(perplexity):
+        raise TypeError(f"perplexity: expected a finite real number, got {perplexity!r}")
+    if perplexity < 1.0:
+        raise ValueError(f"perplexity: expected a number >= 1 (an effective number of neighbours), got {perplexity}")
+
+
+class TSNE:
+    """t-distributed Stochastic Neighbor Embedding ([vdMH08], Barnes-Hut by [vdM14]).
+
+    Parameters (names and defaults as scikit-learn's `sklearn.manifold.TSNE`)
+    ----------
+    n_components : int, dimension of the map (1, 2 or 3 for Barnes-Hut; any for "exact").
+    perplexity : float >= 1, effective number of neighbours; needs N >= 3·perplexity + 1.
+    early_exaggeration : float >= 1, α multiplying P during the first 250 iterations.
+    learning_rate : "auto" (max(N / (4α), 50)) or a positive float.
+    max_iter : int >= 1, total number of iterations (exaggerated ones included).
+    init : "pca", "random" or an array (N, n_components).
+    method : "barnes_hut" (O(N log N) per iteration) or "exact" (O(N²), the reference).
+    angle : float in [0, 1], θ of Barnes-Hut; 0 gives the exact forces.
+    random_state : None, int or numpy.random.Generator, for init="random".
+    verbose : int; > 0 prints the affinity step and every 50 iterations (iteration, KL, gradient
+        norm, elapsed seconds).
+
+    Attributes after `fit`: embedding_ (N, n_components), kl_divergence_ (float), n_iter_ (int),
+    learning_rate_ (float), affinities_ (scipy.sparse CSR P), kl_history_ (list of
+    (iteration, KL) every 50 iterations; KL of the unexaggerated P at that iteration's start).
+    """
+
+    def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
+                 max_iter=1000, init="pca", method="barnes_hut", angle=0.5, random_state=None, verbose=0):
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.early_exaggeration = early_exaggeration
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.init = init
+        self.method = method
+        self.angle = angle
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        nc = self.n_components
+        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc < 1:
+            raise ValueError(f"n_components: expected a positive int, got {nc!r}")
+        if self.method not in ("barnes_hut", "exact"):
+            raise ValueError(f"method: expected 'barnes_hut' or 'exact', got {self.method!r}")
+        if self.method == "barnes_hut" and nc > 3:
+            raise ValueError(f"n_components: method='barnes_hut' supports 1, 2 or 3 components (a binary, "
+                             f"quad- or octree), got {nc}; use method='exact' for more")
+        _check_perplexity(self.perplexity)
+        ee = self.early_exaggeration
+        if isinstance(ee, bool) or not isinstance(ee, numbers.Real) or not np.isfinite(ee) or ee < 1:
+            raise ValueError(f"early_exaggeration: expected a number >= 1, got {ee!r}")
+        lr = self.learning_rate
+        if isinstance(lr, str):
+            if lr != "auto":
+                raise ValueError(f"learning_rate: expected 'auto' or a positive number, got {lr!r}")
+        elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not np.isfinite(lr) or lr <= 0:
+            raise ValueError(f"learning_rate: expected 'auto' or a positive number, got {lr!r}")
+        mi = self.max_iter
+        if isinstance(mi, bool) or not isinstance(mi, numbers.Integral) or mi < 1:
+            raise ValueError(f"max_iter: expected a positive int, got {mi!r}")
+        a = self.angle
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0.0 <= a <= 1.0:
+            raise ValueError(f"angle: expected a number in [0, 1], got {a!r}")
+        if isinstance(self.init, str):
+            if self.init not in ("pca", "random"):
+                raise ValueError(f"init: expected 'pca', 'random' or an array (N, n_components), got {self.init!r}")
+        elif not isinstance(self.init, np.ndarray):
+            raise TypeError(f"init: expected 'pca', 'random' or a numpy.ndarray, got {type(self.init).__name__}")
+
+    def _initial_map(self, X):
+        N, D = X.shape
+        nc = int(self.n_components)
+        if isinstance(self.init, np.ndarray):
+            Y0 = self.init
+            if Y0.shape != (N, nc):
+                raise ValueError(f"init: expected an array of shape ({N}, {nc}), got {Y0.shape}")
+            if not np.issubdtype(Y0.dtype, np.number) or not np.isfinite(Y0).all():
+                raise ValueError("init: expected finite real values")
+            return np.array(Y0, dtype=np.float64, order="C")
+        if self.init == "random":
+            rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
+                else np.random.default_rng(self.random_state)
+            return 1e-4 * rng.standard_normal((N, nc))
+        # "pca": eigenvectors of the covariance, sign fixed so each one's largest entry is > 0
+        if nc > D:
+            raise ValueError(f"init: 'pca' gives at most n_features = {D} components, n_components is {nc}; "
+                             "use init='random'")
+        Xc = X - X.mean(axis=0)
+        C = Xc.T @ Xc
+        evals, evecs = np.linalg.eigh(C)
+        V = evecs[:, ::-1][:, :nc].copy()
+        for c in range(nc):
+            if V[np.argmax(np.abs(V[:, c])), c] < 0:
+                V[:, c] = -V[:, c]
+        Y0 = Xc @ V
+        sd = Y0[:, 0].std()
+        if sd == 0:
+            raise ValueError("X: all points are identical along every direction; PCA initialisation impossible")
+        return np.ascontiguousarray(Y0 * (1e-4 / sd))
+
+    # ------------------------------------------------------------------ fit
+    def fit_transform(self, X, y=None):
+        """Embed X (N, D) and return the embedding (N, n_components), also kept as `embedding_`."""
+        self._check_params()
+        X = _check_points(X, self.perplexity)
+        N = X.shape[0]
+        Y = self._initial_map(X)  # validates init before the expensive steps
+        exact = self.method == "exact"
+        alpha = float(self.early_exaggeration)
+        lr = max(N / (4.0 * alpha), 50.0) if self.learning_rate == "auto" else float(self.learning_rate)
+        verbose = int(self.verbose) if self.verbose else 0
+        t0 = time.perf_counter()
+
+        k = _neighbours(N, self.perplexity, self.method)
+        indptr, indices, data, H = _joint(X, float(self.perplexity), k, num_threads())
+        plogp = p_log_p(data)
+        if verbose:
+            print(f"[t-SNE] affinities: N={N}, k={k}, mean perplexity {np.exp(H).mean():.4f} "
+                  f"(target {float(self.perplexity):g}), nnz(P)={data.size}, {time.perf_counter() - t0:.2f} s",
+                  flush=True)
+
+        U = np.zeros_like(Y)
+        gains = np.ones_like(Y)
+        angle = float(self.angle)
+        history = []
+        n_ex = min(_EXAGGERATION_ITER, self.max_iter)
+        it = 0
+        while it < self.max_iter:
+            early = it < n_ex
+            phase_end = n_ex if early else self.max_iter
+            n = min(_REPORT_EVERY - it % _REPORT_EVERY, phase_end - it)
+            kl, gnorm = run(Y, U, gains, indptr, indices, data, plogp, n,
+                            alpha if early else 1.0, 0.5 if early else 0.8, lr, angle, exact)
+            it += n
+            history.append((it - 1, float(kl)))
+            if verbose and (it % _REPORT_EVERY == 0 or it == self.max_iter):
+                print(f"[t-SNE] iteration {it:5d}: KL {kl:.6f}{' (exaggeration phase)' if early else ''}, "
+                      f"gradient norm {gnorm:.3e}, {time.perf_counter() - t0:.2f} s", flush=True)
+
+        kl_final, _G = evaluate(Y, indptr, indices, data, plogp, angle, exact)
+        self.embedding_ = Y
+        self.kl_divergence_ = float(kl_final)
+        self.n_iter_ = int(self.max_iter)
+        self.learning_rate_ = lr
+        self.kl_history_ = history
+        self.affinities_ = sp.csr_matrix((data, indices, indptr), shape=(N, N))
+        if verbose:
+            print(f"[t-SNE] done: KL {kl_final:.6f} after {self.max_iter} iterations, "
+                  f"{time.perf_counter() - t0:.2f} s", flush=True)
+        return Y
+
+    def fit(self, X, y=None):
+        """Fit and return self (the embedding is in `embedding_`)."""
+        self.fit_transform(X)
+        return self
