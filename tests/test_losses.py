@@ -1,0 +1,247 @@
+"""Losses: finite-difference gradients, agreement with torch.nn, extreme logits, float32, bad input."""
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import gradcheck_loss
+from engine.gradcheck import numeric_grad, rel_error
+from engine.losses import (BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, L1Loss,
+                           MSELoss, MultiMarginLoss)
+
+REDUCTIONS = ["mean", "sum"]
+# (loss name, target kind / option) pairs: every loss x target kind
+KINDS = [("mse", "-"), ("l1", "-"),
+         ("bce", "binary"), ("bce", "soft"), ("bce", "pos_weight"),
+         ("ce", "labels"), ("ce", "labels_smooth"), ("ce", "probs"), ("ce", "probs_smooth"),
+         ("mm", "p1"), ("mm", "p2"),
+         ("gnll", "full_var"), ("gnll", "per_row"), ("gnll", "shared_axis0"), ("gnll", "const")]
+
+
+def away_from_zero(rng, shape, low=0.1, high=1.0):
+    return rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def margin_logits(rng, labels, margin, C):
+    """Logits whose hinge terms margin − f_y + f_i are at least 0.1 away from the kink."""
+    f = rng.standard_normal((len(labels), C))
+    for n, y in enumerate(labels):
+        for i in range(C):
+            h = margin - f[n, y] + f[n, i]
+            if i != y and abs(h) < 0.1:
+                f[n, i] += 0.2 if h >= 0 else -0.2
+    return f
+
+
+def build(name, kind, reduction, rng, N=4, C=3):
+    """(our loss, pred, target, forward kwargs, torch loss factory) for one case, float64,
+    inputs away from kinks (gradient checks perturb pred by 1e-6)."""
+    pred = rng.standard_normal((N, C))
+    kw = {}
+    if name == "mse":
+        target = pred + away_from_zero(rng, (N, C))
+        return MSELoss(reduction), pred, target, kw, lambda nn: nn.MSELoss(reduction=reduction)
+    if name == "l1":
+        target = pred + away_from_zero(rng, (N, C))
+        return L1Loss(reduction), pred, target, kw, lambda nn: nn.L1Loss(reduction=reduction)
+    if name == "bce":
+        target = rng.uniform(0, 1, (N, C)) if kind == "soft" else rng.integers(0, 2, (N, C)) * 1.0
+        pw = rng.uniform(0.5, 3.0, C) if kind == "pos_weight" else None
+
+        def torch_loss(nn):
+            import torch
+            return nn.BCEWithLogitsLoss(reduction=reduction,
+                                        pos_weight=None if pw is None else torch.tensor(pw))
+        return BCEWithLogitsLoss(reduction, pos_weight=pw), pred, target, kw, torch_loss
+    if name == "ce":
+        target = rng.dirichlet(np.ones(C), N) if kind.startswith("probs") else rng.integers(0, C, N)
+        ls = 0.1 if kind.endswith("smooth") else 0.0
+        return (CrossEntropyLoss(reduction, label_smoothing=ls), pred, target, kw,
+                lambda nn: nn.CrossEntropyLoss(reduction=reduction, label_smoothing=ls))
+    if name == "mm":
+        p = 1 if kind == "p1" else 2
+        target = rng.integers(0, C, N)
+        pred = margin_logits(rng, target, 0.8, C)
+        return (MultiMarginLoss(p=p, margin=0.8, reduction=reduction), pred, target, kw,
+                lambda nn: nn.MultiMarginLoss(p=p, margin=0.8, reduction=reduction))
+    if name == "gnll":
+        target = rng.standard_normal((N, C))
+        var_shape = {"full_var": (N, C), "per_row": (N,), "shared_axis0": (1, C)}.get(kind)
+        kw["var"] = 1.3 if kind == "const" else rng.uniform(0.5, 2.0, var_shape)
+        full = kind == "per_row"
+        return (GaussianNLLLoss(full=full, reduction=reduction), pred, target, kw,
+                lambda nn: nn.GaussianNLLLoss(full=full, reduction=reduction))
+    raise AssertionError(name)
+
+
+# ---- gradient checks --------------------------------------------------------------------------
+@settings(max_examples=15, deadline=None)
+@given(case=st.sampled_from(KINDS), reduction=st.sampled_from(REDUCTIONS),
+       N=st.integers(1, 5), C=st.integers(2, 5), seed=st.integers(0, 2**31))
+def test_gradcheck(case, reduction, N, C, seed):
+    loss, pred, target, kw, _ = build(*case, reduction, np.random.default_rng(seed), N, C)
+    result = gradcheck_loss(loss, pred, target, **kw)
+    assert result.passed(1e-6), (case, reduction, str(result))
+
+
+@pytest.mark.parametrize("case", KINDS, ids=["-".join(k) for k in KINDS])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gradcheck_every_case(case, reduction):
+    loss, pred, target, kw, _ = build(*case, reduction, np.random.default_rng(1))
+    assert gradcheck_loss(loss, pred, target, **kw).passed(1e-6)
+
+
+@pytest.mark.parametrize("var_shape", [(4, 3), (4,), (4, 1), (1, 3)])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gaussian_nll_dvar(var_shape, reduction):
+    rng = np.random.default_rng(2)
+    pred, target = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    var = rng.uniform(0.5, 2.0, var_shape)
+    loss = GaussianNLLLoss(full=True, reduction=reduction)
+    loss.forward(pred, target, var)
+    loss.backward()
+    dvar = loss.dvar
+    assert dvar.shape == var_shape
+    numeric = numeric_grad(lambda: loss.forward(pred, target, var), var)
+    assert rel_error(dvar, numeric) < 1e-6
+
+
+def test_scripts_gradcases_all_pass():
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "gradcases_losses.py")
+    spec = importlib.util.spec_from_file_location("gradcases_losses", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert len(mod.CASES) >= 2 * 6
+    for name, make in mod.CASES:
+        kind, loss, pred, target, kw = make(np.random.default_rng(0))
+        assert kind == "loss"
+        assert gradcheck_loss(loss, pred, target, **kw).passed(1e-6), name
+
+
+# ---- agreement with PyTorch -------------------------------------------------------------------
+def torch_value_and_grads(torch_loss_factory, pred, target, kw):
+    torch = pytest.importorskip("torch", reason="PyTorch cross-checks need torch")
+    tp = torch.tensor(pred, requires_grad=True)
+    tt = torch.tensor(target)
+    args = [tp, tt]
+    tvar = None
+    if "var" in kw:
+        var = kw["var"]
+        tvar = var if isinstance(var, float) else torch.tensor(var, requires_grad=True)
+        args.append(tvar)
+    value = torch_loss_factory(torch.nn)(*args)
+    value.backward()
+    dvar = None if tvar is None or isinstance(tvar, float) else tvar.grad.numpy()
+    return value.item(), tp.grad.numpy(), dvar
+
+
+def assert_matches_torch(loss, pred, target, kw, factory, rtol=1e-12):
+    value = loss.forward(pred, target, **kw)
+    dpred = loss.backward()
+    t_value, t_dpred, t_dvar = torch_value_and_grads(factory, pred, target, kw)
+    np.testing.assert_allclose(value, t_value, rtol=rtol, atol=1e-300)
+    np.testing.assert_allclose(dpred, t_dpred, rtol=rtol, atol=1e-15 * np.abs(t_dpred).max())
+    if t_dvar is not None:
+        np.testing.assert_allclose(loss.dvar, t_dvar, rtol=rtol, atol=1e-15 * np.abs(t_dvar).max())
+
+
+@pytest.mark.parametrize("case", KINDS, ids=["-".join(k) for k in KINDS])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_matches_torch(case, reduction):
+    loss, pred, target, kw, factory = build(*case, reduction, np.random.default_rng(3), 6, 4)
+    assert_matches_torch(loss, pred, target, kw, factory)
+
+
+@pytest.mark.parametrize("case", KINDS, ids=["-".join(k) for k in KINDS])
+def test_extreme_logits_finite_and_match_torch(case):
+    rng = np.random.default_rng(4)
+    loss, pred, target, kw, factory = build(*case, "mean", rng, 6, 4)
+    pred = rng.choice([-1e4, 1e4], pred.shape) + rng.uniform(-1, 1, pred.shape)
+    value = loss.forward(pred, target, **kw)
+    dpred = loss.backward()
+    assert np.isfinite(value) and np.isfinite(dpred).all()
+    # Logit differences computed from numbers of size 1e4 carry absolute rounding ~1e4 * 2^-52,
+    # so softmax probabilities are only determined to ~1e-12 relative: compare to 1e-10.
+    assert_matches_torch(loss, pred, target, kw, factory, rtol=1e-10)
+
+
+def test_gaussian_nll_var_clamped_like_torch():
+    """var below eps is clamped in the value, and (as torch) still receives a gradient."""
+    rng = np.random.default_rng(5)
+    pred, target = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    var = rng.uniform(0.5, 2.0, (3, 2))
+    var[0, 0], var[1, 1] = 1e-9, 0.0
+    assert_matches_torch(GaussianNLLLoss(eps=1e-3), pred, target, {"var": var},
+                         lambda nn: nn.GaussianNLLLoss(eps=1e-3))
+
+
+# ---- dtype, fresh gradients, bad input ----------------------------------------------------------
+@pytest.mark.parametrize("case", KINDS, ids=["-".join(k) for k in KINDS])
+def test_float32(case):
+    loss, pred, target, kw, _ = build(*case, "mean", np.random.default_rng(6))
+    v64, d64 = loss.forward(pred, target, **kw), loss.backward()
+    as32 = (lambda a: a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a)
+    if getattr(loss, "pos_weight", None) is not None:
+        loss.pos_weight = loss.pos_weight.astype(np.float32)
+    v32 = loss.forward(as32(pred), as32(target), **{k: as32(v) for k, v in kw.items()})
+    d32 = loss.backward()
+    assert isinstance(v32, float) and d32.dtype == np.float32 and d32.shape == pred.shape
+    np.testing.assert_allclose(v32, v64, rtol=1e-5)
+    np.testing.assert_allclose(d32, d64, rtol=1e-4, atol=1e-6)
+
+
+def test_backward_returns_fresh_arrays_and_needs_forward():
+    loss = CrossEntropyLoss()
+    with pytest.raises(RuntimeError, match="before forward"):
+        loss.backward()
+    pred = np.random.default_rng(7).standard_normal((3, 4))
+    loss.forward(pred, np.array([0, 1, 3]))
+    d1 = loss.backward()
+    d1[...] = 0
+    assert np.abs(loss.backward()).sum() > 0
+
+
+def test_call_is_forward_and_repr():
+    loss = MultiMarginLoss(p=2, margin=0.5, reduction="sum")
+    pred = np.random.default_rng(8).standard_normal((3, 4))
+    assert loss(pred, np.array([0, 1, 2])) == loss.forward(pred, np.array([0, 1, 2]))
+    assert "margin=0.5" in repr(loss)
+
+
+f64 = np.zeros((3, 4))
+BAD = [
+    (lambda: MSELoss()(f64, np.zeros((3, 5))), ValueError, "target"),
+    (lambda: MSELoss()(f64, np.zeros((3, 4), np.float32)), TypeError, "target"),
+    (lambda: MSELoss()(f64.astype(int), f64), TypeError, "pred"),
+    (lambda: L1Loss()(np.full((3, 4), np.nan), f64), ValueError, "pred"),
+    (lambda: L1Loss()(f64, np.full((3, 4), np.inf)), ValueError, "target"),
+    (lambda: L1Loss()([[0.0]], [[0.0]]), TypeError, "pred"),
+    (lambda: MSELoss(reduction="none"), ValueError, "reduction"),
+    (lambda: BCEWithLogitsLoss(pos_weight=np.ones(5))(f64, f64), ValueError, "pos_weight"),
+    (lambda: CrossEntropyLoss()(f64, np.array([0, 1, 4])), ValueError, "target"),
+    (lambda: CrossEntropyLoss()(f64, np.array([0, -1, 2])), ValueError, "target"),
+    (lambda: CrossEntropyLoss()(f64, np.array([0, 1])), ValueError, "target"),
+    (lambda: CrossEntropyLoss()(f64, np.zeros((3, 5))), ValueError, "target"),
+    (lambda: CrossEntropyLoss()(f64, np.zeros((3, 4), np.float32)), TypeError, "target"),
+    (lambda: CrossEntropyLoss()(np.zeros(4), np.array([0])), ValueError, "pred"),
+    (lambda: CrossEntropyLoss(label_smoothing=1.5), ValueError, "label_smoothing"),
+    (lambda: MultiMarginLoss()(f64, np.array([0.0, 1.0, 2.0])), TypeError, "target"),
+    (lambda: MultiMarginLoss()(f64, np.array([0, 1, 7])), ValueError, "target"),
+    (lambda: MultiMarginLoss(p=3), ValueError, "p"),
+    (lambda: GaussianNLLLoss()(f64, f64, np.ones((3, 5))), ValueError, "var"),
+    (lambda: GaussianNLLLoss()(f64, f64, np.ones((2, 2))), ValueError, "var"),
+    (lambda: GaussianNLLLoss()(f64, f64, -np.ones((3, 4))), ValueError, "var"),
+    (lambda: GaussianNLLLoss()(f64, f64, -1.0), ValueError, "var"),
+    (lambda: GaussianNLLLoss()(f64, f64, np.ones((3, 4), np.float32)), TypeError, "var"),
+    (lambda: GaussianNLLLoss(eps=-1.0), ValueError, "eps"),
+    (lambda: GaussianNLLLoss(full=1), TypeError, "full"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_input_names_the_argument(call, exc, name):
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        call()
