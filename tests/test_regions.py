@@ -1,0 +1,258 @@
+"""Exact linear-region counting (analysis.regions) and region bounds (analysis.bounds)."""
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from analysis import bounds
+from analysis.regions import (count_patterns, network_stages, pattern_estimate_1d, pattern_estimate_2d,
+                              regions_1d, regions_2d, slice_through)
+from engine.core import Sequential
+from layers import MLP, GELU, LeakyReLU, Linear, ReLU, Tanh
+
+
+def shallow(W, b, w_out, b_out=0.0, act=None):
+    W = np.asarray(W, float)
+    l1 = Linear(W.shape[1], W.shape[0])
+    l1.weight.value[:] = W
+    l1.bias.value[:] = b
+    l2 = Linear(W.shape[0], 1)
+    l2.weight.value[:] = np.asarray(w_out, float).reshape(1, -1)
+    l2.bias.value[:] = b_out
+    return Sequential(l1, act if act is not None else ReLU(), l2)
+
+
+def tent(L):
+    """Telgarsky's t(x) = 2 ReLU(x) − 4 ReLU(x − ½) composed L times: L hidden layers of width 2."""
+    mods = []
+    for k in range(L):
+        lin = Linear(1 if k == 0 else 2, 2)
+        lin.weight.value[:] = [[1.0], [1.0]] if k == 0 else [[2.0, -4.0], [2.0, -4.0]]
+        lin.bias.value[:] = [0.0, -0.5]
+        mods += [lin, ReLU()]
+    out = Linear(2, 1)
+    out.weight.value[:] = [[2.0, -4.0]]
+    out.bias.value[:] = 0.0
+    return Sequential(*mods, out)
+
+
+BIG = ((-50.0, 50.0), (-50.0, 50.0))
+
+
+def test_generic_shallow_2d_has_7_regions():
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        W, b = rng.normal(size=(3, 2)), rng.normal(size=3)
+        # a box holding the three pairwise intersections of the units' lines, with margin
+        X = np.array([np.linalg.solve(W[[i, j]], -b[[i, j]]) for i, j in [(0, 1), (0, 2), (1, 2)]])
+        R = np.abs(X).max() + 1.0
+        r = regions_2d(shallow(W, b, rng.normal(size=3)), [0, 0], [1, 0], [0, 1], ((-R, R), (-R, R)))
+        assert r.n_activation_regions == 7 == r.n_linear_regions == bounds.zaslavsky(2, 3)
+        assert r.total_area() == pytest.approx(4 * R ** 2, rel=1e-12)
+
+
+def test_mlp_and_sequential_agree_and_evaluate():
+    net = MLP([2, 3, 1], rng=1)
+    r1 = regions_2d(net, [0, 0], [1, 0], [0, 1], BIG)
+    r2 = regions_2d(net.to_sequential(), [0, 0], [1, 0], [0, 1], BIG)
+    assert r1.n_activation_regions == r2.n_activation_regions == 7
+    st_ = np.random.default_rng(0).uniform(-50, 50, (300, 2))
+    np.testing.assert_allclose(r1.evaluate(st_), net.forward(r1.to_input(st_)), atol=1e-10)
+
+
+@pytest.mark.parametrize("D", [1, 2, 5, 17])
+def test_1d_shallow_D_units_give_D_plus_1_pieces(D):
+    rng = np.random.default_rng(D)
+    joints = np.sort(rng.uniform(-0.9, 0.9, D))
+    w = rng.choice([-1.0, 1.0], D) * rng.uniform(0.5, 2, D)
+    net = shallow(w[:, None], -w * joints, rng.normal(size=D) + 3.0)
+    r = regions_1d(net, [-1.0], [1.0])
+    assert r.n_activation_regions == D + 1 == r.n_linear_regions
+    np.testing.assert_allclose(r.points(r.linear_breaks[1:-1])[:, 0], joints, atol=1e-12)
+
+
+@pytest.mark.parametrize("L", list(range(1, 13)))
+def test_telgarsky_tent_has_2_pow_L_pieces(L):
+    r = regions_1d(tent(L), [0.0], [1.0])
+    assert r.n_linear_regions == 2 ** L
+    assert r.n_activation_regions == 2 ** L
+    s = np.linspace(0, 1, 257)
+    np.testing.assert_allclose(r.evaluate(s), tent(L).forward(s[:, None]), atol=1e-9)
+    assert bounds.two_to_h([2] * L) >= 2 ** L
+
+
+def test_dead_unit_merges_linear_regions():
+    # the third unit has zero outgoing weight: crossing it changes the pattern, not the function
+    W = np.array([[1.0, 0.2], [-0.3, 1.0], [0.7, -1.0]])
+    b = np.array([0.1, -0.2, 0.3])
+    r = regions_2d(shallow(W, b, [1.0, -2.0, 0.0]), [0, 0], [1, 0], [0, 1], BIG)
+    assert r.n_activation_regions == 7
+    assert r.n_linear_regions == 4               # the 2 live lines alone cut the plane into 4
+    r1 = regions_1d(shallow(W[:, :1], b, [1.0, -2.0, 0.0]), [-5.0], [5.0])
+    assert r1.n_activation_regions == 4 and r1.n_linear_regions == 3
+
+
+def test_leaky_relu_zero_weight_unit():
+    W = np.array([[1.0], [-1.0]])
+    net = shallow(W, [0.0, 0.5], [1.0, 1.0], act=LeakyReLU(0.1))
+    r = regions_1d(net, [-2.0], [2.0])
+    assert r.n_activation_regions == 3 == r.n_linear_regions
+    mlp = MLP([1, 4, 1], activation="leaky_relu", negative_slope=0.2, rng=0)
+    r = regions_1d(mlp, [-10.0], [10.0])
+    s = np.linspace(0, 1, 101)
+    np.testing.assert_allclose(r.evaluate(s), mlp.forward(r.points(s)), atol=1e-10)
+
+
+def test_degenerate_units_zero_on_vertex_and_edge():
+    # unit 0: its line x = 0 is the slice's left edge; unit 1: zero exactly at the corner (1, 1);
+    # unit 2: duplicate of unit 3 (coincident boundary); unit 4 parallel to unit 3.
+    W = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])
+    b = np.array([0.0, -2.0, 0.0, 0.0, -0.5])
+    net = shallow(W, b, [1.0, 2.0, 1.0, 1.0, 3.0])
+    r = regions_2d(net, [0, 0], [1, 0], [0, 1], ((0.0, 1.0), (0.0, 1.0)))
+    # inside the unit square only the lines s = t and s − t = 0.5 cut: 3 regions
+    assert r.n_activation_regions == 3 == r.n_linear_regions
+    assert r.total_area() == pytest.approx(1.0)
+    # a unit exactly zero at a segment endpoint and one tangent to zero split nothing in 1-D
+    r1 = regions_1d(shallow([[1.0], [1.0]], [0.0, -1.0], [1.0, 1.0]), [0.0], [1.0])
+    assert r1.n_activation_regions == 1
+
+
+def test_constant_unit_on_slice():
+    # the slice direction is orthogonal to unit 0's weights: it is constant on the slice
+    W = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    net = shallow(W, [0.0, 0.0, -0.1], [1.0, 1.0, 1.0])
+    r = regions_1d(net, [-1.0, 0.0], [1.0, 0.0])
+    assert r.n_activation_regions == 3
+    for b0 in (0.0, 1.0):       # a unit with zero weights: dead (b = 0) or always on (b = 1)
+        net = shallow([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], [b0, 0.0, -0.1], [1.0, 1.0, 1.0])
+        r2 = regions_2d(net, [0, 0], [1, 0], [0, 1], ((-1, 1), (0.5, 1)))
+        assert r2.n_activation_regions == 3
+        assert all(p.pattern[0] == bool(b0) for p in r2.pieces)
+
+
+def test_high_dimensional_input_2d_slice_matches_forward():
+    rng = np.random.default_rng(1)
+    net = MLP([7, 8, 8, 2], rng=2)
+    X = rng.normal(size=(3, 7))
+    o, u, v, ext = slice_through(*X)
+    r = regions_2d(net, o, u, v, ext)
+    pts = rng.uniform(-0.25, 1.25, (400, 2))
+    np.testing.assert_allclose(r.evaluate(pts), net.forward(r.to_input(pts)), atol=1e-10)
+    assert r.total_area() == pytest.approx(1.5 ** 2)
+    # every sample's pattern is its polygon's pattern
+    from analysis.regions import activation_patterns
+    P = activation_patterns(net, r.to_input(pts))
+    idx = r.locate(pts)
+    for k in range(0, 400, 7):
+        assert np.array_equal(P[k], r.pieces[idx[k]].pattern)
+
+
+def test_exact_2d_width32_under_10s():
+    rng = np.random.default_rng(0)
+    net = MLP([10, 32, 32, 32, 1], rng=3)
+    X = rng.normal(size=(3, 10))
+    t = time.perf_counter()
+    r = regions_2d(net, *slice_through(*X))
+    elapsed = time.perf_counter() - t
+    assert elapsed < 10.0
+    assert r.n_activation_regions > 100
+    assert r.n_linear_regions <= r.n_activation_regions
+
+
+def test_sampled_estimate_vs_exact():
+    net = MLP([2, 16, 16, 1], rng=0)
+    est, r = pattern_estimate_2d(net, [0, 0], [1, 0], [0, 1], ((-2, 2), (-2, 2)), n_samples=20000)
+    assert est <= r.n_activation_regions        # patterns here occur in one region each
+    assert est >= 0.5 * r.n_activation_regions
+    few, _ = pattern_estimate_2d(net, [0, 0], [1, 0], [0, 1], ((-2, 2), (-2, 2)), n_samples=50)
+    assert few < r.n_activation_regions         # sparse sampling misses regions
+    est1, r1 = pattern_estimate_1d(tent(6), [0.0], [1.0], n_samples=10000)
+    assert est1 <= r1.n_activation_regions
+    # over-count of linear regions: a dead unit's two sides are one linear region
+    W = np.array([[1.0, 0.2], [-0.3, 1.0], [0.7, -1.0]])
+    net = shallow(W, [0.1, -0.2, 0.3], [1.0, -2.0, 0.0])
+    est, r = pattern_estimate_2d(net, [0, 0], [1, 0], [0, 1], ((-5, 5), (-5, 5)), n_samples=20000)
+    assert est > r.n_linear_regions
+
+
+def test_bounds_values():
+    assert bounds.zaslavsky(2, 3) == 7
+    assert bounds.zaslavsky(1, 5) == 6
+    assert bounds.zaslavsky(5, 3) == 8
+    assert bounds.two_to_h([3, 4]) == 128
+    assert bounds.montufar_lower(1, [2, 2, 2]) == 2 * 2 * 3
+    assert bounds.serra_upper(2, [3]) == 7                     # one layer: Zaslavsky
+    assert bounds.serra_upper(1, [2, 2]) == 3 * 3 - 2 + 2 - 2 or bounds.serra_upper(1, [2, 2]) <= 16
+    assert bounds.serra_lower(1, [3, 3]) == 4 * 4
+    for n0, w in [(1, [4, 4, 4]), (2, [6, 6]), (3, [9, 9, 9])]:
+        assert bounds.montufar_lower(n0, w) <= bounds.serra_lower(n0, w) <= bounds.serra_upper(n0, w) <= bounds.two_to_h(w)
+
+
+def test_serra_upper_bruteforce():
+    from itertools import product
+    from math import comb
+    n0, w = 2, [3, 4, 2]
+    total = 0
+    for js in product(*[range(n + 1) for n in w]):
+        ok, cap = True, n0
+        for j, n in zip(js, w):
+            if j > min(cap, n):
+                ok = False
+                break
+            cap = min(cap, n - j)
+        if ok:
+            total += np.prod([comb(n, j) for n, j in zip(w, js)])
+    assert bounds.serra_upper(n0, w) == total
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(1, 6))
+def test_random_nets_within_bounds_and_consistent(seed, depth, width):
+    net = MLP([2] + [width] * depth + [1], rng=seed)
+    r = regions_2d(net, [0, 0], [1, 0], [0, 1], ((-3, 3), (-3, 3)))
+    assert r.n_linear_regions <= r.n_activation_regions <= bounds.serra_upper(2, [width] * depth)
+    assert r.total_area() == pytest.approx(36.0, rel=1e-9)
+    if depth == 1:
+        assert r.n_activation_regions <= bounds.zaslavsky(2, width)
+    r1 = regions_1d(net, [-3, 1], [3, -2])
+    assert r1.n_activation_regions <= bounds.serra_upper(1, [width] * depth)
+    s = np.linspace(0, 1, 50)
+    np.testing.assert_allclose(r1.evaluate(s), net.forward(r1.points(s)), atol=1e-9)
+
+
+def test_bad_networks_and_slices():
+    with pytest.raises(ValueError, match="net"):
+        regions_1d(MLP([1, 3, 1], activation="tanh"), [0.0], [1.0])
+    with pytest.raises(ValueError, match="layers"):
+        regions_1d(Sequential(Linear(1, 2), Tanh(), Linear(2, 1)), [0.0], [1.0])
+    with pytest.raises(ValueError, match="layers"):
+        regions_1d(Sequential(Linear(1, 2), GELU(), Linear(2, 1)), [0.0], [1.0])
+    with pytest.raises(TypeError, match="net"):
+        regions_1d("not a net", [0.0], [1.0])
+    from layers import Softmax
+    with pytest.raises(TypeError, match="layers"):
+        regions_1d(Sequential(Linear(1, 2), Softmax(), Linear(2, 1)), [0.0], [1.0])
+    net = MLP([2, 3, 1], rng=0)
+    with pytest.raises(ValueError, match="end"):
+        regions_1d(net, [1.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="start"):
+        regions_1d(net, [1.0], [2.0, 1.0])
+    with pytest.raises(ValueError, match="v"):
+        regions_2d(net, [0, 0], [1, 1], [2, 2], ((0, 1), (0, 1)))
+    with pytest.raises(ValueError, match="u"):
+        regions_2d(net, [0, 0], [0, 0], [2, 2], ((0, 1), (0, 1)))
+    with pytest.raises(ValueError, match="extent"):
+        regions_2d(net, [0, 0], [1, 0], [0, 1], ((1, 0), (0, 1)))
+    with pytest.raises(ValueError, match="extent"):
+        regions_2d(net, [0, 0], [1, 0], [0, 1], (0, 1))
+    with pytest.raises(ValueError, match="widths"):
+        bounds.montufar_lower(3, [2, 2])
+
+
+def test_network_stages_shapes():
+    st_ = network_stages(MLP([3, 4, 5, 2], rng=0))
+    assert [s[0].shape for s in st_] == [(4, 3), (5, 4), (2, 5)]
+    assert [s[2] for s in st_] == [0.0, 0.0, None]
+    assert count_patterns(MLP([3, 4, 1], rng=0), np.zeros((5, 3))) == 1
