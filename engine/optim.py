@@ -146,12 +146,14 @@ def _check_params(params):
     return params
 
 
-def _flat(p, attr):
+def _flat(p, attr, i):
     """A flat view of p.value or p.grad (never a copy: the kernels write through it)."""
     a = getattr(p, attr)
     if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.shape == p.value.shape
             and a.dtype == p.value.dtype):
-        raise ValueError(f"{p!r}.{attr}: expected a C-contiguous array of the value's shape and dtype")
+        raise ValueError(f"params[{i}].{attr}: expected a C-contiguous array of shape "
+                         f"{p.value.shape} and dtype {p.value.dtype}, got "
+                         f"{getattr(a, 'shape', type(a).__name__)} {getattr(a, 'dtype', '')}")
     return a.reshape(-1)
 
 
@@ -182,7 +184,8 @@ class Optimizer:
 
     def step(self):
         """One update of every parameter from its current `.grad`."""
-        flats = [(_flat(p, "value"), _flat(p, "grad")) for p in self.params]  # check all first
+        # check every parameter before updating any
+        flats = [(_flat(p, "value", i), _flat(p, "grad", i)) for i, p in enumerate(self.params)]
         self.t += 1
         for (theta, g), state in zip(flats, self.state):
             self._update(theta, g, state)
@@ -315,7 +318,7 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     norm_type = float(norm_type)
     if not params:
         return 0.0
-    grads = [_flat(p, "grad") for p in params]
+    grads = [_flat(p, "grad", i) for i, p in enumerate(params)]
     if norm_type == math.inf:
         total = max(grad_norm_pow(g, norm_type) for g in grads)
     else:
