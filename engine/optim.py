@@ -87,7 +87,8 @@ def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, deco
 
         d ← g + λθ  (Adam)   or   θ ← θ (1 − lr λ)  (AdamW, decoupled weight decay);
         m ← β₁ m + (1 − β₁) d;        v ← β₂ v + (1 − β₂) d²;
-        m̂ = m / (1 − β₁ᵗ);            v̂ = v / (1 − β₂ᵗ)   (amsgrad: vmax ← max(vmax, v), v̂ = vmax / (1 − β₂ᵗ));
+        m̂ = m / (1 − β₁ᵗ);            v̂ = v / (1 − β₂ᵗ);
+        (amsgrad: vmax ← max(vmax, v),  v̂ = vmax / (1 − β₂ᵗ));
         θ ← θ − lr m̂ / (√v̂ + eps).
     `vmax` is unused unless amsgrad (may be empty).
     """
@@ -135,7 +136,8 @@ def _check_params(params):
     try:
         params = list(params)
     except TypeError:
-        raise TypeError(f"params: expected an iterable of Parameters, got {type(params).__name__}") from None
+        raise TypeError("params: expected an iterable of Parameters, got "
+                        f"{type(params).__name__}") from None
     if not params:
         raise ValueError("params: expected a non-empty iterable of Parameters, got an empty one")
     for i, p in enumerate(params):
@@ -278,7 +280,8 @@ class Adam(Optimizer):
         if not isinstance(amsgrad, bool):
             raise TypeError(f"amsgrad: expected a bool, got {amsgrad!r}")
         self.amsgrad = amsgrad
-        self.state = [[self._zeros(p), self._zeros(p), self._zeros(p, amsgrad)] for p in self.params]
+        self.state = [[self._zeros(p), self._zeros(p), self._zeros(p, amsgrad)]
+                      for p in self.params]
 
     def _update(self, theta, g, state):
         m, v, vmax = state

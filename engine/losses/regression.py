@@ -102,7 +102,8 @@ def _check_var(var, pred):
     given = var.shape
     if var.shape == shape[:-1]:                       # one variance per row: add the last axis
         var = var.reshape(shape[:-1] + (1,))
-    diff = [k for k in range(var.ndim) if var.shape[k] != shape[k]] if var.ndim == len(shape) else None
+    same_rank = var.ndim == len(shape)
+    diff = [k for k in range(var.ndim) if var.shape[k] != shape[k]] if same_rank else None
     if diff is None or len(diff) > 1 or (diff and var.shape[diff[0]] != 1):
         raise ValueError(f"var: expected shape {shape}, {shape[:-1]}, or {shape} with one axis "
                          f"of size 1, got {given}")
