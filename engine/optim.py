@@ -168,12 +168,16 @@ def _check_beta(name, v):
 
 class Optimizer:
     """Base class: holds `params` (a list of Parameters), `lr`, the step count `t`, and one list of
-    state arrays per parameter. Subclasses implement `_update(p, theta, g, state)`."""
+    state arrays per parameter. Subclasses implement `_update(theta, g, state)`.
+    maximize=True ascends: the kernels see −g (PyTorch's `maximize`; `.grad` is not modified)."""
 
-    def __init__(self, params, lr, weight_decay=0.0):
+    def __init__(self, params, lr, weight_decay=0.0, maximize=False):
         self.params = _check_params(params)
         self.lr = check_float("lr", lr, low=0.0)
         self.weight_decay = check_float("weight_decay", weight_decay, low=0.0)
+        if not isinstance(maximize, bool):
+            raise TypeError(f"maximize: expected a bool, got {maximize!r}")
+        self.maximize = maximize
         self.t = 0
 
     def _zeros(self, p, needed=True, fill=0.0):
@@ -190,7 +194,7 @@ class Optimizer:
         flats = [(_flat(p, "value", i), _flat(p, "grad", i)) for i, p in enumerate(self.params)]
         self.t += 1
         for (theta, g), state in zip(flats, self.state):
-            self._update(theta, g, state)
+            self._update(theta, -g if self.maximize else g, state)
 
     def __repr__(self):
         return f"{type(self).__name__}(lr={self.lr}, {len(self.params)} parameters)"
@@ -208,8 +212,8 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
-        super().__init__(params, lr, weight_decay)
+                 nesterov=False, *, maximize=False):
+        super().__init__(params, lr, weight_decay, maximize)
         self.momentum = check_float("momentum", momentum, low=0.0)
         self.dampening = check_float("dampening", dampening)
         if not isinstance(nesterov, bool):
@@ -230,8 +234,8 @@ class Adagrad(Optimizer):
     lr / (1 + (t − 1) lr_decay) and the accumulator started at initial_accumulator_value."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10):
-        super().__init__(params, lr, weight_decay)
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False):
+        super().__init__(params, lr, weight_decay, maximize)
         self.lr_decay = check_float("lr_decay", lr_decay, low=0.0)
         self.initial_accumulator_value = check_float("initial_accumulator_value",
                                                      initial_accumulator_value, low=0.0)
@@ -248,8 +252,8 @@ class RMSprop(Optimizer):
     centered (divide by an estimate of their standard deviation) and with momentum."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
-        super().__init__(params, lr, weight_decay)
+                 centered=False, *, maximize=False):
+        super().__init__(params, lr, weight_decay, maximize)
         self.alpha = check_float("alpha", alpha, low=0.0)
         self.eps = check_float("eps", eps, low=0.0)
         self.momentum = check_float("momentum", momentum, low=0.0)
@@ -271,8 +275,8 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
-        super().__init__(params, lr, weight_decay)
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, weight_decay, maximize)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
         self.betas = (_check_beta("betas[0]", betas[0]), _check_beta("betas[1]", betas[1]))
@@ -296,8 +300,8 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
 def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):

@@ -34,6 +34,11 @@ CASES = [
     (AdamW, "AdamW", dict()),
     (AdamW, "AdamW", dict(lr=0.01, weight_decay=0.2)),
     (AdamW, "AdamW", dict(lr=0.01, amsgrad=True, betas=(0.5, 0.9))),
+    (SGD, "SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1, maximize=True)),
+    (Adagrad, "Adagrad", dict(lr=0.1, weight_decay=0.1, maximize=True)),
+    (RMSprop, "RMSprop", dict(lr=0.01, momentum=0.5, weight_decay=0.1, maximize=True)),
+    (Adam, "Adam", dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (AdamW, "AdamW", dict(lr=0.01, maximize=True)),
 ]
 IDS = [f"{c[1]}-" + ",".join(f"{k}={v}" for k, v in c[2].items()) for c in CASES]
 
@@ -208,6 +213,7 @@ BAD = [
     (lambda: Adam(_p(), eps=-1.0), ValueError, "eps"),
     (lambda: Adam(_p(), lr=float("nan")), TypeError, "lr"),
     (lambda: AdamW(_p(), weight_decay=-0.1), ValueError, "weight_decay"),
+    (lambda: AdamW(_p(), maximize=None), TypeError, "maximize"),
     (lambda: clip_grad_norm(_p(), -1.0), ValueError, "max_norm"),
     (lambda: clip_grad_norm(_p(), 1.0, norm_type=0), ValueError, "norm_type"),
     (lambda: clip_grad_norm([1.0], 1.0), TypeError, r"params\[0\]"),
