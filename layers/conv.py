@@ -1,0 +1,358 @@
+"""Convolutional layers Conv1d and Conv2d (notes 000 §6; 003 §2.1).
+
+The notes' 1D convolution with kernel size k, z_i = Σ_{j=0}^{k-1} w_j x_{i+j−k/2}, generalised as in
+torch.nn (cross-correlation, no kernel flip) to C_in input channels, C_out output channels,
+stride s, dilation d, zero padding p and `groups`:
+
+    Conv1d:  z[n, o, i] = β_o + Σ_{c ∈ group(o)} Σ_{j=0}^{K−1} ω[o, c, j] · x[n, c, i·s − p + j·d]
+    Conv2d:  z[n, o, i, l] = β_o + Σ_c Σ_{a,b} ω[o, c, a, b] · x[n, c, i·s_h − p_t + a·d_h, l·s_w − p_l + b·d_w]
+
+with x = 0 outside the input (zero padding) and output length  L_out = ⌊(L + p_lo + p_hi − d(K−1) − 1)/s⌋ + 1.
+Backward (the same sum read the other way):
+
+    ∂ℓ/∂ω[o, c, j] = Σ_{n,i} ∂ℓ/∂z[n, o, i] · x[n, c, i·s − p + j·d]
+    ∂ℓ/∂β_o        = Σ_{n,i} ∂ℓ/∂z[n, o, i]
+    ∂ℓ/∂x[n, c, m] = Σ_{o,j,i : i·s − p + j·d = m} ∂ℓ/∂z[n, o, i] · ω[o, c, j]
+
+Shapes as torch.nn: x (N, C_in, L) or (N, C_in, H, W); ω = `weight` (C_out, C_in/groups, K) or
+(C_out, C_in/groups, KH, KW); β = `bias` (C_out,).
+
+Two implementations of each: `conv1d_*_naive` / `conv2d_*_naive` are the sums above as loops (the
+statement of the maths, tested against the fast path); `conv2d_forward` / `conv2d_backward` run
+per-sample im2col + GEMM (layers/im2col.py): the batch is split into `nthreads` chunks with
+prange, each thread gathers one sample at a time into its own workspace (allocated once by the
+layer and reused) and calls `np.dot` (BLAS on one thread, engine.threads); weight gradients go to
+per-thread buffers summed at the end. Conv1d runs through the same kernels as a 2D convolution
+with height 1.
+"""
+import numpy as np
+from numba import njit, prange
+
+from engine.checks import check_choice, check_dtype, check_int
+from engine.core import Layer, Parameter
+from engine.threads import num_threads
+
+from .dense import default_uniform
+from .im2col import col2im, im2col
+
+
+# ---------------------------------------------------------------------------------------------
+# naive kernels: the sums of the module docstring, as loops
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def conv1d_forward_naive(x, w, b, s, p, d, groups, L_out):
+    """z[n, o, i] = β_o + Σ_c Σ_j ω[o, c, j] x[n, g·C_g + c, i·s − p + j·d]   (the notes'
+    z_i = Σ_j w_j x_{i+j−k/2} with s = d = 1, p = k/2).  x (N, C_in, L) -> z (N, C_out, L_out)."""
+    N, C_in, L = x.shape
+    C_out, C_g, K = w.shape
+    O_g = C_out // groups
+    z = np.empty((N, C_out, L_out), x.dtype)
+    for n in range(N):
+        for o in range(C_out):
+            g = o // O_g
+            for i in range(L_out):
+                acc = b[o]
+                for c in range(C_g):
+                    for j in range(K):
+                        m = i * s - p + j * d
+                        if 0 <= m < L:
+                            acc += w[o, c, j] * x[n, g * C_g + c, m]
+                z[n, o, i] = acc
+    return z
+
+
+@njit(cache=True)
+def conv1d_backward_naive(dz, x, w, dw, db, s, p, d, groups):
+    """Returns ∂ℓ/∂x (N, C_in, L); accumulates ∂ℓ/∂ω into dw and ∂ℓ/∂β into db (+=)."""
+    N, C_in, L = x.shape
+    C_out, C_g, K = w.shape
+    O_g = C_out // groups
+    L_out = dz.shape[2]
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for o in range(C_out):
+            g = o // O_g
+            for i in range(L_out):
+                gz = dz[n, o, i]
+                db[o] += gz
+                for c in range(C_g):
+                    for j in range(K):
+                        m = i * s - p + j * d
+                        if 0 <= m < L:
+                            dw[o, c, j] += gz * x[n, g * C_g + c, m]
+                            dx[n, g * C_g + c, m] += gz * w[o, c, j]
+    return dx
+
+
+@njit(cache=True)
+def conv2d_forward_naive(x, w, b, sh, sw, pt, pl, dh, dw_, groups, OH, OW):
+    """z[n, o, i, l] = β_o + Σ_c Σ_{a,b} ω[o, c, a, b] x[n, g·C_g + c, i·sh − pt + a·dh, l·sw − pl + b·dw].
+    x (N, C_in, H, W) -> z (N, C_out, OH, OW)."""
+    N, C_in, H, W = x.shape
+    C_out, C_g, KH, KW = w.shape
+    O_g = C_out // groups
+    z = np.empty((N, C_out, OH, OW), x.dtype)
+    for n in range(N):
+        for o in range(C_out):
+            g = o // O_g
+            for i in range(OH):
+                for l in range(OW):
+                    acc = b[o]
+                    for c in range(C_g):
+                        for a in range(KH):
+                            r = i * sh - pt + a * dh
+                            if r < 0 or r >= H:
+                                continue
+                            for bb in range(KW):
+                                q = l * sw - pl + bb * dw_
+                                if 0 <= q < W:
+                                    acc += w[o, c, a, bb] * x[n, g * C_g + c, r, q]
+                    z[n, o, i, l] = acc
+    return z
+
+
+@njit(cache=True)
+def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
+    """Returns ∂ℓ/∂x (N, C_in, H, W); accumulates ∂ℓ/∂ω into dw and ∂ℓ/∂β into db (+=)."""
+    N, C_in, H, W = x.shape
+    C_out, C_g, KH, KW = w.shape
+    O_g = C_out // groups
+    OH, OW = dz.shape[2], dz.shape[3]
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for o in range(C_out):
+            g = o // O_g
+            for i in range(OH):
+                for l in range(OW):
+                    gz = dz[n, o, i, l]
+                    db[o] += gz
+                    for c in range(C_g):
+                        for a in range(KH):
+                            r = i * sh - pt + a * dh
+                            if r < 0 or r >= H:
+                                continue
+                            for bb in range(KW):
+                                q = l * sw - pl + bb * dw_
+                                if 0 <= q < W:
+                                    dw[o, c, a, bb] += gz * x[n, g * C_g + c, r, q]
+                                    dx[n, g * C_g + c, r, q] += gz * w[o, c, a, bb]
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# fast kernels: per-sample im2col + GEMM, batch split over threads
+# ---------------------------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, nthreads):
+    """z_n = Ω_g cols_g(x_n) + β for each sample n and group g, where cols = im2col(x_n).
+
+    x (N, C_in, H, W); wm = ω reshaped (C_out, C_g·KH·KW); b (C_out,);
+    ws: workspace (nthreads, C_in·KH·KW, OH·OW), one column matrix per thread.
+    Returns z (N, C_out, OH·OW)."""
+    N = x.shape[0]
+    C_out, Kg = wm.shape
+    O_g = C_out // groups
+    P = OH * OW
+    z = np.empty((N, C_out, P), x.dtype)
+    for t in prange(nthreads):
+        cols = ws[t]
+        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
+            im2col(x[n], cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+            zn = z[n]
+            for g in range(groups):
+                np.dot(wm[g * O_g:(g + 1) * O_g], cols[g * Kg:(g + 1) * Kg], zn[g * O_g:(g + 1) * O_g])
+            for o in range(C_out):
+                bo = b[o]
+                zr = zn[o]
+                for q in range(P):
+                    zr[q] += bo
+    return z
+
+
+@njit(parallel=True, cache=True)
+def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW,
+                    ws, dws, nthreads, input_grad):
+    """Given ∂ℓ/∂z (N, C_out, OH·OW): per sample, cols = im2col(x_n) (recomputed, not stored),
+    ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ, and ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}).
+    Accumulates into dwm (C_out, C_g·KH·KW) and db (C_out,) through per-thread buffers
+    dws (nthreads, C_out, C_g·KH·KW + 1); returns ∂ℓ/∂x (N, C_in, H, W), or an empty array
+    when not `input_grad`."""
+    N = x.shape[0]
+    C_out, Kg = wm.shape
+    O_g = C_out // groups
+    P = OH * OW
+    dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
+    for t in prange(nthreads):
+        cols = ws[t]
+        acc = dws[t]
+        acc[:] = 0
+        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
+            im2col(x[n], cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+            dzn = dz[n]
+            for g in range(groups):
+                acc[g * O_g:(g + 1) * O_g, :Kg] += np.dot(dzn[g * O_g:(g + 1) * O_g], cols[g * Kg:(g + 1) * Kg].T)
+            for o in range(C_out):
+                acc[o, Kg] += dzn[o].sum()
+            if input_grad:
+                for g in range(groups):     # cols is free again: reuse it for ∂ℓ/∂cols
+                    np.dot(wm[g * O_g:(g + 1) * O_g].T, dzn[g * O_g:(g + 1) * O_g], cols[g * Kg:(g + 1) * Kg])
+                col2im(cols, dx[n], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+    for t in range(nthreads):
+        dwm += dws[t, :, :Kg]
+        db += dws[t, :, Kg]
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# argument handling shared by Conv1d and Conv2d
+# ---------------------------------------------------------------------------------------------
+def _tuple(name, v, nd, low):
+    """An int or a tuple of `nd` ints, each >= low -> tuple."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != nd:
+            raise ValueError(f"{name}: expected an int or a tuple of {nd} ints, got {v!r}")
+        return tuple(check_int(f"{name}[{i}]", e, low=low) for i, e in enumerate(v))
+    return (check_int(name, v, low=low),) * nd
+
+
+def _padding(padding, nd, kernel, stride, dilation):
+    """-> ((lo, hi) per spatial dim). 'valid' is no padding; 'same' keeps the size for stride 1:
+    total d(K−1), lo = total // 2 and the odd one on the high side, as PyTorch."""
+    if isinstance(padding, str):
+        check_choice("padding", padding, ("same", "valid"))
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if any(s != 1 for s in stride):
+            raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
+        return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
+    return tuple((p, p) for p in _tuple("padding", padding, nd, 0))
+
+
+def conv_output_size(size, kernel, stride=1, pad_lo=0, pad_hi=0, dilation=1):
+    """L_out = ⌊(L + p_lo + p_hi − d(K − 1) − 1) / s⌋ + 1 (can be <= 0 when the kernel does not fit)."""
+    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class _ConvNd(Layer):
+    nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", dtype=np.float64, rng=None):
+        nd = self.nd
+        self.in_channels = check_int("in_channels", in_channels, low=1)
+        self.out_channels = check_int("out_channels", out_channels, low=1)
+        self.groups = check_int("groups", groups, low=1)
+        if in_channels % groups:
+            raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups, got groups={groups}")
+        if out_channels % groups:
+            raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups, got groups={groups}")
+        self.kernel_size = _tuple("kernel_size", kernel_size, nd, 1)
+        self.stride = _tuple("stride", stride, nd, 1)
+        self.dilation = _tuple("dilation", dilation, nd, 1)
+        self.padding = padding if isinstance(padding, str) else _tuple("padding", padding, nd, 0)
+        self._pads = _padding(padding, nd, self.kernel_size, self.stride, self.dilation)
+        check_choice("padding_mode", padding_mode, ("zeros",))
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(rng)
+        fan_in = (in_channels // groups) * int(np.prod(self.kernel_size))
+        self.weight = Parameter(default_uniform(
+            rng, (out_channels, in_channels // groups) + self.kernel_size, fan_in, self.dtype))
+        self.has_bias = bool(bias)
+        if self.has_bias:
+            self.bias = Parameter(default_uniform(rng, (out_channels,), fan_in, self.dtype))
+        self._zero_bias = np.zeros(out_channels, self.dtype)
+        self._x = None
+        self._ws = None
+        self._dws = None
+
+    # geometry in 2D form (Conv1d is a 2D convolution of height 1)
+    def _geom(self):
+        if self.nd == 1:
+            (K,), (s,), (d,), ((plo, phi),) = self.kernel_size, self.stride, self.dilation, self._pads
+            return (1, K), (1, s), (1, d), ((0, 0), (plo, phi))
+        return self.kernel_size, self.stride, self.dilation, self._pads
+
+    def output_shape(self, input_shape):
+        """Spatial output size for an input of spatial size `input_shape` (tuple of nd ints)."""
+        return tuple(conv_output_size(n, k, s, lo, hi, d) for n, k, s, d, (lo, hi)
+                     in zip(input_shape, self.kernel_size, self.stride, self.dilation, self._pads))
+
+    def _check_x(self, x):
+        x = self._check_input(x, ndim=self.nd + 2)
+        if x.shape[1] != self.in_channels:
+            want = "(N, %d, %s)" % (self.in_channels, "L" if self.nd == 1 else "H, W")
+            raise ValueError(f"x: expected shape {want}, got {x.shape}")
+        out = self.output_shape(x.shape[2:])
+        if min(out) < 1:
+            raise ValueError(f"x: spatial size {x.shape[2:]} with padding {self._pads} is smaller than the "
+                             f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))}")
+        return x, out
+
+    def _b(self):
+        return self.bias.value if self.has_bias else self._zero_bias
+
+    def _workspace(self, C, KH, KW, P, nt):
+        shape = (nt, C * KH * KW, P)
+        if self._ws is None or self._ws.shape != shape:
+            self._ws = np.empty(shape, self.dtype)
+        dshape = (nt, self.out_channels, self.weight.value[0].size + 1)
+        if self._dws is None or self._dws.shape != dshape:
+            self._dws = np.empty(dshape, self.dtype)
+        return self._ws, self._dws
+
+    def forward(self, x, train=True):
+        x, out = self._check_x(x)
+        (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
+        x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
+        OH, OW = (1, out[0]) if self.nd == 1 else out
+        nt = num_threads()
+        ws, _ = self._workspace(x.shape[1], KH, KW, OH * OW, nt)
+        wm = self.weight.value.reshape(self.out_channels, -1)
+        z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, nt)
+        self._x, self._x4, self._out = x, x4, (OH, OW)
+        return z.reshape((x.shape[0], self.out_channels) + tuple(out))
+
+    def backward(self, dy, input_grad=True):
+        self._need_forward("_x")
+        x, x4, (OH, OW) = self._x, self._x4, self._out
+        want = (x.shape[0], self.out_channels) + ((OW,) if self.nd == 1 else (OH, OW))
+        dy = self._check_input(dy, name="dy", shape=want, finite=False)
+        (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
+        nt = num_threads()
+        ws, dws = self._workspace(x.shape[1], KH, KW, OH * OW, nt)
+        wm = self.weight.value.reshape(self.out_channels, -1)
+        dwm = self.weight.grad.reshape(self.out_channels, -1)
+        db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
+        dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
+                             KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, dws, nt, input_grad)
+        return dx.reshape(x.shape) if input_grad else None
+
+    def extra_repr(self):
+        r = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+             "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+        if any(d != 1 for d in self.dilation):
+            r["dilation"] = self.dilation
+        if self.groups != 1:
+            r["groups"] = self.groups
+        if not self.has_bias:
+            r["bias"] = False
+        return r
+
+
+class Conv1d(_ConvNd):
+    """1D convolution over x (N, C_in, L) -> (N, C_out, L_out), as torch.nn.Conv1d.
+
+    Arguments and defaults as torch.nn.Conv1d: in_channels, out_channels, kernel_size, stride=1,
+    padding=0 (int, 1-tuple, "same" (stride 1 only) or "valid"), dilation=1, groups=1, bias=True,
+    padding_mode="zeros" (the only mode), plus dtype and rng (seed or Generator). Weights are
+    initialised as torch, U(±1/√fan_in) with fan_in = C_in/groups · K.
+    """
+    nd = 1
+
+
+class Conv2d(_ConvNd):
+    """2D convolution over x (N, C_in, H, W) -> (N, C_out, OH, OW), as torch.nn.Conv2d.
+
+    Arguments as Conv1d with ints or (h, w) tuples for kernel_size, stride, padding, dilation.
+    """
+    nd = 2

@@ -1,0 +1,89 @@
+"""im2col / col2im for one sample: the gather that turns a convolution into a matrix product.
+
+For one sample x (C, H, W) and a kernel (KH, KW) with stride (sh, sw), padding top/left (pt, pl)
+and dilation (dh, dw), row r = (c·KH + kh)·KW + kw of the column matrix holds, for every output
+position p = oh·OW + ow, the input value the kernel tap (c, kh, kw) sees there:
+
+    cols[r, p] = x[c, oh·sh − pt + kh·dh, ow·sw − pl + kw·dw]      (0 outside the input: zero padding)
+
+so the convolution of the notes, z = Σ_taps w_tap · x_tap, becomes z (C_out, P) = W (C_out, C·KH·KW) @ cols.
+col2im is its adjoint: it scatters (+=) every entry of a column matrix back onto the input
+position it was read from, so ∂ℓ/∂x = col2im(Wᵀ ∂ℓ/∂z).
+
+Speed (PERFORMANCE.md lesson 2): for each tap the valid range of `ow` is computed once, so the
+inner loop runs branch-free over a slice of one input row and one output row.
+"""
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _ow_range(kw, W, OW, sw, pl, dw):
+    """Output columns ow whose input column iw = ow·sw − pl + kw·dw lies in [0, W)."""
+    a = pl - kw * dw                      # need ow·sw >= a
+    lo = -((-a) // sw) if a > 0 else 0    # ceil(a / sw), clipped at 0
+    hi = (W - 1 + pl - kw * dw) // sw + 1  # floor((W − 1 + pl − kw·dw) / sw) + 1
+    if hi > OW:
+        hi = OW
+    if hi < lo:
+        hi = lo
+    if lo > OW:
+        lo = OW
+        hi = OW
+    return lo, hi
+
+
+@njit(cache=True)
+def im2col(x, cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """x (C, H, W) -> cols (C·KH·KW, OH·OW), written in place (every entry overwritten)."""
+    C, H, W = x.shape
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                row = cols[(c * KH + kh) * KW + kw]
+                lo, hi = _ow_range(kw, W, OW, sw, pl, dw)
+                off = kw * dw - pl
+                for oh in range(OH):
+                    ih = oh * sh - pt + kh * dh
+                    seg = row[oh * OW:(oh + 1) * OW]
+                    if ih < 0 or ih >= H:
+                        seg[:] = 0
+                        continue
+                    xr = x[c, ih]
+                    for ow in range(lo):
+                        seg[ow] = 0
+                    for ow in range(hi, OW):
+                        seg[ow] = 0
+                    if sw == 1:
+                        xs = xr[lo + off:hi + off]
+                        ss = seg[lo:hi]
+                        for j in range(hi - lo):
+                            ss[j] = xs[j]
+                    else:
+                        for ow in range(lo, hi):
+                            seg[ow] = xr[ow * sw + off]
+
+
+@njit(cache=True)
+def col2im(cols, dx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """The adjoint of im2col: dx (C, H, W) += scatter of cols (C·KH·KW, OH·OW)."""
+    C, H, W = dx.shape
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                row = cols[(c * KH + kh) * KW + kw]
+                lo, hi = _ow_range(kw, W, OW, sw, pl, dw)
+                off = kw * dw - pl
+                for oh in range(OH):
+                    ih = oh * sh - pt + kh * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    seg = row[oh * OW:(oh + 1) * OW]
+                    xr = dx[c, ih]
+                    if sw == 1:
+                        xs = xr[lo + off:hi + off]
+                        ss = seg[lo:hi]
+                        for j in range(hi - lo):
+                            xs[j] += ss[j]
+                    else:
+                        for ow in range(lo, hi):
+                            xr[ow * sw + off] += seg[ow]
