@@ -101,29 +101,30 @@ def test_naive_and_fast_kernels_agree(N, d_in, d_out, dtype, rng):
     b = rng.standard_normal(d_out).astype(dtype)
     df = rng.standard_normal((N, d_out)).astype(dtype)
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    for nt in (1, 2, 3):
-        np.testing.assert_allclose(D.linear_forward(x, W, b, nt), D.linear_forward_naive(x, W, b),
+    for nt in (1, 2, 3):                  # more chunks than rows included (N = 1)
+        np.testing.assert_allclose(D.linear_forward(x, W, b, nthreads=nt), D.linear_forward_naive(x, W, b),
                                    rtol=tol, atol=tol)
     dW0, db0 = rng.standard_normal(W.shape).astype(dtype), rng.standard_normal(d_out).astype(dtype)
     dWn, dbn = dW0.copy(), db0.copy()
     dxn = D.linear_backward_naive(df, x, W, dWn, dbn)                # accumulates onto dW0, db0
     for nt in (1, 2, 3):
         dWf, dbf = dW0.copy(), db0.copy()
-        dxf = D.linear_backward(df, x, W, dWf, dbf, nt, True)
+        dxf = D.linear_backward(df, x, W, dWf, dbf, nthreads=nt, input_grad=True)
         np.testing.assert_allclose(dxf, dxn, rtol=tol, atol=tol)
         np.testing.assert_allclose(dWf, dWn, rtol=tol, atol=tol)
         np.testing.assert_allclose(dbf, dbn, rtol=tol, atol=tol)
         assert dxf.dtype == dWf.dtype == dtype
         dWg, dbg = dW0.copy(), db0.copy()
-        assert D.linear_backward(df, x, W, dWg, dbg, nt, False).shape[0] == 0
+        assert D.linear_backward(df, x, W, dWg, dbg, nthreads=nt, input_grad=False).shape[0] == 0
         np.testing.assert_allclose(dWg, dWn, rtol=tol, atol=tol)
     np.testing.assert_allclose(dWn - dW0, df.T.astype(np.float64) @ x, rtol=1e-4 if dtype == np.float32 else 1e-12)
 
 
 def test_parallel_and_serial_agree(with_threads, rng):
+    # 130 rows: enough for the layer to split the batch over 2 threads (chunks of >= 64 rows)
     layer = Linear(6, 5, rng=0)
-    x = rng.standard_normal((9, 6))
-    dy = rng.standard_normal((9, 5))
+    x = rng.standard_normal((130, 6))
+    dy = rng.standard_normal((130, 5))
 
     def run():
         layer.zero_grad()

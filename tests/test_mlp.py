@@ -1,0 +1,299 @@
+"""layers.mlp.MLP (the notes' fused MLP) against the equivalent Sequential of Linear and activation
+layers, against PyTorch, by hand (preactivations, activations and their gradients), by finite
+differences; 1 vs 2 threads; float32; the backward contract and refusals."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import Sequential, gradcheck
+from layers import GELU, MLP, Heaviside, Identity, LeakyReLU, Linear, ReLU, Sigmoid, Softplus, Tanh
+from layers import mlp as M
+
+HYP = settings(max_examples=10, deadline=None, derandomize=True)
+
+OPTS = {"negative_slope": 0.2, "beta": 2.0, "threshold": 1.0}   # Softplus: both branches reached
+ACT_LAYERS = {
+    "relu": ReLU, "leaky_relu": lambda: LeakyReLU(OPTS["negative_slope"]), "sigmoid": Sigmoid,
+    "tanh": Tanh, "gelu": GELU, "gelu_tanh": lambda: GELU("tanh"),
+    "softplus": lambda: Softplus(OPTS["beta"], OPTS["threshold"]), "identity": Identity,
+    "heaviside": Heaviside,
+}
+ACTS = list(ACT_LAYERS)
+KINKS = {"relu": 0.0, "leaky_relu": 0.0, "heaviside": 0.0, "softplus": OPTS["threshold"] / OPTS["beta"]}
+
+
+def make_mlp(widths, act, seed=0, dtype=np.float64):
+    return MLP(widths, activation=act, dtype=dtype, rng=seed, **OPTS)
+
+
+def equivalent_sequential(m, act):
+    """Sequential(Linear, act, Linear, …, Linear) built by hand, weights copied by state dict."""
+    w = [int(v) for v in m.widths]
+    mods = []
+    for k in range(len(w) - 1):
+        mods.append(Linear(w[k], w[k + 1], dtype=m.dtype))
+        if k < len(w) - 2:
+            mods.append(ACT_LAYERS[act]())
+    seq = Sequential(*mods)
+    seq.load_state_dict(m.state_dict())
+    return seq
+
+
+def run(layer, x, dy, input_grad=True):
+    layer.zero_grad()
+    y = layer.forward(x)
+    dx = layer.backward(dy, input_grad=input_grad)
+    return y, dx, {n: p.grad.copy() for n, p in layer.named_parameters()}
+
+
+def well_conditioned(widths, act, N, seed0=0, margin=1e-3, dtype=np.float64):
+    """An MLP and an input whose hidden preactivations all stay `margin` away from the kinks."""
+    for seed in range(seed0, seed0 + 200):
+        r = np.random.default_rng(seed)
+        m = make_mlp(widths, act, seed=r, dtype=dtype)
+        x = r.standard_normal((N, widths[0])).astype(dtype)
+        m.forward(x)
+        hidden = m.preactivations[:-1]
+        if act not in KINKS or all(np.abs(f - KINKS[act]).min() > margin for f in hidden):
+            return m, x, r.standard_normal((N, widths[-1])).astype(dtype)
+    raise AssertionError("no well-conditioned draw found")
+
+
+# ---- against the equivalent Sequential -----------------------------------------------------
+@pytest.mark.parametrize("act", ACTS)
+def test_mlp_equals_sequential(act):
+    @HYP
+    @given(widths=st.lists(st.integers(1, 5), min_size=2, max_size=5), N=st.integers(1, 6),
+           seed=st.integers(0, 2**32 - 1))
+    def check(widths, N, seed):
+        m, x, dy = well_conditioned(widths, act, N, seed0=seed % 10**6)
+        seq = equivalent_sequential(m, act)
+        y, dx, g = run(m, x, dy)
+        ys, dxs, gs = run(seq, x, dy)
+        assert list(g) == list(gs)
+        np.testing.assert_allclose(y, ys, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, dxs, rtol=1e-12, atol=1e-12)
+        for n in g:
+            np.testing.assert_allclose(g[n], gs[n], rtol=1e-12, atol=1e-12, err_msg=n)
+        # and the MLP's own to_sequential
+        y2, dx2, g2 = run(m.to_sequential(), x, dy)
+        np.testing.assert_allclose(y2, y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx2, dx, rtol=1e-12, atol=1e-12)
+
+    check()
+
+
+@pytest.mark.parametrize("act,tact", [("relu", "ReLU"), ("tanh", "Tanh"), ("gelu_tanh", "GELU"),
+                                      ("softplus", "Softplus"), ("leaky_relu", "LeakyReLU")])
+def test_mlp_matches_torch(torch, act, tact):
+    widths = [4, 6, 5, 3]
+    m, x, dy = well_conditioned(widths, act, 7)
+    kw = {"GELU": {"approximate": "tanh"}, "Softplus": {"beta": 2.0, "threshold": 1.0},
+          "LeakyReLU": {"negative_slope": 0.2}}.get(tact, {})
+    tm = torch.nn.Sequential(torch.nn.Linear(4, 6), getattr(torch.nn, tact)(**kw), torch.nn.Linear(6, 5),
+                             getattr(torch.nn, tact)(**kw), torch.nn.Linear(5, 3)).double()
+    tm.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
+    y, dx, g = run(m, x, dy)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    yt = tm(xt)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-13)
+    for n, p in tm.named_parameters():
+        np.testing.assert_allclose(g[n], p.grad.numpy(), rtol=1e-12, atol=1e-13, err_msg=n)
+
+
+# ---- the stored quantities, by hand --------------------------------------------------------
+@pytest.mark.parametrize("act", ACTS)
+def test_preactivations_activations_and_their_gradients(act):
+    widths = [3, 5, 4, 2]
+    m, x, dy = well_conditioned(widths, act, 4)
+    m.forward(x)
+    m.backward(dy)
+    f, h, df = m.preactivations, m.activations, m.preactivation_grads
+    K = len(widths) - 1
+    assert [a.shape for a in f] == [(4, w) for w in widths[1:]]
+    assert [a.shape for a in h] == [(4, w) for w in widths[1:-1]]
+    assert [a.shape for a in df] == [(4, w) for w in widths[1:]]
+    W, b = m.weights, m.biases
+    assert [w.shape for w in W] == [(5, 3), (4, 5), (2, 4)] and [v.shape for v in b] == [(5,), (4,), (2,)]
+    a = ACT_LAYERS[act]()
+    np.testing.assert_allclose(f[0], x @ W[0].T + b[0], rtol=1e-13, atol=1e-14)      # f_0 = β_0 + Ω_0 x
+    for k in range(1, K):
+        np.testing.assert_array_equal(h[k - 1], a.forward(f[k - 1]))                 # h_k = a[f_{k−1}]
+        np.testing.assert_allclose(f[k], h[k - 1] @ W[k].T + b[k], rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(df[K - 1], dy)                                     # ∂ℓ/∂f_K = dy
+    for k in range(K - 1, 0, -1):                                                    # a'[f_{k−1}] ⊙ Ω_kᵀ ∂ℓ/∂f_k
+        a.forward(f[k - 1])
+        np.testing.assert_allclose(df[k - 1], a.backward(df[k] @ W[k]), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(m.grad[:15], (df[0].T @ x).ravel(), rtol=1e-13, atol=1e-14)
+    for arr in f + h + df:
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = 1.0
+
+
+def test_stored_quantities_need_forward_and_backward(rng):
+    m = MLP([2, 3, 1])
+    with pytest.raises(RuntimeError):
+        m.preactivations
+    with pytest.raises(RuntimeError):
+        m.activations
+    with pytest.raises(RuntimeError):
+        m.preactivation_grads
+    with pytest.raises(RuntimeError, match="MLP.backward called before forward"):
+        m.backward(np.ones((1, 1)))
+    m.forward(rng.standard_normal((3, 2)))
+    assert len(m.preactivations) == 2 and len(m.activations) == 1
+    with pytest.raises(RuntimeError, match="preactivation_grads"):
+        m.preactivation_grads
+    m.backward(np.ones((3, 1)))
+    assert len(m.preactivation_grads) == 2
+    m.forward(rng.standard_normal((3, 2)))                    # a new forward invalidates them
+    with pytest.raises(RuntimeError):
+        m.preactivation_grads
+
+
+def test_no_hidden_layer_and_batch_size_changes(rng):
+    m = MLP([3, 2], rng=0)                                    # a single Linear
+    x = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(m.forward(x), x @ m.weights[0].T + m.biases[0], rtol=1e-14)
+    assert m.activations == [] and len(m.preactivations) == 1
+    m2 = MLP([3, 4, 2], activation="tanh", rng=1)
+    seq = m2.to_sequential()
+    for N in (5, 1, 3, 5):
+        x = rng.standard_normal((N, 3))
+        dy = rng.standard_normal((N, 2))
+        for a, b in zip(run(m2, x, dy)[:2], run(seq, x, dy)[:2]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        assert m2.preactivations[0].shape == (N, 4)
+
+
+def test_names_views_and_state(rng):
+    m = MLP([3, 4, 4, 2], activation="gelu", rng=0)
+    assert [n for n, _ in m.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias",
+                                                    "4.weight", "4.bias"]
+    assert m.theta.size == sum(p.value.size for p in m.parameters())
+    for p in m.parameters():
+        assert np.shares_memory(p.value, m.theta) and np.shares_memory(p.grad, m.grad)
+        assert p.grad.shape == p.value.shape
+    assert np.shares_memory(m.weights[1], m.theta)
+    bound = 1 / np.sqrt(3)
+    assert np.abs(m.weights[0]).max() <= bound and np.abs(m.biases[0]).max() <= bound
+    np.testing.assert_array_equal(MLP([3, 4, 4, 2], activation="gelu", rng=0).theta, m.theta)
+    assert "widths=[3, 4, 4, 2]" in repr(m) and "gelu" in repr(m)
+
+
+# ---- finite differences --------------------------------------------------------------------
+@pytest.mark.parametrize("act", ACTS)
+def test_mlp_gradcheck(act):
+    for widths, N in [([3, 4, 2], 3), ([2, 3, 3, 1], 1)]:
+        m, x, _ = well_conditioned(widths, act, N)
+        r = gradcheck(m, x)
+        assert set(r.errors) == {"x"} | {n for n, _ in m.named_parameters()}
+        assert r.max_error < 1e-6, f"{act} {widths}: {r}"
+
+
+# ---- the backward contract -----------------------------------------------------------------
+def test_backward_twice_and_without_input_grad():
+    m, x, dy = well_conditioned([3, 5, 2], "sigmoid", 4)
+    m.zero_grad()
+    m.forward(x)
+    dx1 = m.backward(dy)
+    g1 = m.grad.copy()
+    dx2 = m.backward(dy)
+    np.testing.assert_array_equal(dx1, dx2)
+    np.testing.assert_allclose(m.grad, 2 * g1, rtol=1e-14)
+    m.zero_grad()
+    assert np.all(m.grad == 0)
+    assert m.backward(dy, input_grad=False) is None
+    np.testing.assert_allclose(m.grad, g1, rtol=1e-14)
+
+
+def test_heaviside_mlp_passes_no_gradient_below_the_output_layer():
+    m, x, dy = well_conditioned([3, 4, 2], "heaviside", 5)
+    m.zero_grad()
+    m.forward(x)
+    dx = m.backward(dy)
+    assert np.all(dx == 0) and np.all(m.grad[:16] == 0)           # Ω_0, β_0 get nothing
+    np.testing.assert_allclose(m.biases[1] * 0 + m.grad[-2:], dy.sum(0), rtol=1e-14)
+
+
+# ---- serial vs parallel, float32 -----------------------------------------------------------
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_parallel_and_serial_agree(with_threads, act):
+    # 130 rows: enough for the MLP to split the batch over 2 threads (chunks of >= 64 rows)
+    m, x, dy = well_conditioned([5, 6, 4, 3], act, 130, margin=0.0)
+
+    def go():
+        y, dx, g = run(m, x, dy)
+        return [y, dx, m.grad.copy()] + [a.copy() for a in m.preactivation_grads + m.preactivations]
+
+    serial, parallel = with_threads(1, go), with_threads(2, go)
+    for s, p in zip(serial, parallel):
+        np.testing.assert_allclose(p, s, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_float32_close_to_float64(act):
+    m64, x, dy = well_conditioned([4, 5, 3], act, 6, margin=1e-2)
+    m32 = make_mlp([4, 5, 3], act, dtype=np.float32)
+    m32.load_state_dict(m64.state_dict())
+    y64, dx64, g64 = run(m64, x, dy)
+    y32, dx32, g32 = run(m32, x.astype(np.float32), dy.astype(np.float32))
+    assert y32.dtype == dx32.dtype == m32.grad.dtype == np.float32
+    for a, b in [(y32, y64), (dx32, dx64)] + [(g32[n], g64[n]) for n in g64]:
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ---- bad input -----------------------------------------------------------------------------
+def test_mlp_refuses_bad_options():
+    with pytest.raises(ValueError, match=r"activation: expected one of .*'relu'.*, got 'swish'"):
+        MLP([2, 3, 1], activation="swish")
+    with pytest.raises(ValueError, match=r"widths\[1\]: expected an int in \[1, inf\], got -3"):
+        MLP([2, -3, 1])
+    with pytest.raises(TypeError, match=r"widths\[0\]: expected an int, got float"):
+        MLP([2.0, 3])
+    for bad in ([4], [], "abc"):
+        with pytest.raises(ValueError, match=r"widths: expected a list of at least 2 layer sizes"):
+            MLP(bad)
+    with pytest.raises(ValueError, match=r"beta: expected a number in \(0.0, inf\], got 0"):
+        MLP([2, 2], activation="softplus", beta=0)
+    with pytest.raises(TypeError, match=r"negative_slope: expected a finite real number"):
+        MLP([2, 2], activation="leaky_relu", negative_slope="x")
+    with pytest.raises(TypeError, match=r"dtype: expected np.float32 or np.float64, got int32"):
+        MLP([2, 2], dtype=np.int32)
+
+
+def test_mlp_refuses_bad_input(rng):
+    m = MLP([3, 4, 2], rng=0)
+    with pytest.raises(TypeError, match=r"x: expected dtype float64, got float32"):
+        m.forward(np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match=r"x: expected dtype float64, got int64"):
+        m.forward(np.ones((2, 3), np.int64))
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3\), got \(2, 2\)"):
+        m.forward(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"x: expected finite values"):
+        m.forward(np.full((2, 3), np.inf))
+    x = rng.standard_normal((4, 3))
+    dy = rng.standard_normal((4, 2))
+    m.forward(x)
+    with pytest.raises(ValueError, match=r"dy: expected shape \(4, 2\), got \(4, 3\)"):
+        m.backward(np.ones((4, 3)))
+    with pytest.raises(TypeError, match=r"dy: expected dtype float64, got float32"):
+        m.backward(np.ones((4, 2), np.float32))
+    assert np.all(m.grad == 0)                                 # nothing ran
+    with pytest.raises(ValueError):
+        m.forward(np.ones((5, 2)))                             # refused: the last forward stays
+    dx = m.backward(dy)
+    _, dxs, gs = run(m.to_sequential(), x, dy)
+    np.testing.assert_allclose(dx, dxs, rtol=1e-12, atol=1e-14)
+    for n, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad, gs[n], rtol=1e-12, atol=1e-14)
+
+
+def test_kernels_are_njit_without_fastmath():
+    from numba.core.registry import CPUDispatcher
+    for k in (M.mlp_forward, M.mlp_backward):
+        assert isinstance(k, CPUDispatcher) and k.targetoptions.get("fastmath") is not True
