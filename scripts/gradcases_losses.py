@@ -48,7 +48,8 @@ def nonzero_grad(make):
             _, loss, pred, target, kw = case
             loss.forward(pred, target, **kw)
             g = abs(loss.backward())
-            if g.min() >= 0.01 * g.max():
+            g = g[g > 0]                 # exact zeros (ignored rows) are checked as they are
+            if g.size and g.min() >= 0.01 * g.max():
                 return case
         raise RuntimeError("no draw with a gradient away from zero")
     return wrapped
@@ -68,28 +69,35 @@ def _l1(reduction):
     return make
 
 
-def _bce(reduction, soft, pos_weight):
+def _bce(reduction, soft, pos_weight, weight=False):
     def make(rng):
         pred = 2 * rng.standard_normal((N, C))
         target = rng.uniform(0, 1, (N, C)) if soft else rng.integers(0, 2, (N, C)).astype(np.float64)
         pw = rng.uniform(0.5, 3.0, C) if pos_weight else None
-        return "loss", losses.BCEWithLogitsLoss(reduction, pos_weight=pw), pred, target, {}
+        w = rng.uniform(0.5, 2.0, (N, 1)) if weight else None
+        return "loss", losses.BCEWithLogitsLoss(reduction, pos_weight=pw, weight=w), pred, target, {}
     return nonzero_grad(make)
 
 
-def _ce(reduction, soft, smoothing):
+def _ce(reduction, soft, smoothing, weight=False, ignore=False):
     def make(rng):
         pred = rng.standard_normal((N, C))
         target = rng.dirichlet(np.ones(C), N) if soft else rng.integers(0, C, N)
-        return "loss", losses.CrossEntropyLoss(reduction, label_smoothing=smoothing), pred, target, {}
+        if ignore:
+            target[0] = -100
+        w = rng.uniform(0.5, 2.0, C) if weight else None
+        loss = losses.CrossEntropyLoss(reduction, label_smoothing=smoothing, weight=w)
+        return "loss", loss, pred, target, {}
     return nonzero_grad(make)
 
 
-def _multi_margin(reduction, p):
+def _multi_margin(reduction, p, weight=False):
     def make(rng):
         labels = rng.integers(0, C, N)
         pred = margin_logits(rng, labels, 0.8, C)
-        return "loss", losses.MultiMarginLoss(p=p, margin=0.8, reduction=reduction), pred, labels, {}
+        w = rng.uniform(0.5, 2.0, C) if weight else None
+        loss = losses.MultiMarginLoss(p=p, margin=0.8, weight=w, reduction=reduction)
+        return "loss", loss, pred, labels, {}
     return make
 
 
@@ -111,12 +119,16 @@ for _r in ("mean", "sum"):
         (f"BCEWithLogitsLoss[{_r},binary]", _bce(_r, False, False)),
         (f"BCEWithLogitsLoss[{_r},soft]", _bce(_r, True, False)),
         (f"BCEWithLogitsLoss[{_r},pos_weight]", _bce(_r, False, True)),
+        (f"BCEWithLogitsLoss[{_r},weight,pos_weight]", _bce(_r, True, True, weight=True)),
         (f"CrossEntropyLoss[{_r},labels]", _ce(_r, False, 0.0)),
         (f"CrossEntropyLoss[{_r},labels,smoothing]", _ce(_r, False, 0.1)),
         (f"CrossEntropyLoss[{_r},probs]", _ce(_r, True, 0.0)),
         (f"CrossEntropyLoss[{_r},probs,smoothing]", _ce(_r, True, 0.1)),
+        (f"CrossEntropyLoss[{_r},labels,weight,ignore]", _ce(_r, False, 0.1, True, True)),
+        (f"CrossEntropyLoss[{_r},probs,weight]", _ce(_r, True, 0.1, True)),
         (f"MultiMarginLoss[{_r},p=1]", _multi_margin(_r, 1)),
         (f"MultiMarginLoss[{_r},p=2]", _multi_margin(_r, 2)),
+        (f"MultiMarginLoss[{_r},p=2,weight]", _multi_margin(_r, 2, weight=True)),
         (f"GaussianNLLLoss[{_r},var=full]", _gaussian_nll(_r, "full", False)),
         (f"GaussianNLLLoss[{_r},var=per_row,full=True]", _gaussian_nll(_r, "per_row", True)),
         (f"GaussianNLLLoss[{_r},var=shared_axis0]", _gaussian_nll(_r, "shared_axis0", False)),

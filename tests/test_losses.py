@@ -15,9 +15,10 @@ from engine.losses import (BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss,
 REDUCTIONS = ["mean", "sum"]
 # (loss name, target kind / option) pairs: every loss x target kind
 KINDS = [("mse", "-"), ("l1", "-"),
-         ("bce", "binary"), ("bce", "soft"), ("bce", "pos_weight"),
+         ("bce", "binary"), ("bce", "soft"), ("bce", "pos_weight"), ("bce", "weights"),
          ("ce", "labels"), ("ce", "labels_smooth"), ("ce", "probs"), ("ce", "probs_smooth"),
-         ("mm", "p1"), ("mm", "p2"),
+         ("ce", "labels_weight_ignore"), ("ce", "probs_weight"),
+         ("mm", "p1"), ("mm", "p2"), ("mm", "weight"),
          ("gnll", "full_var"), ("gnll", "per_row"), ("gnll", "shared_axis0"), ("gnll", "const")]
 
 
@@ -36,6 +37,14 @@ def margin_logits(rng, labels, margin, C):
     return f
 
 
+def _t(a):
+    """A torch tensor of a (weights for the torch losses), or None."""
+    if a is None:
+        return None
+    import torch
+    return torch.tensor(a)
+
+
 def build(name, kind, reduction, rng, N=4, C=3):
     """(our loss, pred, target, forward kwargs, torch loss factory) for one case, float64,
     inputs away from kinks (gradient checks perturb pred by 1e-6).
@@ -52,7 +61,8 @@ def build(name, kind, reduction, rng, N=4, C=3):
             return case
         loss.forward(pred, target, **kw)
         g = np.abs(loss.backward())
-        if g.min() >= 0.01 * g.max():
+        g = g[g > 0]                         # exact zeros (ignored rows) are checked as they are
+        if g.size and g.min() >= 0.01 * g.max():
             return case
     raise AssertionError("no suitable draw")
 
@@ -68,24 +78,32 @@ def _build(name, kind, reduction, rng, N, C):
         return L1Loss(reduction), pred, target, kw, lambda nn: nn.L1Loss(reduction=reduction)
     if name == "bce":
         target = rng.uniform(0, 1, (N, C)) if kind == "soft" else rng.integers(0, 2, (N, C)) * 1.0
-        pw = rng.uniform(0.5, 3.0, C) if kind == "pos_weight" else None
+        pw = rng.uniform(0.5, 3.0, C) if kind in ("pos_weight", "weights") else None
+        w = rng.uniform(0.5, 2.0, (N, 1)) if kind == "weights" else None   # broadcast over C
 
         def torch_loss(nn):
-            import torch
-            return nn.BCEWithLogitsLoss(reduction=reduction,
-                                        pos_weight=None if pw is None else torch.tensor(pw))
-        return BCEWithLogitsLoss(reduction, pos_weight=pw), pred, target, kw, torch_loss
+            return nn.BCEWithLogitsLoss(reduction=reduction, weight=_t(w), pos_weight=_t(pw))
+        return BCEWithLogitsLoss(reduction, pos_weight=pw, weight=w), pred, target, kw, torch_loss
     if name == "ce":
         target = rng.dirichlet(np.ones(C), N) if kind.startswith("probs") else rng.integers(0, C, N)
-        ls = 0.1 if kind.endswith("smooth") else 0.0
-        return (CrossEntropyLoss(reduction, label_smoothing=ls), pred, target, kw,
-                lambda nn: nn.CrossEntropyLoss(reduction=reduction, label_smoothing=ls))
+        ls = 0.1 if "smooth" in kind or "weight" in kind else 0.0
+        w = rng.uniform(0.5, 2.0, C) if "weight" in kind else None
+        if kind == "labels_weight_ignore" and N > 1:
+            target[0] = -1
+        ii = -1 if kind == "labels_weight_ignore" else -100
+
+        def torch_loss(nn):
+            return nn.CrossEntropyLoss(reduction=reduction, label_smoothing=ls, weight=_t(w),
+                                       ignore_index=ii)
+        return (CrossEntropyLoss(reduction, label_smoothing=ls, weight=w, ignore_index=ii),
+                pred, target, kw, torch_loss)
     if name == "mm":
         p = 1 if kind == "p1" else 2
+        w = rng.uniform(0.5, 2.0, C) if kind == "weight" else None
         target = rng.integers(0, C, N)
         pred = margin_logits(rng, target, 0.8, C)
-        return (MultiMarginLoss(p=p, margin=0.8, reduction=reduction), pred, target, kw,
-                lambda nn: nn.MultiMarginLoss(p=p, margin=0.8, reduction=reduction))
+        return (MultiMarginLoss(p=p, margin=0.8, weight=w, reduction=reduction), pred, target, kw,
+                lambda nn: nn.MultiMarginLoss(p=p, margin=0.8, weight=_t(w), reduction=reduction))
     if name == "gnll":
         target = rng.standard_normal((N, C))
         var_shape = {"full_var": (N, C), "per_row": (N,), "shared_axis0": (1, C)}.get(kind)
@@ -197,14 +215,21 @@ def test_gaussian_nll_var_clamped_like_torch():
                          lambda nn: nn.GaussianNLLLoss(eps=1e-3))
 
 
+def test_cross_entropy_all_ignored_is_nan_like_torch():
+    loss = CrossEntropyLoss()
+    pred = np.random.default_rng(9).standard_normal((2, 3))
+    assert np.isnan(loss.forward(pred, np.array([-100, -100])))
+    assert (loss.backward() == 0).all()
+    assert loss.forward(pred, np.array([-100, 2])) == pytest.approx(
+        CrossEntropyLoss().forward(pred[1:], np.array([2])))
+
+
 # ---- dtype, fresh gradients, bad input ----------------------------------------------------------
 @pytest.mark.parametrize("case", KINDS, ids=["-".join(k) for k in KINDS])
 def test_float32(case):
     loss, pred, target, kw, _ = build(*case, "mean", np.random.default_rng(6))
     v64, d64 = loss.forward(pred, target, **kw), loss.backward()
     as32 = (lambda a: a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a)
-    if getattr(loss, "pos_weight", None) is not None:
-        loss.pos_weight = loss.pos_weight.astype(np.float32)
     v32 = loss.forward(as32(pred), as32(target), **{k: as32(v) for k, v in kw.items()})
     d32 = loss.backward()
     assert isinstance(v32, float) and d32.dtype == np.float32 and d32.shape == pred.shape
@@ -247,6 +272,12 @@ BAD = [
     (lambda: CrossEntropyLoss()(f64, np.zeros((3, 4), np.float32)), TypeError, "target"),
     (lambda: CrossEntropyLoss()(np.zeros(4), np.array([0])), ValueError, "pred"),
     (lambda: CrossEntropyLoss(label_smoothing=1.5), ValueError, "label_smoothing"),
+    (lambda: CrossEntropyLoss(weight=np.ones(3))(f64, np.array([0, 1, 2])), ValueError, "weight"),
+    (lambda: CrossEntropyLoss(weight=np.ones((2, 2))), ValueError, "weight"),
+    (lambda: CrossEntropyLoss(ignore_index=1.0), TypeError, "ignore_index"),
+    (lambda: CrossEntropyLoss(ignore_index=-1)(f64, np.array([0, -2, 1])), ValueError, "target"),
+    (lambda: BCEWithLogitsLoss(weight=np.ones(3))(f64, f64), ValueError, "weight"),
+    (lambda: MultiMarginLoss(weight=np.ones(5))(f64, np.array([0, 1, 2])), ValueError, "weight"),
     (lambda: MultiMarginLoss()(f64, np.array([0.0, 1.0, 2.0])), TypeError, "target"),
     (lambda: MultiMarginLoss()(f64, np.array([0, 1, 7])), ValueError, "target"),
     (lambda: MultiMarginLoss(p=3), ValueError, "p"),
