@@ -21,13 +21,36 @@ FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 _blas_limit = threadpool_limits(limits=1, user_api="blas")
 
 
+_threads = numba.get_num_threads()
+
+
 def num_threads():
-    """Number of chunks parallel kernels split their work into (Numba's thread count)."""
-    return numba.get_num_threads()
+    """The number of threads the engine's parallel kernels use (set with `set_num_threads`)."""
+    return _threads
+
+
+def chunks_for(n_rows, min_rows=64):
+    """How many chunks to split `n_rows` independent rows into: one per thread, but no chunk
+    smaller than `min_rows` (below that, waking a thread costs more than the work it gets)."""
+    return max(1, min(_threads, n_rows // min_rows))
+
+
+def parallel_call(kernel, n_chunks, *args):
+    """kernel(*args, n_chunks) with Numba's pool set to `n_chunks` threads for the call.
+
+    A kernel's `prange(n_chunks)` then runs one chunk per thread; with one chunk it runs on the
+    calling thread alone, without waking (and, on a busy machine, waiting for) the others."""
+    numba.set_num_threads(n_chunks)
+    try:
+        return kernel(*args, n_chunks)
+    finally:
+        numba.set_num_threads(_threads)
 
 
 def set_num_threads(n):
     """Use `n` Numba threads in the engine's parallel kernels (1 <= n <= cores)."""
     if not isinstance(n, int) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"n: expected an int in [1, {numba.config.NUMBA_NUM_THREADS}], got {n!r}")
+    global _threads
     numba.set_num_threads(n)
+    _threads = n

@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from engine.checks import check_dtype, check_int
 from engine.core import Layer, Parameter
-from engine.threads import num_threads
+from engine.threads import chunks_for, parallel_call
 
 
 @njit(cache=True)
@@ -65,7 +65,7 @@ def linear_forward(x, W, b, nthreads):
 
 
 @njit(parallel=True, cache=True)
-def linear_backward(df, x, W, dW, db, nthreads, input_grad):
+def linear_backward(df, x, W, dW, db, input_grad, nthreads):
     """Given ∂ℓ/∂f (N, D_out): returns ∂ℓ/∂h = ∂ℓ/∂f Ω (N, D_in) (empty when not `input_grad`),
     and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db."""
     N, D_in = x.shape
@@ -116,13 +116,14 @@ class Linear(Layer):
     def forward(self, x, train=True):
         x = self._check_input(x, shape=(None, self.in_features))
         self._x = x
-        return linear_forward(x, self.weight.value, self._b(), num_threads())
+        return parallel_call(linear_forward, chunks_for(x.shape[0]), x, self.weight.value, self._b())
 
     def backward(self, dy, input_grad=True):
         self._need_forward("_x")
         dy = self._check_input(dy, name="dy", shape=(self._x.shape[0], self.out_features), finite=False)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
-        dx = linear_backward(dy, self._x, self.weight.value, self.weight.grad, db, num_threads(), input_grad)
+        dx = parallel_call(linear_backward, chunks_for(dy.shape[0]), dy, self._x, self.weight.value,
+                           self.weight.grad, db, input_grad)
         return dx if input_grad else None
 
     def extra_repr(self):

@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from engine.checks import check_dtype, check_int
 from engine.core import Layer, Parameter
-from engine.threads import num_threads
+from engine.threads import chunks_for, parallel_call
 
 from .activations import ACTIVATIONS, LeakyReLU, Softplus, act, act_grad
 from .dense import default_uniform
@@ -83,7 +83,7 @@ def mlp_forward(x, theta, widths, code, p0, p1, fs, hs, nthreads):
 
 
 @njit(parallel=True, cache=True)
-def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart, nthreads, input_grad):
+def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart, input_grad, nthreads):
     """Backward pass from ∂ℓ/∂f_K = dout (N, D_K). Fills dfs with ∂ℓ/∂f_k (laid out like fs),
     accumulates ∂ℓ/∂θ into grad (+=) and returns ∂ℓ/∂x (N, D_0) (empty when not `input_grad`).
     gpart (nthreads, |θ|) is per-thread workspace."""
@@ -126,7 +126,7 @@ def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart,
     P = theta.shape[0]
     for t in prange(nthreads):                                              # sum the threads' parts
         lo, hi = t * P // nthreads, (t + 1) * P // nthreads
-        for s in range(gpart.shape[0]):
+        for s in range(nthreads):
             gs = gpart[s]
             for i in range(lo, hi):
                 grad[i] += gs[i]
@@ -205,9 +205,10 @@ class MLP(Layer):
             self._hs = np.empty(total, self.dtype)
             self._dfs = np.empty(total, self.dtype)
             self._N = N
-        nt = num_threads()
-        if getattr(self, "_gpart", None) is None or self._gpart.shape[0] != nt:
+        nt = chunks_for(N)
+        if getattr(self, "_gpart", None) is None or self._gpart.shape[0] < nt:
             self._gpart = np.empty((nt, self.theta.size), self.dtype)
+        return nt
 
     def _blocks(self, buf, count):
         out, q = [], 0
@@ -221,19 +222,19 @@ class MLP(Layer):
 
     def forward(self, x, train=True):
         x = self._check_input(x, shape=(None, int(self.widths[0])))
-        self._buffers_for(x.shape[0])
+        nt = self._buffers_for(x.shape[0])
         self._x = x
         self._has_grads = False
-        mlp_forward(x, self.theta, self.widths, self._code, self._p0, self._p1, self._fs, self._hs, num_threads())
+        parallel_call(mlp_forward, nt, x, self.theta, self.widths, self._code, self._p0, self._p1, self._fs, self._hs)
         K = len(self.widths) - 1
         return self._fs[-x.shape[0] * int(self.widths[K]):].reshape(x.shape[0], int(self.widths[K])).copy()
 
     def backward(self, dy, input_grad=True):
         self._need_forward("_x")
         dy = self._check_input(dy, name="dy", shape=(self._N, int(self.widths[-1])), finite=False)
-        self._buffers_for(self._N)
-        dx = mlp_backward(dy, self._x, self.theta, self.grad, self.widths, self._code, self._p0, self._p1,
-                          self._fs, self._hs, self._dfs, self._gpart, num_threads(), input_grad)
+        nt = self._buffers_for(self._N)
+        dx = parallel_call(mlp_backward, nt, dy, self._x, self.theta, self.grad, self.widths, self._code,
+                           self._p0, self._p1, self._fs, self._hs, self._dfs, self._gpart, input_grad)
         self._has_grads = True
         return dx if input_grad else None
 

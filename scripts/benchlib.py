@@ -1,0 +1,68 @@
+"""Timing helpers shared by the benchmark groups (scripts/bench_*.py).
+
+Every ratio compares the engine with a peer timed in the same process and run, on the same thread
+count, as medians over repeats (PERFORMANCE.md lesson 7: this VM varies by up to ±30% between
+processes, so only same-run ratios mean anything).
+"""
+import time
+
+import numpy as np
+
+
+def timeit(fn, repeats=30, warmup=3, min_seconds=0.0):
+    """Median and (min, max) wall time of fn() in milliseconds, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times)), (float(np.min(times)), float(np.max(times)))
+
+
+def interleaved(fns, repeats=30, warmup=3):
+    """Time several functions in alternation (so machine noise hits them alike).
+    Returns {name: (median_ms, (min_ms, max_ms))}."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return {k: (float(np.median(v)), (float(np.min(v)), float(np.max(v)))) for k, v in times.items()}
+
+
+def row(group, case, engine, peer_name, peer, **extra):
+    """A result row; engine and peer are (median_ms, (min, max)) or None."""
+    r = {"group": group, "case": case, "engine_ms": engine[0], "engine_range": engine[1],
+         "peer": peer_name, "peer_ms": peer[0] if peer else None,
+         "peer_range": peer[1] if peer else None,
+         "ratio": engine[0] / peer[0] if peer else None}
+    r.update(extra)
+    return r
+
+
+def torch_or_none():
+    """PyTorch set to the engine's thread count, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from engine.threads import num_threads
+    torch.set_num_threads(num_threads())
+    return torch
+
+
+def format_table(rows):
+    lines = [f"{'group':8} {'case':52} {'engine ms':>18} {'peer':>10} {'peer ms':>18} {'ratio':>6}"]
+    for r in rows:
+        e = f"{r['engine_ms']:.2f} [{r['engine_range'][0]:.2f}-{r['engine_range'][1]:.2f}]" if r.get("engine_ms") is not None else "-"
+        p = f"{r['peer_ms']:.2f} [{r['peer_range'][0]:.2f}-{r['peer_range'][1]:.2f}]" if r.get("peer_ms") is not None and r.get("peer_range") else (f"{r['peer_ms']:.2f}" if r.get("peer_ms") is not None else "n/a")
+        ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else "-"
+        lines.append(f"{r['group']:8} {r['case']:52} {e:>18} {str(r['peer']):>10} {p:>18} {ratio:>6}")
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""engine.fit: history, determinism, divergence, validation, callbacks, progress; train_digits."""
+import numpy as np
+import pytest
+
+from engine import Sequential, fit
+from engine.data import xor
+from engine.losses import CrossEntropyLoss, MSELoss
+from engine.optim import SGD, Adam
+from engine.train import TrainingDiverged, evaluate, predict
+from layers import MLP, Linear, Tanh
+
+
+def small_problem(seed=0):
+    X, y = xor(n=128, noise=0.1, seed=seed)
+    return X, y, MLP([2, 16, 2], activation="tanh", rng=seed)
+
+
+def test_history_has_per_epoch_loss_and_metrics():
+    X, y, m = small_problem()
+    h = fit(m, CrossEntropyLoss(), Adam(m.parameters(), lr=0.05), X, y, epochs=5, batch_size=32,
+            validation_data=(X, y), metrics=["accuracy"], seed=0, progress=False)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(h[key]) == 5
+    assert h["loss"][-1] < h["loss"][0]
+    assert h["val_accuracy"][-1] > 0.9
+
+
+def test_same_seed_bit_identical_and_other_seed_differs():
+    runs = []
+    for seed in (3, 3, 4):
+        X, y, m = small_problem()
+        fit(m, CrossEntropyLoss(), SGD(m.parameters(), lr=0.1, momentum=0.9), X, y, epochs=3,
+            batch_size=10, seed=seed, progress=False)
+        runs.append(m.theta.copy())
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_every_sample_seen_once_per_epoch():
+    X = np.arange(10, dtype=np.float64).reshape(10, 1)
+    y = np.zeros((10, 1))
+    seen = []
+
+    class Spy(Linear):
+        def forward(self, x, train=True):
+            if train:
+                seen.extend(x[:, 0].tolist())
+            return super().forward(x, train)
+
+    m = Spy(1, 1)
+    fit(m, MSELoss(), SGD(m.parameters(), lr=0.0), X, y, epochs=2, batch_size=3, seed=1, progress=False)
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
+    assert seen[:10] != seen[10:]          # reshuffled each epoch
+
+
+def test_divergence_stops_with_epoch_and_step():
+    X, y, _ = small_problem()
+    Y = np.eye(2)[y] * 1e3
+    m = Sequential(Linear(2, 2, rng=0))
+    with pytest.raises(TrainingDiverged, match=r"epoch \d+, step \d+"):
+        fit(m, MSELoss(), SGD(m.parameters(), lr=10.0), X, Y, epochs=50, batch_size=16, seed=0, progress=False)
+
+
+def test_callbacks_see_gradients_after_each_step():
+    X, y, m = small_problem()
+    calls = []
+    cb = lambda info: calls.append((info["epoch"], info["step"], float(np.abs(info["model"].preactivation_grads[0]).sum())))
+    fit(m, CrossEntropyLoss(), Adam(m.parameters()), X, y, epochs=2, batch_size=64, seed=0,
+        progress=False, callbacks=[cb])
+    assert [(e, s) for e, s, _ in calls] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert all(g > 0 for _, _, g in calls)
+
+
+def test_progress_bar_only_when_asked(capsys, monkeypatch):
+    X, y, m = small_problem()
+    monkeypatch.setenv("CI", "true")
+    fit(m, CrossEntropyLoss(), Adam(m.parameters()), X, y, epochs=1, batch_size=64, seed=0, progress="auto")
+    assert capsys.readouterr().err == ""
+    fit(m, CrossEntropyLoss(), Adam(m.parameters()), X, y, epochs=1, batch_size=64, seed=0, progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_use_eval_mode_in_batches():
+    X, y, m = small_problem()
+    assert np.allclose(predict(m, X, batch_size=7), m.forward(X, train=False))
+    loss, metrics = evaluate(m, CrossEntropyLoss(), X, y, metrics=["accuracy"])
+    assert np.isfinite(loss) and 0 <= metrics["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"), (dict(metrics=["f1"]), "metrics"),
+    (dict(validation_data=[1]), "validation_data"), (dict(y=np.zeros(3, np.int64)), "y"),
+])
+def test_bad_arguments(kw, match):
+    X, y, m = small_problem()
+    args = dict(model=m, loss=CrossEntropyLoss(), optimizer=SGD(m.parameters(), lr=0.1), X=X, y=y,
+                epochs=1, batch_size=8, progress=False)
+    args.update(kw)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fit(**args)
+
+
+def test_bad_model_loss_optimizer():
+    X, y, m = small_problem()
+    with pytest.raises(TypeError, match="model"):
+        fit(object(), CrossEntropyLoss(), SGD(m.parameters(), lr=0.1), X, y, 1, 8)
+    with pytest.raises(TypeError, match="loss"):
+        fit(m, object(), SGD(m.parameters(), lr=0.1), X, y, 1, 8)
+    with pytest.raises(TypeError, match="optimizer"):
+        fit(m, CrossEntropyLoss(), object(), X, y, 1, 8)
+
+
+def test_sequential_trains_too():
+    X, y, _ = small_problem()
+    m = Sequential(Linear(2, 16, rng=0), Tanh(), Linear(16, 2, rng=1))
+    h = fit(m, CrossEntropyLoss(), Adam(m.parameters(), lr=0.05), X, y, epochs=20, batch_size=32,
+            metrics=["accuracy"], seed=0, progress=False)
+    assert h["accuracy"][-1] > 0.9
+
+
+def test_train_digits_reaches_97_percent():
+    import train_digits
+    _, _, acc, seconds = train_digits.train(progress=False)
+    assert acc >= 0.97
