@@ -10,9 +10,14 @@ from .gradcheck import gradcheck, gradcheck_loss
 __all__ = ["Parameter", "Layer", "Sequential", "fit", "gradcheck", "gradcheck_loss"]
 
 
+_SUBMODULES = {"losses", "optim", "schedules", "init", "data", "train"}
+
+
 def __getattr__(name):
-    # `fit` lives in engine.train, which imports losses and data; load it on first use.
+    # Loaded on first use, so `import engine` stays light: engine.fit, engine.losses, engine.optim, ...
+    import importlib
     if name == "fit":
-        from .train import fit
-        return fit
+        return importlib.import_module(".train", __name__).fit
+    if name in _SUBMODULES:
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
