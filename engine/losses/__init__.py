@@ -19,8 +19,9 @@ Constructor arguments and semantics follow the `torch.nn` class of the same name
 Modules: `regression` (MSELoss, L1Loss, GaussianNLLLoss), `classification` (BCEWithLogitsLoss,
 CrossEntropyLoss, MultiMarginLoss); the kernels live next to their classes.
 """
+from ._base import Loss
 from .classification import BCEWithLogitsLoss, CrossEntropyLoss, MultiMarginLoss
 from .regression import GaussianNLLLoss, L1Loss, MSELoss
 
-__all__ = ["MSELoss", "L1Loss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MultiMarginLoss",
+__all__ = ["Loss", "MSELoss", "L1Loss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MultiMarginLoss",
            "GaussianNLLLoss"]

@@ -95,7 +95,8 @@ def cross_entropy_forward(f, labels, weight, smoothing, ignore_index):
 @njit(cache=True)
 def cross_entropy_backward(p, labels, weight, smoothing, ignore_index, scale):
     """∂ℓ_n/∂f[n, c] = p_c Σ_k a_k − a_c  (from ∂(−log p_k)/∂f_c = p_c − [c = k]), with
-    Σ_k a_k = (1−ε) w_{y_n} + ε Σ_k w_k / C (= 1 without weights); 0 on ignored rows. Times scale."""
+    Σ_k a_k = (1−ε) w_{y_n} + ε Σ_k w_k / C (= 1 without weights); 0 on ignored rows.
+    Times scale."""
     N, C = p.shape
     wsum = 0.0
     for c in range(C):
@@ -198,7 +199,8 @@ def _weight_for(name, w, C):
     if w is None:
         return np.ones(C)
     if w.shape != (C,):
-        raise ValueError(f"{name}: expected shape ({C},) (one weight per class of pred), got {w.shape}")
+        raise ValueError(f"{name}: expected shape ({C},) (one weight per class of pred), "
+                         f"got {w.shape}")
     return w
 
 
