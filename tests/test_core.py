@@ -139,6 +139,32 @@ def test_load_state_dict_wrong_shape_writes_nothing():
         np.testing.assert_array_equal(v, before[k])
 
 
+@pytest.mark.xfail(strict=True, reason="BUG (reported): load_state_dict checks keys and shapes but not "
+                   "that values convert to the layer's dtype, so a bad value met late in the loop "
+                   "raises only after the earlier arrays were overwritten (and complex is cast with "
+                   "a warning)")
+def test_load_state_dict_unconvertible_value_writes_nothing():
+    model = Sequential(Linear(3, 4, rng=0), ReLU(), Linear(4, 2, rng=1))
+    before = _snapshot(model)
+    bad = {k: v + 1.0 for k, v in before.items()}
+    bad["2.bias"] = np.array(["a", "b"])
+    with pytest.raises((TypeError, ValueError), match=r"2.bias"):
+        model.load_state_dict(bad)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (reported): Layer.save(path) goes through np.savez, which "
+                   "appends '.npz' to a path without that suffix, so load(path) with the same path "
+                   "raises FileNotFoundError")
+def test_save_load_same_path_without_suffix(tmp_path):
+    model = Linear(2, 3, rng=0)
+    model.save(tmp_path / "weights")
+    other = Linear(2, 3, rng=1)
+    other.load(tmp_path / "weights")
+    np.testing.assert_array_equal(other.weight.value, model.weight.value)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_save_load_npz_bit_exact(tmp_path, rng, dtype):
     model = Sequential(Linear(5, 7, dtype=dtype, rng=1), GELU(), Linear(7, 3, bias=False, dtype=dtype, rng=2))
