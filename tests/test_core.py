@@ -295,3 +295,32 @@ def test_blas_pinned_to_one_thread():
     for info in threadpoolctl.threadpool_info():
         if info["user_api"] == "blas":
             assert info["num_threads"] == 1, info
+
+
+def test_chunks_for_and_parallel_call(with_threads):
+    from numba import njit, prange
+
+    from engine.threads import chunks_for, parallel_call
+
+    @njit(parallel=True)
+    def fill(out, nthreads):
+        for t in prange(nthreads):
+            lo, hi = t * out.shape[0] // nthreads, (t + 1) * out.shape[0] // nthreads
+            for i in range(lo, hi):
+                out[i] = t
+        return nthreads
+
+    def check():
+        assert chunks_for(0) == chunks_for(10) == chunks_for(127) == 1
+        assert chunks_for(128) == chunks_for(10_000) == 2
+        assert chunks_for(40, min_rows=20) == 2 and chunks_for(39, min_rows=20) == 1
+        out = np.zeros(6)
+        assert parallel_call(fill, 2, out) == 2 and out.tolist() == [0, 0, 0, 1, 1, 1]
+        assert parallel_call(fill, 1, out) == 1 and out.tolist() == [0] * 6
+        assert numba.get_num_threads() == num_threads() == 2       # restored after the call
+        with pytest.raises(ZeroDivisionError):
+            parallel_call(lambda n: 1 // 0, 1)
+        assert numba.get_num_threads() == 2                        # restored after an error too
+
+    with_threads(2, check)
+    with_threads(1, lambda: [chunks_for(10_000) == 1 or pytest.fail("1 thread: 1 chunk")])

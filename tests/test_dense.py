@@ -231,3 +231,29 @@ def test_kernels_are_njit_without_fastmath():
     from numba.core.registry import CPUDispatcher
     for k in (D.linear_forward, D.linear_backward, D.linear_forward_naive, D.linear_backward_naive):
         assert isinstance(k, CPUDispatcher) and k.targetoptions.get("fastmath") is not True
+
+
+def test_non_contiguous_input(rng):
+    layer = Linear(3, 2, rng=0)
+    big = rng.standard_normal((4, 6))
+    for x in (big[:, ::2], np.asfortranarray(big[:, :3]), big[::-1, 1:4]):
+        y = layer.forward(x)
+        np.testing.assert_allclose(y, np.ascontiguousarray(x) @ layer.weight.value.T + layer.bias.value, rtol=1e-14)
+        layer.zero_grad()
+        dy = rng.standard_normal((4, 2))[:, ::-1]
+        dx = layer.backward(dy)
+        np.testing.assert_allclose(dx, dy @ layer.weight.value, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(layer.weight.grad, dy.T @ x, rtol=1e-13, atol=1e-15)
+
+
+def test_float32_sequential_end_to_end(rng):
+    from engine import Sequential
+    from layers import GELU, Softmax
+    seq = Sequential(Linear(4, 5, dtype=np.float32, rng=0), GELU(), Linear(5, 3, dtype=np.float32, rng=1),
+                     Softmax(-1))
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = seq.forward(x)
+    dx = seq.backward(rng.standard_normal((6, 3)).astype(np.float32))
+    assert y.dtype == dx.dtype == np.float32 and seq.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in seq.parameters())
+    np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-6)

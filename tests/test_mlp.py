@@ -297,3 +297,12 @@ def test_kernels_are_njit_without_fastmath():
     from numba.core.registry import CPUDispatcher
     for k in (M.mlp_forward, M.mlp_backward):
         assert isinstance(k, CPUDispatcher) and k.targetoptions.get("fastmath") is not True
+
+
+def test_non_contiguous_input(rng):
+    m = MLP([3, 4, 2], activation="tanh", rng=0)
+    seq = m.to_sequential()
+    x = rng.standard_normal((5, 6))[:, ::2]
+    dy = np.asfortranarray(rng.standard_normal((5, 2)))
+    for a, b in zip(run(m, x, dy)[:2], run(seq, np.ascontiguousarray(x), np.ascontiguousarray(dy))[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
