@@ -127,6 +127,9 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
             Xb, yb = X[idx], y[idx]
             model.zero_grad()
             pred = model.forward(Xb, train=True)
+            if not np.isfinite(pred).all():
+                raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
+                                       "the model's output has NaN or Inf")
             value = float(loss.forward(pred, yb))
             if not np.isfinite(value):
                 raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: loss is {value}")

@@ -32,8 +32,8 @@ def numpy_step(X, y, W1, b1, W2, b2):
         a -= LR * g
 
 
-def cases(dtype, batch=256, d_in=784, hidden=512, classes=10, seed=0):
-    """The step as closures for the engine (MLP, Sequential), PyTorch and NumPy."""
+def cases(dtype, batch=256, d_in=784, hidden=512, classes=10, seed=0, peers=True):
+    """The step as closures for the engine (MLP, Sequential) and, with `peers`, PyTorch and NumPy."""
     from engine import Sequential
     from engine.losses import CrossEntropyLoss
     from engine.optim import SGD
@@ -53,6 +53,8 @@ def cases(dtype, batch=256, d_in=784, hidden=512, classes=10, seed=0):
             model.backward(loss.backward(), input_grad=False)
             opt.step()
         fns[name] = step
+    if not peers:
+        return fns
     W1, b1, W2, b2 = (mlp.state_dict()[k].copy() for k in ("0.weight", "0.bias", "2.weight", "2.bias"))
     fns["NumPy"] = lambda: numpy_step(X, y, W1, b1, W2, b2)
     torch = torch_or_none()
@@ -82,17 +84,35 @@ def run(quick=False):
             rows.append(row("dense", f"{label}, {np.dtype(dtype).name}, {name}", res[name],
                             "PyTorch", peer, numpy_ms=res["NumPy"][0]))
         rows.append(row("dense", f"{label}, {np.dtype(dtype).name}, NumPy peer", res["NumPy"], "PyTorch", peer))
+    if not quick:
+        rows += first_run_rows()
     return rows
 
 
-def first_run_seconds():
-    """Seconds for the first training step in a fresh process (import + compile or cache load)."""
+def first_step_seconds(cache_dir, dtype="float32"):
+    """Seconds from a fresh process's start of imports to the end of its first MLP training step,
+    with Numba's cache in `cache_dir` (empty: everything compiles; warm: loaded from disk)."""
     import subprocess
     code = ("import time; t = time.perf_counter(); import sys; sys.path.insert(0, %r); "
-            "import bench_dense, numpy as np; f = bench_dense.cases(np.float32)['MLP']; f(); "
-            "print(time.perf_counter() - t)") % os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            "import bench_dense, numpy as np; bench_dense.cases(np.%s, peers=False)['MLP'](); "
+            "print(time.perf_counter() - t)") % (os.path.dirname(os.path.abspath(__file__)), dtype)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def first_run_rows():
+    """The first step's cost with an empty Numba cache and with a warm one (PERFORMANCE.md lesson 6)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        cold = first_step_seconds(d)
+        warm = first_step_seconds(d)
+    return [{"group": "dense", "case": "first MLP step in a new process, empty Numba cache (s)",
+             "engine_ms": cold * 1e3, "engine_range": (cold * 1e3, cold * 1e3), "peer": None,
+             "peer_ms": None, "ratio": None},
+            {"group": "dense", "case": "first MLP step in a new process, warm Numba cache (s)",
+             "engine_ms": warm * 1e3, "engine_range": (warm * 1e3, warm * 1e3), "peer": None,
+             "peer_ms": None, "ratio": None}]
 
 
 if __name__ == "__main__":

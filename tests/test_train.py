@@ -61,6 +61,13 @@ def test_divergence_stops_with_epoch_and_step():
         fit(m, MSELoss(), SGD(m.parameters(), lr=10.0), X, Y, epochs=50, batch_size=16, seed=0, progress=False)
 
 
+def test_nan_output_is_reported_as_divergence():
+    X, y, m = small_problem()
+    m.theta[0] = np.nan
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 1: the model's output"):
+        fit(m, CrossEntropyLoss(), SGD(m.parameters(), lr=0.1), X, y, epochs=1, batch_size=16, progress=False)
+
+
 def test_callbacks_see_gradients_after_each_step():
     X, y, m = small_problem()
     calls = []
