@@ -62,12 +62,14 @@ def compose(net1, net2):
 def generic_shallow_2d(D, rng):
     """A shallow 2-input net with D units in general position and a box holding every pairwise
     intersection of their lines (so all Σ_{j≤2} C(D, j) regions are inside)."""
-    W, b = rng.normal(size=(D, 2)), rng.normal(size=D)
-    R = 1.0
-    for i in range(D):
-        for j in range(i + 1, D):
-            R = max(R, np.abs(np.linalg.solve(W[[i, j]], -b[[i, j]])).max() + 1.0)
-    return shallow_seq(W, b, rng.normal(size=D)), ((-R, R), (-R, R))
+    while True:           # redraw nearly parallel pairs, whose crossings would lie far away
+        W, b = rng.normal(size=(D, 2)), rng.normal(size=D)
+        R = 1.0
+        for i in range(D):
+            for j in range(i + 1, D):
+                R = max(R, np.abs(np.linalg.solve(W[[i, j]], -b[[i, j]])).max() + 1.0)
+        if R < 30:
+            return shallow_seq(W, b, rng.normal(size=D)), ((-R, R), (-R, R))
 
 
 def generic_shallow_1d(D, rng):

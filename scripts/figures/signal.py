@@ -1,0 +1,157 @@
+"""Signal propagation at initialisation and gradient norms (000 §9.2, 003 §1.3.2, 004 §3.6, §3.8).
+
+Theory from `analysis.signal` (variance recursions), measurements on the engine's `MLP`, gradient
+norms from `analysis.gradients`.
+"""
+import math
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analysis.gradients import GradientTrace, vanishing_profile
+from analysis.signal import measure_variance, predict_variance
+from figures._common import single_threaded
+from figures.registry import figure
+from layers import MLP
+
+INIT_LABELS = {"normal": "normal(1)", "small": "0.01·normal", "xavier": "Xavier", "he": "He"}
+
+
+@figure("init-variance", source="000 §9.2, 003 §1.3.2, 004 §3.8",
+        caption="Variance of the pre-activations f_k through depth (width {width}): theory (lines, analysis.signal) "
+                "and the engine's MLP over {seeds} draws (markers). He keeps ReLU's variance flat (ratio "
+                "{he_relu_ratio:.3f} per layer); Xavier halves it ({xavier_relu_ratio:.3f}).")
+@single_threaded
+def init_variance(quick=False):
+    width, depth, seeds = (32, 6, 4) if quick else (128, 12, 20)
+    widths = [width] * (depth + 1) + [width]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    data = {"width": width, "depth": depth, "seeds": seeds}
+    for ax, act in zip(axes, ("relu", "tanh")):
+        for i, init in enumerate(("normal", "small", "xavier", "he")):
+            p = predict_variance(widths, act, init)
+            m = measure_variance(widths, act, init, n_seeds=seeds, batch_size=64, rng=i)
+            k = np.arange(len(p.forward))
+            ax.semilogy(k, p.forward, "-", color=f"C{i}", label=f"{INIT_LABELS[init]} (theory)")
+            ax.semilogy(k, m.forward, "o", color=f"C{i}", ms=4)
+            data[f"{act}_{init}_predicted"] = p.forward
+            data[f"{act}_{init}_measured"] = m.forward
+            data[f"{act}_{init}_sem"] = m.forward_sem
+        ax.set_title(f"{act}: Var f_k (markers: measured on MLP)")
+        ax.set_xlabel("layer k")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("Var f_k")
+    fig.tight_layout()
+    for name in ("he", "xavier"):
+        m = data[f"relu_{name}_measured"]
+        data[f"{name}_relu_ratio"] = float(np.exp(np.mean(np.diff(np.log(m)))))
+    return fig, data
+
+
+def _glorot_uniform_net(widths, scheme, rng):
+    """tanh MLP with Glorot & Bengio's "standard" U[±1/√n_in] or "normalized" U[±√6/√(n_in + n_out)]."""
+    net = MLP(widths, activation="tanh", rng=rng)
+    for k, (W, b) in enumerate(zip(net.weights, net.biases)):
+        n_in, n_out = widths[k], widths[k + 1]
+        a = 1 / math.sqrt(n_in) if scheme == "standard" else math.sqrt(6 / (n_in + n_out))
+        W[...] = rng.uniform(-a, a, W.shape)
+        b[...] = 0.0
+    return net
+
+
+@figure("activation-histograms", source="004 §3.8, Glorot & Bengio 2010",
+        caption="Histograms of the tanh activations h_k of a 5-hidden-layer MLP: with the standard U[±1/√n] "
+                "initialisation they shrink towards 0 layer after layer (std {standard_last:.3f} at the top), with "
+                "normalised (Xavier) initialisation they keep their spread (std {normalized_last:.3f}).")
+@single_threaded
+def activation_histograms(quick=False):
+    width, n = (100, 500) if quick else (300, 2000)
+    widths = [width] * 6 + [10]
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (n, width))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), sharey=True)
+    data = {}
+    bins = np.linspace(-1, 1, 61)
+    for ax, scheme in zip(axes, ("standard", "normalized")):
+        net = _glorot_uniform_net(widths, scheme, rng)
+        net.forward(X)
+        stds = []
+        for k, h in enumerate(net.activations):
+            hist, _ = np.histogram(h.ravel(), bins=bins, density=True)
+            ax.plot(0.5 * (bins[1:] + bins[:-1]), hist, label=f"layer {k + 1}", color=plt.cm.viridis(k / 5))
+            stds.append(float(h.std()))
+        ax.set_title(f"{scheme} initialisation")
+        ax.set_xlabel("activation value h_k")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+        data[f"{scheme}_std"] = np.array(stds)
+        data[f"{scheme}_last"] = stds[-1]
+    axes[0].set_ylabel("density")
+    fig.tight_layout()
+    return fig, data
+
+
+@figure("vanishing-gradients-depth", source="004 §3.6, 003 §1.3.2",
+        caption="‖∂ℓ/∂f_k‖ per layer at initialisation for {depth}-hidden-layer MLPs (width {width}, default "
+                "U(±1/√n) init, He for ReLU): sigmoid's gradient shrinks by ×{sigmoid_rate:.2f} per layer towards "
+                "the input, tanh's more slowly, ReLU with He keeps it.")
+@single_threaded
+def vanishing_gradients_depth(quick=False):
+    depth, width = (20, 32) if quick else (50, 64)
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    data = {"depth": depth, "width": width}
+    for i, (act, init) in enumerate((("sigmoid", "default"), ("tanh", "default"), ("relu", "default"),
+                                     ("relu", "he"))):
+        norms = vanishing_profile(act, depth=depth, width=width, init=init, rng=i)["preact"]
+        label = f"{act}" + (" (He init)" if init == "he" else "")
+        ax.semilogy(np.arange(len(norms)), norms, "o-", ms=3, color=f"C{i}", label=label)
+        data[f"{act}_{init}"] = norms
+    s = data["sigmoid_default"]
+    data["sigmoid_rate"] = float(np.exp(-np.polyfit(np.arange(len(s) - 1), np.log(s[:-1]), 1)[0]))  # factor per layer towards the input
+    ax.set_xlabel("layer k (0 = first hidden pre-activation, right = output)")
+    ax.set_ylabel("‖∂ℓ/∂f_k‖ (per-example RMS)")
+    ax.set_title("gradient norms through depth at initialisation")
+    ax.legend()
+    fig.tight_layout()
+    return fig, data
+
+
+@figure("gradient-norms-training", source="004 §3.6",
+        caption="Per-layer ‖∂ℓ/∂Ω_k‖ over training on the digits (6 hidden layers of 32, Adam) recorded by "
+                "analysis.gradients.GradientTrace through engine.fit's callback: at the start sigmoid's first "
+                "layers get gradients orders of magnitude smaller than its last; ReLU's are balanced.")
+@single_threaded
+def gradient_norms_training(quick=False):
+    from engine import fit
+    from engine.data import digits_split
+    from engine.losses import CrossEntropyLoss
+    from engine.optim import Adam
+
+    (X, y), _ = digits_split()
+    if quick:
+        X, y = X[:300], y[:300]
+    epochs = 2 if quick else 15
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    data = {"epochs": epochs}
+    for ax, act in zip(axes, ("sigmoid", "relu")):
+        net = MLP([64] + [32] * 6 + [10], activation=act, rng=0)
+        trace = GradientTrace(every=2)
+        hist = fit(net, CrossEntropyLoss(), Adam(net.parameters(), lr=1e-3), X, y, epochs=epochs,
+                   batch_size=32, seed=0, progress=False, callbacks=[trace.callback])
+        a = trace.arrays()
+        K = a["weight"].shape[1]
+        for k in range(K):
+            ax.semilogy(a["step"], a["weight"][:, k], color=plt.cm.plasma(k / (K - 1)), lw=1,
+                        label=f"Ω_{k}")
+        ax.set_title(f"{act}: final train loss {hist['loss'][-1]:.3f}")
+        ax.set_xlabel("optimizer step")
+        ax.legend(fontsize=7, ncol=2)
+        data[f"{act}_steps"] = a["step"]
+        data[f"{act}_weight_norms"] = a["weight"]
+        data[f"{act}_preact_norms"] = a["preact"]
+        data[f"{act}_loss"] = np.array(hist["loss"])
+    axes[0].set_ylabel("‖∂ℓ/∂Ω_k‖")
+    fig.tight_layout()
+    return fig, data

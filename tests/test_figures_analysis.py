@@ -1,0 +1,102 @@
+"""Figures of the analysis group: regions, signal propagation, gradient norms, curse, double descent.
+Each test runs the figure in quick mode and checks FIGURES.md's "checks" column on its data."""
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+import figures.curse  # noqa: F401  (registers)
+import figures.double_descent  # noqa: F401
+import figures.regions  # noqa: F401
+import figures.signal  # noqa: F401
+from analysis import bounds
+from figures.registry import REGISTRY
+
+
+def run(fid):
+    fig, data = REGISTRY[fid].func(quick=True)
+    assert fig is not None
+    plt.close(fig)
+    return data
+
+
+def test_shallow_2d_regions_has_7():
+    d = run("shallow-2d-regions")
+    assert d["n_regions"] == 7 == d["bound"] == d["n_linear_regions"]
+
+
+def test_regions_vs_width_within_bound_and_1d_reaches_D_plus_1():
+    d = run("regions-vs-width")
+    for D_i in (1, 2):
+        assert np.all(d[f"generic_{D_i}d"] <= d[f"bound_{D_i}d"])
+        assert np.all(d[f"default_{D_i}d"] <= d[f"bound_{D_i}d"])
+    assert np.all(d["generic_1d"] == d["widths"] + 1)
+    assert np.all(d["generic_2d"] == d["bound_2d"])
+
+
+def test_composition_product_rule():
+    d = run("composition-folding")
+    assert (d["n1"], d["n2"], d["n_comp"]) == (3, 3, 9)
+    assert d["n_comp"] == d["n1"] * d["n2"]
+    assert d["composition_error"] < 1e-12
+
+
+def test_deep_vs_shallow_within_bounds_and_tent():
+    d = run("deep-vs-shallow-regions")
+    for r in d["rows"]:
+        assert r["max_2d"] <= r["serra_2d"] <= r["two_h"]
+        assert r["max_1d"] <= r["serra_1d"]
+        if r["kind"] == "shallow":
+            assert r["max_2d"] <= r["zaslavsky"]
+    for L, params, n in d["tent"]:
+        assert n == 2 ** L
+
+
+def test_curse_mode():
+    d = run("curse-of-dimensionality")
+    for D, m, nm, hp in zip(d["dims"], d["modes"], d["numeric_modes"], d["histogram_peaks"]):
+        assert m == pytest.approx(d["sigma"] * np.sqrt(D - 1))
+        assert abs(nm - m) < 0.01
+        assert abs(hp - m) < 0.5
+
+
+def test_init_variance_he_flat_xavier_halves():
+    d = run("init-variance")
+    for act in ("relu", "tanh"):
+        for init in ("normal", "small", "xavier", "he"):
+            m, p, sem = (d[f"{act}_{init}_{k}"] for k in ("measured", "predicted", "sem"))
+            # within sampling error (4 seeds in quick mode: sem itself is rough, hence the 10 % floor)
+            assert np.all(np.abs(m - p) <= 5 * sem + 0.1 * p)
+    assert d["xavier_relu_ratio"] == pytest.approx(0.5, abs=0.05)
+    np.testing.assert_allclose(d["relu_he_predicted"], d["relu_he_predicted"][0])
+    np.testing.assert_allclose(d["relu_xavier_predicted"][1:] / d["relu_xavier_predicted"][:-1], 0.5)
+
+
+def test_activation_histograms_data():
+    d = run("activation-histograms")
+    assert np.all(np.diff(d["standard_std"]) < 0)           # shrinks layer after layer
+    assert d["normalized_last"] > 3 * d["standard_last"]
+
+
+def test_vanishing_gradients_sigmoid_exponential():
+    d = run("vanishing-gradients-depth")
+    s = d["sigmoid_default"]
+    logs = np.log(s[:-1])
+    fit = np.polyfit(np.arange(len(logs)), logs, 1)
+    assert fit[0] > 0.5                                     # exponential decay toward the input
+    assert np.corrcoef(np.arange(len(logs)), logs)[0, 1] > 0.99
+    assert d["sigmoid_rate"] < 0.6
+
+
+def test_gradient_norms_training_shapes():
+    d = run("gradient-norms-training")
+    for act in ("sigmoid", "relu"):
+        w = d[f"{act}_weight_norms"]
+        assert w.shape[1] == 7 and w.shape[0] == len(d[f"{act}_steps"])
+        assert np.isfinite(w).all()
+
+
+def test_double_descent_peak_near_threshold():
+    d = run("double-descent")
+    assert 0.7 * d["n_train"] <= d["peak_P"] <= 1.4 * d["n_train"]
