@@ -249,3 +249,221 @@ def repulsive_bh(perm, Ys, start, end, skip, leaf, w2, com, theta, F, zrow):
     for i in range(N):
         Z += zrow[i]
     return Z
+
+
+# ---------------------------------------------------------------------------------------------
+# Two-dimensional maps (the common case): the same tree and walk with scalar coordinates and
+# packed node records, fused with the attractive forces so that one parallel loop per iteration
+# does all the O(N) work per point (each parallel region is a synchronisation point of the
+# threads; on a busy machine every one of them costs).
+#   nf (M, 4) float64: centre of mass x, y; squared side w²; number of points
+#   ni (M, 3) int64:   start, end, skip     (a leaf is a node with skip == n + 1)
+
+
+@njit(cache=True)
+def build_quadtree(Y, leaf_size):
+    """Quadtree of Y (N, 2): returns (perm, Ys, nf, ni) as described above. O(N · depth)."""
+    N = Y.shape[0]
+    lo0 = Y[0, 0]
+    hi0 = lo0
+    lo1 = Y[0, 1]
+    hi1 = lo1
+    for i in range(N):
+        v0 = Y[i, 0]
+        v1 = Y[i, 1]
+        lo0 = min(lo0, v0)
+        hi0 = max(hi0, v0)
+        lo1 = min(lo1, v1)
+        hi1 = max(hi1, v1)
+    width = max(hi0 - lo0, hi1 - lo1) * (1.0 + 1e-7) + 1e-300
+
+    cap = 2 * N + 16
+    ni = np.empty((cap, 3), np.int64)
+    parent = np.empty(cap, np.int64)
+    wid = np.empty(cap)
+    isleaf = np.empty(cap, np.bool_)
+
+    stack_n = _MAX_DEPTH * 3 + 2
+    s_i = np.empty((stack_n, 4), np.int64)  # start, end, parent, depth
+    s_f = np.empty((stack_n, 3))            # centre x, y, width
+
+    perm = np.arange(N)
+    tmp = np.empty(N, np.int64)
+    codes = np.empty(N, np.int64)
+    offs = np.empty(5, np.int64)
+    fill = np.empty(4, np.int64)
+
+    s_i[0, 0] = 0
+    s_i[0, 1] = N
+    s_i[0, 2] = -1
+    s_i[0, 3] = 0
+    s_f[0, 0] = 0.5 * (lo0 + hi0)
+    s_f[0, 1] = 0.5 * (lo1 + hi1)
+    s_f[0, 2] = width
+    sp = 1
+    M = 0
+    while sp > 0:
+        sp -= 1
+        a = s_i[sp, 0]
+        b = s_i[sp, 1]
+        par = s_i[sp, 2]
+        depth = s_i[sp, 3]
+        c0 = s_f[sp, 0]
+        c1 = s_f[sp, 1]
+        w = s_f[sp, 2]
+        if M == cap:
+            cap2 = 2 * cap
+            ni2 = np.empty((cap2, 3), np.int64)
+            ni2[:cap] = ni
+            ni = ni2
+            parent2 = np.empty(cap2, np.int64)
+            parent2[:cap] = parent
+            parent = parent2
+            wid2 = np.empty(cap2)
+            wid2[:cap] = wid
+            wid = wid2
+            isleaf2 = np.empty(cap2, np.bool_)
+            isleaf2[:cap] = isleaf
+            isleaf = isleaf2
+            cap = cap2
+        n = M
+        M += 1
+        ni[n, 0] = a
+        ni[n, 1] = b
+        parent[n] = par
+        wid[n] = w
+        if b - a <= leaf_size or depth >= _MAX_DEPTH:
+            isleaf[n] = True
+            continue
+        isleaf[n] = False
+        for q in range(4):
+            fill[q] = 0
+        for p in range(a, b):
+            i = perm[p]
+            code = (1 if Y[i, 0] >= c0 else 0) + (2 if Y[i, 1] >= c1 else 0)
+            codes[p] = code
+            fill[code] += 1
+        offs[0] = a
+        for q in range(4):
+            offs[q + 1] = offs[q] + fill[q]
+            fill[q] = offs[q]
+        for p in range(a, b):
+            code = codes[p]
+            tmp[fill[code]] = perm[p]
+            fill[code] += 1
+        for p in range(a, b):
+            perm[p] = tmp[p]
+        h = 0.25 * w
+        for q in range(3, -1, -1):
+            if offs[q + 1] > offs[q]:
+                s_i[sp, 0] = offs[q]
+                s_i[sp, 1] = offs[q + 1]
+                s_i[sp, 2] = n
+                s_i[sp, 3] = depth + 1
+                s_f[sp, 0] = c0 + (h if q & 1 else -h)
+                s_f[sp, 1] = c1 + (h if q & 2 else -h)
+                s_f[sp, 2] = 0.5 * w
+                sp += 1
+
+    Ys = np.empty((N, 2))
+    for p in range(N):
+        Ys[p, 0] = Y[perm[p], 0]
+        Ys[p, 1] = Y[perm[p], 1]
+    nf = np.zeros((M, 4))
+    size = np.ones(M, np.int64)
+    for n in range(M - 1, -1, -1):
+        if isleaf[n]:
+            s0 = 0.0
+            s1 = 0.0
+            for p in range(ni[n, 0], ni[n, 1]):
+                s0 += Ys[p, 0]
+                s1 += Ys[p, 1]
+            nf[n, 0] += s0
+            nf[n, 1] += s1
+        if n > 0:
+            pn = parent[n]
+            size[pn] += size[n]
+            nf[pn, 0] += nf[n, 0]
+            nf[pn, 1] += nf[n, 1]
+    for n in range(M):
+        cnt = ni[n, 1] - ni[n, 0]
+        nf[n, 0] /= cnt
+        nf[n, 1] /= cnt
+        nf[n, 2] = wid[n] * wid[n]
+        nf[n, 3] = cnt
+        ni[n, 2] = n + size[n]
+    return perm, Ys, nf, ni[:M].copy()
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def forces_2d(Y, indptr, indices, data, perm, Ys, nf, ni, theta, Fa, Fr, zrow, klrow, want_kl):
+    """Attractive and Barnes-Hut repulsive forces of a 2-d map in one parallel loop.
+
+    Fa[i] = Σ_j p_ij w_ij (y_i - y_j) (CSR row i), Fr[i] ≈ Σ_{j≠i} w_ij² (y_i - y_j),
+    zrow[i] ≈ Σ_{j≠i} w_ij, and if want_kl klrow[i] = Σ_j p_ij log(1 + ‖y_i - y_j‖²).
+    Returns Z = Σ_i zrow[i] (index order). Tree from `build_quadtree(Y, ...)`.
+    """
+    N = Y.shape[0]
+    M = ni.shape[0]
+    th2 = theta * theta
+    for p in prange(N):
+        i = perm[p]
+        y0 = Ys[p, 0]
+        y1 = Ys[p, 1]
+        # attraction over the sparse row of P
+        a0 = 0.0
+        a1 = 0.0
+        acc = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            t0 = y0 - Y[j, 0]
+            t1 = y1 - Y[j, 1]
+            d2 = t0 * t0 + t1 * t1
+            pw = data[e] / (1.0 + d2)
+            a0 += pw * t0
+            a1 += pw * t1
+            if want_kl:
+                acc += data[e] * np.log1p(d2)
+        Fa[i, 0] = a0
+        Fa[i, 1] = a1
+        klrow[i] = acc
+        # repulsion: stackless walk of the tree
+        f0 = 0.0
+        f1 = 0.0
+        z = 0.0
+        n = 0
+        while n < M:
+            a = ni[n, 0]
+            b = ni[n, 1]
+            s = ni[n, 2]
+            t0 = y0 - nf[n, 0]
+            t1 = y1 - nf[n, 1]
+            d2 = t0 * t0 + t1 * t1
+            if (p < a or p >= b) and nf[n, 2] < th2 * d2:
+                w = 1.0 / (1.0 + d2)
+                cw = nf[n, 3] * w
+                z += cw
+                cw *= w
+                f0 += cw * t0
+                f1 += cw * t1
+                n = s
+            elif s == n + 1:
+                for q in range(a, b):
+                    if q != p:
+                        t0 = y0 - Ys[q, 0]
+                        t1 = y1 - Ys[q, 1]
+                        w = 1.0 / (1.0 + t0 * t0 + t1 * t1)
+                        z += w
+                        w2 = w * w
+                        f0 += w2 * t0
+                        f1 += w2 * t1
+                n = s
+            else:
+                n += 1
+        Fr[i, 0] = f0
+        Fr[i, 1] = f1
+        zrow[i] = z
+    Z = 0.0
+    for i in range(N):
+        Z += zrow[i]
+    return Z

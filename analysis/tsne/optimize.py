@@ -17,7 +17,7 @@ progress report.
 import numpy as np
 from numba import njit
 
-from .barnes_hut import build_tree, repulsive_bh
+from .barnes_hut import build_quadtree, build_tree, forces_2d, repulsive_bh
 from .exact import attractive_forces, repulsive_exact
 
 LEAF_SIZE = 1  # points per Barnes-Hut leaf; see barnes_hut.py
@@ -51,6 +51,35 @@ def gradient(Y, indptr, indices, data, exaggeration, angle, exact, G, Fa, Fr, zr
 
 
 @njit(cache=True)
+def _update(Y, U, gains, G, momentum, learning_rate):
+    """One step: gains (+0.2 where sign(G) != sign(U), else ×0.8, floor 0.01), U, Y in place."""
+    N, dim = Y.shape
+    for i in range(N):
+        for d in range(dim):
+            g = G[i, d]
+            u = U[i, d]
+            if g * u < 0.0:
+                gn = gains[i, d] + 0.2
+            else:
+                gn = gains[i, d] * 0.8
+            if gn < 0.01:
+                gn = 0.01
+            gains[i, d] = gn
+            u = momentum * u - learning_rate * gn * g
+            U[i, d] = u
+            Y[i, d] += u
+
+
+@njit(cache=True)
+def _kl_gnorm(G, plogp, s, Z):
+    g2 = 0.0
+    for i in range(G.shape[0]):
+        for d in range(G.shape[1]):
+            g2 += G[i, d] * G[i, d]
+    return plogp + s + np.log(Z), np.sqrt(g2)
+
+
+@njit(cache=True)
 def run(Y, U, gains, indptr, indices, data, plogp, n_iter, exaggeration, momentum,
         learning_rate, angle, exact):
     """Run `n_iter` iterations in place on Y (N, d), update U and gains (N, d).
@@ -71,26 +100,8 @@ def run(Y, U, gains, indptr, indices, data, plogp, n_iter, exaggeration, momentu
         Z, s = gradient(Y, indptr, indices, data, exaggeration, angle, exact,
                         G, Fa, Fr, zrow, klrow, last)
         if last:
-            kl = plogp + s + np.log(Z)
-            g2 = 0.0
-            for i in range(N):
-                for d in range(dim):
-                    g2 += G[i, d] * G[i, d]
-            gnorm = np.sqrt(g2)
-        for i in range(N):
-            for d in range(dim):
-                g = G[i, d]
-                u = U[i, d]
-                if g * u < 0.0:
-                    gn = gains[i, d] + 0.2
-                else:
-                    gn = gains[i, d] * 0.8
-                if gn < 0.01:
-                    gn = 0.01
-                gains[i, d] = gn
-                u = momentum * u - learning_rate * gn * g
-                U[i, d] = u
-                Y[i, d] += u
+            kl, gnorm = _kl_gnorm(G, plogp, s, Z)
+        _update(Y, U, gains, G, momentum, learning_rate)
     return kl, gnorm
 
 
@@ -105,3 +116,40 @@ def evaluate(Y, indptr, indices, data, plogp, angle, exact):
     klrow = np.empty(N)
     Z, s = gradient(Y, indptr, indices, data, 1.0, angle, exact, G, Fa, Fr, zrow, klrow, True)
     return plogp + s + np.log(Z), G
+
+
+@njit(cache=True)
+def gradient_2d(Y, indptr, indices, data, exaggeration, angle, G, Fa, Fr, zrow, klrow, want_kl):
+    """As `gradient`, for 2-d maps and Barnes-Hut: quadtree + one fused parallel force loop."""
+    N = Y.shape[0]
+    perm, Ys, nf, ni = build_quadtree(Y, LEAF_SIZE)
+    Z = forces_2d(Y, indptr, indices, data, perm, Ys, nf, ni, angle, Fa, Fr, zrow, klrow, want_kl)
+    invZ = 1.0 / Z
+    s = 0.0
+    for i in range(N):
+        G[i, 0] = 4.0 * (exaggeration * Fa[i, 0] - Fr[i, 0] * invZ)
+        G[i, 1] = 4.0 * (exaggeration * Fa[i, 1] - Fr[i, 1] * invZ)
+        if want_kl:
+            s += klrow[i]
+    return Z, s
+
+
+@njit(cache=True)
+def run_2d(Y, U, gains, indptr, indices, data, plogp, n_iter, exaggeration, momentum,
+           learning_rate, angle):
+    """`run` for 2-d maps with Barnes-Hut (the common case), through `gradient_2d`."""
+    N = Y.shape[0]
+    G = np.empty((N, 2))
+    Fa = np.empty((N, 2))
+    Fr = np.empty((N, 2))
+    zrow = np.empty(N)
+    klrow = np.empty(N)
+    kl = np.nan
+    gnorm = np.nan
+    for it in range(n_iter):
+        last = it == n_iter - 1
+        Z, s = gradient_2d(Y, indptr, indices, data, exaggeration, angle, G, Fa, Fr, zrow, klrow, last)
+        if last:
+            kl, gnorm = _kl_gnorm(G, plogp, s, Z)
+        _update(Y, U, gains, G, momentum, learning_rate)
+    return kl, gnorm
