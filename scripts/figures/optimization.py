@@ -162,7 +162,7 @@ def gabor_landscape(quick=False):
     phi1s = np.linspace(2.5, 22.5, 80 if quick else 200)
     grid = gabor_landscape_grid(x, y, phi0s, phi1s)
     lr = 1.0
-    steps = 500 if quick else 800
+    steps = 800
 
     def full_grad(phi):
         return gabor_loss_and_grad(phi, x, y)[1]
