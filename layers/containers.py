@@ -32,7 +32,7 @@ class Residual(Layer):
         self.block = block
         if shortcut is not None:
             self.shortcut = shortcut
-        self._shortcut = shortcut
+        object.__setattr__(self, "_shortcut", shortcut)    # not registered twice
         self.dtype = _dtype_of([block] + ([shortcut] if shortcut is not None else []))
         self._shape = None
 
