@@ -93,9 +93,11 @@ def test_linear_gradcheck(N, d_in, d_out, bias):
 
 
 # ---- naive and fast kernels, serial and parallel -------------------------------------------
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N,d_in,d_out", [(1, 3, 2), (7, 5, 4), (3, 1, 6)])
-def test_naive_and_fast_kernels_agree(N, d_in, d_out, dtype, rng):
+def test_naive_and_fast_kernels_agree(N, d_in, d_out, rng):
+    # float64 only: compiling the naive loops for float32 too costs ~10 s of CPU; the fast
+    # kernels' float32 results are compared with float64 in test_float32_close_to_float64
+    dtype = np.float64
     x = rng.standard_normal((N, d_in)).astype(dtype)
     W = rng.standard_normal((d_out, d_in)).astype(dtype)
     b = rng.standard_normal(d_out).astype(dtype)

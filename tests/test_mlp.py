@@ -13,28 +13,32 @@ from layers import mlp as M
 HYP = settings(max_examples=10, deadline=None, derandomize=True)
 
 OPTS = {"negative_slope": 0.2, "beta": 2.0, "threshold": 1.0}   # Softplus: both branches reached
-ACT_LAYERS = {
-    "relu": ReLU, "leaky_relu": lambda: LeakyReLU(OPTS["negative_slope"]), "sigmoid": Sigmoid,
-    "tanh": Tanh, "gelu": GELU, "gelu_tanh": lambda: GELU("tanh"),
-    "softplus": lambda: Softplus(OPTS["beta"], OPTS["threshold"]), "identity": Identity,
-    "heaviside": Heaviside,
+ACT_LAYERS = {   # name -> factory(opts) of the equivalent standalone activation layer
+    "relu": lambda o: ReLU(), "leaky_relu": lambda o: LeakyReLU(o["negative_slope"]),
+    "sigmoid": lambda o: Sigmoid(), "tanh": lambda o: Tanh(), "gelu": lambda o: GELU(),
+    "gelu_tanh": lambda o: GELU("tanh"), "softplus": lambda o: Softplus(o["beta"], o["threshold"]),
+    "identity": lambda o: Identity(), "heaviside": lambda o: Heaviside(),
 }
 ACTS = list(ACT_LAYERS)
-KINKS = {"relu": 0.0, "leaky_relu": 0.0, "heaviside": 0.0, "softplus": OPTS["threshold"] / OPTS["beta"]}
 
 
-def make_mlp(widths, act, seed=0, dtype=np.float64):
-    return MLP(widths, activation=act, dtype=dtype, rng=seed, **OPTS)
+def kink(act, opts):
+    return {"relu": 0.0, "leaky_relu": 0.0, "heaviside": 0.0,
+            "softplus": opts["threshold"] / opts["beta"]}.get(act)
 
 
-def equivalent_sequential(m, act):
+def make_mlp(widths, act, seed=0, dtype=np.float64, opts=OPTS):
+    return MLP(widths, activation=act, dtype=dtype, rng=seed, **opts)
+
+
+def equivalent_sequential(m, act, opts=OPTS):
     """Sequential(Linear, act, Linear, …, Linear) built by hand, weights copied by state dict."""
     w = [int(v) for v in m.widths]
     mods = []
     for k in range(len(w) - 1):
         mods.append(Linear(w[k], w[k + 1], dtype=m.dtype))
         if k < len(w) - 2:
-            mods.append(ACT_LAYERS[act]())
+            mods.append(ACT_LAYERS[act](opts))
     seq = Sequential(*mods)
     seq.load_state_dict(m.state_dict())
     return seq
@@ -47,15 +51,16 @@ def run(layer, x, dy, input_grad=True):
     return y, dx, {n: p.grad.copy() for n, p in layer.named_parameters()}
 
 
-def well_conditioned(widths, act, N, seed0=0, margin=1e-3, dtype=np.float64):
+def well_conditioned(widths, act, N, seed0=0, margin=1e-3, dtype=np.float64, opts=OPTS):
     """An MLP and an input whose hidden preactivations all stay `margin` away from the kinks."""
+    k = kink(act, opts)
     for seed in range(seed0, seed0 + 200):
         r = np.random.default_rng(seed)
-        m = make_mlp(widths, act, seed=r, dtype=dtype)
+        m = make_mlp(widths, act, seed=r, dtype=dtype, opts=opts)
         x = r.standard_normal((N, widths[0])).astype(dtype)
         m.forward(x)
         hidden = m.preactivations[:-1]
-        if act not in KINKS or all(np.abs(f - KINKS[act]).min() > margin for f in hidden):
+        if k is None or all(np.abs(f - k).min() > margin for f in hidden):
             return m, x, r.standard_normal((N, widths[-1])).astype(dtype)
     raise AssertionError("no well-conditioned draw found")
 
@@ -65,10 +70,13 @@ def well_conditioned(widths, act, N, seed0=0, margin=1e-3, dtype=np.float64):
 def test_mlp_equals_sequential(act):
     @HYP
     @given(widths=st.lists(st.integers(1, 5), min_size=2, max_size=5), N=st.integers(1, 6),
-           seed=st.integers(0, 2**32 - 1))
-    def check(widths, N, seed):
-        m, x, dy = well_conditioned(widths, act, N, seed0=seed % 10**6)
-        seq = equivalent_sequential(m, act)
+           seed=st.integers(0, 2**32 - 1),
+           opts=st.fixed_dictionaries({"negative_slope": st.sampled_from([0.01, 0.2, -0.3]),
+                                       "beta": st.sampled_from([1.0, 2.0, 0.5]),
+                                       "threshold": st.sampled_from([20.0, 1.0, -0.5])}))
+    def check(widths, N, seed, opts):
+        m, x, dy = well_conditioned(widths, act, N, seed0=seed % 10**6, opts=opts)
+        seq = equivalent_sequential(m, act, opts)
         y, dx, g = run(m, x, dy)
         ys, dxs, gs = run(seq, x, dy)
         assert list(g) == list(gs)
@@ -118,7 +126,7 @@ def test_preactivations_activations_and_their_gradients(act):
     assert [a.shape for a in df] == [(4, w) for w in widths[1:]]
     W, b = m.weights, m.biases
     assert [w.shape for w in W] == [(5, 3), (4, 5), (2, 4)] and [v.shape for v in b] == [(5,), (4,), (2,)]
-    a = ACT_LAYERS[act]()
+    a = ACT_LAYERS[act](OPTS)
     np.testing.assert_allclose(f[0], x @ W[0].T + b[0], rtol=1e-13, atol=1e-14)      # f_0 = β_0 + Ω_0 x
     for k in range(1, K):
         np.testing.assert_array_equal(h[k - 1], a.forward(f[k - 1]))                 # h_k = a[f_{k−1}]
