@@ -29,7 +29,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from figures.catalogue import CATALOGUE, GROUP_NAMES  # noqa: E402
+from figures.catalogue import CATALOGUE, GROUP_NAMES, TITLES  # noqa: E402
 from figures.registry import REGISTRY, format_caption, load_all, ordered_ids  # noqa: E402
 
 
@@ -84,7 +84,8 @@ def write_index(out, entries, quick):
         for e in by_group[group]:
             shows = CATALOGUE.get(e["id"], {}).get("shows", "")
             parts.append(f"<figure id='{html.escape(e['id'])}'>")
-            parts.append(f"<h3>{html.escape(e['id'])}</h3>")
+            title = TITLES.get(e["id"], e["id"])
+            parts.append(f"<h3>{html.escape(title)} <small>({html.escape(e['id'])})</small></h3>")
             parts.append(f"<p class='src'>Source in the notes: {html.escape(e['source'])}"
                          + (f" &mdash; shows: {html.escape(shows)}" if shows else "") + "</p>")
             if e["ok"]:

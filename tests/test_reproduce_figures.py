@@ -62,6 +62,11 @@ def test_catalogue_matches_figures_md():
         assert f"## {g}" in text
 
 
+def test_every_catalogue_id_has_a_title():
+    from figures.catalogue import TITLES
+    assert set(TITLES) == set(CATALOGUE)
+
+
 def test_figure_decorator_refuses_unknown_id():
     with pytest.raises(ValueError, match="figure id"):
         figure("no-such-figure", source="x")(lambda quick=False: None)
@@ -104,6 +109,7 @@ def test_only_writes_png_and_index(loaded, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "losses.png").stat().st_size > 0
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "losses.png" in page and "value 0.50" in page and "Losses and optimization" in page
+    assert "Loss functions" in page and "000 §5" not in page  # title; the fake's source is "test"
     out = capsys.readouterr().out
     assert "[1/1] losses" in out
 
