@@ -314,3 +314,15 @@ def test_non_contiguous_input(rng):
     dy = np.asfortranarray(rng.standard_normal((5, 2)))
     for a, b in zip(run(m, x, dy)[:2], run(seq, np.ascontiguousarray(x), np.ascontiguousarray(dy))[:2]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (reported, minor): these refusals come from Python/NumPy "
+                   "internals and do not name the argument: MLP(5) -> 'int object is not iterable', "
+                   "activation=['relu'] -> 'unhashable type', dtype='bad' -> 'data type not understood'")
+@pytest.mark.parametrize("make,arg", [(lambda: MLP(5), "widths"),
+                                      (lambda: MLP([2, 2], activation=["relu"]), "activation"),
+                                      (lambda: MLP([2, 2], dtype="bad"), "dtype")],
+                         ids=["widths", "activation", "dtype"])
+def test_refusals_name_the_argument(make, arg):
+    with pytest.raises((TypeError, ValueError), match=rf"^{arg}: expected"):
+        make()
