@@ -1,0 +1,285 @@
+"""Tests of analysis.tsne (issue 5): affinities, gradients, Barnes-Hut, optimisation, metrics."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from analysis.tsne import TSNE, joint_probabilities, kl_divergence, trustworthiness
+from analysis.tsne.affinities import calibrate, knn_exact
+from analysis.tsne.affinities import joint_probabilities as joint_raw
+from analysis.tsne.optimize import gradient, gradient_2d, run, run_2d
+
+
+def _blobs(rng, n=120, d=6, centres=3):
+    c = rng.normal(0, 4, size=(centres, d))
+    return c[rng.integers(0, centres, n)] + rng.standard_normal((n, d))
+
+
+def _csr(P):
+    return P.indptr.astype(np.int64), P.indices.astype(np.int32), np.ascontiguousarray(P.data)
+
+
+def _workspace(N, dim):
+    return [np.empty((N, dim)) for _ in range(3)] + [np.empty(N), np.empty(N)]
+
+
+def _digits():
+    try:
+        from engine.data import load_digits
+        X, y = load_digits()
+    except Exception:
+        from sklearn.datasets import load_digits as sk_load
+        X, y = sk_load(return_X_y=True)
+    return np.asarray(X, dtype=np.float64), y
+
+
+# ------------------------------------------------------------------ affinities
+def test_knn_exact_matches_brute_force(rng):
+    X = rng.standard_normal((150, 7))
+    ind, dist = knn_exact(X, 9, 2)
+    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(D, np.inf)
+    ref = np.sort(np.argsort(D, axis=1, kind="stable")[:, :9], axis=1)
+    np.testing.assert_array_equal(ind, ref)
+    np.testing.assert_allclose(dist, np.take_along_axis(D, ind, axis=1), rtol=1e-13)
+
+
+@pytest.mark.parametrize("perplexity, method", [(5.0, "barnes_hut"), (12.5, "barnes_hut"), (20.0, "exact")])
+def test_calibrated_perplexity_equals_requested(rng, perplexity, method):
+    X = _blobs(rng)
+    N = X.shape[0]
+    k = N - 1 if method == "exact" else int(3 * perplexity)
+    indptr, indices, data, H = joint_raw(X, perplexity, k, 2)
+    perp = np.exp(H)
+    assert abs(perp.mean() - perplexity) < 1e-4 * perplexity
+    np.testing.assert_allclose(perp, perplexity, rtol=1e-4)
+    # and the conditional distributions really have that perplexity
+    ind, dist = knn_exact(X, k, 2)
+    Pc, beta, _ = calibrate(dist, perplexity, 1e-5, 200)
+    np.testing.assert_allclose(Pc.sum(1), 1.0, rtol=1e-12)
+    Hc = -(Pc * np.log(np.where(Pc > 0, Pc, 1.0))).sum(1)
+    np.testing.assert_allclose(np.exp(Hc), perplexity, rtol=1e-4)
+
+
+def test_joint_probabilities_symmetric_and_normalised(rng):
+    X = _blobs(rng)
+    for method in ("barnes_hut", "exact"):
+        P = joint_probabilities(X, 10.0, method=method)
+        assert sp.isspmatrix_csr(P) or sp.issparse(P)
+        D = P.toarray()
+        np.testing.assert_allclose(D, D.T, rtol=0, atol=1e-18)
+        assert abs(D.sum() - 1.0) < 1e-12 and (D >= 0).all() and not np.diag(D).any()
+    # exact P: p_ij = (p_j|i + p_i|j) / 2N with p_j|i over all points, computed with numpy
+    N = X.shape[0]
+    ind, dist = knn_exact(X, N - 1, 1)
+    Pc, beta, _ = calibrate(dist, 10.0, 1e-5, 200)
+    Dm = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    C = np.exp(-Dm * beta[:, None])
+    np.fill_diagonal(C, 0)
+    C /= C.sum(1, keepdims=True)
+    np.testing.assert_allclose(P.toarray(), (C + C.T) / (2 * N), rtol=1e-9, atol=1e-15)
+
+
+# ------------------------------------------------------------------ gradients
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_exact_gradient_matches_finite_differences(rng, dim):
+    X = _blobs(rng, n=30, d=4)
+    P = joint_probabilities(X, 5.0, method="exact")
+    ip, ix, da = _csr(P)
+    N = X.shape[0]
+    Y = rng.standard_normal((N, dim))
+    G = _workspace(N, dim)
+    gradient(Y, ip, ix, da, 1.0, 0.0, True, *G, False)
+    g = G[0].copy()
+    num = np.empty_like(Y)
+    h = 1e-6
+    for i in range(N):
+        for d in range(dim):
+            Yp = Y.copy()
+            Yp[i, d] += h
+            Ym = Y.copy()
+            Ym[i, d] -= h
+            num[i, d] = (kl_divergence(P, Yp) - kl_divergence(P, Ym)) / (2 * h)
+    err = np.abs(g - num).max() / np.abs(g).max()
+    assert err < 1e-7, err
+    # exaggeration scales the attractive term only: G(α) = 4 (α F_attr - F_rep / Z)
+    G2 = _workspace(N, dim)
+    gradient(Y, ip, ix, da, 3.0, 0.0, True, *G2, False)
+    np.testing.assert_allclose(G2[0], g + 4 * 2.0 * G[1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_barnes_hut_angle_zero_equals_exact(rng, dim):
+    X = _blobs(rng, n=200, d=5)
+    P = joint_probabilities(X, 10.0)
+    ip, ix, da = _csr(P)
+    N = X.shape[0]
+    Y = 3 * rng.standard_normal((N, dim))
+    Y[7] = Y[3]  # coincident points, and a cluster of near-duplicates
+    Y[10:14] = Y[20] + 1e-9 * rng.standard_normal((4, dim))
+    Ge = _workspace(N, dim)
+    Ze, se = gradient(Y, ip, ix, da, 12.0, 0.0, True, *Ge, True)
+    Gb = _workspace(N, dim)
+    Zb, sb = gradient(Y, ip, ix, da, 12.0, 0.0, False, *Gb, True)
+    assert abs(Zb - Ze) < 1e-12 * Ze and sb == se
+    np.testing.assert_allclose(Gb[0], Ge[0], rtol=1e-10, atol=1e-14 * np.abs(Ge[0]).max())
+    if dim == 2:  # the fused 2-d kernel too
+        G2 = _workspace(N, dim)
+        Z2, s2 = gradient_2d(Y, ip, ix, da, 12.0, 0.0, *G2, True)
+        assert abs(Z2 - Ze) < 1e-12 * Ze
+        np.testing.assert_allclose(G2[0], Ge[0], rtol=1e-10, atol=1e-14 * np.abs(Ge[0]).max())
+    # with θ = 0.5 the approximation stays close (a sanity bound, not a spec)
+    Gh = _workspace(N, dim)
+    Zh, _ = gradient(Y, ip, ix, da, 12.0, 0.5, False, *Gh, False)
+    assert abs(Zh - Ze) < 0.05 * Ze
+    assert np.linalg.norm(Gh[0] - Ge[0]) < 0.1 * np.linalg.norm(Ge[0])
+
+
+def test_barnes_hut_angle_zero_descent_follows_exact(rng):
+    X = _blobs(rng, n=150, d=5)
+    P = joint_probabilities(X, 10.0)
+    ip, ix, da = _csr(P)
+    plogp = float((da * np.log(da)).sum())
+    Y0 = 1e-2 * rng.standard_normal((150, 2))
+    out = []
+    for fn, extra in ((run, (0.0, True)), (run, (0.0, False)), (run_2d, (0.0,))):
+        Y, U, g = Y0.copy(), np.zeros_like(Y0), np.ones_like(Y0)
+        fn(Y, U, g, ip, ix, da, plogp, 15, 12.0, 0.5, 50.0, *extra)
+        kl, _ = fn(Y, U, g, ip, ix, da, plogp, 10, 1.0, 0.8, 50.0, *extra)
+        out.append((Y, kl))
+    # t-SNE's descent is chaotic (rounding differences grow ~10x per few iterations after ~30
+    # iterations), so compare a short run: equal up to rounding
+    for Y, kl in out[1:]:
+        assert np.abs(Y - out[0][0]).max() < 1e-8 * np.abs(out[0][0]).max()
+        assert abs(kl - out[0][1]) < 1e-10
+
+
+def test_kl_divergence_matches_numpy(rng):
+    X = _blobs(rng, n=60, d=4)
+    P = joint_probabilities(X, 8.0)
+    Y = rng.standard_normal((60, 2))
+    D = P.toarray()
+    W = 1 / (1 + ((Y[:, None] - Y[None]) ** 2).sum(-1))
+    np.fill_diagonal(W, 0)
+    Q = W / W.sum()
+    m = D > 0
+    ref = (D[m] * np.log(D[m] / Q[m])).sum()
+    assert abs(kl_divergence(P, Y) - ref) < 1e-12
+    assert abs(kl_divergence(D, Y) - ref) < 1e-12  # dense P too
+
+
+# ------------------------------------------------------------------ the estimator
+@pytest.fixture(scope="module")
+def digits_runs():
+    """The digits embedded by the engine and by scikit-learn, same settings, 500 iterations."""
+    X, y = _digits()
+    ours = TSNE(perplexity=30.0, max_iter=500, init="pca", random_state=0)
+    Y = ours.fit_transform(X)
+    sk = pytest.importorskip("sklearn.manifold", reason="scikit-learn not installed")
+    theirs = sk.TSNE(perplexity=30.0, max_iter=500, init="pca", random_state=0, n_jobs=2)
+    Ys = theirs.fit_transform(X)
+    return X, Y, ours, Ys, theirs
+
+
+def test_trustworthiness_on_digits_at_least_sklearns(digits_runs):
+    X, Y, ours, Ys, theirs = digits_runs
+    t_ours, t_sk = trustworthiness(X, Y, 5), trustworthiness(X, Ys, 5)
+    assert t_ours >= t_sk - 0.01, (t_ours, t_sk)
+    assert t_ours > 0.98
+    assert ours.n_iter_ == 500 and ours.embedding_ is Y and np.isfinite(ours.kl_divergence_)
+
+
+def test_kl_does_not_increase_late(digits_runs):
+    _, _, ours, _, _ = digits_runs
+    hist = ours.kl_history_
+    assert [i for i, _ in hist][:3] == [49, 99, 149] and hist[-1][0] == 499
+    late = np.array([kl for i, kl in hist if i >= 300])
+    assert (np.diff(late) <= 1e-6 * late[:-1]).all(), late
+    assert abs(ours.kl_divergence_ - late[-1]) < 0.01 * late[-1]
+
+
+def test_trustworthiness_matches_sklearn(rng):
+    sk = pytest.importorskip("sklearn.manifold", reason="scikit-learn not installed")
+    X = rng.standard_normal((200, 6))
+    Y = X[:, :2] + 0.3 * rng.standard_normal((200, 2))
+    for k in (1, 5, 12):
+        assert abs(trustworthiness(X, Y, k) - sk.trustworthiness(X, Y, n_neighbors=k)) < 1e-12
+    assert trustworthiness(X, X, 5) == 1.0
+
+
+def test_same_seed_bit_identical_any_thread_count(rng, with_threads):
+    X = _blobs(rng, n=300, d=8)
+    fit = lambda **kw: TSNE(perplexity=15.0, max_iter=120, random_state=7, **kw).fit_transform(X)  # noqa: E731
+    a = with_threads(2, fit, init="random")
+    b = with_threads(2, fit, init="random")
+    c = with_threads(1, fit, init="random")
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    d = fit(init="random", method="exact")
+    e = with_threads(1, fit, init="random", method="exact")
+    np.testing.assert_array_equal(d, e)
+    assert not np.array_equal(a, TSNE(perplexity=15.0, max_iter=120, random_state=8, init="random").fit_transform(X))
+    np.testing.assert_array_equal(with_threads(1, fit), with_threads(2, fit))  # pca init
+
+
+def test_other_dimensions_and_options(rng):
+    X = _blobs(rng, n=100, d=5)
+    for nc, method in ((1, "barnes_hut"), (3, "barnes_hut"), (4, "exact")):
+        Y = TSNE(n_components=nc, perplexity=10, max_iter=80, method=method, random_state=0).fit_transform(X)
+        assert Y.shape == (100, nc) and np.isfinite(Y).all()
+    Y0 = rng.standard_normal((100, 2))
+    t = TSNE(perplexity=10, max_iter=60, init=Y0, learning_rate=100.0)
+    Y = t.fit_transform(X)
+    assert t.learning_rate_ == 100.0 and not np.shares_memory(Y, Y0)
+    Y = TSNE(perplexity=10, max_iter=60, random_state=0).fit_transform(X.astype(np.float32))
+    assert Y.dtype == np.float64
+
+
+def test_verbose_progress(rng, capsys):
+    X = _blobs(rng, n=100, d=5)
+    TSNE(perplexity=10, max_iter=100, verbose=1, random_state=0).fit_transform(X)
+    out = capsys.readouterr().out
+    assert "mean perplexity 10.0000" in out
+    assert "iteration    50: KL" in out and "iteration   100: KL" in out and " s" in out
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_input_errors(rng):
+    X = rng.standard_normal((40, 3))
+    with pytest.raises(ValueError, match=r"X: .*3·perplexity \+ 1 = 91 points.*got 40"):
+        TSNE().fit_transform(X)
+    with pytest.raises(ValueError, match=r"X: .*31 points.*got 30"):
+        TSNE(perplexity=10).fit_transform(X[:30])
+    Xn = X.copy()
+    Xn[5, 1] = np.nan
+    Xn[17, 0] = np.inf
+    with pytest.raises(ValueError, match=r"X: .*NaN or Inf in 2 row\(s\): 5, 17"):
+        TSNE(perplexity=5).fit_transform(Xn)
+    with pytest.raises(ValueError, match=r"n_components: method='barnes_hut' supports 1, 2 or 3"):
+        TSNE(n_components=4, perplexity=5).fit_transform(X)
+    with pytest.raises(ValueError, match="X: expected a 2-dimensional"):
+        TSNE(perplexity=5).fit_transform(X[:, 0])
+    with pytest.raises(TypeError, match="X: expected a numpy.ndarray"):
+        TSNE(perplexity=5).fit_transform(X.tolist())
+    with pytest.raises(ValueError, match="perplexity"):
+        TSNE(perplexity=0.5).fit_transform(X)
+    with pytest.raises(ValueError, match="method"):
+        TSNE(method="fft").fit_transform(X)
+    with pytest.raises(ValueError, match="angle"):
+        TSNE(angle=1.5, perplexity=5).fit_transform(X)
+    with pytest.raises(ValueError, match="learning_rate"):
+        TSNE(learning_rate=-1.0, perplexity=5).fit_transform(X)
+    with pytest.raises(ValueError, match="max_iter"):
+        TSNE(max_iter=0, perplexity=5).fit_transform(X)
+    with pytest.raises(ValueError, match=r"init: expected an array of shape \(40, 2\)"):
+        TSNE(init=np.zeros((39, 2)), perplexity=5).fit_transform(X)
+    with pytest.raises(ValueError, match="init"):
+        TSNE(init="spectral", perplexity=5).fit_transform(X)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        trustworthiness(X, X[:, :2], 20)
+    with pytest.raises(ValueError, match="Y: expected 40 rows"):
+        trustworthiness(X, X[:30, :2], 5)
+    P = joint_probabilities(X, 5.0)
+    with pytest.raises(ValueError, match=r"P: expected shape \(30, 30\)"):
+        kl_divergence(P, X[:30, :2])
+    with pytest.raises(ValueError, match="P: expected affinities summing to 1"):
+        kl_divergence(2 * P, X[:, :2])
