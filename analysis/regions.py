@@ -35,7 +35,7 @@ import numpy as np
 
 from engine.checks import check_array, check_float
 
-__all__ = ["regions_1d", "regions_2d", "count_patterns", "pattern_estimate_1d", "pattern_estimate_2d",
+__all__ = ["regions_1d", "regions_2d", "count_patterns", "activation_patterns", "affine_map", "pattern_estimate_1d", "pattern_estimate_2d",
            "network_stages", "Piece1D", "Regions1D", "Polygon", "Regions2D", "slice_through"]
 
 DEFAULT_TOL = 1e-9
@@ -108,6 +108,21 @@ def _hidden_sizes(stages):
     return [W.shape[0] for W, b, s in stages if s is not None]
 
 
+def affine_map(stages, pattern):
+    """The network's affine map f = J x + c in *input* space on the region with activation
+    `pattern` (the concatenated hidden-unit states): J (D_out, D_in), c (D_out,)."""
+    D_in = stages[0][0].shape[1]
+    J, c, i = np.eye(D_in), np.zeros(D_in), 0
+    for W, b, slope in stages:
+        J, c = W @ J, W @ c + b
+        if slope is not None:
+            n = W.shape[0]
+            d = np.where(pattern[i:i + n], 1.0, slope)
+            J, c = d[:, None] * J, d * c
+            i += n
+    return J, c
+
+
 # --------------------------------------------------------------------------------------------
 # 1-D
 # --------------------------------------------------------------------------------------------
@@ -138,6 +153,11 @@ class Regions1D:
     n_linear_regions: int
     breaks: np.ndarray = field(default=None)
     linear_breaks: np.ndarray = field(default=None)
+    stages: list = field(default=None, repr=False)
+
+    def input_map(self, i):
+        """(J, c) with f = J x + c in input space on piece i (the maps stored on the pieces are in s)."""
+        return affine_map(self.stages, self.pieces[i].pattern)
 
     def points(self, s):
         """Input points x(s) for parameters s (any shape) → (..., D_in)."""
@@ -218,7 +238,7 @@ def regions_1d(net, start, end, tol=DEFAULT_TOL, map_tol=DEFAULT_MAP_TOL):
         labels[i] = labels[i - 1] + (0 if same else 1)
     breaks = np.array([p.s0 for p in out] + [1.0])
     lb = [out[0].s0] + [out[i].s0 for i in range(1, len(out)) if labels[i] != labels[i - 1]] + [1.0]
-    return Regions1D(start, end, out, labels, len(out), int(labels[-1]) + 1, breaks, np.array(lb))
+    return Regions1D(start, end, out, labels, len(out), int(labels[-1]) + 1, breaks, np.array(lb), stages)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,6 +277,11 @@ class Regions2D:
     linear_labels: np.ndarray
     n_activation_regions: int
     n_linear_regions: int
+    stages: list = field(default=None, repr=False)
+
+    def input_map(self, i):
+        """(J, c) with f = J x + c in input space on piece i (the maps stored on the pieces are in (s, t))."""
+        return affine_map(self.stages, self.pieces[i].pattern)
 
     def to_input(self, st):
         st = np.asarray(st, np.float64)
@@ -391,7 +416,9 @@ def regions_2d(net, origin, u, v, extent, tol=DEFAULT_TOL, map_tol=DEFAULT_MAP_T
 
     Returns a `Regions2D`: the activation regions as convex polygons (vertices in (s, t)) with their
     affine maps and patterns, `n_activation_regions`, and `n_linear_regions` (edge-adjacent polygons
-    with equal maps merged, transitively). See the module docstring for the tolerances."""
+    with equal maps merged, transitively). Maps are compared as functions of (s, t), i.e. the linear
+regions of the network restricted to the slice; `input_map(i)` gives a piece's map in input space.
+See the module docstring for the tolerances."""
     stages = network_stages(net)
     origin, u, v, extent = _slice_args(stages, origin, u, v, extent)
     tol = check_float("tol", tol, low=0.0)
@@ -432,7 +459,8 @@ def regions_2d(net, origin, u, v, extent, tol=DEFAULT_TOL, map_tol=DEFAULT_MAP_T
             V = V[::-1]
         pieces.append(Polygon(V, M, o, np.concatenate(pat) if pat else np.zeros(0, bool)))
     labels = _merge_equal_maps(pieces, map_tol, dtol)
-    return Regions2D(origin, u, v, extent, pieces, labels, len(pieces), int(labels.max()) + 1 if len(labels) else 0)
+    return Regions2D(origin, u, v, extent, pieces, labels, len(pieces),
+                     int(labels.max()) + 1 if len(labels) else 0, stages)
 
 
 def _merge_equal_maps(pieces, map_tol, dtol):

@@ -256,3 +256,23 @@ def test_network_stages_shapes():
     assert [s[0].shape for s in st_] == [(4, 3), (5, 4), (2, 5)]
     assert [s[2] for s in st_] == [0.0, 0.0, None]
     assert count_patterns(MLP([3, 4, 1], rng=0), np.zeros((5, 3))) == 1
+
+
+def test_input_space_maps_and_float32():
+    rng = np.random.default_rng(5)
+    net = MLP([4, 6, 5, 3], activation="leaky_relu", negative_slope=0.1, rng=1)
+    X = rng.normal(size=(3, 4))
+    r = regions_2d(net, *slice_through(*X))
+    for i in range(0, len(r.pieces), 3):
+        p = r.pieces[i]
+        x = r.to_input(p.centroid)[None]
+        J, c = r.input_map(i)
+        np.testing.assert_allclose(x @ J.T + c, net.forward(x), atol=1e-10)
+        np.testing.assert_allclose(J @ np.stack([r.u, r.v], 1), p.M, atol=1e-10)
+    r1 = regions_1d(net, X[0], X[1])
+    J, c = r1.input_map(0)
+    x = r1.points([0.5 * (r1.pieces[0].s0 + r1.pieces[0].s1)])
+    np.testing.assert_allclose(x @ J.T + c, net.forward(x), atol=1e-10)
+    net32 = MLP([2, 3, 1], dtype=np.float32, rng=1)
+    r32 = regions_2d(net32, [0, 0], [1, 0], [0, 1], BIG)
+    assert r32.n_activation_regions == regions_2d(MLP([2, 3, 1], rng=1), [0, 0], [1, 0], [0, 1], BIG).n_activation_regions
