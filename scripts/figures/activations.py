@@ -60,8 +60,11 @@ def activations(quick=False):
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(name)
-        ax.set_ylim(-1.5, 4.2 if name in ("ReLU", "leaky ReLU (α = 0.1)", "GELU", "softplus",
-                                          "identity") else 1.5)
+        if name == "identity":
+            ax.set_ylim(-4.2, 4.2)
+        else:
+            ax.set_ylim(-1.5, 4.2 if name in ("ReLU", "leaky ReLU (α = 0.1)", "GELU",
+                                              "softplus") else 1.5)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper left", fontsize=8)
     for ax in axes[1]:

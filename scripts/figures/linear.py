@@ -239,6 +239,9 @@ def polar_coordinates(quick=False):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     cols = np.where(y == 1, "C1", "C0")
+    for ax in axes:
+        ax.scatter([], [], color="C0", s=10, label="class 0 (outer circle)")
+        ax.scatter([], [], color="C1", s=10, label="class 1 (inner circle)")
     ax = axes[0]
     ax.scatter(X[:, 0], X[:, 1], c=cols, s=10)
     lim = (-1.35, 1.35)
@@ -261,7 +264,7 @@ def polar_coordinates(quick=False):
     ax.set_xlabel("θ = atan2(x2, x1)")
     ax.set_ylabel("r = √(x1² + x2²)")
     ax.set_title(f"Polar (r, θ): accuracy {acc_p:.0%}")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     data = {"X": X, "y": y, "polar": P, "acc_cartesian": acc_c, "acc_polar": acc_p,
             "boundary_cartesian": (wc, bc), "boundary_polar": (wp, bp)}
