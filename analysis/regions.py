@@ -311,8 +311,14 @@ class Regions2D:
 
 
 def _area(P):
-    x, y = P[:, 0], P[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    """Signed (shoelace) area of a polygon given as an (m, 2) array or a list of (x, y) pairs."""
+    a = 0.0
+    m = len(P)
+    for i in range(m):
+        x0, y0 = P[i]
+        x1, y1 = P[i + 1 if i + 1 < m else 0]
+        a += x0 * y1 - x1 * y0
+    return 0.5 * float(a)
 
 
 def _inside(P, pts, eps):
@@ -444,11 +450,8 @@ See the module docstring for the tolerances."""
             # a unit constant on the slice (g = 0): sign of e measured against |e| scale only
             En = np.where(flat, np.where(E != 0, np.copysign(np.inf, E), 0.0), E * inv)
             for Q, sg in _split_cell(P, Gn, En, dtol):
-                if len(Q) < 3:
-                    continue
-                Qa = np.array(Q)
-                if abs(_area(Qa)) <= dtol * diam * 1e-3:
-                    continue
+                if len(Q) < 3 or abs(_area(Q)) <= dtol * diam * 1e-3:
+                    continue                      # a sliver thinner than the tolerance
                 d = np.where(sg, 1.0, slope)
                 new.append((Q, d[:, None] * G, d * E, pat + [sg]))
         cells = new
