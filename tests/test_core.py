@@ -139,10 +139,6 @@ def test_load_state_dict_wrong_shape_writes_nothing():
         np.testing.assert_array_equal(v, before[k])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reported): load_state_dict checks keys and shapes but not "
-                   "that values convert to the layer's dtype, so a bad value met late in the loop "
-                   "raises only after the earlier arrays were overwritten (and complex is cast with "
-                   "a warning)")
 def test_load_state_dict_unconvertible_value_writes_nothing():
     model = Sequential(Linear(3, 4, rng=0), ReLU(), Linear(4, 2, rng=1))
     before = _snapshot(model)
@@ -154,9 +150,6 @@ def test_load_state_dict_unconvertible_value_writes_nothing():
         np.testing.assert_array_equal(v, before[k])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reported): Layer.save(path) goes through np.savez, which "
-                   "appends '.npz' to a path without that suffix, so load(path) with the same path "
-                   "raises FileNotFoundError")
 def test_save_load_same_path_without_suffix(tmp_path):
     model = Linear(2, 3, rng=0)
     model.save(tmp_path / "weights")
@@ -292,9 +285,12 @@ def test_threads_policy():
 def test_blas_pinned_to_one_thread():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import engine  # noqa: F401
-    for info in threadpoolctl.threadpool_info():
-        if info["user_api"] == "blas":
-            assert info["num_threads"] == 1, info
+    blas = [i for i in threadpoolctl.threadpool_info()
+            if i["user_api"] == "blas" and ("numpy" in i["filepath"] or "scipy" in i["filepath"])]
+    if not blas:
+        pytest.skip("NumPy's/SciPy's BLAS not identified by threadpoolctl on this install")
+    for info in blas:                       # the BLAS np.dot calls inside @njit: NumPy's / SciPy's
+        assert info["num_threads"] == 1, info
 
 
 def test_chunks_for_and_parallel_call(with_threads):
