@@ -184,7 +184,9 @@ def test_bounds_values():
     assert bounds.two_to_h([3, 4]) == 128
     assert bounds.montufar_lower(1, [2, 2, 2]) == 2 * 2 * 3
     assert bounds.serra_upper(2, [3]) == 7                     # one layer: Zaslavsky
-    assert bounds.serra_upper(1, [2, 2]) == 3 * 3 - 2 + 2 - 2 or bounds.serra_upper(1, [2, 2]) <= 16
+    assert bounds.serra_upper(1, [2, 2]) == 9                   # 1-D input: Π (n_l + 1)
+    for w in ([3, 3], [4, 5, 6], [7]):                           # Serra et al.: exact for 1-D inputs
+        assert bounds.serra_lower(1, w) == bounds.serra_upper(1, w) == int(np.prod([n + 1 for n in w]))
     assert bounds.serra_lower(1, [3, 3]) == 4 * 4
     for n0, w in [(1, [4, 4, 4]), (2, [6, 6]), (3, [9, 9, 9])]:
         assert bounds.montufar_lower(n0, w) <= bounds.serra_lower(n0, w) <= bounds.serra_upper(n0, w) <= bounds.two_to_h(w)
@@ -276,3 +278,14 @@ def test_input_space_maps_and_float32():
     net32 = MLP([2, 3, 1], dtype=np.float32, rng=1)
     r32 = regions_2d(net32, [0, 0], [1, 0], [0, 1], BIG)
     assert r32.n_activation_regions == regions_2d(MLP([2, 3, 1], rng=1), [0, 0], [1, 0], [0, 1], BIG).n_activation_regions
+
+
+def test_sampled_estimate_high_dimensional_input():
+    rng = np.random.default_rng(2)
+    net = MLP([20, 16, 16, 1], rng=4)
+    X = rng.normal(size=(3, 20))
+    est, r = pattern_estimate_2d(net, *slice_through(*X), n_samples=5000)
+    assert 0 < est <= r.n_activation_regions
+    # in the full 20-D input space only the estimate exists: it grows with the sample size
+    Z = rng.normal(size=(4000, 20))
+    assert count_patterns(net, Z[:100]) <= count_patterns(net, Z) <= 2 ** 32
