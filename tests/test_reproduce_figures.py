@@ -141,3 +141,15 @@ def test_command_line_list():
                            "--list"], capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_real_figure_end_to_end(loaded, tmp_path, capsys):
+    rc = reproduce_figures.main(["--only", "backprop-toy", "softmax-temperature",
+                                 "--out", str(tmp_path), "--quick", "--dpi", "40"])
+    assert rc == 0
+    for fid in ("backprop-toy", "softmax-temperature"):
+        assert (tmp_path / f"{fid}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "∂L/∂θ₁ = 24" in page          # caption filled with the computed numbers
+    assert page.index("softmax-temperature") < page.index("backprop-toy")  # catalogue order
+    assert "[2/2]" in capsys.readouterr().out
