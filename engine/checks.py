@@ -12,7 +12,10 @@ FLOAT_DTYPES = (np.float32, np.float64)
 
 def check_dtype(dtype):
     """Normalise a layer's `dtype` argument; only float32 and float64 are supported."""
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected np.float32 or np.float64, got {dtype!r}") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected np.float32 or np.float64, got {dt}")
     return dt.type

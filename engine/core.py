@@ -108,20 +108,24 @@ class Layer:
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
             raise KeyError(f"state: missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
+        converted = {}
         for k, v in state.items():
-            have = targets[k].value.shape if k in targets else np.shape(buffers[k])
-            if np.shape(v) != have:
-                raise ValueError(f"state[{k!r}]: expected shape {have}, got {np.shape(v)}")
-        for k, v in state.items():
-            if k in targets:
-                targets[k].value[...] = np.asarray(v)
-            else:
-                buffers[k][...] = np.asarray(v)
+            dest = targets[k].value if k in targets else buffers[k]
+            v = np.asarray(v)
+            if v.shape != dest.shape:
+                raise ValueError(f"state[{k!r}]: expected shape {dest.shape}, got {v.shape}")
+            if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+                    or v.dtype == np.bool_):
+                raise TypeError(f"state[{k!r}]: expected a real numeric array, got dtype {v.dtype}")
+            converted[k] = v.astype(dest.dtype)
+        for k, v in converted.items():        # everything checked: now write
+            (targets[k].value if k in targets else buffers[k])[...] = v
         return self
 
     def save(self, path):
-        """Write the state dict to an `.npz` file (bit-exact round trip with `load`)."""
-        np.savez(path, **self.state_dict())
+        """Write the state dict to an `.npz` file at exactly `path` (bit-exact round trip with `load`)."""
+        with open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
 
     def load(self, path):
         with np.load(path) as f:

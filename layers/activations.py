@@ -322,17 +322,15 @@ class Softmax(Layer):
         if not -x.ndim <= self.dim < x.ndim:
             raise ValueError(f"dim: expected an axis in [{-x.ndim}, {x.ndim - 1}] for x of shape {x.shape}, got {self.dim}")
         rows, moved = self._to_rows(x)
-        self._y, self._moved = softmax_forward(rows, self.temperature), moved
+        self._y, self._moved, self._shape = softmax_forward(rows, self.temperature), moved, x.shape
         return self._from_rows(self._y, moved)
 
     def backward(self, dy, input_grad=True):
         self._need_forward("_y")
         if not input_grad:
             return None
-        dy = check_array("dy", dy, dtype=self._y.dtype)
+        dy = check_array("dy", dy, shape=self._shape, dtype=self._y.dtype, finite=False)
         rows, _ = self._to_rows(dy)
-        if rows.shape != self._y.shape:
-            raise ValueError(f"dy: expected the shape of the forward output, got {dy.shape}")
         return self._from_rows(softmax_backward(rows, self._y, self.temperature), self._moved)
 
     def extra_repr(self):

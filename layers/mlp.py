@@ -145,12 +145,12 @@ class MLP(Layer):
 
     def __init__(self, widths, activation="relu", negative_slope=0.01, beta=1.0, threshold=20.0,
                  dtype=np.float64, rng=None):
-        widths = list(widths) if not isinstance(widths, (str, bytes)) else widths
-        if not isinstance(widths, list) or len(widths) < 2:
+        if not isinstance(widths, (list, tuple, np.ndarray)) or len(widths) < 2:
             raise ValueError(f"widths: expected a list of at least 2 layer sizes, got {widths!r}")
+        widths = list(widths)
         for i, w in enumerate(widths):
             check_int(f"widths[{i}]", w, low=1)
-        if activation not in ACTIVATIONS and activation != "gelu_tanh":
+        if not isinstance(activation, str) or (activation not in ACTIVATIONS and activation != "gelu_tanh"):
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS) + ['gelu_tanh']}, got {activation!r}")
         self.widths = np.array(widths, np.int64)
         self.activation = activation

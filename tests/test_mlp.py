@@ -316,9 +316,6 @@ def test_non_contiguous_input(rng):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reported, minor): these refusals come from Python/NumPy "
-                   "internals and do not name the argument: MLP(5) -> 'int object is not iterable', "
-                   "activation=['relu'] -> 'unhashable type', dtype='bad' -> 'data type not understood'")
 @pytest.mark.parametrize("make,arg", [(lambda: MLP(5), "widths"),
                                       (lambda: MLP([2, 2], activation=["relu"]), "activation"),
                                       (lambda: MLP([2, 2], dtype="bad"), "dtype")],
