@@ -33,6 +33,7 @@ def test_regions_vs_width_within_bound_and_1d_reaches_D_plus_1():
         assert np.all(d[f"default_{D_i}d"] <= d[f"bound_{D_i}d"])
     assert np.all(d["generic_1d"] == d["widths"] + 1)
     assert np.all(d["generic_2d"] == d["bound_2d"])
+    assert d["pictured"][0] == d["pictured"][1]
 
 
 def test_composition_product_rule():
@@ -51,6 +52,7 @@ def test_deep_vs_shallow_within_bounds_and_tent():
             assert r["max_2d"] <= r["zaslavsky"]
     for L, params, n in d["tent"]:
         assert n == 2 ** L
+    assert set(d["pictured"]) == {"[2, 48, 1]", "[2, 8, 8, 8, 1]"}
 
 
 def test_curse_mode():

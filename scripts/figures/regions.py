@@ -81,13 +81,13 @@ def generic_shallow_1d(D, rng):
 
 # ---- drawing helpers --------------------------------------------------------------------------
 
-def draw_polygons(ax, r, labels=None, cmap="tab20", edge="k", alpha=0.55, lw=0.6):
+def draw_polygons(ax, r, labels=None, edge="k", alpha=0.55, lw=0.6):
     """Fill each polygon of a Regions2D (coloured by `labels`, default one colour per piece)."""
     labels = np.arange(len(r.pieces)) if labels is None else labels
-    cm = plt.get_cmap(cmap)
+    palette = [c for name in ("tab20", "tab20b", "tab20c") for c in plt.get_cmap(name).colors]
     rng = np.random.default_rng(0)
-    perm = rng.permutation(max(int(labels.max()) + 1, 1))
-    colors = [cm(perm[l] % cm.N) for l in labels]
+    perm = rng.permutation(max(int(labels.max()) + 1, len(palette)))
+    colors = [palette[perm[l] % len(palette)] for l in labels]
     pc = PolyCollection([p.vertices for p in r.pieces], facecolors=colors, edgecolors=edge,
                         linewidths=lw, alpha=alpha)
     ax.add_collection(pc)
@@ -153,7 +153,16 @@ def regions_vs_width(quick=False):
     widths = np.arange(1, 7 if quick else 13)
     seeds = 2 if quick else 5
     out = {"widths": widths}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [1, 1, 0.9]})
+    pic_D = 6
+    net, ext = generic_shallow_2d(pic_D, np.random.default_rng(7))
+    pic = regions_2d(net, [0, 0], [1, 0], [0, 1], ext)
+    draw_polygons(axes[2], pic, lw=0.5, alpha=0.8)
+    axes[2].set_title(f"generic D = {pic_D}, D_i = 2: {pic.n_linear_regions} regions "
+                      f"(max {bounds.zaslavsky(2, pic_D)})")
+    axes[2].set_xlabel("x₁")
+    axes[2].set_ylabel("x₂")
+    out["pictured"] = (pic.n_linear_regions, bounds.zaslavsky(2, pic_D))
     for ax, D_i in zip(axes, (1, 2)):
         bound = np.array([bounds.zaslavsky(D_i, D) for D in widths])
         generic = np.zeros((seeds, len(widths)), int)
@@ -251,7 +260,22 @@ def deep_vs_shallow_regions(quick=False):
     L_max = 6 if quick else 12
     tent = [(L, mlp_param_count([1] + [2] * L + [1]), regions_1d(tent_net(L), [0.0], [1.0]).n_linear_regions)
             for L in range(1, L_max + 1)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig = plt.figure(figsize=(12, 10))
+    gs = fig.add_gridspec(2, 2, height_ratios=[1.0, 0.9])
+    top = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
+    axes = [fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])]
+    # the actual polygons of a shallow and a deep net with about the same number of parameters
+    pics = {}
+    for ax, w in zip(top, ([2, 48, 1], [2, 8, 8, 8, 1])):
+        net = MLP(w, rng=7)
+        for k, b in enumerate(net.biases):
+            b[...] = np.random.default_rng(50 + k).uniform(-1, 1, b.shape)
+        r = regions_2d(net, [0, 0], [1, 0], [0, 1], box)
+        draw_polygons(ax, r, r.linear_labels, lw=0.3, alpha=0.8)
+        ax.set_title(f"{w}: {mlp_param_count(w)} parameters, {r.n_linear_regions} linear regions")
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
+        pics[str(w)] = r.n_linear_regions
     for kind, col in (("shallow", "C0"), ("deep", "C3")):
         rs = [r for r in rows if r["kind"] == kind]
         P = [r["params"] for r in rs]
@@ -280,4 +304,4 @@ def deep_vs_shallow_regions(quick=False):
     axes[1].set_title("depth buys exponentially many pieces (Telgarsky)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    return fig, {"rows": rows, "tent": tent, "L_max": L_max}
+    return fig, {"rows": rows, "tent": tent, "L_max": L_max, "pictured": pics}
