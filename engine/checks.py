@@ -93,3 +93,18 @@ def check_labels(name, y, n, n_classes):
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"{name}: expected labels in [0, {n_classes - 1}], got values in [{y.min()}, {y.max()}]")
     return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def check_rng(name, seed):
+    """A numpy.random.Generator from an int seed >= 0, a Generator (used as is: its state
+    advances) or None (fresh OS entropy, not reproducible)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"{name}: expected a non-negative int seed, got {seed}")
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"{name}: expected an int, a numpy.random.Generator or None, "
+                    f"got {type(seed).__name__} {seed!r}")

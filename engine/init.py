@@ -32,7 +32,7 @@ import numbers
 
 import numpy as np
 
-from engine.checks import check_choice, check_dtype, check_float
+from engine.checks import check_choice, check_dtype, check_float, check_rng
 
 __all__ = [
     "calculate_gain", "fan_in_and_fan_out",
@@ -49,17 +49,7 @@ NONLINEARITIES = _GAIN_ONE + ("tanh", "relu", "leaky_relu", "selu")
 # ----------------------------------------------------------------------------- helpers
 
 def _rng(rng):
-    """A numpy.random.Generator from a Generator, an int seed >= 0, or None."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        if rng < 0:
-            raise ValueError(f"rng: expected a non-negative int seed, got {rng}")
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng: expected a numpy.random.Generator, an int seed or None, "
-                    f"got {type(rng).__name__} {rng!r}")
+    return check_rng("rng", rng)
 
 
 def _shape(shape):

@@ -3,7 +3,7 @@ import numpy as np
 
 from engine.checks import check_int
 
-from ._checks import as_rng
+from engine.checks import check_rng as as_rng
 
 
 def minibatches(X, y, batch_size, shuffle=True, seed=None, drop_last=False):

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.checks import check_dtype, check_float, check_int
 
-from ._checks import as_rng
+from engine.checks import check_rng as as_rng
 
 
 def _class_sizes(n, n_classes):
