@@ -65,16 +65,19 @@ def linear_forward(x, W, b, nthreads):
 
 
 @njit(parallel=True, cache=True)
-def linear_backward(df, x, W, dW, db, input_grad, nthreads):
+def linear_backward(df, x, W, dW, db, work, input_grad, nthreads):
     """Given ∂ℓ/∂f (N, D_out): returns ∂ℓ/∂h = ∂ℓ/∂f Ω (N, D_in) (empty when not `input_grad`),
-    and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db."""
+    and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db.
+    work: (D_out, D_in) scratch, reused from step to step (no large temporary per call)."""
     N, D_in = x.shape
     D_out = W.shape[0]
     dfT = np.ascontiguousarray(df.T)            # (D_out, N): row blocks of it are contiguous
     for t in prange(nthreads):                   # disjoint blocks of Ω's rows
         lo, hi = t * D_out // nthreads, (t + 1) * D_out // nthreads
         if hi > lo:
-            dW[lo:hi] += np.dot(dfT[lo:hi], x)
+            w = work[lo:hi]
+            np.dot(dfT[lo:hi], x, w)
+            dW[lo:hi] += w
             for j in range(lo, hi):
                 db[j] += dfT[j].sum()
     dx = np.empty((N if input_grad else 0, D_in), x.dtype)
@@ -109,6 +112,7 @@ class Linear(Layer):
             self.bias = Parameter(default_uniform(rng, (out_features,), in_features, self.dtype))
         self._zero_bias = np.zeros(out_features, self.dtype)
         self._x = None
+        self._work = None
 
     def _b(self):
         return self.bias.value if self.has_bias else self._zero_bias
@@ -122,8 +126,10 @@ class Linear(Layer):
         self._need_forward("_x")
         dy = self._check_input(dy, name="dy", shape=(self._x.shape[0], self.out_features), finite=False)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
+        if self._work is None:
+            self._work = np.empty_like(self.weight.value)
         dx = parallel_call(linear_backward, chunks_for(dy.shape[0]), dy, self._x, self.weight.value,
-                           self.weight.grad, db, input_grad)
+                           self.weight.grad, db, self._work, input_grad)
         return dx if input_grad else None
 
     def extra_repr(self):

@@ -111,13 +111,13 @@ def test_naive_and_fast_kernels_agree(N, d_in, d_out, rng):
     dxn = D.linear_backward_naive(df, x, W, dWn, dbn)                # accumulates onto dW0, db0
     for nt in (1, 2, 3):
         dWf, dbf = dW0.copy(), db0.copy()
-        dxf = D.linear_backward(df, x, W, dWf, dbf, nthreads=nt, input_grad=True)
+        dxf = D.linear_backward(df, x, W, dWf, dbf, np.empty_like(W), nthreads=nt, input_grad=True)
         np.testing.assert_allclose(dxf, dxn, rtol=tol, atol=tol)
         np.testing.assert_allclose(dWf, dWn, rtol=tol, atol=tol)
         np.testing.assert_allclose(dbf, dbn, rtol=tol, atol=tol)
         assert dxf.dtype == dWf.dtype == dtype
         dWg, dbg = dW0.copy(), db0.copy()
-        assert D.linear_backward(df, x, W, dWg, dbg, nthreads=nt, input_grad=False).shape[0] == 0
+        assert D.linear_backward(df, x, W, dWg, dbg, np.empty_like(W), nthreads=nt, input_grad=False).shape[0] == 0
         np.testing.assert_allclose(dWg, dWn, rtol=tol, atol=tol)
     np.testing.assert_allclose(dWn - dW0, df.T.astype(np.float64) @ x, rtol=1e-4 if dtype == np.float32 else 1e-12)
 
