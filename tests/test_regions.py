@@ -289,3 +289,11 @@ def test_sampled_estimate_high_dimensional_input():
     # in the full 20-D input space only the estimate exists: it grows with the sample size
     Z = rng.normal(size=(4000, 20))
     assert count_patterns(net, Z[:100]) <= count_patterns(net, Z) <= 2 ** 32
+
+
+def test_coincident_joints_1d():
+    # two units with the same joint at x = 0.3 (one scaled copy of the other): one joint, 2 pieces
+    net = shallow([[1.0], [2.0]], [-0.3, -0.6], [1.0, 1.0])
+    r = regions_1d(net, [-1.0], [1.0])
+    assert r.n_activation_regions == 2 == r.n_linear_regions
+    np.testing.assert_allclose(r.points(r.breaks[1:-1])[:, 0], [0.3])

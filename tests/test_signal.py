@@ -115,3 +115,13 @@ def test_measured_matches_predicted(init, act):
         np.testing.assert_allclose(m.forward, m.forward[0], rtol=0.1)
     if init == "xavier":
         np.testing.assert_allclose(m.forward[1:] / m.forward[:-1], p.forward[1:] / p.forward[:-1], rtol=0.1)
+
+
+def test_custom_activation_pair_matches_named():
+    named = mean_field("tanh", 2.0, 0.1)
+    custom = mean_field((np.tanh, lambda x: 1 - np.tanh(x) ** 2), 2.0, 0.1)
+    assert custom.q_star == pytest.approx(named.q_star, rel=1e-12)
+    assert custom.chi1 == pytest.approx(named.chi1, rel=1e-12)
+    assert custom.c_star == pytest.approx(named.c_star, abs=1e-10)
+    with pytest.raises(TypeError, match="activation"):
+        mean_field(3, 1.0, 0.0)
