@@ -21,7 +21,8 @@ Two implementations of each: `conv1d_*_naive` / `conv2d_*_naive` are the sums ab
 statement of the maths, tested against the fast path); `conv2d_forward` / `conv2d_backward` run
 per-sample im2col + GEMM (layers/im2col.py): the batch is split into `nthreads` chunks with
 prange, each thread gathers one sample at a time into its own workspace (allocated once by the
-layer and reused) and calls `np.dot` (BLAS on one thread, engine.threads); weight gradients go to
+layer and reused) and calls CBLAS gemm on it (BLAS on one thread, engine.threads; see im2col.py for
+why not np.dot); weight gradients go to
 per-thread buffers summed at the end. Conv1d runs through the same kernels as a 2D convolution
 with height 1.
 """
@@ -33,7 +34,7 @@ from engine.core import Layer, Parameter
 from engine.threads import num_threads
 
 from .dense import default_uniform
-from .im2col import col2im, im2col
+from .im2col import NO_TRANS, ROW_MAJOR, TRANS, col2im, gemm_for, im2col
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,24 +144,27 @@ def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
 # fast kernels: per-sample im2col + GEMM, batch split over threads
 # ---------------------------------------------------------------------------------------------
 @njit(parallel=True, cache=True)
-def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, nthreads):
+def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, nthreads, gemm):
     """z_n = Ω_g cols_g(x_n) + β for each sample n and group g, where cols = im2col(x_n).
 
     x (N, C_in, H, W); wm = ω reshaped (C_out, C_g·KH·KW); b (C_out,);
-    ws: workspace (nthreads, C_in·KH·KW, OH·OW), one column matrix per thread.
+    ws: workspace (nthreads, C_in·KH·KW, OH·OW), one column matrix per thread;
+    gemm: the CBLAS gemm for x's dtype (layers.im2col.gemm_for).
     Returns z (N, C_out, OH·OW)."""
     N = x.shape[0]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
     z = np.empty((N, C_out, P), x.dtype)
+    isz = x.itemsize
     for t in prange(nthreads):
         cols = ws[t]
         for n in range(t * N // nthreads, (t + 1) * N // nthreads):
             im2col(x[n], cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
             zn = z[n]
-            for g in range(groups):
-                np.dot(wm[g * O_g:(g + 1) * O_g], cols[g * Kg:(g + 1) * Kg], zn[g * O_g:(g + 1) * O_g])
+            for g in range(groups):     # z_{n,g} (O_g, P) = Ω_g (O_g, Kg) @ cols_g (Kg, P)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, P, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                     cols.ctypes.data + g * Kg * P * isz, P, 0.0, zn.ctypes.data + g * O_g * P * isz, P)
             for o in range(C_out):
                 bo = b[o]
                 zr = zn[o]
@@ -171,16 +175,18 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
 
 @njit(parallel=True, cache=True)
 def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW,
-                    ws, dws, nthreads, input_grad):
-    """Given ∂ℓ/∂z (N, C_out, OH·OW): per sample, cols = im2col(x_n) (recomputed, not stored),
-    ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ, and ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}).
-    Accumulates into dwm (C_out, C_g·KH·KW) and db (C_out,) through per-thread buffers
-    dws (nthreads, C_out, C_g·KH·KW + 1); returns ∂ℓ/∂x (N, C_in, H, W), or an empty array
+                    ws, dws, nthreads, input_grad, gemm):
+    """Given ∂ℓ/∂z (N, C_out, OH·OW), per sample n and group g, with cols = im2col(x_n)
+    (recomputed, not stored):
+        ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ,   ∂ℓ/∂β += Σ_p ∂ℓ/∂z_n,   ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}).
+    Parameter gradients accumulate into dwm (C_out, C_g·KH·KW) and db (C_out,) through per-thread
+    buffers dws (nthreads, C_out, C_g·KH·KW + 1). Returns ∂ℓ/∂x (N, C_in, H, W), or an empty array
     when not `input_grad`."""
     N = x.shape[0]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
+    isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
     for t in prange(nthreads):
         cols = ws[t]
@@ -189,13 +195,15 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
         for n in range(t * N // nthreads, (t + 1) * N // nthreads):
             im2col(x[n], cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
             dzn = dz[n]
-            for g in range(groups):
-                acc[g * O_g:(g + 1) * O_g, :Kg] += np.dot(dzn[g * O_g:(g + 1) * O_g], cols[g * Kg:(g + 1) * Kg].T)
+            for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_{n,g} (O_g, P) @ cols_gᵀ
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, P, 1.0, dzn.ctypes.data + g * O_g * P * isz, P,
+                     cols.ctypes.data + g * Kg * P * isz, P, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
             for o in range(C_out):
                 acc[o, Kg] += dzn[o].sum()
-            if input_grad:
-                for g in range(groups):     # cols is free again: reuse it for ∂ℓ/∂cols
-                    np.dot(wm[g * O_g:(g + 1) * O_g].T, dzn[g * O_g:(g + 1) * O_g], cols[g * Kg:(g + 1) * Kg])
+            if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, P) = Ω_gᵀ @ ∂ℓ/∂z_{n,g}
+                for g in range(groups):
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, P, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                         dzn.ctypes.data + g * O_g * P * isz, P, 0.0, cols.ctypes.data + g * Kg * P * isz, P)
                 col2im(cols, dx[n], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
     for t in range(nthreads):
         dwm += dws[t, :, :Kg]
@@ -262,8 +270,7 @@ class _ConvNd(Layer):
             self.bias = Parameter(default_uniform(rng, (out_channels,), fan_in, self.dtype))
         self._zero_bias = np.zeros(out_channels, self.dtype)
         self._x = None
-        self._ws = None
-        self._dws = None
+        self._ws = self._dws = None
 
     # geometry in 2D form (Conv1d is a 2D convolution of height 1)
     def _geom(self):
@@ -308,7 +315,8 @@ class _ConvNd(Layer):
         nt = num_threads()
         ws, _ = self._workspace(x.shape[1], KH, KW, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
-        z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, nt)
+        z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, nt,
+                           gemm_for(self.dtype))
         self._x, self._x4, self._out = x, x4, (OH, OW)
         return z.reshape((x.shape[0], self.out_channels) + tuple(out))
 
@@ -324,7 +332,8 @@ class _ConvNd(Layer):
         dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
-                             KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, dws, nt, input_grad)
+                             KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, dws, nt, input_grad,
+                             gemm_for(self.dtype))
         return dx.reshape(x.shape) if input_grad else None
 
     def extra_repr(self):

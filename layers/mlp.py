@@ -28,7 +28,7 @@ from engine.checks import check_dtype, check_int
 from engine.core import Layer, Parameter
 from engine.threads import chunks_for, parallel_call
 
-from .activations import ACTIVATIONS, LeakyReLU, Softplus, act, act_grad
+from .activations import ACTIVATIONS, LeakyReLU, Softplus, act_grad_row, act_row
 from .dense import default_uniform
 
 
@@ -75,11 +75,11 @@ def mlp_forward(x, theta, widths, code, p0, p1, fs, hs, nthreads):
                 np.dot(h, W.T, f)                                           # Ω_k h_k
             hk = hs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
             for n in range(hi - lo):
-                fr, hr = f[n], hk[n]
+                fr = f[n]
                 for j in range(d_out):
                     fr[j] += b[j]                                           # f_k = β_k + Ω_k h_k
-                    if k < K - 1:
-                        hr[j] = act(code, fr[j], p0, p1)                    # h_{k+1} = a[f_k]
+                if k < K - 1:
+                    act_row(code, fr, hk[n], p0, p1)                        # h_{k+1} = a[f_k]
 
 
 @njit(parallel=True, cache=True)
@@ -94,8 +94,10 @@ def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart,
     for t in prange(nthreads):
         lo, hi = t * N // nthreads, (t + 1) * N // nthreads
         g = gpart[t]
-        g[:] = 0
+        for k in range(K):                  # the Ω parts are overwritten by np.dot(..., out)
+            g[b_off[k]:b_off[k] + widths[k + 1]] = 0
         if hi == lo:
+            g[:] = 0
             continue
         last = widths[K]
         dfK = dfs[f_off[K - 1] + lo * last:f_off[K - 1] + hi * last].reshape((hi - lo, last))
@@ -118,9 +120,7 @@ def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart,
                 fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
                 np.dot(df, W, dprev)                                        # Ω_kᵀ ∂ℓ/∂f_k
                 for n in range(hi - lo):
-                    dr, fr = dprev[n], fprev[n]
-                    for i in range(d_in):
-                        dr[i] *= act_grad(code, fr[i], p0, p1)              # ⊙ a'[f_{k−1}]
+                    act_grad_row(code, fprev[n], dprev[n], p0, p1)          # ⊙ a'[f_{k−1}]
             elif input_grad:
                 np.dot(df, W, dx[lo:hi])                                    # ∂ℓ/∂x = Ω_0ᵀ ∂ℓ/∂f_0
     P = theta.shape[0]
