@@ -242,7 +242,7 @@ class Activation(Layer):
         self._need_forward("_f")
         if not input_grad:
             return None
-        dy = check_array("dy", dy, shape=self._f.shape, dtype=self._f.dtype)
+        dy = check_array("dy", dy, shape=self._f.shape, dtype=self._f.dtype, finite=False)
         return activation_backward(dy.reshape(-1), self._f.reshape(-1), self.code, self.p0, self.p1).reshape(dy.shape)
 
 
