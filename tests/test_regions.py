@@ -159,6 +159,14 @@ def test_exact_2d_width32_under_10s():
     assert elapsed < 10.0
     assert r.n_activation_regions > 100
     assert r.n_linear_regions <= r.n_activation_regions
+    # the same on the slice through three digits (64-D inputs, 10 outputs)
+    from engine.data import digits_split
+    (Xd, _), _ = digits_split()
+    net = MLP([64, 32, 32, 32, 10], rng=0)
+    t = time.perf_counter()
+    r = regions_2d(net, *slice_through(Xd[0], Xd[1], Xd[2]))
+    assert time.perf_counter() - t < 10.0
+    assert r.total_area() == pytest.approx(1.5 ** 2)
 
 
 def test_sampled_estimate_vs_exact():
