@@ -305,3 +305,11 @@ def test_coincident_joints_1d():
     r = regions_1d(net, [-1.0], [1.0])
     assert r.n_activation_regions == 2 == r.n_linear_regions
     np.testing.assert_allclose(r.points(r.breaks[1:-1])[:, 0], [0.3])
+
+
+def test_estimate_vs_exact_table():
+    from analysis.regions import estimate_vs_exact
+    c = estimate_vs_exact(MLP([5, 12, 12, 1], rng=1), *slice_through(*np.eye(5)[:3]), n_samples=(30, 300, 30000))
+    e = c["estimates"]
+    assert e[30] <= e[300] <= e[30000] <= c["exact_activation"]
+    assert e[30] < c["exact_activation"]
