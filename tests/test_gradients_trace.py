@@ -98,3 +98,23 @@ def test_register_norms_extension_point_and_generic_layers():
 def test_deep_mlp_init_variance():
     net = deep_mlp(3, 200, "relu", init="he", rng=0)
     assert np.var(net.weights[1]) == pytest.approx(2 / 200, rel=0.05)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
+def test_depth_50_trace_manual_loop(act):
+    from engine.optim import SGD
+    rng = np.random.default_rng(0)
+    net = deep_mlp(50, 16, act, init="he" if act == "relu" else "default", rng=1)
+    X, y = rng.normal(size=(32, 16)), rng.normal(size=(32, 1))
+    loss, opt, trace = MSELoss(), SGD(net.parameters(), lr=0.01), GradientTrace()
+    for step in range(4):
+        net.zero_grad()
+        loss.forward(net.forward(X), y)
+        net.backward(loss.backward(), input_grad=False)
+        opt.step()
+        trace.callback({"epoch": 1, "step": step + 1, "loss": 0.0, "model": net})
+    a = trace.arrays()
+    assert a["preact"].shape == (4, 51) and a["weight"].shape == (4, 51)
+    assert np.isfinite(a["preact"]).all()
+    if act == "sigmoid":
+        assert a["preact"][0, 0] < 1e-10 * a["preact"][0, -1]
