@@ -313,3 +313,23 @@ def test_estimate_vs_exact_table():
     e = c["estimates"]
     assert e[30] <= e[300] <= e[30000] <= c["exact_activation"]
     assert e[30] < c["exact_activation"]
+
+
+def test_sequential_variants_output_relu_and_stacked_linears():
+    a = Linear(1, 1)
+    a.weight.value[:] = 1.0
+    a.bias.value[:] = 0.0
+    r = regions_1d(Sequential(a, ReLU()), [-1.0], [1.0])          # output activation splits too
+    assert r.n_activation_regions == 2 and r.n_linear_regions == 2
+    b = Linear(1, 3)
+    b.weight.value[:] = [[1.0], [-1.0], [2.0]]
+    b.bias.value[:] = [0.1, 0.2, -0.5]
+    c = Linear(3, 2, rng=0)
+    d = Linear(2, 1, rng=1)
+    seq = Sequential(b, c, ReLU(), d)                              # two Linears in a row compose
+    r = regions_1d(seq, [-2.0], [2.0])
+    s = np.linspace(0, 1, 101)
+    np.testing.assert_allclose(r.evaluate(s), seq.forward(r.points(s)), atol=1e-12)
+    assert r.n_activation_regions <= 3
+    with pytest.raises(ValueError, match="layers"):
+        regions_1d(Sequential(ReLU(), Linear(1, 1)), [0.0], [1.0])
