@@ -66,3 +66,20 @@ def format_table(rows):
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else "-"
         lines.append(f"{r['group']:8} {r['case']:52} {e:>18} {str(r['peer']):>10} {p:>18} {ratio:>6}")
     return "\n".join(lines)
+
+
+def markdown_table(rows, date, machine):
+    """The README's benchmark table: one line per row, ms median [range], ratio to the peer."""
+    head = (f"Measured {date} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), "
+            f"Python {machine.get('python')}, numba {machine.get('numba')}, numpy {machine.get('numpy')}"
+            + (f", torch {machine['torch']}" if "torch" in machine else "") + ".\n"
+            "Ratio = engine / peer, both timed in the same process and run, same thread count; "
+            "below 1 the engine is faster. Times are medians [min–max] in ms.\n\n")
+    lines = ["| group | case | engine ms | peer | peer ms | ratio |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        e = f"{r['engine_ms']:.2f} [{r['engine_range'][0]:.2f}–{r['engine_range'][1]:.2f}]"
+        p = (f"{r['peer_ms']:.2f}" + (f" [{r['peer_range'][0]:.2f}–{r['peer_range'][1]:.2f}]" if r.get("peer_range") else "")
+             if r.get("peer_ms") is not None else "–")
+        ratio = f"**{r['ratio']:.2f}**" if r.get("ratio") is not None else "–"
+        lines.append(f"| {r['group']} | {r['case']} | {e} | {r.get('peer') or '–'} | {p} | {ratio} |")
+    return head + "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import format_table  # noqa: E402
+from benchlib import format_table, markdown_table  # noqa: E402
 
 GROUPS = ["dense", "conv", "analysis", "tsne"]
 
@@ -61,7 +61,10 @@ def main(argv=None):
            "machine": machine(), "quick": args.quick, "rows": rows}
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
-    print(f"wrote {args.json}")
+    md = os.path.splitext(args.json)[0] + ".md"
+    with open(md, "w") as f:
+        f.write(markdown_table(rows, out["date"], out["machine"]))
+    print(f"wrote {args.json} and {md} (the README's table)")
     return 0
 
 
