@@ -1,0 +1,347 @@
+"""Convolution figures (notes 000 §6, Fig 6.1–6.5; 003 §2.1, Fig 2.7).
+
+Every number comes from the engine's layers (layers/conv.py, layers/pooling.py): connectivity
+diagrams are read off the dense matrix of an actual Conv1d (its responses to the unit vectors),
+receptive fields off its backward pass, and the formulas they are checked against come from
+analysis.theory (conv_output_size, receptive_field, mlp_vs_cnn_256, ...).
+"""
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analysis import theory
+from figures.registry import figure
+from layers.activations import ReLU
+from layers.conv import Conv1d, Conv2d
+from layers.pooling import MaxPool2d
+
+
+# ---------------------------------------------------------------------------------------------
+# computing helpers
+# ---------------------------------------------------------------------------------------------
+def conv1d_with(w, b=0.0, stride=1, padding=0, dilation=1):
+    """A single-channel Conv1d with kernel `w` (K,) and bias `b`."""
+    w = np.asarray(w, np.float64)
+    layer = Conv1d(1, 1, len(w), stride=stride, padding=padding, dilation=dilation)
+    layer.weight.value[...] = w.reshape(1, 1, -1)
+    layer.bias.value[...] = b
+    return layer
+
+
+def conv1d_matrix(layer, L):
+    """Dense matrix M (L_out, L) of a single-channel Conv1d without its bias: column m is the
+    layer's response to the unit vector e_m minus the bias, so conv(x) = M x + β."""
+    E = np.eye(L).reshape(L, 1, L)
+    Z = layer.forward(E, train=False)[:, 0, :]              # (L, L_out): row m = conv(e_m)
+    return (Z - layer.bias.value[0]).T.copy()
+
+
+def taps(L, K, stride, padding, dilation):
+    """Input index i·s − p + j·d of tap j of output i (the output-size formula's geometry)."""
+    L_out = theory.conv_output_size(L, K, stride, padding, dilation)
+    return np.array([[i * stride - padding + j * dilation for j in range(K)] for i in range(L_out)])
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing helpers
+# ---------------------------------------------------------------------------------------------
+def draw_connectivity(ax, M, L, K, stride, padding, dilation, y_in=0.0, y_out=1.0, color=None,
+                      label_in="x", label_out="z", out_offset=0, draw_inputs=True):
+    """Input nodes at x = 0..L−1, output i above the centre of its window; a line for every
+    nonzero entry M[i, m] of the engine's matrix (coloured by tap j), dashed grey lines to the
+    zero-padding positions the formula's taps reach outside the input."""
+    T = taps(L, K, stride, padding, dilation)
+    L_out = M.shape[0]
+    centres = T.mean(axis=1)
+    used_pad = sorted({int(m) for m in T.ravel() if m < 0 or m >= L})
+    for i in range(L_out):
+        for j, m in enumerate(T[i]):
+            if 0 <= m < L:
+                if M[i, m] == 0:
+                    continue
+                ax.plot([m, centres[i]], [y_in, y_out], color=color or f"C{j}", lw=1.4, zorder=1)
+            else:
+                ax.plot([m, centres[i]], [y_in, y_out], color="0.6", lw=1, ls="--", zorder=1)
+    if draw_inputs:
+        ax.scatter(np.arange(L), np.full(L, y_in), s=140, color="0.85", edgecolor="k", zorder=2)
+        for m in range(L):
+            ax.text(m, y_in, f"{m + 1}", ha="center", va="center", fontsize=7, zorder=3)
+        if used_pad:
+            ax.scatter(used_pad, np.full(len(used_pad), y_in), s=140, facecolor="white",
+                       edgecolor="0.5", ls="--", zorder=2)
+            for m in used_pad:
+                ax.text(m, y_in, "0", ha="center", va="center", fontsize=7, color="0.5", zorder=3)
+        ax.text(-padding - 1.2, y_in, label_in, ha="right", va="center", fontsize=10)
+    ax.scatter(centres, np.full(L_out, y_out), s=140, color=color or "C7", alpha=0.9, edgecolor="k", zorder=2)
+    for i in range(L_out):
+        ax.text(centres[i], y_out, f"{i + 1 + out_offset}", ha="center", va="center", fontsize=7,
+                color="white", zorder=3)
+    ax.text(-padding - 1.2, y_out, label_out, ha="right", va="center", fontsize=10)
+    ax.set_xlim(min(-padding, 0) - 2.5, max(L + padding, L) + 0.5)
+    ax.axis("off")
+
+
+def draw_dense(ax, W, label_in="x", label_out="h"):
+    """Every output above its own position, a line to every input with a nonzero weight W[i, m]."""
+    L_out, L = W.shape
+    v = np.abs(W).max()
+    cmap = plt.get_cmap("PuOr")
+    for i in range(L_out):
+        for m in range(L):
+            if W[i, m] != 0:
+                ax.plot([m, i], [0, 1], color=cmap(0.5 + 0.5 * W[i, m] / v), lw=1.2, zorder=1)
+    ax.scatter(np.arange(L), np.zeros(L), s=140, color="0.85", edgecolor="k", zorder=2)
+    ax.scatter(np.arange(L_out), np.ones(L_out), s=140, color="C7", edgecolor="k", zorder=2)
+    for m in range(L):
+        ax.text(m, 0, f"{m + 1}", ha="center", va="center", fontsize=7, zorder=3)
+    for i in range(L_out):
+        ax.text(i, 1, f"{i + 1}", ha="center", va="center", fontsize=7, color="white", zorder=3)
+    ax.text(-1.2, 0, label_in, ha="right", va="center", fontsize=10)
+    ax.text(-1.2, 1, label_out, ha="right", va="center", fontsize=10)
+    ax.set_xlim(-2.5, max(L, L_out) + 0.5)
+    ax.axis("off")
+
+
+def show_matrix(ax, M, title, cmap="RdBu_r", annotate=True):
+    v = np.abs(M).max() or 1.0
+    ax.imshow(np.where(M == 0, np.nan, M), cmap=cmap, vmin=-v, vmax=v)
+    if annotate and M.size <= 100:
+        for (i, j), val in np.ndenumerate(M):
+            ax.text(j, i, "0" if val == 0 else f"{val:.2g}", ha="center", va="center", fontsize=7,
+                    color="0.6" if val == 0 else "k")
+    ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])], fontsize=7)
+    ax.set_yticks(range(M.shape[0]), [str(i + 1) for i in range(M.shape[0])], fontsize=7)
+    ax.set_xlabel("input j")
+    ax.set_ylabel("output i")
+    ax.set_title(title, fontsize=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 Fig 6.1: image kernels
+# ---------------------------------------------------------------------------------------------
+IMAGE_KERNELS = {
+    "blur (Gaussian)": np.outer([1, 2, 1], [1, 2, 1]) / 16.0,
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float64),
+    "edges (Laplacian)": np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], np.float64),
+    "vertical edges (Sobel x)": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64),
+    "horizontal edges (Sobel y)": np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], np.float64),
+}
+
+
+def test_image(n=64, seed=0):
+    """A synthetic grey image (no downloads): a disc, a square, a bar, a soft gradient, noise."""
+    yy, xx = np.mgrid[0:n, 0:n] / (n - 1)
+    img = 0.25 * xx
+    img = np.where((xx - 0.3) ** 2 + (yy - 0.32) ** 2 < 0.18 ** 2, 0.9, img)
+    img = np.where((np.abs(xx - 0.72) < 0.14) & (np.abs(yy - 0.7) < 0.14), 0.55, img)
+    img = np.where(np.abs((yy - 0.95) + 0.9 * (xx - 0.05)) < 0.04, 1.0, img)
+    img = img + 0.04 * np.random.default_rng(seed).normal(size=img.shape)
+    return img
+
+
+@figure("image-kernels", source="000 Fig 6.1",
+        caption="One Conv2d with {n_kernels} output channels, each a hand-set 3×3 image kernel, applied "
+                "(zero padding 1) to a {size}×{size} synthetic image: blurring, sharpening and edge detection.")
+def image_kernels(quick=False):
+    n = 48 if quick else 96
+    img = test_image(n)
+    names = list(IMAGE_KERNELS)
+    conv = Conv2d(1, len(names), 3, padding=1, bias=False)
+    conv.weight.value[:, 0] = np.stack([IMAGE_KERNELS[k] for k in names])
+    out = conv.forward(img.reshape(1, 1, n, n), train=False)[0]
+
+    fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.3 * (len(names) + 1), 5.0),
+                             gridspec_kw={"height_ratios": [2.2, 1]})
+    axes[0, 0].imshow(img, cmap="gray")
+    axes[0, 0].set_title("input image", fontsize=9)
+    axes[1, 0].axis("off")
+    for c, name in enumerate(names):
+        ax = axes[0, c + 1]
+        o = out[c]
+        if name.startswith("blur") or name.startswith("sharpen"):
+            ax.imshow(o, cmap="gray", vmin=img.min(), vmax=img.max())
+        else:
+            ax.imshow(np.abs(o), cmap="gray")
+        ax.set_title(name if name.startswith(("blur", "sharpen")) else f"|{name}|", fontsize=9)
+        k = IMAGE_KERNELS[name]
+        kax = axes[1, c + 1]
+        v = np.abs(k).max()
+        kax.imshow(k, cmap="RdBu_r", vmin=-v, vmax=v)
+        for (i, j), val in np.ndenumerate(k):
+            kax.text(j, i, f"{val:.3g}" if name.startswith("blur") else f"{val:g}", ha="center",
+                     va="center", fontsize=8)
+        kax.set_title("kernel", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Image kernels: each output pixel is the kernel-weighted sum of the 3×3 patch around it",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig, {"image": img, "kernel_names": names, "kernels": conv.weight.value[:, 0].copy(),
+                 "outputs": out, "n_kernels": len(names), "size": n}
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 Fig 6.2: kernel size 3, zero padding vs valid
+# ---------------------------------------------------------------------------------------------
+@figure("conv1d-padding", source="000 Fig 6.2",
+        caption="1D convolution with kernel size 3, w = (0.25, 0.5, 0.25): with zero padding the {L} inputs give "
+                "{L_same} outputs (the edge outputs see a padded 0); as a valid convolution only {L_valid}.")
+def conv1d_padding(quick=False):
+    L = 8
+    w = np.array([0.25, 0.5, 0.25])
+    x = np.array([1.0, 3.0, 2.0, 4.0, 1.5, 3.5, 0.5, 2.5])
+    same, valid = conv1d_with(w, padding=1), conv1d_with(w, padding=0)
+    z_same = same.forward(x.reshape(1, 1, L), train=False)[0, 0]
+    z_valid = valid.forward(x.reshape(1, 1, L), train=False)[0, 0]
+    M_same, M_valid = conv1d_matrix(same, L), conv1d_matrix(valid, L)
+
+    fig = plt.figure(figsize=(11, 6.2))
+    gs = fig.add_gridspec(2, 2, width_ratios=[1.25, 1])
+    ax1, ax2, ax3 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[:, 1])
+    draw_connectivity(ax1, M_same, L, 3, 1, 1, 1)
+    ax1.set_title(f"zero padding: {L} inputs → {len(z_same)} outputs "
+                  r"$z_i = w_1x_{i-1} + w_2x_i + w_3x_{i+1}$", fontsize=10)
+    draw_connectivity(ax2, M_valid, L, 3, 1, 0, 1)
+    ax2.set_title(f"valid: {L} inputs → {len(z_valid)} outputs", fontsize=10)
+    pos = np.arange(L)
+    ax3.plot(pos, x, "o-", color="0.5", label="input x")
+    ax3.plot(pos, z_same, "s-", color="C0", label="z, zero padding")
+    ax3.plot(pos[1:-1], z_valid, "^--", color="C3", label="z, valid")
+    ax3.set_xticks(pos, [str(p + 1) for p in pos])
+    ax3.set_xlabel("position i")
+    ax3.set_title("values (padded edges are pulled towards 0)", fontsize=10)
+    ax3.legend()
+    fig.suptitle("Kernel size 3 (line colour = tap w₁, w₂, w₃; dashed: zero padding)", fontsize=11)
+    fig.tight_layout()
+    return fig, {"x": x, "w": w, "z_same": z_same, "z_valid": z_valid, "L": L,
+                 "L_same": len(z_same), "L_valid": len(z_valid),
+                 "L_same_formula": theory.conv_output_size(L, 3, 1, 1, 1),
+                 "L_valid_formula": theory.conv_output_size(L, 3, 1, 0, 1),
+                 "matrix_same": M_same, "matrix_valid": M_valid}
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 Fig 6.3: stride, kernel size, dilation
+# ---------------------------------------------------------------------------------------------
+STRIDE_DILATION_CASES = [
+    # title, K, stride, padding, dilation
+    ("stride 2 (kernel 3)", 3, 2, 1, 1),
+    ("kernel size 5", 5, 1, 2, 1),
+    ("dilation 2 (kernel 3)", 3, 1, 2, 2),
+]
+
+
+@figure("conv-stride-dilation", source="000 Fig 6.3",
+        caption="Connectivity of three Conv1d layers on {L} inputs, read off the engine's layers: stride 2 halves "
+                "the outputs ({L_stride}), kernel size 5 widens each window, dilation 2 spreads 3 weights over "
+                "5 inputs. Output lengths ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1.")
+def conv_stride_dilation(quick=False):
+    L = 11
+    rng = np.random.default_rng(0)
+    cases, lengths = [], []
+    fig, axes = plt.subplots(len(STRIDE_DILATION_CASES), 1, figsize=(9, 7.5))
+    for ax, (title, K, s, p, d) in zip(axes, STRIDE_DILATION_CASES):
+        layer = conv1d_with(np.arange(1.0, K + 1), stride=s, padding=p, dilation=d)
+        M = conv1d_matrix(layer, L)
+        n_out = layer.forward(rng.normal(size=(1, 1, L)), train=False).shape[-1]
+        formula = theory.conv_output_size(L, K, s, p, d)
+        draw_connectivity(ax, M, L, K, s, p, d)
+        ax.set_title(f"{title}, padding {p}: {L} inputs → {n_out} outputs "
+                     f"(formula: ⌊({L} + {2 * p} − {d}·{K - 1} − 1)/{s}⌋ + 1 = {formula})", fontsize=10)
+        cases.append({"title": title, "kernel_size": K, "stride": s, "padding": p, "dilation": d,
+                      "matrix": M, "n_out": n_out, "formula": formula})
+    # output lengths over a grid of geometries: engine vs formula
+    for n in (5, 8, 13):
+        for K in (1, 2, 3, 5):
+            for s in (1, 2, 3):
+                for p in (0, 1, 2):
+                    for d in (1, 2, 3):
+                        if n + 2 * p < d * (K - 1) + 1:
+                            continue
+                        layer = Conv1d(1, 1, K, stride=s, padding=p, dilation=d)
+                        got = layer.forward(np.zeros((1, 1, n)), train=False).shape[-1]
+                        lengths.append((n, K, s, p, d, got, theory.conv_output_size(n, K, s, p, d)))
+    fig.suptitle("Stride, kernel size and dilation (line colour = kernel tap; dashed: zero padding)", fontsize=11)
+    fig.tight_layout()
+    return fig, {"L": L, "cases": cases, "L_stride": cases[0]["n_out"],
+                 "lengths": np.array(lengths, dtype=np.int64)}
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 Fig 6.4: fully connected vs convolutional
+# ---------------------------------------------------------------------------------------------
+@figure("fc-vs-conv-matrix", source="000 Fig 6.4",
+        caption="A fully connected layer on {L} inputs has {n_fc} independent weights; the convolution "
+                "(kernel 3, zero padding) is the same layer with the matrix constrained to a band of "
+                "{n_tied} tied weights. The engine's Conv1d equals multiplication by that matrix "
+                "(max difference {max_error:.1e}).")
+def fc_vs_conv_matrix(quick=False):
+    from layers.dense import Linear
+    L = 6
+    w = np.array([-0.8, 1.0, 0.5])
+    conv = conv1d_with(w, b=0.1, padding=1)
+    M = conv1d_matrix(conv, L)
+    fc = Linear(L, L, rng=0)
+    W = fc.weight.value.copy()
+    x = np.random.default_rng(1).normal(size=(5, L))
+    z_conv = conv.forward(x.reshape(5, 1, L), train=False)[:, 0, :]
+    z_mat = x @ M.T + conv.bias.value[0]
+    err = float(np.abs(z_conv - z_mat).max())
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), gridspec_kw={"width_ratios": [1.3, 1]})
+    draw_dense(axes[0, 0], W)
+    axes[0, 0].set_title(f"fully connected: every output sees every input ({L * L} weights)", fontsize=10)
+    show_matrix(axes[0, 1], W, "fully connected weight matrix Ω (36 free values)", cmap="PuOr")
+    draw_connectivity(axes[1, 0], M, L, 3, 1, 1, 1)
+    axes[1, 0].set_title("convolutional: kernel size 3, zero padding (3 weights)", fontsize=10)
+    show_matrix(axes[1, 1], M, "conv as a matrix: banded, tied weights w₁, w₂, w₃")
+    fig.tight_layout()
+    nz = M[M != 0]
+    return fig, {"L": L, "w": w, "bias": float(conv.bias.value[0]), "conv_matrix": M, "fc_matrix": W,
+                 "x": x, "z_conv": z_conv, "z_matrix": z_mat, "max_error": err,
+                 "n_fc": int(W.size), "n_tied": int(len(np.unique(nz)))}
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 Fig 6.5: two kernels -> two channels
+# ---------------------------------------------------------------------------------------------
+@figure("conv-channels", source="000 Fig 6.5",
+        caption="Two kernels of size 3 with zero padding on 6 inputs: the first gives hidden units h₁…h₆, the "
+                "second (different weights and bias) h₇…h₁₂, each through a ReLU.")
+def conv_channels(quick=False):
+    L = 6
+    x = np.array([0.5, 2.0, 1.0, -1.0, 1.5, 0.0])
+    W = np.array([[0.4, 0.6, 0.3], [-0.7, 0.2, 0.9]])
+    b = np.array([-0.2, 0.3])
+    conv = Conv1d(1, 2, 3, padding=1)
+    conv.weight.value[:, 0, :] = W
+    conv.bias.value[:] = b
+    relu = ReLU()
+    f = conv.forward(x.reshape(1, 1, L), train=False)
+    h = relu.forward(f, train=False)[0]
+    M = [conv1d_matrix(conv1d_with(W[c], padding=1), L) for c in range(2)]
+
+    fig = plt.figure(figsize=(12, 5.2))
+    gs = fig.add_gridspec(1, 2, width_ratios=[1.3, 1])
+    ax = fig.add_subplot(gs[0])
+    cols = ("C0", "C3")
+    draw_connectivity(ax, M[0], L, 3, 1, 1, 1, y_out=1.0, color=cols[0], label_out="channel 1")
+    draw_connectivity(ax, M[1], L, 3, 1, 1, 1, y_out=2.0, color=cols[1], label_out="channel 2",
+                      out_offset=L, draw_inputs=False)
+    ax.set_title("two kernels of size 3 → two feature maps (h₁…h₆, h₇…h₁₂)", fontsize=10)
+    ax2 = fig.add_subplot(gs[1])
+    pos = np.arange(L)
+    ax2.bar(pos - 0.27, x, width=0.26, color="0.6", label="input x")
+    for c in range(2):
+        ax2.bar(pos + (c * 0.27), h[c], width=0.26, color=cols[c],
+                label=f"channel {c + 1}: ReLU(β={b[c]:g} + [{', '.join(f'{v:g}' for v in W[c])}] ∗ x)")
+    ax2.axhline(0, color="k", lw=0.6)
+    ax2.set_xticks(pos, [str(p + 1) for p in pos])
+    ax2.set_xlabel("position")
+    ax2.legend(fontsize=8)
+    ax2.set_title("values", fontsize=10)
+    fig.tight_layout()
+    return fig, {"x": x, "weights": W, "biases": b, "preactivations": f[0], "h": h,
+                 "n_hidden": int(h.size)}
