@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from engine.checks import check_choice, check_dtype, check_int
 from engine.core import Layer, Parameter
-from engine.threads import num_threads
+from engine.threads import FASTMATH, num_threads
 
 from .dense import default_uniform
 from .im2col import NO_TRANS, ROW_MAJOR, TRANS, col2im, gemm_for, im2col
@@ -173,7 +173,7 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
     return z
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW,
                     ws, dws, nthreads, input_grad, gemm):
     """Given ∂ℓ/∂z (N, C_out, OH·OW), per sample n and group g, with cols = im2col(x_n)

@@ -16,7 +16,8 @@ Layer norm normalises each example over its last dimensions (D values) instead: 
 with the sums over those D values and γ, β of the normalised shape.
 
 Kernels see x as (N, C, S) (batch norm; S = 1 for (N, C) inputs) or (M, D) (layer norm). Sums
-accumulate in float64 whatever the dtype.
+accumulate in float64 whatever the dtype; the reduction loops may be reassociated (engine.threads.
+FASTMATH, without the no-NaN/no-Inf assumptions) so they vectorise.
 """
 import numbers
 
@@ -25,10 +26,10 @@ from numba import njit, prange
 
 from engine.checks import check_dtype, check_float, check_int
 from engine.core import Layer, Parameter
-from engine.threads import num_threads
+from engine.threads import FASTMATH, num_threads
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def batchnorm_stats(x):
     """Per-channel batch mean μ (C,) and biased variance σ² (C,) of x (N, C, S), in float64."""
     N, C, S = x.shape
@@ -71,7 +72,7 @@ def batchnorm_forward(x, mean, var, gamma, beta, eps):
     return y, rstd
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def batchnorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, batch_stats, input_grad):
     """∂ℓ/∂x (N, C, S) (empty if not `input_grad`); accumulates ∂ℓ/∂γ, ∂ℓ/∂β (+=).
     batch_stats: the statistics were the batch's (train mode), so their gradient is included."""
@@ -112,7 +113,7 @@ def batchnorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, batch_stats, inp
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def layernorm_forward(x, gamma, beta, eps, nthreads):
     """Row-wise y = γ ⊙ (x − μ)/√(σ² + ε) + β.  x (M, D), γ, β (D,) -> y (M, D), mean (M,), rstd (M,)."""
     M, D = x.shape
@@ -139,7 +140,7 @@ def layernorm_forward(x, gamma, beta, eps, nthreads):
     return y, mean, rstd
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, nthreads):
     """∂ℓ/∂x_m = r_m (g − mean(g) − x̂_m mean(g ⊙ x̂_m)) with g = γ ⊙ ∂ℓ/∂y_m; accumulates
     ∂ℓ/∂γ += Σ_m ∂ℓ/∂y_m ⊙ x̂_m, ∂ℓ/∂β += Σ_m ∂ℓ/∂y_m through per-thread buffers."""

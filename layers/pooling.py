@@ -21,6 +21,7 @@ from engine.checks import check_array, check_int
 from engine.core import Layer
 
 from .conv import _tuple, conv_output_size
+from .im2col import _ow_range
 
 
 @njit(parallel=True, cache=True)
@@ -35,9 +36,7 @@ def maxpool2d_forward(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
         for i in range(OH):
             yr = y[bi, i]
             ir = idx[bi, i]
-            for l in range(OW):
-                yr[l] = -np.inf
-                ir[l] = -1
+            yr[:] = -np.inf          # inputs are finite: the first valid tap always replaces it
             for a in range(KH):
                 r = i * sh - pt + a * dh
                 if r < 0 or r >= H:
@@ -45,13 +44,12 @@ def maxpool2d_forward(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
                 xr = xp[r]
                 for b in range(KW):
                     off = b * dw - pl
-                    for l in range(OW):
-                        q = l * sw + off
-                        if 0 <= q < W:
-                            v = xr[q]
-                            if v > yr[l] or ir[l] < 0:
-                                yr[l] = v
-                                ir[l] = r * W + q
+                    lo, hi = _ow_range(b, W, OW, sw, pl, dw)      # the l whose column is inside
+                    for l in range(lo, hi):
+                        v = xr[l * sw + off]
+                        if v > yr[l]:                          # strict: ties keep the first maximum
+                            yr[l] = v
+                            ir[l] = r * W + l * sw + off
     return y, idx
 
 

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine import gradcheck
+from layers.im2col import gemm_for
 from layers.conv import (Conv1d, Conv2d, conv1d_backward_naive, conv1d_forward_naive, conv2d_backward,
                          conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, conv_output_size)
 
@@ -152,9 +153,11 @@ def test_parallel_equals_serial():
     for nt in (1, 2, 3):
         ws = np.empty((nt, x.shape[1] * KH * KW, OH * OW))
         dws = np.empty((nt, layer.out_channels, wm.shape[1] + 1))
-        y = conv2d_forward(x, wm, layer.bias.value, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, nt)
+        y = conv2d_forward(x, wm, layer.bias.value, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, nt,
+                           gemm_for(np.float64))
         dwm, db = np.zeros_like(wm), np.zeros(layer.out_channels)
-        dx = conv2d_backward(y, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, dws, nt, True)
+        dx = conv2d_backward(y, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, dws,
+                             nt, True, gemm_for(np.float64))
         outs.append((y, dx, dwm, db))
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
@@ -263,3 +266,4 @@ def test_errors_input():
     layer.forward(np.zeros((1, 2, 8, 8)))
     with pytest.raises(ValueError, match="dy"):
         layer.backward(np.zeros((1, 3, 5, 5)))
+
