@@ -29,10 +29,17 @@ def num_threads():
     return _threads
 
 
-def chunks_for(n_rows, min_rows=64):
+MIN_CHUNK_COST = 1 << 16     # multiply-adds: ~10 µs of work, about what waking a thread costs
+
+
+def chunks_for(n_rows, min_rows=64, row_cost=None):
     """How many chunks to split `n_rows` independent rows into: one per thread, but no chunk
-    smaller than `min_rows` (below that, waking a thread costs more than the work it gets)."""
-    return max(1, min(_threads, n_rows // min_rows))
+    smaller than `min_rows` rows or, when `row_cost` (multiply-adds per row) is given, than
+    MIN_CHUNK_COST multiply-adds: below that, waking a thread costs more than the work it gets."""
+    n = min(_threads, n_rows // min_rows)
+    if row_cost is not None:
+        n = min(n, n_rows * row_cost // MIN_CHUNK_COST)
+    return max(1, n)
 
 
 def parallel_call(kernel, n_chunks, *args):

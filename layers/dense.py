@@ -114,13 +114,16 @@ class Linear(Layer):
         self._x = None
         self._work = None
 
+    def _chunks(self, n_rows):
+        return chunks_for(n_rows, row_cost=self.in_features * self.out_features)
+
     def _b(self):
         return self.bias.value if self.has_bias else self._zero_bias
 
     def forward(self, x, train=True):
         x = self._check_input(x, shape=(None, self.in_features))
         self._x = x
-        return parallel_call(linear_forward, chunks_for(x.shape[0]), x, self.weight.value, self._b())
+        return parallel_call(linear_forward, self._chunks(x.shape[0]), x, self.weight.value, self._b())
 
     def backward(self, dy, input_grad=True):
         self._need_forward("_x")
@@ -128,7 +131,7 @@ class Linear(Layer):
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         if self._work is None:
             self._work = np.empty_like(self.weight.value)
-        dx = parallel_call(linear_backward, chunks_for(dy.shape[0]), dy, self._x, self.weight.value,
+        dx = parallel_call(linear_backward, self._chunks(dy.shape[0]), dy, self._x, self.weight.value,
                            self.weight.grad, db, self._work, input_grad)
         return dx if input_grad else None
 

@@ -205,7 +205,7 @@ class MLP(Layer):
             self._hs = np.empty(total, self.dtype)
             self._dfs = np.empty(total, self.dtype)
             self._N = N
-        nt = chunks_for(N)
+        nt = chunks_for(N, row_cost=int(self.theta.size))
         if getattr(self, "_gpart", None) is None or self._gpart.shape[0] < nt:
             self._gpart = np.empty((nt, self.theta.size), self.dtype)
         return nt

@@ -310,6 +310,7 @@ def test_chunks_for_and_parallel_call(with_threads):
         assert chunks_for(0) == chunks_for(10) == chunks_for(127) == 1
         assert chunks_for(128) == chunks_for(10_000) == 2
         assert chunks_for(40, min_rows=20) == 2 and chunks_for(39, min_rows=20) == 1
+        assert chunks_for(10_000, row_cost=1) == 1 and chunks_for(256, row_cost=784 * 512) == 2
         out = np.zeros(6)
         assert parallel_call(fill, 2, out) == 2 and out.tolist() == [0, 0, 0, 1, 1, 1]
         assert parallel_call(fill, 1, out) == 1 and out.tolist() == [0] * 6

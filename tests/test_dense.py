@@ -123,10 +123,12 @@ def test_naive_and_fast_kernels_agree(N, d_in, d_out, rng):
 
 
 def test_parallel_and_serial_agree(with_threads, rng):
-    # 130 rows: enough for the layer to split the batch over 2 threads (chunks of >= 64 rows)
-    layer = Linear(6, 5, rng=0)
-    x = rng.standard_normal((130, 6))
-    dy = rng.standard_normal((130, 5))
+    # 130 rows of 64 -> 32: enough work for the layer to split the batch over 2 threads
+    from engine.threads import chunks_for
+    layer = Linear(64, 32, rng=0)
+    x = rng.standard_normal((130, 64))
+    dy = rng.standard_normal((130, 32))
+    assert with_threads(2, lambda: layer._chunks(130)) == 2
 
     def run():
         layer.zero_grad()

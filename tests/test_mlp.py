@@ -231,8 +231,10 @@ def test_heaviside_mlp_passes_no_gradient_below_the_output_layer():
 # ---- serial vs parallel, float32 -----------------------------------------------------------
 @pytest.mark.parametrize("act", ["tanh", "relu"])
 def test_parallel_and_serial_agree(with_threads, act):
-    # 130 rows: enough for the MLP to split the batch over 2 threads (chunks of >= 64 rows)
-    m, x, dy = well_conditioned([5, 6, 4, 3], act, 130, margin=0.0)
+    # 130 rows of a 40-48-32-3 MLP: enough work to split the batch over 2 threads
+    from engine.threads import chunks_for
+    m, x, dy = well_conditioned([40, 48, 32, 3], act, 130, margin=0.0)
+    assert with_threads(2, lambda: chunks_for(130, row_cost=m.theta.size)) == 2
 
     def go():
         y, dx, g = run(m, x, dy)

@@ -20,7 +20,6 @@ from scipy.linalg import subspace_angles
 from engine import fit
 from engine.losses import MSELoss
 from engine.optim import Adam
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import MLP, Heaviside, Linear
 
@@ -48,7 +47,6 @@ def pca(X, k):
                 "between its decoder's column space and the top-2 principal components end at "
                 "{angle_max_deg:.2e}°, and its reconstruction error {ae_mse:.4f} reaches PCA's "
                 "optimum {pca_mse:.4f}.")
-@single_threaded
 def autoencoder_pca(quick=False):
     rng = np.random.default_rng(0)
     X, _, _ = low_rank_data(500, rng)
@@ -181,7 +179,6 @@ def train_binary_autoencoder(X, rounds, rng, epochs=60):
                 "the best hyperplane for it) reconstructs every point as one of two vectors: "
                 "the centroids of a 2-means clustering (largest distance to Lloyd's centroids "
                 "{centroid_gap:.1e}); the hyperplane w·x + b = 0 splits the clusters.")
-@single_threaded
 def autoencoder_binary(quick=False):
     rng = np.random.default_rng(4)
     X = two_blobs(rng)

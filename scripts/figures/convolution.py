@@ -345,3 +345,172 @@ def conv_channels(quick=False):
     fig.tight_layout()
     return fig, {"x": x, "weights": W, "biases": b, "preactivations": f[0], "h": h,
                  "n_hidden": int(h.size)}
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 §6.2: receptive fields
+# ---------------------------------------------------------------------------------------------
+RF_STACKS = {
+    # name: (kernel sizes, strides, dilations) as functions of the depth l = 1..L
+    "kernel 3": lambda l: (3, 1, 1),
+    "kernel 3, stride 2": lambda l: (3, 2, 1),
+    "kernel 3, dilation 2^(l−1)": lambda l: (3, 1, 2 ** (l - 1)),
+}
+
+
+def measured_receptive_field(ks, ss, ds, n):
+    """Receptive field of the middle unit of the last layer of a stack of single-channel Conv1d
+    layers (kernel sizes ks, strides ss, dilations ds, all weights 1, no bias), read off the
+    engine's backward pass: the inputs with a nonzero ∂z/∂x. Returns (size, |∂z/∂x| over the n inputs)."""
+    layers = [Conv1d(1, 1, k, stride=s, padding=d * (k - 1) // 2, dilation=d, bias=False)
+              for k, s, d in zip(ks, ss, ds)]
+    z = np.zeros((1, 1, n))
+    for layer in layers:
+        layer.weight.value[...] = 1.0
+        z = layer.forward(z, train=False)
+    dy = np.zeros_like(z)
+    dy[0, 0, z.shape[-1] // 2] = 1.0
+    for layer in reversed(layers):
+        dy = layer.backward(dy)
+    g = np.abs(dy[0, 0])
+    nz = np.flatnonzero(g)
+    return int(nz[-1] - nz[0] + 1), g
+
+
+@figure("receptive-field", source="000 §6.2",
+        caption="Receptive field of one unit after l stacked convolutions of kernel size 3, measured as the inputs "
+                "with a nonzero gradient (engine backward): it grows by 2 per layer ({rf_plain_last} after {depth} "
+                "layers), but doubles with stride 2 or dilation 2^(l−1) ({rf_dilated_last}).")
+def receptive_field_fig(quick=False):
+    depth = 5 if quick else 7
+    n = 2 ** (depth + 2) + 1
+    depths = np.arange(1, depth + 1)
+    measured, formula, grads = {}, {}, {}
+    for name, geom in RF_STACKS.items():
+        measured[name], formula[name], grads[name] = [], [], []
+        for L in depths:
+            ks, ss, ds = zip(*(geom(l) for l in range(1, L + 1)))
+            rf, g = measured_receptive_field(ks, ss, ds, n)
+            measured[name].append(rf)
+            formula[name].append(theory.receptive_field(ks, ss, ds))
+            grads[name].append(g)
+
+    fig = plt.figure(figsize=(12, 6.5))
+    gs = fig.add_gridspec(2, 2, width_ratios=[1, 1.5])
+    ax = fig.add_subplot(gs[:, 0])
+    for c, name in enumerate(RF_STACKS):
+        ax.plot(depths, formula[name], "-", color=f"C{c}", lw=2, alpha=0.5)
+        ax.plot(depths, measured[name], "os^"[c], color=f"C{c}", ms=(6, 11, 6)[c],
+                mfc="none" if c == 1 else f"C{c}", mew=1.5, label=f"{name}: measured")
+    ax.plot([], [], "-", color="0.5", lw=2, alpha=0.5, label="analysis.theory.receptive_field")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("number of convolution layers l")
+    ax.set_xticks(depths)
+    ax.set_ylabel("receptive field (inputs)")
+    ax.set_title("receptive field vs depth", fontsize=10)
+    ax.legend(fontsize=8)
+    for r, name in enumerate(("kernel 3", "kernel 3, dilation 2^(l−1)")):
+        a = fig.add_subplot(gs[r, 1])
+        G = np.array([g / g.max() for g in grads[name]])
+        c = n // 2
+        w = min(c, (depth + 3) if r == 0 else 2 ** depth + 4)
+        im = a.imshow(G[:, c - w:c + w + 1], aspect="auto", cmap="Blues", interpolation="nearest",
+                      extent=(-w - 0.5, w + 0.5, depth + 0.5, 0.5), vmin=0, vmax=1)
+        fig.colorbar(im, ax=a, label="|∂z/∂x| / max")
+        a.set_ylabel("layer l")
+        a.set_title(f"{name}: gradient of the middle unit of layer l w.r.t. the input", fontsize=10)
+        a.set_xlabel("input position relative to the unit")
+    fig.tight_layout()
+    return fig, {"depths": depths, "measured": {k: np.array(v) for k, v in measured.items()},
+                 "formula": {k: np.array(v) for k, v in formula.items()}, "depth": depth,
+                 "rf_plain_last": measured["kernel 3"][-1],
+                 "rf_dilated_last": measured["kernel 3, dilation 2^(l−1)"][-1]}
+
+
+# ---------------------------------------------------------------------------------------------
+# 000 §6.1: equivariance of convolution, partial invariance of pooling
+# ---------------------------------------------------------------------------------------------
+def shift_image(img, dy, dx):
+    """Translate a zero-bordered image by (dy, dx) pixels (content must stay inside)."""
+    out = np.zeros_like(img)
+    H, W = img.shape[-2:]
+    out[..., max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        img[..., max(-dy, 0):H - max(dy, 0), max(-dx, 0):W - max(dx, 0)]
+    return out
+
+
+@figure("equivariance", source="000 §6.1",
+        caption="Shifting a digit by s pixels shifts the engine's Conv2d feature map by exactly s pixels "
+                "(largest difference {max_equivariance_error:.1e}): convolution is equivariant, f[t[x]] = t[f[x]]. "
+                "After 2×2 max pooling, a 1-pixel shift leaves {pool_unchanged_1:.0%} of the pooled values "
+                "unchanged (the feature map: {conv_unchanged_1:.0%}); a global max pool is invariant.")
+def equivariance(quick=False):
+    from engine.data import load_digits
+    X, y = load_digits(as_images=True)
+    digit = X[list(y).index(3), 0]
+    canvas = np.zeros((20, 20))
+    canvas[6:14, 6:14] = digit
+    conv = Conv2d(1, 1, 3, padding=1, bias=False)
+    conv.weight.value[0, 0] = IMAGE_KERNELS["vertical edges (Sobel x)"]
+    pool = MaxPool2d(2)
+    shifts = np.arange(0, 5)
+    x = canvas.reshape(1, 1, 20, 20)
+    f0 = conv.forward(x, train=False)
+    p0 = pool.forward(f0, train=False)
+    g0 = f0.max()
+    pool4 = MaxPool2d(4)
+    p40, pool4_same = pool4.forward(f0, train=False), []
+    eq_err, conv_same, pool_same, pool_shifted_err, global_err = [], [], [], [], []
+    maps = {}
+    for s in shifts:
+        xs = shift_image(x, 0, int(s))
+        fs = conv.forward(xs, train=False)
+        ps = pool.forward(fs, train=False)
+        eq_err.append(float(np.abs(fs - shift_image(f0, 0, int(s))).max()))
+        conv_same.append(float(np.mean(np.isclose(fs, f0, rtol=0, atol=1e-12)[f0 != 0])))
+        pool_same.append(float(np.mean(np.isclose(ps, p0, rtol=0, atol=1e-12)[p0 != 0])))
+        if s % 2 == 0:
+            pool_shifted_err.append(float(np.abs(ps - shift_image(p0, 0, int(s) // 2)).max()))
+        global_err.append(float(abs(fs.max() - g0)))
+        p4s = pool4.forward(fs, train=False)
+        pool4_same.append(float(np.mean(np.isclose(p4s, p40, rtol=0, atol=1e-12)[p40 != 0])))
+        maps[int(s)] = (xs[0, 0], fs[0, 0], ps[0, 0])
+
+    fig = plt.figure(figsize=(13, 6.8))
+    gs = fig.add_gridspec(3, 5, width_ratios=[1, 1, 1, 1, 2.2])
+    v = np.abs(f0).max()
+    for r, s in enumerate((0, 1, 2)):
+        xs, fs, ps = maps[s]
+        a = fig.add_subplot(gs[r, 0]); a.imshow(xs, cmap="gray_r"); a.set_ylabel(f"shift {s}")
+        a.axvline(9.5, color="C1", lw=0.8)
+        if r == 0: a.set_title("input t[x]", fontsize=9)
+        a = fig.add_subplot(gs[r, 1]); a.imshow(fs, cmap="RdBu_r", vmin=-v, vmax=v)
+        a.axvline(9.5, color="C1", lw=0.8)
+        if r == 0: a.set_title("conv f[t[x]]", fontsize=9)
+        a = fig.add_subplot(gs[r, 2])
+        diff = np.abs(fs - shift_image(f0[0, 0], 0, s))
+        a.imshow(diff, cmap="gray_r", vmin=0, vmax=v)
+        a.text(9.5, 9.5, f"max = {diff.max():.3g}", ha="center", va="center", fontsize=9)
+        if r == 0: a.set_title("|f[t[x]] − t[f[x]]|", fontsize=9)
+        a = fig.add_subplot(gs[r, 3]); a.imshow(ps, cmap="RdBu_r", vmin=-v, vmax=v)
+        if r == 0: a.set_title("2×2 max pool", fontsize=9)
+    for a in fig.axes:
+        a.set_xticks([]); a.set_yticks([])
+    ax = fig.add_subplot(gs[:, 4])
+    ax.plot(shifts, conv_same, "o-", label="conv feature map (not invariant)")
+    ax.plot(shifts, pool_same, "s-", label="after 2×2 max pool (partly invariant)")
+    ax.plot(shifts, pool4_same, "d-", label="after 4×4 max pool")
+    ax.plot(shifts, [float(e < 1e-12) for e in global_err], "^-", label="global max pool (invariant)")
+    ax.plot(shifts, [float(e == 0) for e in eq_err], "k:", label="conv, shifted back (equivariant)")
+    ax.set_xlabel("horizontal shift s (pixels)")
+    ax.set_ylabel("fraction of nonzero outputs unchanged")
+    ax.set_ylim(-0.05, 1.1)
+    ax.legend(fontsize=8)
+    ax.set_title("invariance to shifts", fontsize=10)
+    fig.tight_layout()
+    return fig, {"shifts": shifts, "equivariance_errors": np.array(eq_err),
+                 "max_equivariance_error": max(eq_err), "conv_unchanged": np.array(conv_same),
+                 "pool_unchanged": np.array(pool_same), "pool4_unchanged": np.array(pool4_same),
+                 "pool_even_shift_errors": np.array(pool_shifted_err),
+                 "global_max_errors": np.array(global_err),
+                 "conv_unchanged_1": conv_same[1], "pool_unchanged_1": pool_same[1]}

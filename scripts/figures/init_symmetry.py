@@ -14,7 +14,6 @@ from engine import fit
 from engine.data import moons
 from engine.losses import BCEWithLogitsLoss
 from engine.optim import SGD
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import MLP
 
@@ -42,7 +41,6 @@ def row_spread(snaps):
                 "{spread_constant:.1e} for constant, {spread_zero:.1e} for zero init), so the "
                 "network acts like one unit (final accuracy {acc_constant:.0%}); a random init "
                 "breaks the symmetry (row spread {spread_random:.2f}, accuracy {acc_random:.0%}).")
-@single_threaded
 def zero_init_symmetry(quick=False):
     hidden, epochs = 8, (30 if quick else 80)
     X, y = moons(n=200, noise=0.1, seed=0)

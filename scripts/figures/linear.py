@@ -13,7 +13,6 @@ from engine import fit
 from engine.data import circles, linear_regression
 from engine.losses import BCEWithLogitsLoss, MSELoss
 from engine.optim import SGD, Adam
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import Heaviside, Linear
 
@@ -78,7 +77,6 @@ def loss_grid(x, y, phi0s, phi1s):
                 "through {n} noisy points, with the vertical errors P_i − y_i. Gradient descent "
                 "(engine SGD, {gd_steps} steps) reaches ({gd_phi0:.3f}, {gd_phi1:.3f}); "
                 "MSE {mse:.4f}.")
-@single_threaded
 def linreg_fit(quick=False):
     n = 20
     x, y, true = linear_regression(n=n, noise=0.3, seed=SEED, weight=[[0.8]], bias=[0.5])
@@ -132,7 +130,6 @@ def level_line_tangents(x, phi_star, level_offset, n_points=24):
                 "minimum (Φ0, Φ1) = ({phi0:.2f}, {phi1:.2f}), −∇L arrows from the engine's backward "
                 "pass, and a gradient-descent path (engine SGD, lr {lr}). The gradient is "
                 "orthogonal to the level lines: largest |cos(∇L, tangent)| = {max_abs_cos:.1e}.")
-@single_threaded
 def linreg_loss_surface(quick=False):
     x, y, _ = linear_regression(n=20, noise=0.3, seed=SEED, weight=[[0.8]], bias=[0.5])
     phi0, phi1 = least_squares(x, y)
@@ -229,7 +226,6 @@ def _draw_boundary(ax, w, b, xlim, ylim, **kw):
                 "engine) reaches only {acc_cartesian:.0%} accuracy on (x1, x2) but "
                 "{acc_polar:.0%} on the polar coordinates (r, θ), where the classes are split by "
                 "the line r = const.")
-@single_threaded
 def polar_coordinates(quick=False):
     X, y = circles(n=200 if quick else 400, noise=0.05, factor=0.5, seed=SEED)
     epochs = 40 if quick else 100

@@ -12,7 +12,6 @@ from matplotlib.patches import FancyBboxPatch
 
 from engine.losses import (BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, L1Loss, MSELoss,
                            MultiMarginLoss)
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import Linear, Softmax
 
@@ -31,7 +30,6 @@ def pointwise(loss, preds, target, *extra):
                 "binary label t = ±1 the BCE on the logit z (logistic loss log(1 + e^(−tz))) "
                 "and the hinge max(0, 1 − tz) vs the margin tz; the softmax cross-entropy "
                 "−log p_y vs the true class's probability.")
-@single_threaded
 def losses(quick=False):
     n = 121 if quick else 401
     f = np.linspace(-3, 3, n)[:, None]

@@ -15,7 +15,6 @@ from engine.core import Parameter
 from engine.data import gabor, gabor_model, linear_regression
 from engine.losses import MSELoss
 from engine.optim import SGD, Adagrad, Adam, RMSprop
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import MLP, Linear
 
@@ -65,7 +64,6 @@ def linreg_gd(x, y, lr, steps, start=(-2.0, 2.5)):
                 "{lr_limit:.2f} diverge. Final losses after {steps} steps: too small "
                 "{final_too_small:.3f}, good {final_good:.4f}, too large {final_too_large:.3f}, "
                 "diverging {final_diverging:.2e}.")
-@single_threaded
 def gd_learning_rates(quick=False):
     x, y, _ = linear_regression(n=50, noise=0.3, seed=5, weight=[[1.0]], bias=[0.3])
     X = np.column_stack([np.ones(len(x)), x[:, 0]])
@@ -154,7 +152,6 @@ GABOR_STARTS = [(2.0, 12.0), (-2.0, 19.0), (-7.0, 20.0), (6.0, 18.0), (-3.0, 6.0
                 "{n_local} of them in a local minimum (loss ≥ {local_ratio:.1f}× the global "
                 "{global_loss:.4f}); stochastic gradient descent (minibatches of {batch}) "
                 "paths in white.")
-@single_threaded
 def gabor_landscape(quick=False):
     n = 50
     x, y = gabor(n=n, noise=0.1, seed=1)
@@ -408,7 +405,6 @@ def minibatch_gradients(model, loss, X, y, B, repeats, rng):
                 "replacement from N = {N}). With the mean loss it falls as 1/|B| (log-log slope "
                 "{slope_mean:.2f}; dashed: σ²/|B| · (N − |B|)/(N − 1)); with the sum loss it "
                 "grows as |B| (slope {slope_sum:.2f}).")
-@single_threaded
 def batch_size_variance(quick=False):
     N = 2000
     rng = np.random.default_rng(0)

@@ -16,7 +16,6 @@ import numpy as np
 from engine import fit
 from engine.losses import MSELoss
 from engine.optim import Adam
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import MLP, Sigmoid
 
@@ -224,7 +223,6 @@ def least_squares_output(net, x, y):
                 "(joints spread over [−1, 1], output layer by least squares, then all "
                 "parameters trained with Adam, full batch): the fit improves with D; RMS error {err_first:.3f} at "
                 "D = {width_first} down to {err_last:.4f} at D = {width_last}.")
-@single_threaded
 def universal_approximation(quick=False):
     widths = [2, 4, 8, 16, 32] if quick else [2, 4, 8, 16, 32, 64]
     epochs = 600 if quick else 3000

@@ -12,7 +12,6 @@ import numpy as np
 
 from analysis.gradients import GradientTrace, vanishing_profile
 from analysis.signal import measure_variance, predict_variance
-from figures._common import single_threaded
 from figures.registry import figure
 from layers import MLP
 
@@ -23,7 +22,6 @@ INIT_LABELS = {"normal": "normal(1)", "small": "0.01·normal", "xavier": "Xavier
         caption="Variance of the pre-activations f_k through depth (width {width}): theory (lines, analysis.signal) "
                 "and the engine's MLP over {seeds} draws (markers). He keeps ReLU's variance flat (ratio "
                 "{he_relu_ratio:.3f} per layer); Xavier halves it ({xavier_relu_ratio:.3f}).")
-@single_threaded
 def init_variance(quick=False):
     width, depth, seeds = (32, 6, 4) if quick else (128, 12, 20)
     widths = [width] * (depth + 1) + [width]
@@ -65,7 +63,6 @@ def _glorot_uniform_net(widths, scheme, rng):
         caption="Histograms of the tanh activations h_k of a 5-hidden-layer MLP: with the standard U[±1/√n] "
                 "initialisation they shrink towards 0 layer after layer (std {standard_last:.3f} at the top), with "
                 "normalised (Xavier) initialisation they keep their spread (std {normalized_last:.3f}).")
-@single_threaded
 def activation_histograms(quick=False):
     width, n = (100, 500) if quick else (300, 2000)
     widths = [width] * 6 + [10]
@@ -97,7 +94,6 @@ def activation_histograms(quick=False):
         caption="‖∂ℓ/∂f_k‖ per layer at initialisation for {depth}-hidden-layer MLPs (width {width}, default "
                 "U(±1/√n) init, He for ReLU): sigmoid's gradient shrinks by ×{sigmoid_rate:.2f} per layer towards "
                 "the input, tanh's more slowly, ReLU with He keeps it.")
-@single_threaded
 def vanishing_gradients_depth(quick=False):
     depth, width = (20, 32) if quick else (50, 64)
     fig, ax = plt.subplots(figsize=(8, 4.4))
@@ -122,7 +118,6 @@ def vanishing_gradients_depth(quick=False):
         caption="Per-layer ‖∂ℓ/∂Ω_k‖ over training on the digits (6 hidden layers of 32, Adam) recorded by "
                 "analysis.gradients.GradientTrace through engine.fit's callback: at the start sigmoid's first "
                 "layers get gradients orders of magnitude smaller than its last; ReLU's are balanced.")
-@single_threaded
 def gradient_norms_training(quick=False):
     from engine import fit
     from engine.data import digits_split
