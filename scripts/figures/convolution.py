@@ -514,3 +514,148 @@ def equivariance(quick=False):
                  "pool_even_shift_errors": np.array(pool_shifted_err),
                  "global_max_errors": np.array(global_err),
                  "conv_unchanged_1": conv_same[1], "pool_unchanged_1": pool_same[1]}
+
+
+# ---------------------------------------------------------------------------------------------
+# 003 Fig 2.7: learned first-layer filters
+# ---------------------------------------------------------------------------------------------
+def digits_cnn(n_filters=12, seed=0):
+    """conv 5×5 (n_filters) → ReLU → 2×2 max pool → conv 3×3 (24) → ReLU → 2×2 max pool →
+    flatten → linear 96 → 10, for the 8×8 digits."""
+    from engine.core import Sequential
+    from layers.dense import Linear
+    from layers.pooling import Flatten
+    return Sequential(Conv2d(1, n_filters, 5, padding=2, rng=seed), ReLU(), MaxPool2d(2),
+                      Conv2d(n_filters, 24, 3, padding=1, rng=seed + 1), ReLU(), MaxPool2d(2),
+                      Flatten(), Linear(24 * 2 * 2, 10, rng=seed + 2))
+
+
+def train_digits_cnn(epochs, seed=0, init_scale=0.05):
+    """Train digits_cnn on engine.data.digits_split(as_images=True) with Adam; returns
+    (model, initial first-layer weights, history, test accuracy, test data)."""
+    from engine.losses import CrossEntropyLoss
+    from engine.optim import Adam
+    from engine.train import accuracy, fit, predict
+    from engine.data import digits_split
+    from engine.threads import num_threads, set_num_threads
+    (Xtr, ytr), (Xte, yte) = digits_split(as_images=True)
+    model = digits_cnn(seed=seed)
+    # a small start for the first layer, so what the picture shows is learned, not the random init
+    model[0].weight.value *= init_scale
+    model[0].bias.value[...] = 0.0          # (a negative start bias would leave some filters dead)
+    w0 = model[0].weight.value.copy()
+    # Conv2d runs its batch split over all threads; for batches of 32 tiny 8×8 images waking the
+    # pool costs more than the work (8× slower on a busy 2-core machine), so train on one thread.
+    before = num_threads()
+    set_num_threads(1)
+    try:
+        hist = fit(model, CrossEntropyLoss(), Adam(model.parameters(), lr=3e-3), Xtr, ytr, epochs=epochs,
+                   batch_size=32, validation_data=(Xte, yte), metrics=("accuracy",), seed=seed, progress=False)
+        acc = accuracy(predict(model, Xte), yte)
+    finally:
+        set_num_threads(before)
+    return model, w0, hist, acc, (Xte, yte)
+
+
+def _filter_grid(fig, gs_cell, W, title):
+    sub = gs_cell.subgridspec(2, (len(W) + 1) // 2, wspace=0.08, hspace=0.08)
+    for i, w in enumerate(W):
+        a = fig.add_subplot(sub[i % 2, i // 2])
+        v = np.abs(w).max()
+        a.imshow(w, cmap="RdBu_r", vmin=-v, vmax=v)
+        a.set_xticks([]); a.set_yticks([])
+        if i == 0:
+            a.set_title(title, fontsize=10, loc="left")
+
+
+@figure("learned-filters", source="003 Fig 2.7",
+        caption="First-layer 5×5 filters of a small CNN (two conv layers) trained with Adam for {epochs} epochs on the "
+                "8×8 digits, before and after training (red positive, blue negative), and the feature maps they "
+                "produce on one test digit. Test accuracy {test_accuracy:.1%}.")
+def learned_filters(quick=False):
+    epochs = 3 if quick else 30
+    model, w0, hist, acc, (Xte, yte) = train_digits_cnn(epochs)
+    W = model[0].weight.value[:, 0].copy()
+    x = Xte[:1]
+    fmap = model[1].forward(model[0].forward(x, train=False), train=False)[0]
+
+    fig = plt.figure(figsize=(13, 7.2))
+    gs = fig.add_gridspec(3, 3, width_ratios=[1, 3, 1.3], height_ratios=[1, 1, 1])
+    _filter_grid(fig, gs[0, 1], w0[:, 0], "initial filters (random)")
+    _filter_grid(fig, gs[1, 1], W, "learned filters")
+    sub = gs[2, 1].subgridspec(2, (len(W) + 1) // 2, wspace=0.08, hspace=0.08)
+    for i, m in enumerate(fmap):
+        a = fig.add_subplot(sub[i % 2, i // 2])
+        a.imshow(m, cmap="magma")
+        a.set_xticks([]); a.set_yticks([])
+        if i == 0:
+            a.set_title("feature maps ReLU(conv) of the digit", fontsize=10, loc="left")
+    a = fig.add_subplot(gs[2, 0])
+    a.imshow(x[0, 0], cmap="gray_r")
+    a.set_title(f"test digit (label {yte[0]})", fontsize=10)
+    a.set_xticks([]); a.set_yticks([])
+    a = fig.add_subplot(gs[0:2, 2])
+    ep = np.arange(1, epochs + 1)
+    a.plot(ep, hist.history["accuracy"], label="train")
+    a.plot(ep, hist.history["val_accuracy"], label="test")
+    a.set_xlabel("epoch"); a.set_ylabel("accuracy"); a.legend(); a.set_title("training", fontsize=10)
+    fig.suptitle(f"Learned first-layer filters, CNN on the 8×8 digits (test accuracy {acc:.1%})", fontsize=11)
+    return fig, {"epochs": epochs, "test_accuracy": acc, "filters": W, "initial_filters": w0[:, 0],
+                 "feature_maps": fmap, "history": hist.history}
+
+
+# ---------------------------------------------------------------------------------------------
+# 003 §2.1: parameter counts, MLP vs CNN
+# ---------------------------------------------------------------------------------------------
+def engine_param_count(layer):
+    return int(sum(p.value.size for p in layer.parameters()))
+
+
+@figure("param-counts", source="003 §2.1 eq. 2.1–2.2",
+        caption="Parameters for n×n×3 images: an MLP with two hidden layers as wide as the input has 2D² + 2D "
+                "(D = 3n²; {mlp_rgb:,} ≈ 77B at n = 256, the notes' eq. 2.1; {mlp_grey:,} ≈ 8.6B in grey), while "
+                "two 3×3 convolutions keeping 3 channels have {cnn_rgb} whatever the image size.")
+def param_counts(quick=False):
+    from layers.mlp import MLP
+    rgb, grey = theory.mlp_vs_cnn_256(3), theory.mlp_vs_cnn_256(1)
+    sides = 2 ** np.arange(2, 9)
+    mlp_counts = np.array([theory.mlp_param_count([3 * n * n] * 3) for n in sides], dtype=np.int64)
+    cnn_counts = np.array([2 * theory.conv2d_param_count(3, 3, 3)] * len(sides), dtype=np.int64)
+    cnn64_counts = np.array([theory.conv2d_param_count(3, 64, 3) + theory.conv2d_param_count(64, 64, 3)]
+                            * len(sides), dtype=np.int64)
+    # the formulas against the engine's own layers, where they fit in memory
+    engine_checks = []
+    for n in (4, 8, 16):
+        D = 3 * n * n
+        mlp = MLP([D, D, D], activation="relu")
+        engine_checks.append(("mlp", n, engine_param_count(mlp), theory.mlp_param_count([D, D, D])))
+    for cin, cout in ((3, 3), (3, 64), (64, 64)):
+        engine_checks.append(("conv3x3", (cin, cout), engine_param_count(Conv2d(cin, cout, 3)),
+                              theory.conv2d_param_count(cin, cout, 3)))
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    ax = axes[0]
+    ax.plot(sides, mlp_counts, "o-", label="MLP, 2 hidden layers of width D = 3n²")
+    ax.plot(sides, cnn64_counts, "s-", label="CNN, 3×3 convs 3→64→64")
+    ax.plot(sides, cnn_counts, "^-", label="CNN, 3×3 convs 3→3→3")
+    ax.set_xscale("log", base=2); ax.set_yscale("log")
+    ax.set_xticks(sides, [f"{n}" for n in sides])
+    ax.set_xlabel("image side n (n×n×3 input)")
+    ax.set_ylabel("parameters (hidden layers)")
+    ax.annotate(f"{rgb['mlp_hidden']:,}\n(77B, eq. 2.1)", (256, rgb["mlp_hidden"]), textcoords="offset points",
+                xytext=(-110, -45), fontsize=9, arrowprops={"arrowstyle": "->"})
+    ax.legend(fontsize=9, loc="upper left")
+    ax.set_title("parameter count vs image size", fontsize=10)
+    ax = axes[1]
+    labels = ["MLP RGB", "MLP grey", "CNN 3→64→64", "CNN 3→3→3"]
+    vals = [rgb["mlp_hidden"], grey["mlp_hidden"], cnn64_counts[-1], rgb["cnn"]]
+    ax.barh(labels, vals, color=["C0", "C0", "C1", "C2"])
+    ax.set_xscale("log")
+    for i, v in enumerate(vals):
+        ax.text(v, i, f" {v:,}", va="center", fontsize=8)
+    ax.set_xlim(1, 1e14)
+    ax.set_title("256×256 images", fontsize=10)
+    fig.tight_layout()
+    return fig, {"sides": sides, "mlp_counts": mlp_counts, "cnn_counts": cnn_counts, "cnn64_counts": cnn64_counts,
+                 "mlp_rgb": rgb["mlp_hidden"], "mlp_grey": grey["mlp_hidden"], "cnn_rgb": rgb["cnn"],
+                 "mlp_rgb_with_output": rgb["mlp_with_output"], "engine_checks": engine_checks}
