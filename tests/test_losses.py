@@ -1,6 +1,4 @@
 """Losses: finite-difference gradients, agreement with torch.nn, extreme logits, float32, bad input."""
-import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from engine import gradcheck_loss
 from engine.gradcheck import numeric_grad, rel_error
 from engine.losses import (BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, L1Loss,
                            MSELoss, MultiMarginLoss)
+from gradcases_losses import away_from_zero, margin_logits
 
 REDUCTIONS = ["mean", "sum"]
 # (loss name, target kind / option) pairs: every loss x target kind
@@ -20,21 +19,6 @@ KINDS = [("mse", "-"), ("l1", "-"),
          ("ce", "labels_weight_ignore"), ("ce", "probs_weight"),
          ("mm", "p1"), ("mm", "p2"), ("mm", "weight"),
          ("gnll", "full_var"), ("gnll", "per_row"), ("gnll", "shared_axis0"), ("gnll", "const")]
-
-
-def away_from_zero(rng, shape, low=0.1, high=1.0):
-    return rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
-
-
-def margin_logits(rng, labels, margin, C):
-    """Logits whose hinge terms margin − f_y + f_i are at least 0.1 away from the kink."""
-    f = rng.standard_normal((len(labels), C))
-    for n, y in enumerate(labels):
-        for i in range(C):
-            h = margin - f[n, y] + f[n, i]
-            if i != y and abs(h) < 0.1:
-                f[n, i] += 0.2 if h >= 0 else -0.2
-    return f
 
 
 def _t(a):
@@ -145,34 +129,6 @@ def test_gaussian_nll_dvar(var_shape, reduction):
     numeric = numeric_grad(lambda: loss.forward(pred, target, var), var)
     assert rel_error(dvar, numeric) < 1e-6
 
-
-def test_scripts_gradcases_all_pass():
-    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "gradcases_losses.py")
-    spec = importlib.util.spec_from_file_location("gradcases_losses", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert len(mod.CASES) >= 2 * 6
-    for name, make in mod.CASES:
-        kind, loss, pred, target, kw = make(np.random.default_rng(0))
-        assert kind == "loss"
-        assert gradcheck_loss(loss, pred, target, **kw).passed(1e-6), name
-
-
-# ---- agreement with PyTorch -------------------------------------------------------------------
-def torch_value_and_grads(torch_loss_factory, pred, target, kw):
-    torch = pytest.importorskip("torch", reason="PyTorch cross-checks need torch")
-    tp = torch.tensor(pred, requires_grad=True)
-    tt = torch.tensor(target)
-    args = [tp, tt]
-    tvar = None
-    if "var" in kw:
-        var = kw["var"]
-        tvar = var if isinstance(var, float) else torch.tensor(var, requires_grad=True)
-        args.append(tvar)
-    value = torch_loss_factory(torch.nn)(*args)
-    value.backward()
-    dvar = None if tvar is None or isinstance(tvar, float) else tvar.grad.numpy()
-    return value.item(), tp.grad.numpy(), dvar
 
 
 def assert_matches_torch(loss, pred, target, kw, factory, rtol=1e-12):

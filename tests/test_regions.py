@@ -8,33 +8,9 @@ from hypothesis import given, settings, strategies as st
 from analysis import bounds
 from analysis.regions import (count_patterns, network_stages, pattern_estimate_1d, pattern_estimate_2d,
                               regions_1d, regions_2d, slice_through)
+from analysis.examples import shallow_network, tent_network
 from engine.core import Sequential
 from layers import MLP, GELU, LeakyReLU, Linear, ReLU, Tanh
-
-
-def shallow(W, b, w_out, b_out=0.0, act=None):
-    W = np.asarray(W, float)
-    l1 = Linear(W.shape[1], W.shape[0])
-    l1.weight.value[:] = W
-    l1.bias.value[:] = b
-    l2 = Linear(W.shape[0], 1)
-    l2.weight.value[:] = np.asarray(w_out, float).reshape(1, -1)
-    l2.bias.value[:] = b_out
-    return Sequential(l1, act if act is not None else ReLU(), l2)
-
-
-def tent(L):
-    """Telgarsky's t(x) = 2 ReLU(x) − 4 ReLU(x − ½) composed L times: L hidden layers of width 2."""
-    mods = []
-    for k in range(L):
-        lin = Linear(1 if k == 0 else 2, 2)
-        lin.weight.value[:] = [[1.0], [1.0]] if k == 0 else [[2.0, -4.0], [2.0, -4.0]]
-        lin.bias.value[:] = [0.0, -0.5]
-        mods += [lin, ReLU()]
-    out = Linear(2, 1)
-    out.weight.value[:] = [[2.0, -4.0]]
-    out.bias.value[:] = 0.0
-    return Sequential(*mods, out)
 
 
 BIG = ((-50.0, 50.0), (-50.0, 50.0))
@@ -47,7 +23,7 @@ def test_generic_shallow_2d_has_7_regions():
         # a box holding the three pairwise intersections of the units' lines, with margin
         X = np.array([np.linalg.solve(W[[i, j]], -b[[i, j]]) for i, j in [(0, 1), (0, 2), (1, 2)]])
         R = np.abs(X).max() + 1.0
-        r = regions_2d(shallow(W, b, rng.normal(size=3)), [0, 0], [1, 0], [0, 1], ((-R, R), (-R, R)))
+        r = regions_2d(shallow_network(W, b, rng.normal(size=3)), [0, 0], [1, 0], [0, 1], ((-R, R), (-R, R)))
         assert r.n_activation_regions == 7 == r.n_linear_regions == bounds.zaslavsky(2, 3)
         assert r.total_area() == pytest.approx(4 * R ** 2, rel=1e-12)
 
@@ -66,7 +42,7 @@ def test_1d_shallow_D_units_give_D_plus_1_pieces(D):
     rng = np.random.default_rng(D)
     joints = np.sort(rng.uniform(-0.9, 0.9, D))
     w = rng.choice([-1.0, 1.0], D) * rng.uniform(0.5, 2, D)
-    net = shallow(w[:, None], -w * joints, rng.normal(size=D) + 3.0)
+    net = shallow_network(w[:, None], -w * joints, rng.normal(size=D) + 3.0)
     r = regions_1d(net, [-1.0], [1.0])
     assert r.n_activation_regions == D + 1 == r.n_linear_regions
     np.testing.assert_allclose(r.points(r.linear_breaks[1:-1])[:, 0], joints, atol=1e-12)
@@ -74,11 +50,11 @@ def test_1d_shallow_D_units_give_D_plus_1_pieces(D):
 
 @pytest.mark.parametrize("L", list(range(1, 13)))
 def test_telgarsky_tent_has_2_pow_L_pieces(L):
-    r = regions_1d(tent(L), [0.0], [1.0])
+    r = regions_1d(tent_network(L), [0.0], [1.0])
     assert r.n_linear_regions == 2 ** L
     assert r.n_activation_regions == 2 ** L
     s = np.linspace(0, 1, 257)
-    np.testing.assert_allclose(r.evaluate(s), tent(L).forward(s[:, None]), atol=1e-9)
+    np.testing.assert_allclose(r.evaluate(s), tent_network(L).forward(s[:, None]), atol=1e-9)
     assert bounds.two_to_h([2] * L) >= 2 ** L
 
 
@@ -86,16 +62,16 @@ def test_dead_unit_merges_linear_regions():
     # the third unit has zero outgoing weight: crossing it changes the pattern, not the function
     W = np.array([[1.0, 0.2], [-0.3, 1.0], [0.7, -1.0]])
     b = np.array([0.1, -0.2, 0.3])
-    r = regions_2d(shallow(W, b, [1.0, -2.0, 0.0]), [0, 0], [1, 0], [0, 1], BIG)
+    r = regions_2d(shallow_network(W, b, [1.0, -2.0, 0.0]), [0, 0], [1, 0], [0, 1], BIG)
     assert r.n_activation_regions == 7
     assert r.n_linear_regions == 4               # the 2 live lines alone cut the plane into 4
-    r1 = regions_1d(shallow(W[:, :1], b, [1.0, -2.0, 0.0]), [-5.0], [5.0])
+    r1 = regions_1d(shallow_network(W[:, :1], b, [1.0, -2.0, 0.0]), [-5.0], [5.0])
     assert r1.n_activation_regions == 4 and r1.n_linear_regions == 3
 
 
 def test_leaky_relu_zero_weight_unit():
     W = np.array([[1.0], [-1.0]])
-    net = shallow(W, [0.0, 0.5], [1.0, 1.0], act=LeakyReLU(0.1))
+    net = shallow_network(W, [0.0, 0.5], [1.0, 1.0], activation=LeakyReLU(0.1))
     r = regions_1d(net, [-2.0], [2.0])
     assert r.n_activation_regions == 3 == r.n_linear_regions
     mlp = MLP([1, 4, 1], activation="leaky_relu", negative_slope=0.2, rng=0)
@@ -109,24 +85,24 @@ def test_degenerate_units_zero_on_vertex_and_edge():
     # unit 2: duplicate of unit 3 (coincident boundary); unit 4 parallel to unit 3.
     W = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])
     b = np.array([0.0, -2.0, 0.0, 0.0, -0.5])
-    net = shallow(W, b, [1.0, 2.0, 1.0, 1.0, 3.0])
+    net = shallow_network(W, b, [1.0, 2.0, 1.0, 1.0, 3.0])
     r = regions_2d(net, [0, 0], [1, 0], [0, 1], ((0.0, 1.0), (0.0, 1.0)))
     # inside the unit square only the lines s = t and s − t = 0.5 cut: 3 regions
     assert r.n_activation_regions == 3 == r.n_linear_regions
     assert r.total_area() == pytest.approx(1.0)
     # a unit exactly zero at a segment endpoint and one tangent to zero split nothing in 1-D
-    r1 = regions_1d(shallow([[1.0], [1.0]], [0.0, -1.0], [1.0, 1.0]), [0.0], [1.0])
+    r1 = regions_1d(shallow_network([[1.0], [1.0]], [0.0, -1.0], [1.0, 1.0]), [0.0], [1.0])
     assert r1.n_activation_regions == 1
 
 
 def test_constant_unit_on_slice():
     # the slice direction is orthogonal to unit 0's weights: it is constant on the slice
     W = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    net = shallow(W, [0.0, 0.0, -0.1], [1.0, 1.0, 1.0])
+    net = shallow_network(W, [0.0, 0.0, -0.1], [1.0, 1.0, 1.0])
     r = regions_1d(net, [-1.0, 0.0], [1.0, 0.0])
     assert r.n_activation_regions == 3
     for b0 in (0.0, 1.0):       # a unit with zero weights: dead (b = 0) or always on (b = 1)
-        net = shallow([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], [b0, 0.0, -0.1], [1.0, 1.0, 1.0])
+        net = shallow_network([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], [b0, 0.0, -0.1], [1.0, 1.0, 1.0])
         r2 = regions_2d(net, [0, 0], [1, 0], [0, 1], ((-1, 1), (0.5, 1)))
         assert r2.n_activation_regions == 3
         assert all(p.pattern[0] == bool(b0) for p in r2.pieces)
@@ -176,11 +152,11 @@ def test_sampled_estimate_vs_exact():
     assert est >= 0.5 * r.n_activation_regions
     few, _ = pattern_estimate_2d(net, [0, 0], [1, 0], [0, 1], ((-2, 2), (-2, 2)), n_samples=50)
     assert few < r.n_activation_regions         # sparse sampling misses regions
-    est1, r1 = pattern_estimate_1d(tent(6), [0.0], [1.0], n_samples=10000)
+    est1, r1 = pattern_estimate_1d(tent_network(6), [0.0], [1.0], n_samples=10000)
     assert est1 <= r1.n_activation_regions
     # over-count of linear regions: a dead unit's two sides are one linear region
     W = np.array([[1.0, 0.2], [-0.3, 1.0], [0.7, -1.0]])
-    net = shallow(W, [0.1, -0.2, 0.3], [1.0, -2.0, 0.0])
+    net = shallow_network(W, [0.1, -0.2, 0.3], [1.0, -2.0, 0.0])
     est, r = pattern_estimate_2d(net, [0, 0], [1, 0], [0, 1], ((-5, 5), (-5, 5)), n_samples=20000)
     assert est > r.n_linear_regions
 
@@ -301,7 +277,7 @@ def test_sampled_estimate_high_dimensional_input():
 
 def test_coincident_joints_1d():
     # two units with the same joint at x = 0.3 (one scaled copy of the other): one joint, 2 pieces
-    net = shallow([[1.0], [2.0]], [-0.3, -0.6], [1.0, 1.0])
+    net = shallow_network([[1.0], [2.0]], [-0.3, -0.6], [1.0, 1.0])
     r = regions_1d(net, [-1.0], [1.0])
     assert r.n_activation_regions == 2 == r.n_linear_regions
     np.testing.assert_allclose(r.points(r.breaks[1:-1])[:, 0], [0.3])

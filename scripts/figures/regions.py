@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 
 from analysis import bounds
+from analysis.examples import shallow_network as shallow_seq, tent_network as tent_net
 from analysis.regions import regions_1d, regions_2d
 from engine.core import Sequential
 from figures.registry import figure
@@ -15,32 +16,6 @@ from layers import MLP, Linear, ReLU
 
 
 # ---- networks ---------------------------------------------------------------------------------
-
-def shallow_seq(W, b, w_out, b_out=0.0):
-    """Sequential(Linear(D_i, D), ReLU, Linear(D, 1)) with the given weights."""
-    W = np.asarray(W, float)
-    l1 = Linear(W.shape[1], W.shape[0])
-    l1.weight.value[:] = W
-    l1.bias.value[:] = b
-    l2 = Linear(W.shape[0], 1)
-    l2.weight.value[:] = np.asarray(w_out, float).reshape(1, -1)
-    l2.bias.value[:] = b_out
-    return Sequential(l1, ReLU(), l2)
-
-
-def tent_net(L):
-    """Telgarsky's tent t(x) = 2 ReLU(x) − 4 ReLU(x − ½) composed L times (L hidden layers of width 2)."""
-    mods = []
-    for k in range(L):
-        lin = Linear(1 if k == 0 else 2, 2)
-        lin.weight.value[:] = [[1.0], [1.0]] if k == 0 else [[2.0, -4.0], [2.0, -4.0]]
-        lin.bias.value[:] = [0.0, -0.5]
-        mods += [lin, ReLU()]
-    out = Linear(2, 1)
-    out.weight.value[:] = [[2.0, -4.0]]
-    out.bias.value[:] = 0.0
-    return Sequential(*mods, out)
-
 
 def compose(net1, net2):
     """The deep net net2 ∘ net1 for two shallow Sequentials with scalar output/input: the middle
