@@ -130,6 +130,22 @@ def test_gaussian_nll_dvar(var_shape, reduction):
     assert rel_error(dvar, numeric) < 1e-6
 
 
+# ---- agreement with PyTorch -------------------------------------------------------------------
+def torch_value_and_grads(torch_loss_factory, pred, target, kw):
+    torch = pytest.importorskip("torch", reason="PyTorch cross-checks need torch")
+    tp = torch.tensor(pred, requires_grad=True)
+    tt = torch.tensor(target)
+    args = [tp, tt]
+    tvar = None
+    if "var" in kw:
+        var = kw["var"]
+        tvar = var if isinstance(var, float) else torch.tensor(var, requires_grad=True)
+        args.append(tvar)
+    value = torch_loss_factory(torch.nn)(*args)
+    value.backward()
+    dvar = None if tvar is None or isinstance(tvar, float) else tvar.grad.numpy()
+    return value.item(), tp.grad.numpy(), dvar
+
 
 def assert_matches_torch(loss, pred, target, kw, factory, rtol=1e-12):
     value = loss.forward(pred, target, **kw)
