@@ -267,3 +267,41 @@ def test_errors_input():
     with pytest.raises(ValueError, match="dy"):
         layer.backward(np.zeros((1, 3, 5, 5)))
 
+
+
+# ---- item 6: analysis.theory's formulas agree with what the layers produce ---------------------
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 20), k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 4), d=st.integers(1, 3))
+def test_theory_conv_output_size_agrees(n, k, s, p, d):
+    theory = pytest.importorskip("analysis.theory")
+    if n + 2 * p < d * (k - 1) + 1:
+        with pytest.raises(ValueError):
+            theory.conv_output_size(n, k, s, p, d)
+        with pytest.raises(ValueError, match="x"):
+            Conv1d(1, 1, k, stride=s, padding=p, dilation=d).forward(np.zeros((1, 1, n)))
+        return
+    want = theory.conv_output_size(n, k, s, p, d)
+    assert Conv1d(1, 1, k, stride=s, padding=p, dilation=d).forward(np.zeros((1, 1, n))).shape[-1] == want
+    assert Conv2d(1, 1, (k, 1), stride=(s, 1), padding=(p, 0), dilation=(d, 1)).forward(
+        np.zeros((1, 1, n, 2))).shape[-2] == want
+
+
+@pytest.mark.parametrize("ks,ss,ds", [([3, 3], None, None), ([3, 3, 3, 3], None, [1, 2, 4, 8]),
+                                      ([5, 3, 3], [2, 2, 1], None), ([3, 2, 3], [1, 2, 1], [2, 1, 3])])
+def test_theory_receptive_field_agrees(ks, ss, ds):
+    """The input positions that reach one output unit (nonzero gradient of that unit, all-positive
+    weights so nothing cancels) span exactly theory.receptive_field."""
+    theory = pytest.importorskip("analysis.theory")
+    ss, ds = ss or [1] * len(ks), ds or [1] * len(ks)
+    layers = [Conv1d(1, 1, k, stride=s, dilation=d) for k, s, d in zip(ks, ss, ds)]
+    for l in layers:
+        l.weight.value[...] = 1.0
+    h = np.zeros((1, 1, 200))
+    for l in layers:
+        h = l.forward(h)
+    g = np.zeros_like(h)
+    g[0, 0, h.shape[-1] // 2] = 1.0
+    for l in reversed(layers):
+        g = l.backward(g)
+    nz = np.flatnonzero(g[0, 0])
+    assert nz[-1] - nz[0] + 1 == theory.receptive_field(ks, ss, ds)
