@@ -39,6 +39,8 @@ Defaults and differences, and why
 - Initial scale 1e-4 for "pca" and "random" (both peers). [vdMH08] samples N(0, 10⁻⁴ I) (a
   standard deviation of 1e-2); the smaller scale makes "random" consistent with "pca" and does
   not change the result, which early exaggeration expands.
+- Barnes-Hut leaves hold up to 16 points, summed exactly when the leaf is opened ([vdM14] splits
+  down to one point per cell); this is at least as accurate and faster (see optimize.LEAF_SIZE).
 - No early stopping (scikit-learn stops when the gradient norm falls below 1e-7 or after 300
   iterations without progress): exactly max_iter iterations run, so timings and results compare
   at equal iterations; `n_iter_` is max_iter.
