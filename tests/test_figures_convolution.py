@@ -169,7 +169,7 @@ def test_residual_variance_growth_rates():
 
 def test_norm_invariances_match_the_notes_table():
     d = figure_data("norm-invariances")
-    assert d["matches_table"]
+    assert d["matches_table"] and d["n_match"] == d["n_cells"] == 18
     np.testing.assert_array_equal(d["invariant"], d["notes_table"])
     rel = d["relative_change"]
     assert rel[d["notes_table"]].max() < 1e-10

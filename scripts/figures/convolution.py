@@ -348,14 +348,14 @@ def conv_channels(quick=False):
     M = [conv1d_matrix(conv1d_with(W[c], padding=1), L) for c in range(2)]
 
     fig = plt.figure(figsize=(12, 5.2))
-    gs = fig.add_gridspec(1, 2, width_ratios=[1.3, 1])
-    ax = fig.add_subplot(gs[0])
+    gs = fig.add_gridspec(2, 2, width_ratios=[1.3, 1])
     cols = ("C0", "C3")
-    draw_connectivity(ax, M[0], L, 3, 1, 1, 1, y_out=1.0, color=cols[0], label_out="channel 1")
-    draw_connectivity(ax, M[1], L, 3, 1, 1, 1, y_out=2.0, color=cols[1], label_out="channel 2",
-                      out_offset=L, draw_inputs=False)
-    ax.set_title("two kernels of size 3 → two feature maps (h₁…h₆, h₇…h₁₂)", fontsize=10)
-    ax2 = fig.add_subplot(gs[1])
+    for c in range(2):
+        ax = fig.add_subplot(gs[c, 0])
+        draw_connectivity(ax, M[c], L, 3, 1, 1, 1, color=cols[c], label_out="h", out_offset=c * L)
+        ax.set_title(f"kernel {c + 1} (ω = [{', '.join(f'{v:g}' for v in W[c])}], β = {b[c]:g}) → "
+                     f"feature map {c + 1}: h{'₁…h₆' if c == 0 else '₇…h₁₂'}", fontsize=10)
+    ax2 = fig.add_subplot(gs[:, 1])
     pos = np.arange(L)
     ax2.bar(pos - 0.27, x, width=0.26, color="0.6", label="input x")
     for c in range(2):
