@@ -164,7 +164,7 @@ def test_image(n=64, seed=0):
                 "(zero padding 1) to a {size}×{size} synthetic image: blurring, sharpening and edge detection.")
 @on_one_thread
 def image_kernels(quick=False):
-    n = 48 if quick else 96
+    n = 48 if quick else 64
     img = test_image(n)
     names = list(IMAGE_KERNELS)
     conv = Conv2d(1, len(names), 3, padding=1, bias=False)
@@ -190,7 +190,7 @@ def image_kernels(quick=False):
         kax.imshow(k, cmap="RdBu_r", vmin=-v, vmax=v)
         for (i, j), val in np.ndenumerate(k):
             kax.text(j, i, f"{val:.3g}" if name.startswith("blur") else f"{val:g}", ha="center",
-                     va="center", fontsize=8)
+                     va="center", fontsize=8, color="white" if abs(val) > 0.6 * v else "k")
         kax.set_title("kernel", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -599,8 +599,9 @@ def learned_filters(quick=False):
     x = Xte[:1]
     fmap = model[1].forward(model[0].forward(x, train=False), train=False)[0]
 
-    fig = plt.figure(figsize=(13, 7.2))
-    gs = fig.add_gridspec(3, 3, width_ratios=[1, 3, 1.3], height_ratios=[1, 1, 1])
+    fig = plt.figure(figsize=(11.5, 6.6))
+    gs = fig.add_gridspec(3, 3, width_ratios=[1, 3, 1.4], height_ratios=[1, 1, 1], left=0.03, right=0.97,
+                          bottom=0.08, top=0.9, wspace=0.25, hspace=0.3)
     _filter_grid(fig, gs[0, 1], w0[:, 0], "initial filters (random)")
     _filter_grid(fig, gs[1, 1], W, "learned filters")
     sub = gs[2, 1].subgridspec(2, (len(W) + 1) // 2, wspace=0.08, hspace=0.08)
