@@ -21,35 +21,52 @@ from engine.checks import check_array, check_int
 from engine.core import Layer
 
 from .conv import _tuple, conv_output_size
-from .im2col import _ow_range
+
+
+@njit(cache=True, inline="always")
+def _taps(i, s, p, d, K, n):
+    """The window taps a = lo..hi−1 of output i whose input index i·s − p + a·d lies in [0, n)."""
+    r0 = i * s - p
+    lo = 0 if r0 >= 0 else (-r0 + d - 1) // d
+    hi = K
+    last = n - 1 - r0                   # need a·d <= last
+    if last < 0:
+        hi = 0
+    elif last // d + 1 < K:
+        hi = last // d + 1
+    return lo, max(lo, hi)
 
 
 @njit(parallel=True, cache=True)
 def maxpool2d_forward(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
     """x (B, H, W) planes -> y (B, OH, OW) and idx (B, OH, OW), the flat index r·W + q of each
-    window's first maximum (what the backward routes the gradient to)."""
+    window's first maximum (what the backward routes the gradient to). Each window is scanned in
+    row-major order with a strict comparison, so ties go to the first maximum (as PyTorch)."""
     B, H, W = x.shape
     y = np.empty((B, OH, OW), x.dtype)
     idx = np.empty((B, OH, OW), np.int32)
     for bi in prange(B):
         xp = x[bi]
         for i in range(OH):
+            alo, ahi = _taps(i, sh, pt, dh, KH, H)
+            r0 = i * sh - pt
             yr = y[bi, i]
             ir = idx[bi, i]
-            yr[:] = -np.inf          # inputs are finite: the first valid tap always replaces it
-            for a in range(KH):
-                r = i * sh - pt + a * dh
-                if r < 0 or r >= H:
-                    continue
-                xr = xp[r]
-                for b in range(KW):
-                    off = b * dw - pl
-                    lo, hi = _ow_range(b, W, OW, sw, pl, dw)      # the l whose column is inside
-                    for l in range(lo, hi):
-                        v = xr[l * sw + off]
-                        if v > yr[l]:                          # strict: ties keep the first maximum
-                            yr[l] = v
-                            ir[l] = r * W + l * sw + off
+            for l in range(OW):
+                blo, bhi = _taps(l, sw, pl, dw, KW, W)
+                q0 = l * sw - pl
+                best = -np.inf               # inputs are finite: the first tap always replaces it
+                arg = 0
+                for a in range(alo, ahi):
+                    r = r0 + a * dh
+                    xr = xp[r]
+                    for b in range(blo, bhi):
+                        v = xr[q0 + b * dw]
+                        if v > best:
+                            best = v
+                            arg = r * W + q0 + b * dw
+                yr[l] = best
+                ir[l] = arg
     return y, idx
 
 
