@@ -5,8 +5,10 @@ here (`gaussian_mixture`). Every program runs the same schedule at the same perp
 Barnes-Hut with θ = 0.5, PCA initialisation, 250 iterations with early exaggeration 12, then
 750 more (1,000 in all), "auto" learning rate, 2 threads. Peers keep their other defaults
 (openTSNE: momentum 0.8 throughout, its own neighbour search; scikit-learn: ⌊3·perplexity + 1⌋
-exact neighbours). Runs are interleaved (engine, scikit-learn, openTSNE, engine, ...) so that the
-noise of a shared machine falls on all alike; times are wall-clock medians with their range.
+exact neighbours). Importing the engine pins BLAS to one thread (engine.threads); the peers'
+BLAS calls get 2 threads back during their runs. Runs are interleaved (engine, scikit-learn,
+openTSNE, engine, ...) so that the noise of a shared machine falls on all alike; times are
+wall-clock medians with their range.
 
 Quality, computed the same way for every embedding:
 - kl_*: KL(P‖Q) under the engine's P (exact neighbours, perplexity 30) with the exact Z over
@@ -70,7 +72,28 @@ def _engine(X, seed):
     return time.perf_counter() - t0, Y, t.kl_divergence_
 
 
+def _peer_blas():
+    """Give the peers' BLAS calls (neighbour search, PCA) the benchmark's thread count back:
+    importing the engine pins BLAS to one thread for its own kernels."""
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=THREADS, user_api="blas")
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+
+
 def _sklearn(X, seed):
+    with _peer_blas():
+        return _sklearn_run(X, seed)
+
+
+def _opentsne(X, seed):
+    with _peer_blas():
+        return _opentsne_run(X, seed)
+
+
+def _sklearn_run(X, seed):
     from sklearn.manifold import TSNE
     t = TSNE(perplexity=PERPLEXITY, max_iter=N_ITER, init="pca", method="barnes_hut", angle=0.5,
              early_exaggeration=12.0, learning_rate="auto", random_state=seed, n_jobs=THREADS)
@@ -79,7 +102,7 @@ def _sklearn(X, seed):
     return time.perf_counter() - t0, Y, float(t.kl_divergence_)
 
 
-def _opentsne(X, seed):
+def _opentsne_run(X, seed):
     import openTSNE
     t = openTSNE.TSNE(perplexity=PERPLEXITY, n_iter=N_ITER - EXAGGERATION_ITER,
                       early_exaggeration_iter=EXAGGERATION_ITER, early_exaggeration=12.0,
@@ -164,7 +187,7 @@ def run(quick, cases=("digits", "gmm"), log=print):
         X, _ = _digits()
         if quick:
             X = X[:400]
-        rows += bench_case(f"digits {X.shape[0]}x{X.shape[1]}", X, 1 if quick else 3, log)
+        rows += bench_case(f"digits {X.shape[0]}x{X.shape[1]}", X, 1 if quick else 5, log)
     if "gmm" in cases:
         n, d = (2000, 10) if quick else (20000, 50)
         X, _ = gaussian_mixture(n=n, d=d)

@@ -19,9 +19,10 @@ van der Maaten (2014), "Accelerating t-SNE using tree-based algorithms", JMLR 15
 
 Defaults and differences, and why
 ---------------------------------
-- perplexity 30, early_exaggeration 12, 250 exaggerated iterations, momentum 0.5 → 0.8, gains:
-  as [vdM14] (whose early exaggeration of 12 replaced the 4 of [vdMH08]), scikit-learn and
-  openTSNE (openTSNE uses momentum 0.8 in both phases by default).
+- perplexity 30, early_exaggeration 12 over the first 250 iterations, momentum 0.5 → 0.8, gains:
+  as the Barnes-Hut reference implementation of [vdM14], scikit-learn and openTSNE (openTSNE
+  uses momentum 0.8 in both phases by default). [vdMH08] exaggerated by 4 over 50 iterations
+  only; the longer, stronger exaggeration lets clusters form before they are pushed apart.
 - max_iter 1000 in total, as scikit-learn (openTSNE: 250 + 500 by default).
 - learning_rate "auto" = max(N / (4 α), 50) during early exaggeration and max(N / 4, 50) after it:
   the rule η = N / α of Belkina et al. (2019, Nature Comm. 10) applied to the exaggeration in
@@ -35,7 +36,8 @@ Defaults and differences, and why
   ⌊3·perplexity + 1⌋; openTSNE approximates them with Annoy for large N). At least
   3·perplexity + 1 points are required so that k neighbours exist.
 - Degrees of freedom: always 1, as [vdMH08] and openTSNE; scikit-learn uses
-  max(n_components - 1, 1), i.e. 2 for three-dimensional maps ([vdM09] parametric t-SNE).
+  max(n_components - 1, 1), i.e. 2 for three-dimensional maps (after van der Maaten 2009,
+  "Learning a parametric embedding by preserving local structure").
 - Initial scale 1e-4 for "pca" and "random" (both peers). [vdMH08] samples N(0, 10⁻⁴ I) (a
   standard deviation of 1e-2); the smaller scale makes "random" consistent with "pca" and does
   not change the result, which early exaggeration expands.
