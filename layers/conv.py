@@ -34,7 +34,8 @@ from engine.core import Layer, Parameter
 from engine.threads import FASTMATH, num_threads
 
 from .dense import default_uniform
-from .im2col import NO_TRANS, ROW_MAJOR, TRANS, col2im, gemm_for, im2col
+from .im2col import (NO_TRANS, ROW_MAJOR, TRANS, col2im, col2im_gather, gather_map, gemm_for, im2col,
+                     im2col_gather)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,41 +145,59 @@ def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
 # fast kernels: per-sample im2col + GEMM, batch split over threads
 # ---------------------------------------------------------------------------------------------
 @njit(parallel=True, cache=True)
-def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, nthreads, gemm):
+def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, zs, nthreads, gemm,
+                   gather=False):
     """z_n = Ω_g cols_g(x_n) + β for each sample n and group g, where cols = im2col(x_n).
 
     x (N, C_in, H, W); wm = ω reshaped (C_out, C_g·KH·KW); b (C_out,);
-    ws: workspace (nthreads, C_in·KH·KW, OH·OW), one column matrix per thread;
-    gemm: the CBLAS gemm for x's dtype (layers.im2col.gemm_for).
+    ws (nthreads, C_in·KH·KW, S·OH·OW), zs (nthreads, C_out, S·OH·OW): per-thread workspaces.
+    Each thread takes S samples at a time side by side in its column matrix, so that one GEMM
+    covers S·OH·OW output positions (small images make per-sample products too small to be fast);
+    gemm: the CBLAS gemm for x's dtype (layers.im2col.gemm_for);
+    gather: im2col by an index map (faster for small images, see im2col.py).
     Returns z (N, C_out, OH·OW)."""
     N = x.shape[0]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
+    SP = ws.shape[2]
+    S = SP // P
     z = np.empty((N, C_out, P), x.dtype)
     isz = x.itemsize
+    idx, Hp, Wp = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if gather else 0, OW)
+    xps = np.empty((nthreads, x.shape[1] * Hp * Wp if gather else 0), x.dtype)
     for t in prange(nthreads):
         cols = ws[t]
-        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
-            im2col(x[n], cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-            zn = z[n]
-            for g in range(groups):     # z_{n,g} (O_g, P) = Ω_g (O_g, Kg) @ cols_g (Kg, P)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, P, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                     cols.ctypes.data + g * Kg * P * isz, P, 0.0, zn.ctypes.data + g * O_g * P * isz, P)
-            for o in range(C_out):
-                bo = b[o]
-                zr = zn[o]
-                for q in range(P):
-                    zr[q] += bo
+        zt = zs[t]
+        n, hi = t * N // nthreads, (t + 1) * N // nthreads
+        while n < hi:
+            m = min(S, hi - n)
+            for s in range(m):
+                if gather:
+                    im2col_gather(x[n + s], cols[:, s * P:(s + 1) * P], xps[t], idx, pt, pl, Hp, Wp)
+                else:
+                    im2col(x[n + s], cols[:, s * P:(s + 1) * P], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+            for g in range(groups):     # z_g (O_g, m·P) = Ω_g (O_g, Kg) @ cols_g (Kg, m·P)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * P, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                     cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, zt.ctypes.data + g * O_g * SP * isz, SP)
+            for s in range(m):
+                for o in range(C_out):
+                    bo = b[o]
+                    zr = z[n + s, o]
+                    src = zt[o, s * P:(s + 1) * P]
+                    for q in range(P):
+                        zr[q] = src[q] + bo
+            n += m
     return z
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW,
-                    ws, dws, nthreads, input_grad, gemm):
+                    ws, zs, dws, nthreads, input_grad, gemm, gather=False):
     """Given ∂ℓ/∂z (N, C_out, OH·OW), per sample n and group g, with cols = im2col(x_n)
     (recomputed, not stored):
-        ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ,   ∂ℓ/∂β += Σ_p ∂ℓ/∂z_n,   ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}).
+        ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ,   ∂ℓ/∂β += Σ_p ∂ℓ/∂z_n,   ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}),
+    S samples at a time side by side as in conv2d_forward (ws, zs the same workspaces).
     Parameter gradients accumulate into dwm (C_out, C_g·KH·KW) and db (C_out,) through per-thread
     buffers dws (nthreads, C_out, C_g·KH·KW + 1). Returns ∂ℓ/∂x (N, C_in, H, W), or an empty array
     when not `input_grad`."""
@@ -186,29 +205,52 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
+    SP = ws.shape[2]
+    S = SP // P
     isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
+    idx, Hp, Wp = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if gather else 0, OW)
+    xps = np.empty((nthreads, x.shape[1] * Hp * Wp if gather else 0), x.dtype)
     for t in prange(nthreads):
         cols = ws[t]
+        zt = zs[t]
         acc = dws[t]
         acc[:] = 0
-        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
-            im2col(x[n], cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-            dzn = dz[n]
-            for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_{n,g} (O_g, P) @ cols_gᵀ
-                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, P, 1.0, dzn.ctypes.data + g * O_g * P * isz, P,
-                     cols.ctypes.data + g * Kg * P * isz, P, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
+        n, hi = t * N // nthreads, (t + 1) * N // nthreads
+        while n < hi:
+            m = min(S, hi - n)
+            for s in range(m):
+                if gather:
+                    im2col_gather(x[n + s], cols[:, s * P:(s + 1) * P], xps[t], idx, pt, pl, Hp, Wp)
+                else:
+                    im2col(x[n + s], cols[:, s * P:(s + 1) * P], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+                for o in range(C_out):
+                    zt[o, s * P:(s + 1) * P] = dz[n + s, o]
+            for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_g (O_g, m·P) @ cols_gᵀ
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * P, 1.0, zt.ctypes.data + g * O_g * SP * isz, SP,
+                     cols.ctypes.data + g * Kg * SP * isz, SP, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
             for o in range(C_out):
-                acc[o, Kg] += dzn[o].sum()
-            if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, P) = Ω_gᵀ @ ∂ℓ/∂z_{n,g}
+                acc[o, Kg] += zt[o, :m * P].sum()
+            if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, m·P) = Ω_gᵀ @ ∂ℓ/∂z_g
                 for g in range(groups):
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, P, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                         dzn.ctypes.data + g * O_g * P * isz, P, 0.0, cols.ctypes.data + g * Kg * P * isz, P)
-                col2im(cols, dx[n], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * P, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                         zt.ctypes.data + g * O_g * SP * isz, SP, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
+                for s in range(m):
+                    if gather:
+                        col2im_gather(cols[:, s * P:(s + 1) * P], dx[n + s], xps[t], idx, pt, pl, Hp, Wp)
+                    else:
+                        col2im(cols[:, s * P:(s + 1) * P], dx[n + s], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+            n += m
     for t in range(nthreads):
         dwm += dws[t, :, :Kg]
         db += dws[t, :, Kg]
     return dx
+
+
+#: columns (output positions) one GEMM should cover: samples are batched until S·OH·OW reaches it
+GEMM_COLUMNS = 1024
+#: output widths below this use the gather im2col (row segments too short for the copy loops)
+GATHER_BELOW_OW = 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +312,7 @@ class _ConvNd(Layer):
             self.bias = Parameter(default_uniform(rng, (out_channels,), fan_in, self.dtype))
         self._zero_bias = np.zeros(out_channels, self.dtype)
         self._x = None
-        self._ws = self._dws = None
+        self._ws = None
 
     # geometry in 2D form (Conv1d is a 2D convolution of height 1)
     def _geom(self):
@@ -298,14 +340,14 @@ class _ConvNd(Layer):
     def _b(self):
         return self.bias.value if self.has_bias else self._zero_bias
 
-    def _workspace(self, C, KH, KW, P, nt):
-        shape = (nt, C * KH * KW, P)
-        if self._ws is None or self._ws.shape != shape:
-            self._ws = np.empty(shape, self.dtype)
-        dshape = (nt, self.out_channels, self.weight.value[0].size + 1)
-        if self._dws is None or self._dws.shape != dshape:
-            self._dws = np.empty(dshape, self.dtype)
-        return self._ws, self._dws
+    def _workspace(self, N, C, KH, KW, P, nt):
+        """Per-thread workspaces, allocated once and reused while the shapes stay the same."""
+        S = max(1, min(GEMM_COLUMNS // P, -(-N // nt)))
+        shapes = ((nt, C * KH * KW, S * P), (nt, self.out_channels, S * P),
+                  (nt, self.out_channels, self.weight.value[0].size + 1))
+        if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
+            self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
+        return self._ws
 
     def forward(self, x, train=True):
         x, out = self._check_x(x)
@@ -313,10 +355,10 @@ class _ConvNd(Layer):
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
         OH, OW = (1, out[0]) if self.nd == 1 else out
         nt = num_threads()
-        ws, _ = self._workspace(x.shape[1], KH, KW, OH * OW, nt)
+        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
-        z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, nt,
-                           gemm_for(self.dtype))
+        z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
+                           gemm_for(self.dtype), OW < GATHER_BELOW_OW)
         self._x, self._x4, self._out = x, x4, (OH, OW)
         return z.reshape((x.shape[0], self.out_channels) + tuple(out))
 
@@ -327,13 +369,13 @@ class _ConvNd(Layer):
         dy = self._check_input(dy, name="dy", shape=want, finite=False)
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         nt = num_threads()
-        ws, dws = self._workspace(x.shape[1], KH, KW, OH * OW, nt)
+        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
-                             KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, dws, nt, input_grad,
-                             gemm_for(self.dtype))
+                             KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
+                             gemm_for(self.dtype), OW < GATHER_BELOW_OW)
         return dx.reshape(x.shape) if input_grad else None
 
     def extra_repr(self):

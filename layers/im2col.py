@@ -13,6 +13,7 @@ position it was read from, so ∂ℓ/∂x = col2im(Wᵀ ∂ℓ/∂z).
 Speed (PERFORMANCE.md lesson 2): for each tap the valid range of `ow` is computed once, so the
 inner loop runs branch-free over a slice of one input row and one output row.
 """
+import numpy as np
 from numba import njit
 
 
@@ -87,6 +88,69 @@ def col2im(cols, dx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
                     else:
                         for ow in range(lo, hi):
                             xr[ow * sw + off] += seg[ow]
+
+
+
+# Small images (a few output columns) make the row segments above so short that their loop
+# overhead dominates; there a gather through a precomputed index map into a zero-padded copy of
+# the sample is faster (one load and one store per column-matrix entry, no bounds logic).
+@njit(cache=True)
+def gather_map(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """-> (idx (KH·KW, OH·OW), Hp, Wp): idx[a·KW + b, i·OW + l] is the flat offset of the input
+    the tap (a, b) of output (i, l) reads, in the zero-padded sample of size (Hp, Wp)."""
+    Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
+    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1)
+    idx = np.empty((KH * KW, OH * OW), np.int64)
+    for a in range(KH):
+        for b in range(KW):
+            for i in range(OH):
+                for l in range(OW):
+                    idx[a * KW + b, i * OW + l] = (i * sh + a * dh) * Wp + l * sw + b * dw
+    return idx, Hp, Wp
+
+
+@njit(cache=True)
+def im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp):
+    """im2col by gathering: xp (≥ C·Hp·Wp,) is scratch for the zero-padded sample."""
+    C, H, W = x.shape
+    KK, P = idx.shape
+    HW = Hp * Wp
+    xp[:C * HW] = 0
+    for c in range(C):
+        for r in range(H):
+            dst = xp[c * HW + (r + pt) * Wp + pl:c * HW + (r + pt) * Wp + pl + W]
+            src = x[c, r]
+            for q in range(W):
+                dst[q] = src[q]
+    for c in range(C):
+        xc = xp[c * HW:(c + 1) * HW]
+        for k in range(KK):
+            row = cols[c * KK + k]
+            ik = idx[k]
+            for p in range(P):
+                row[p] = xc[ik[p]]
+
+
+@njit(cache=True)
+def col2im_gather(cols, dx, xp, idx, pt, pl, Hp, Wp):
+    """The adjoint of im2col_gather: dx (C, H, W) += the scatter of cols."""
+    C, H, W = dx.shape
+    KK, P = idx.shape
+    HW = Hp * Wp
+    xp[:C * HW] = 0
+    for c in range(C):
+        xc = xp[c * HW:(c + 1) * HW]
+        for k in range(KK):
+            row = cols[c * KK + k]
+            ik = idx[k]
+            for p in range(P):
+                xc[ik[p]] += row[p]
+    for c in range(C):
+        for r in range(H):
+            src = xp[c * HW + (r + pt) * Wp + pl:c * HW + (r + pt) * Wp + pl + W]
+            dst = dx[c, r]
+            for q in range(W):
+                dst[q] += src[q]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,8 +105,16 @@ def _naive(layer, x, G):
     return y, dx, dW, db
 
 
+@pytest.fixture(params=["segments", "gather"])
+def im2col_path(request, monkeypatch):
+    """Run a test with each im2col implementation (the layer picks one by output width)."""
+    import layers.conv
+    monkeypatch.setattr(layers.conv, "GATHER_BELOW_OW", 0 if request.param == "segments" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("nd,case", ALL)
-def test_naive_equals_fast(nd, case):
+def test_naive_equals_fast(nd, case, im2col_path):
     layer, x = _make(nd, case)
     y = layer.forward(x)
     G = np.random.default_rng(2).standard_normal(y.shape)
@@ -123,8 +131,18 @@ def test_naive_equals_fast(nd, case):
 @given(N=st.integers(1, 3), C=st.integers(1, 4), H=st.integers(1, 9), W=st.integers(1, 9),
        g=st.integers(1, 2), Cog=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 3), dw=st.integers(1, 2),
-       ph=st.integers(0, 4), pw=st.integers(0, 4), seed=st.integers(0, 2**16))
-def test_naive_equals_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed):
+       ph=st.integers(0, 4), pw=st.integers(0, 4), seed=st.integers(0, 2**16), gather=st.booleans())
+def test_naive_equals_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed, gather):
+    import layers.conv
+    old = layers.conv.GATHER_BELOW_OW
+    layers.conv.GATHER_BELOW_OW = 10**9 if gather else 0
+    try:
+        _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed)
+    finally:
+        layers.conv.GATHER_BELOW_OW = old
+
+
+def _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed):
     Co = g * Cog
     C = C * g
     if conv_output_size(H, kh, sh, ph, ph, dh) < 1 or conv_output_size(W, kw, sw, pw, pw, dw) < 1:
@@ -143,21 +161,24 @@ def test_naive_equals_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph
 
 
 def test_parallel_equals_serial():
+    """Threads 1-3, 1-3 samples per GEMM and both im2col paths give the same results."""
     layer, x = make2("mixed")
     N = 5
     x = np.random.default_rng(3).standard_normal((N,) + x.shape[1:])
     (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = layer._geom()
     OH, OW = layer.output_shape(x.shape[2:])
-    wm = layer.weight.value.reshape(layer.out_channels, -1)
+    P, Co = OH * OW, layer.out_channels
+    wm = layer.weight.value.reshape(Co, -1)
     outs = []
-    for nt in (1, 2, 3):
-        ws = np.empty((nt, x.shape[1] * KH * KW, OH * OW))
-        dws = np.empty((nt, layer.out_channels, wm.shape[1] + 1))
-        y = conv2d_forward(x, wm, layer.bias.value, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, nt,
-                           gemm_for(np.float64))
-        dwm, db = np.zeros_like(wm), np.zeros(layer.out_channels)
-        dx = conv2d_backward(y, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, dws,
-                             nt, True, gemm_for(np.float64))
+    for nt, S, gather in ((1, 1, False), (2, 1, False), (3, 1, True), (1, 3, True), (2, 2, False), (3, 3, True)):
+        ws = np.empty((nt, x.shape[1] * KH * KW, S * P))
+        zs = np.empty((nt, Co, S * P))
+        dws = np.empty((nt, Co, wm.shape[1] + 1))
+        y = conv2d_forward(x, wm, layer.bias.value, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, zs,
+                           nt, gemm_for(np.float64), gather)
+        dwm, db = np.zeros_like(wm), np.zeros(Co)
+        dx = conv2d_backward(y, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, zs, dws,
+                             nt, True, gemm_for(np.float64), gather)
         outs.append((y, dx, dwm, db))
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
