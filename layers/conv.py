@@ -248,9 +248,9 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
 
 
 #: columns (output positions) one GEMM should cover: samples are batched until S·OH·OW reaches it
-GEMM_COLUMNS = 1024
+GEMM_COLUMNS = 2048
 #: output widths below this use the gather im2col (row segments too short for the copy loops)
-GATHER_BELOW_OW = 16
+GATHER_BELOW_OW = 32
 
 
 # ---------------------------------------------------------------------------------------------
