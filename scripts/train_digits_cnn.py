@@ -97,9 +97,11 @@ def torch_plain_cnn(torch):
                          nn.Flatten(), nn.Dropout(0.25), nn.Linear(256, 10))
 
 
-def bench_step(torch, quick, median_ms, batch_size=64, dtype=np.float32):
+def bench_step(torch, quick, batch_size=64, dtype=np.float32):
     """One training step (forward, cross-entropy, backward, Adam update) of the plain digits CNN,
-    engine vs PyTorch on the same batch, same thread count. Returns a benchmark row."""
+    engine vs PyTorch on the same batch, same thread count (the caller sets torch's).
+    Returns a benchmark row (scripts/benchlib.py)."""
+    from benchlib import interleaved, row
     (Xtr, ytr), _ = digits_images(dtype)
     X, y = Xtr[:batch_size], ytr[:batch_size]
     net = plain_cnn(dtype=dtype, rng=0)
@@ -122,15 +124,9 @@ def bench_step(torch, quick, median_ms, batch_size=64, dtype=np.float32):
         tloss(tnet(Xt), yt).backward()
         topt.step()
 
-    reps = 5 if quick else 30
-    e, p = [], []
-    for _ in range(3):
-        e.append(median_ms(eng, reps))
-        p.append(median_ms(peer, reps))
-    em, pm = float(np.median([a for a, _ in e])), float(np.median([a for a, _ in p]))
-    return dict(group="conv", case=f"digits CNN train step, batch {batch_size}, f32", engine_ms=em,
-                engine_range=(min(r[0] for _, r in e), max(r[1] for _, r in e)), peer="PyTorch", peer_ms=pm,
-                ratio=em / pm)
+    t = interleaved({"engine": eng, "peer": peer}, repeats=5 if quick else 30)
+    name = "f32" if dtype == np.float32 else "f64"
+    return row("conv", f"digits CNN train step, batch {batch_size}, {name}", t["engine"], "PyTorch", t["peer"])
 
 
 def main(argv=None):
