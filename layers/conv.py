@@ -19,12 +19,12 @@ Shapes as torch.nn: x (N, C_in, L) or (N, C_in, H, W); ω = `weight` (C_out, C_i
 
 Two implementations of each: `conv1d_*_naive` / `conv2d_*_naive` are the sums above as loops (the
 statement of the maths, tested against the fast path); `conv2d_forward` / `conv2d_backward` run
-per-sample im2col + GEMM (layers/im2col.py): the batch is split into `nthreads` chunks with
-prange, each thread gathers one sample at a time into its own workspace (allocated once by the
-layer and reused) and calls CBLAS gemm on it (BLAS on one thread, engine.threads; see im2col.py for
-why not np.dot); weight gradients go to
-per-thread buffers summed at the end. Conv1d runs through the same kernels as a 2D convolution
-with height 1.
+im2col + GEMM (layers/im2col.py): the batch is split into `nthreads` chunks with prange; each
+thread lays S samples side by side in its own column matrix (S·OH·OW ≈ GEMM_COLUMNS, so small
+images still give GEMMs big enough to be fast; workspaces allocated once by the layer and reused)
+and calls CBLAS gemm on it (BLAS on one thread, engine.threads; see im2col.py for why not
+np.dot); weight gradients go to per-thread buffers summed at the end. Narrow outputs use the
+gather form of im2col. Conv1d runs through the same kernels as a 2D convolution of height 1.
 """
 import numpy as np
 from numba import njit, prange

@@ -11,7 +11,9 @@ col2im is its adjoint: it scatters (+=) every entry of a column matrix back onto
 position it was read from, so ∂ℓ/∂x = col2im(Wᵀ ∂ℓ/∂z).
 
 Speed (PERFORMANCE.md lesson 2): for each tap the valid range of `ow` is computed once, so the
-inner loop runs branch-free over a slice of one input row and one output row.
+inner loop runs branch-free over a slice of one input row and one output row. For narrow outputs
+`im2col_gather`/`col2im_gather` do the same through a precomputed index map instead. The module
+also binds the CBLAS gemm the convolution kernels call (bottom of the file).
 """
 import numpy as np
 from numba import njit
