@@ -45,15 +45,21 @@ def maxpool2d_forward(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
     B, H, W = x.shape
     y = np.empty((B, OH, OW), x.dtype)
     idx = np.empty((B, OH, OW), np.int32)
+    tr = np.empty((OH, 2), np.int64)             # valid taps per output row and column, once
+    tc = np.empty((OW, 2), np.int64)
+    for i in range(OH):
+        tr[i, 0], tr[i, 1] = _taps(i, sh, pt, dh, KH, H)
+    for l in range(OW):
+        tc[l, 0], tc[l, 1] = _taps(l, sw, pl, dw, KW, W)
     for bi in prange(B):
         xp = x[bi]
         for i in range(OH):
-            alo, ahi = _taps(i, sh, pt, dh, KH, H)
+            alo, ahi = tr[i, 0], tr[i, 1]
             r0 = i * sh - pt
             yr = y[bi, i]
             ir = idx[bi, i]
             for l in range(OW):
-                blo, bhi = _taps(l, sw, pl, dw, KW, W)
+                blo, bhi = tc[l, 0], tc[l, 1]
                 q0 = l * sw - pl
                 best = -np.inf               # inputs are finite: the first tap always replaces it
                 arg = 0
