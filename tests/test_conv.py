@@ -110,6 +110,7 @@ def im2col_path(request, monkeypatch):
     """Run a test with each im2col implementation (the layer picks one by output width)."""
     import layers.conv
     monkeypatch.setattr(layers.conv, "GATHER_BELOW_OW", 0 if request.param == "segments" else 10**9)
+    monkeypatch.setattr(layers.conv, "GATHER_COL2IM_BELOW_OW", 0 if request.param == "segments" else 10**9)
     return request.param
 
 
@@ -134,12 +135,13 @@ def test_naive_equals_fast(nd, case, im2col_path):
        ph=st.integers(0, 4), pw=st.integers(0, 4), seed=st.integers(0, 2**16), gather=st.booleans())
 def test_naive_equals_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed, gather):
     import layers.conv
-    old = layers.conv.GATHER_BELOW_OW
+    old = layers.conv.GATHER_BELOW_OW, layers.conv.GATHER_COL2IM_BELOW_OW
     layers.conv.GATHER_BELOW_OW = 10**9 if gather else 0
+    layers.conv.GATHER_COL2IM_BELOW_OW = 0 if gather else 10**9     # the mixed combinations too
     try:
         _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed)
     finally:
-        layers.conv.GATHER_BELOW_OW = old
+        layers.conv.GATHER_BELOW_OW, layers.conv.GATHER_COL2IM_BELOW_OW = old
 
 
 def _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed):
@@ -178,7 +180,7 @@ def test_parallel_equals_serial():
                            nt, gemm_for(np.float64), gather)
         dwm, db = np.zeros_like(wm), np.zeros(Co)
         dx = conv2d_backward(y, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, zs, dws,
-                             nt, True, gemm_for(np.float64), gather)
+                             nt, True, gemm_for(np.float64), gather, not gather)
         outs.append((y, dx, dwm, db))
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
