@@ -206,7 +206,9 @@ def test_trustworthiness_matches_sklearn(rng):
     assert trustworthiness(X, X, 5) == 1.0
 
 
-def test_same_seed_bit_identical_any_thread_count(rng, with_threads):
+def test_same_seed_bit_identical_any_thread_count(rng, with_threads, monkeypatch):
+    import analysis.tsne.estimator as est
+    monkeypatch.setattr(est, "_SERIAL_BELOW", 0)  # small N runs serially by default: force threads
     X = _blobs(rng, n=300, d=8)
     fit = lambda **kw: TSNE(perplexity=15.0, max_iter=120, random_state=7, **kw).fit_transform(X)  # noqa: E731
     a = with_threads(2, fit, init="random")
@@ -219,6 +221,25 @@ def test_same_seed_bit_identical_any_thread_count(rng, with_threads):
     np.testing.assert_array_equal(d, e)
     assert not np.array_equal(a, TSNE(perplexity=15.0, max_iter=120, random_state=8, init="random").fit_transform(X))
     np.testing.assert_array_equal(with_threads(1, fit), with_threads(2, fit))  # pca init
+
+
+def test_small_fits_run_serially_and_restore_threads(rng, with_threads):
+    import numba
+    X = _blobs(rng, n=100, d=5)
+    seen = []
+
+    def fit():
+        from analysis.tsne import estimator as est
+        orig = est._joint
+        est._joint = lambda *a: (seen.append(numba.get_num_threads()), orig(*a))[1]
+        try:
+            TSNE(perplexity=10, max_iter=20, random_state=0).fit_transform(X)
+            return numba.get_num_threads()
+        finally:
+            est._joint = orig
+
+    assert with_threads(2, fit) == 2  # restored after the fit
+    assert seen == [1]
 
 
 def test_other_dimensions_and_options(rng):
