@@ -10,6 +10,8 @@ Kernels never call `numba.get_num_threads()` themselves (that prevents `cache=Tr
 `num_threads()` in as an argument, and the kernel splits its work into that many chunks. Results
 do not depend on it beyond float rounding of reductions; tests check that.
 """
+import contextlib
+
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS so the limit below reaches it)
 from threadpoolctl import threadpool_limits
@@ -42,16 +44,21 @@ def chunks_for(n_rows, min_rows=64, row_cost=None):
     return max(1, n)
 
 
-def parallel_call(kernel, n_chunks, *args):
-    """kernel(*args, n_chunks) with Numba's pool set to `n_chunks` threads for the call.
-
-    A kernel's `prange(n_chunks)` then runs one chunk per thread; with one chunk it runs on the
-    calling thread alone, without waking (and, on a busy machine, waiting for) the others."""
-    numba.set_num_threads(n_chunks)
+@contextlib.contextmanager
+def pool(n):
+    """Within the block, Numba's parallel regions use `n` threads (1: the calling thread alone,
+    without waking, and on a busy machine waiting for, the others)."""
+    numba.set_num_threads(n)
     try:
-        return kernel(*args, n_chunks)
+        yield
     finally:
         numba.set_num_threads(_threads)
+
+
+def parallel_call(kernel, n_chunks, *args):
+    """kernel(*args, n_chunks) run in `pool(n_chunks)`: its `prange(n_chunks)` runs one chunk per thread."""
+    with pool(n_chunks):
+        return kernel(*args, n_chunks)
 
 
 def set_num_threads(n):

@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from engine.checks import check_choice, check_dtype, check_int
 from engine.core import Layer, Parameter
-from engine.threads import FASTMATH, num_threads
+from engine.threads import FASTMATH, chunks_for, pool
 
 from .dense import default_uniform
 from .im2col import (NO_TRANS, ROW_MAJOR, TRANS, col2im, col2im_gather, gather_map, gemm_for, im2col,
@@ -343,6 +343,10 @@ class _ConvNd(Layer):
     def _b(self):
         return self.bias.value if self.has_bias else self._zero_bias
 
+    def _chunks(self, N, P):
+        """Threads for a batch of N samples: one chunk per sample at least, and enough work each."""
+        return chunks_for(N, min_rows=1, row_cost=self.weight.value.size * P)
+
     def _workspace(self, N, C, KH, KW, P, nt):
         """Per-thread workspaces, allocated once and reused while the shapes stay the same."""
         S = max(1, min(GEMM_COLUMNS // P, -(-N // nt)))
@@ -357,11 +361,12 @@ class _ConvNd(Layer):
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
         OH, OW = (1, out[0]) if self.nd == 1 else out
-        nt = num_threads()
+        nt = self._chunks(x.shape[0], OH * OW)
         ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
-        z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
-                           gemm_for(self.dtype), OW < GATHER_BELOW_OW)
+        with pool(nt):
+            z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
+                               gemm_for(self.dtype), OW < GATHER_BELOW_OW)
         self._x, self._x4, self._out = x, x4, (OH, OW)
         return z.reshape((x.shape[0], self.out_channels) + tuple(out))
 
@@ -371,14 +376,15 @@ class _ConvNd(Layer):
         want = (x.shape[0], self.out_channels) + ((OW,) if self.nd == 1 else (OH, OW))
         dy = self._check_input(dy, name="dy", shape=want, finite=False)
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
-        nt = num_threads()
+        nt = self._chunks(x.shape[0], OH * OW)
         ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
-        dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
-                             KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
-                             gemm_for(self.dtype), OW < GATHER_BELOW_OW, OW < GATHER_COL2IM_BELOW_OW)
+        with pool(nt):
+            dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
+                                 KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
+                                 gemm_for(self.dtype), OW < GATHER_BELOW_OW, OW < GATHER_COL2IM_BELOW_OW)
         return dx.reshape(x.shape) if input_grad else None
 
     def extra_repr(self):

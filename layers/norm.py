@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from engine.checks import check_dtype, check_float, check_int
 from engine.core import Layer, Parameter
-from engine.threads import FASTMATH, num_threads
+from engine.threads import FASTMATH, chunks_for, parallel_call, pool
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -172,6 +172,11 @@ def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, nthreads):
     return dx
 
 
+def _chunks(x):
+    """Threads for an elementwise-cost kernel over x: enough elements per thread to pay for waking it."""
+    return chunks_for(x.size, row_cost=1)
+
+
 class _BatchNorm(Layer):
     ranks = (2, 3, 4)
 
@@ -207,7 +212,8 @@ class _BatchNorm(Layer):
             M = x3.shape[0] * x3.shape[2]
             if M < 2 and train:
                 raise ValueError(f"x: expected more than 1 value per channel when training, got shape {x.shape}")
-            mean, var = batchnorm_stats(x3)
+            with pool(_chunks(x3)):
+                mean, var = batchnorm_stats(x3)
             if train and self.track_running_stats:
                 self.num_batches_tracked += 1
                 f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
@@ -217,7 +223,8 @@ class _BatchNorm(Layer):
             mean = self.running_mean.astype(np.float64)
             var = self.running_var.astype(np.float64)
         g, b = self._gb()
-        y, rstd = batchnorm_forward(x3, mean, var, g, b, self.eps)
+        with pool(_chunks(x3)):
+            y, rstd = batchnorm_forward(x3, mean, var, g, b, self.eps)
         self._x, self._x3, self._mean, self._rstd, self._batch = x, x3, mean, rstd, batch_stats
         return y.reshape(x.shape)
 
@@ -227,8 +234,9 @@ class _BatchNorm(Layer):
         g, _ = self._gb()
         dg = self.weight.grad if self.affine else np.zeros_like(self._ones)
         db = self.bias.grad if self.affine else np.zeros_like(self._ones)
-        dx = batchnorm_backward(dy.reshape(self._x3.shape), self._x3, self._mean, self._rstd, g, dg, db,
-                                self._batch, input_grad)
+        with pool(_chunks(self._x3)):
+            dx = batchnorm_backward(dy.reshape(self._x3.shape), self._x3, self._mean, self._rstd, g, dg, db,
+                                    self._batch, input_grad)
         return dx.reshape(self._x.shape) if input_grad else None
 
     def extra_repr(self):
@@ -283,7 +291,7 @@ class LayerNorm(Layer):
         g = self.weight.value.reshape(D) if self.elementwise_affine else self._ones
         b = self.bias.value.reshape(D) if self.has_bias else self._zeros
         x2 = x.reshape(-1, D)
-        y, self._mean, self._rstd = layernorm_forward(x2, g, b, self.eps, num_threads())
+        y, self._mean, self._rstd = parallel_call(layernorm_forward, _chunks(x2), x2, g, b, self.eps)
         self._x, self._x2 = x, x2
         return y.reshape(x.shape)
 
@@ -294,8 +302,8 @@ class LayerNorm(Layer):
         g = self.weight.value.reshape(D) if self.elementwise_affine else self._ones
         dg = self.weight.grad.reshape(D) if self.elementwise_affine else np.zeros_like(self._ones)
         db = self.bias.grad.reshape(D) if self.has_bias else np.zeros_like(self._ones)
-        dx = layernorm_backward(dy.reshape(self._x2.shape), self._x2, self._mean, self._rstd, g, dg, db,
-                                num_threads())
+        dx = parallel_call(layernorm_backward, _chunks(self._x2), dy.reshape(self._x2.shape), self._x2,
+                           self._mean, self._rstd, g, dg, db)
         return dx.reshape(self._x.shape) if input_grad else None
 
     def extra_repr(self):

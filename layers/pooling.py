@@ -17,6 +17,7 @@ The 1D pools are 2D pools of height 1.
 import numpy as np
 from numba import njit, prange
 
+from engine.threads import chunks_for, pool
 from engine.checks import check_array, check_int
 from engine.core import Layer
 
@@ -182,6 +183,11 @@ def adaptive_avgpool2d_backward(dy, H, W):
     return dx
 
 
+def _chunks(x):
+    """Threads for a pass over x: enough elements per thread to pay for waking it."""
+    return chunks_for(x.size, row_cost=1)
+
+
 class _PoolNd(Layer):
     nd = 2
     has_dilation = True
@@ -247,13 +253,15 @@ class _MaxPool(_PoolNd):
         x, xp, out = self._planes(x)
         (KH, KW), (sh, sw), (pt, pl), (dh, dw) = self._geom()
         OH, OW = (1, out[0]) if self.nd == 1 else out
-        y, self._idx = maxpool2d_forward(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+        with pool(_chunks(xp)):
+            y, self._idx = maxpool2d_forward(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
         self._x, self._hw, self._out2 = x, xp.shape[1:], (OH, OW)
         self._yshape = x.shape[:-self.nd] + tuple(out)
         return y.reshape(self._yshape)
 
     def _backward(self, dyp, H, W):
-        return maxpool2d_backward(dyp, self._idx, H, W)
+        with pool(_chunks(dyp)):
+            return maxpool2d_backward(dyp, self._idx, H, W)
 
 
 class MaxPool1d(_MaxPool):
@@ -276,14 +284,16 @@ class _AvgPool(_PoolNd):
         x, xp, out = self._planes(x)
         (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
         OH, OW = (1, out[0]) if self.nd == 1 else out
-        y = avgpool2d_forward(xp, KH, KW, sh, sw, pt, pl, OH, OW, self.count_include_pad)
+        with pool(_chunks(xp)):
+            y = avgpool2d_forward(xp, KH, KW, sh, sw, pt, pl, OH, OW, self.count_include_pad)
         self._x, self._hw, self._out2 = x, xp.shape[1:], (OH, OW)
         self._yshape = x.shape[:-self.nd] + tuple(out)
         return y.reshape(self._yshape)
 
     def _backward(self, dyp, H, W):
         (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
-        return avgpool2d_backward(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
+        with pool(_chunks(dyp)):
+            return avgpool2d_backward(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
 
 
 class AvgPool1d(_AvgPool):
@@ -309,7 +319,8 @@ class AdaptiveAvgPool2d(Layer):
         x = check_array("x", x, ndim=(3, 4))
         H, W = x.shape[-2:]
         OH, OW = self.output_size
-        y = adaptive_avgpool2d_forward(x.reshape(-1, H, W), OH, OW)
+        with pool(_chunks(x)):
+            y = adaptive_avgpool2d_forward(x.reshape(-1, H, W), OH, OW)
         self._x = x
         return y.reshape(x.shape[:-2] + (OH, OW))
 
@@ -320,7 +331,8 @@ class AdaptiveAvgPool2d(Layer):
         if not input_grad:
             return None
         H, W = x.shape[-2:]
-        return adaptive_avgpool2d_backward(dy.reshape((-1,) + self.output_size), H, W).reshape(x.shape)
+        with pool(_chunks(x)):
+            return adaptive_avgpool2d_backward(dy.reshape((-1,) + self.output_size), H, W).reshape(x.shape)
 
     def extra_repr(self):
         return {"output_size": self.output_size}

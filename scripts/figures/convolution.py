@@ -5,7 +5,6 @@ diagrams are read off the dense matrix of an actual Conv1d (its responses to the
 receptive fields off its backward pass, and the formulas they are checked against come from
 analysis.theory (conv_output_size, receptive_field, mlp_vs_cnn_256, ...).
 """
-import functools
 
 import matplotlib
 matplotlib.use("Agg")
@@ -13,7 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import theory
-from engine.threads import num_threads, set_num_threads
 from figures.registry import figure
 from layers.activations import ReLU
 from layers.conv import Conv1d, Conv2d
@@ -23,22 +21,6 @@ from layers.pooling import MaxPool2d
 # ---------------------------------------------------------------------------------------------
 # computing helpers
 # ---------------------------------------------------------------------------------------------
-def on_one_thread(func):
-    """Run a figure function with the engine's kernels on one thread. The figures' layers are tiny
-    (a few channels, batches of 1–32); Conv2d, LayerNorm and BatchNorm split their batch over all
-    of num_threads(), and waking the thread pool for such work costs far more than the work (5–10×
-    slower on a busy 2-core machine). The previous thread count is restored afterwards."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        before = num_threads()
-        set_num_threads(1)
-        try:
-            return func(*args, **kwargs)
-        finally:
-            set_num_threads(before)
-    return wrapper
-
-
 def conv1d_with(w, b=0.0, stride=1, padding=0, dilation=1):
     """A single-channel Conv1d with kernel `w` (K,) and bias `b`."""
     w = np.asarray(w, np.float64)
@@ -162,7 +144,6 @@ def test_image(n=64, seed=0):
 @figure("image-kernels", source="000 Fig 6.1",
         caption="One Conv2d with {n_kernels} output channels, each a hand-set 3×3 image kernel, applied "
                 "(zero padding 1) to a {size}×{size} synthetic image: blurring, sharpening and edge detection.")
-@on_one_thread
 def image_kernels(quick=False):
     n = 48 if quick else 64
     img = test_image(n)
@@ -208,7 +189,6 @@ def image_kernels(quick=False):
 @figure("conv1d-padding", source="000 Fig 6.2",
         caption="1D convolution with kernel size 3, w = (0.25, 0.5, 0.25): with zero padding the {L} inputs give "
                 "{L_same} outputs (the edge outputs see a padded 0); as a valid convolution only {L_valid}.")
-@on_one_thread
 def conv1d_padding(quick=False):
     L = 8
     w = np.array([0.25, 0.5, 0.25])
@@ -258,7 +238,6 @@ STRIDE_DILATION_CASES = [
         caption="Connectivity of three Conv1d layers on {L} inputs, read off the engine's layers: stride 2 halves "
                 "the outputs ({L_stride}), kernel size 5 widens each window, dilation 2 spreads 3 weights over "
                 "5 inputs. Output lengths ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1.")
-@on_one_thread
 def conv_stride_dilation(quick=False):
     L = 11
     rng = np.random.default_rng(0)
@@ -299,7 +278,6 @@ def conv_stride_dilation(quick=False):
                 "(kernel 3, zero padding) is the same layer with the matrix constrained to a band of "
                 "{n_tied} tied weights. The engine's Conv1d equals multiplication by that matrix "
                 "(max difference {max_error:.1e}).")
-@on_one_thread
 def fc_vs_conv_matrix(quick=False):
     from layers.dense import Linear
     L = 6
@@ -333,7 +311,6 @@ def fc_vs_conv_matrix(quick=False):
 @figure("conv-channels", source="000 Fig 6.5",
         caption="Two kernels of size 3 with zero padding on 6 inputs: the first gives hidden units h₁…h₆, the "
                 "second (different weights and bias) h₇…h₁₂, each through a ReLU.")
-@on_one_thread
 def conv_channels(quick=False):
     L = 6
     x = np.array([0.5, 2.0, 1.0, -1.0, 1.5, 0.0])
@@ -405,7 +382,6 @@ def measured_receptive_field(ks, ss, ds, n):
         caption="Receptive field of one unit after l stacked convolutions of kernel size 3, measured as the inputs "
                 "with a nonzero gradient (engine backward): it grows by 2 per layer ({rf_plain_last} after {depth} "
                 "layers), but doubles with stride 2 or dilation 2^(l−1) ({rf_dilated_last}).")
-@on_one_thread
 def receptive_field_fig(quick=False):
     depth = 5 if quick else 7
     n = 2 ** (depth + 2) + 1
@@ -469,7 +445,6 @@ def shift_image(img, dy, dx):
                 "(largest difference {max_equivariance_error:.1e}): convolution is equivariant, f[t[x]] = t[f[x]]. "
                 "After 2×2 max pooling, a 1-pixel shift leaves {pool_unchanged_1:.0%} of the pooled values "
                 "unchanged (the feature map: {conv_unchanged_1:.0%}); a global max pool is invariant.")
-@on_one_thread
 def equivariance(quick=False):
     from engine.data import load_digits
     X, y = load_digits(as_images=True)
@@ -556,7 +531,6 @@ def digits_cnn(n_filters=12, seed=0):
                       Flatten(), Linear(24 * 2 * 2, 10, rng=seed + 2))
 
 
-@on_one_thread
 def train_digits_cnn(epochs, seed=0, init_scale=0.05):
     """Train digits_cnn on engine.data.digits_split(as_images=True) with Adam; returns
     (model, initial first-layer weights, history, test accuracy, test data)."""
@@ -591,7 +565,6 @@ def _filter_grid(fig, gs_cell, W, title):
         caption="First-layer 5×5 filters of a small CNN (two conv layers) trained with Adam for {epochs} epochs on the "
                 "8×8 digits, before and after training (red positive, blue negative), and the feature maps they "
                 "produce on one test digit. Test accuracy {test_accuracy:.1%}.")
-@on_one_thread
 def learned_filters(quick=False):
     epochs = 3 if quick else 30
     model, w0, hist, acc, (Xte, yte) = train_digits_cnn(epochs)
@@ -636,7 +609,6 @@ def engine_param_count(layer):
         caption="Parameters for n×n×3 images: an MLP with two hidden layers as wide as the input has 2D² + 2D "
                 "(D = 3n²; {mlp_rgb:,} ≈ 77B at n = 256, the notes' eq. 2.1; {mlp_grey:,} ≈ 8.6B in grey), while "
                 "two 3×3 convolutions keeping 3 channels have {cnn_rgb} whatever the image size.")
-@on_one_thread
 def param_counts(quick=False):
     from layers.mlp import MLP
     rgb, grey = theory.mlp_vs_cnn_256(3), theory.mlp_vs_cnn_256(1)

@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from engine.core import Sequential
-from figures.convolution import on_one_thread
 from figures.registry import figure
 from layers.activations import ReLU, Tanh
 from layers.containers import Residual
@@ -58,7 +57,6 @@ def hidden_gradient_norms(blocks, x, seed=0):
                 "with the same weights: without skip connections it vanishes (ReLU: {plain_relu_first:.1e} at the "
                 "input); with h_l = h_(l−1) + f(h_(l−1)) it never drops below {residual_min:.2f} × the output "
                 "gradient (δ^in = δ^out + Σ δ^update).")
-@on_one_thread
 def residual_gradients(quick=False):
     depth, width, batch = (20, 32, 32) if quick else (50, 64, 128)
     x = np.random.default_rng(1).normal(size=(batch, width))
@@ -129,7 +127,6 @@ def _fit(t, y):
                 "it grows exponentially, by ×{rate_none:.3f} per block (theory 1 + σ² = {theory_rate:.2f}); with a "
                 "normalization before f it grows linearly, by +{slope_layernorm:.3f} (LayerNorm) and "
                 "+{slope_batchnorm:.3f} (BatchNorm) per block (theory σ² = {sigma2:.2f}).")
-@on_one_thread
 def residual_variance(quick=False):
     depth, width, batch = (16, 64, 128) if quick else (40, 128, 512)
     sigma2 = 0.5
@@ -218,7 +215,6 @@ def transformed(name, W, X, rng):
         caption="Relative change of the normalized summed inputs under each transformation, computed with the "
                 "engine's BatchNorm1d, LayerNorm and a weight-normalized Linear (eps = 10⁻¹²): green cells are "
                 "invariant to rounding (< 10⁻⁸). {n_match} of the {n_cells} cells match the notes' table.")
-@on_one_thread
 def norm_invariances(quick=False):
     rng = np.random.default_rng(0)
     N, D, H = 16, 10, 8
