@@ -63,9 +63,9 @@ def _digits():
     return np.ascontiguousarray(X, dtype=np.float64), y
 
 
-def _engine(X, seed):
+def _engine(X, seed, n_iter):
     from analysis.tsne import TSNE
-    t = TSNE(perplexity=PERPLEXITY, max_iter=N_ITER, init="pca", method="barnes_hut", angle=0.5,
+    t = TSNE(perplexity=PERPLEXITY, max_iter=n_iter, init="pca", method="barnes_hut", angle=0.5,
              random_state=seed)
     t0 = time.perf_counter()
     Y = t.fit_transform(X)
@@ -83,28 +83,28 @@ def _peer_blas():
         return contextlib.nullcontext()
 
 
-def _sklearn(X, seed):
+def _sklearn(X, seed, n_iter):
     with _peer_blas():
-        return _sklearn_run(X, seed)
+        return _sklearn_run(X, seed, n_iter)
 
 
-def _opentsne(X, seed):
+def _opentsne(X, seed, n_iter):
     with _peer_blas():
-        return _opentsne_run(X, seed)
+        return _opentsne_run(X, seed, n_iter)
 
 
-def _sklearn_run(X, seed):
+def _sklearn_run(X, seed, n_iter):
     from sklearn.manifold import TSNE
-    t = TSNE(perplexity=PERPLEXITY, max_iter=N_ITER, init="pca", method="barnes_hut", angle=0.5,
+    t = TSNE(perplexity=PERPLEXITY, max_iter=n_iter, init="pca", method="barnes_hut", angle=0.5,
              early_exaggeration=12.0, learning_rate="auto", random_state=seed, n_jobs=THREADS)
     t0 = time.perf_counter()
     Y = t.fit_transform(X)
     return time.perf_counter() - t0, Y, float(t.kl_divergence_)
 
 
-def _opentsne_run(X, seed):
+def _opentsne_run(X, seed, n_iter):
     import openTSNE
-    t = openTSNE.TSNE(perplexity=PERPLEXITY, n_iter=N_ITER - EXAGGERATION_ITER,
+    t = openTSNE.TSNE(perplexity=PERPLEXITY, n_iter=n_iter - EXAGGERATION_ITER,
                       early_exaggeration_iter=EXAGGERATION_ITER, early_exaggeration=12.0,
                       learning_rate="auto", negative_gradient_method="bh", theta=0.5,
                       initialization="pca", n_jobs=THREADS, random_state=seed)
@@ -129,7 +129,7 @@ def _quality(X, Y, P):
     return kl_divergence(P, Y), trustworthiness(X, Y, n_neighbors=5)
 
 
-def bench_case(name, X, repeats, log=print):
+def bench_case(name, X, repeats, log=print, n_iter=N_ITER):
     """Time engine and peers on X, interleaved, `repeats` times; return the rows."""
     from analysis.tsne import joint_probabilities
     peers = [(label, fn) for label, mod, fn in PEERS if _available(mod)]
@@ -140,7 +140,7 @@ def bench_case(name, X, repeats, log=print):
         times[label] = []
     for r in range(repeats):
         for label, fn in [("engine", _engine)] + peers:
-            t, Y, kl_own = fn(X, r)
+            t, Y, kl_own = fn(X, r, n_iter)
             times[label].append(t)
             out.setdefault(label, (Y, kl_own))
             log(f"  {name:>24s}  {label:>12s}  run {r + 1}/{repeats}: {t:7.2f} s")
@@ -158,7 +158,7 @@ def bench_case(name, X, repeats, log=print):
             "kl_engine": qual["engine"][0], "kl_peer": qual[label][0],
             "kl_engine_own": out["engine"][1], "kl_peer_own": out[label][1],
             "trust_engine": qual["engine"][1], "trust_peer": qual[label][1],
-            "repeats": repeats,
+            "repeats": repeats, "iterations": n_iter,
         })
     for label in missing:
         rows.append({
@@ -180,18 +180,19 @@ def _warm_up():
 
 
 def run(quick, cases=("digits", "gmm"), log=print):
-    """Rows of the t-SNE group. quick: small data and one repeat (a smoke test)."""
+    """Rows of the t-SNE group. quick: small data, 300 iterations, one repeat (a smoke test)."""
     _warm_up()
     rows = []
+    n_iter = 300 if quick else N_ITER
     if "digits" in cases:
         X, _ = _digits()
         if quick:
             X = X[:400]
-        rows += bench_case(f"digits {X.shape[0]}x{X.shape[1]}", X, 1 if quick else 5, log)
+        rows += bench_case(f"digits {X.shape[0]}x{X.shape[1]}", X, 1 if quick else 5, log, n_iter)
     if "gmm" in cases:
-        n, d = (2000, 10) if quick else (20000, 50)
+        n, d = (1000, 10) if quick else (20000, 50)
         X, _ = gaussian_mixture(n=n, d=d)
-        rows += bench_case(f"gaussian mixture {n}x{d}", X, 1, log)
+        rows += bench_case(f"gaussian mixture {n}x{d}", X, 1, log, n_iter)
     return rows
 
 
@@ -221,7 +222,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cases = tuple(args.case) if args.case else ("digits", "gmm")
     print(f"t-SNE benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores; {N_ITER} iterations, perplexity {PERPLEXITY:g}, theta 0.5, "
+          f"{os.cpu_count()} cores; {300 if args.quick else N_ITER} iterations, perplexity {PERPLEXITY:g}, theta 0.5, "
           f"{THREADS} threads; ratio = engine / peer (median wall time)")
     rows = run(args.quick, cases)
     print(format_rows(rows))
