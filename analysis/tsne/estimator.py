@@ -60,11 +60,10 @@ number of threads.
 import numbers
 import time
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._common import num_threads
+from ._common import num_threads, pool
 from .affinities import joint_probabilities as _joint
 from .exact import p_log_p
 from .metrics import _as_float_matrix
@@ -220,14 +219,10 @@ class TSNE:
         """Embed X (N, D) and return the embedding (N, n_components), also kept as `embedding_`."""
         self._check_params()
         X = _check_points(X, self.perplexity)
-        if X.shape[0] >= _SERIAL_BELOW or numba.get_num_threads() == 1:
+        if X.shape[0] >= _SERIAL_BELOW:
             return self._fit(X)
-        before = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
+        with pool(1):
             return self._fit(X)
-        finally:
-            numba.set_num_threads(before)
 
     def _fit(self, X):
         N = X.shape[0]
