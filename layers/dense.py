@@ -8,8 +8,8 @@ so h is (N, D_in), Ω = W is (D_out, D_in) as in torch.nn.Linear, β = b is (D_o
     ∂ℓ/∂β = Σ_n ∂ℓ/∂f_n                 (D_out,)
 
 Speed (PERFORMANCE.md): the kernels split rows into `nthreads` chunks with `prange` and call
-`np.dot` on each (BLAS runs one thread, see engine.threads); the weight gradient is split over
-disjoint blocks of Ω's rows, so no two threads write the same element.
+BLAS's gemm on each (one BLAS thread, see engine.threads and engine.blas); the weight gradient
+is split over disjoint blocks of Ω's rows, so no two threads write the same element.
 """
 import math
 
@@ -18,6 +18,7 @@ from numba import njit, prange
 
 from engine.checks import check_dtype, check_int
 from engine.core import Layer, Parameter
+from engine.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from engine.threads import chunks_for, parallel_call
 
 
@@ -50,42 +51,46 @@ def linear_backward_naive(df, x, W, dW, db):
 
 
 @njit(parallel=True, cache=True)
-def linear_forward(x, W, b, nthreads):
+def linear_forward(x, W, b, gemm, nthreads):
     """f = h Ωᵀ + β.  x (N, D_in), W (D_out, D_in), b (D_out,) -> f (N, D_out)."""
-    N = x.shape[0]
-    f = np.empty((N, W.shape[0]), x.dtype)
-    for t in prange(nthreads):
+    N, D_in = x.shape
+    D_out = W.shape[0]
+    f = np.empty((N, D_out), x.dtype)
+    isz = x.itemsize
+    for t in prange(nthreads):                   # disjoint blocks of the batch
         lo, hi = t * N // nthreads, (t + 1) * N // nthreads
         if hi > lo:
-            fc = f[lo:hi]
-            np.dot(x[lo:hi], W.T, fc)
-            for n in range(hi - lo):
-                fc[n] += b
+            gemm(ROW_MAJOR, NO_TRANS, TRANS, hi - lo, D_out, D_in, 1.0, x.ctypes.data + lo * D_in * isz, D_in,
+                 W.ctypes.data, D_in, 0.0, f.ctypes.data + lo * D_out * isz, D_out)
+            for n in range(lo, hi):
+                f[n] += b
     return f
 
 
 @njit(parallel=True, cache=True)
-def linear_backward(df, x, W, dW, db, work, input_grad, nthreads):
+def linear_backward(df, x, W, dW, db, input_grad, gemm, nthreads):
     """Given ∂ℓ/∂f (N, D_out): returns ∂ℓ/∂h = ∂ℓ/∂f Ω (N, D_in) (empty when not `input_grad`),
     and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db.
-    work: (D_out, D_in) scratch, reused from step to step (no large temporary per call)."""
+    The weight gradient is split over disjoint blocks of Ω's rows j ∈ [lo, hi): one gemm with
+    β = 1 on the columns lo:hi of ∂ℓ/∂f (a strided block: lda = D_out), so nothing is copied."""
     N, D_in = x.shape
     D_out = W.shape[0]
-    dfT = np.ascontiguousarray(df.T)            # (D_out, N): row blocks of it are contiguous
-    for t in prange(nthreads):                   # disjoint blocks of Ω's rows
+    isz = x.itemsize
+    for t in prange(nthreads):
         lo, hi = t * D_out // nthreads, (t + 1) * D_out // nthreads
         if hi > lo:
-            w = work[lo:hi]
-            np.dot(dfT[lo:hi], x, w)
-            dW[lo:hi] += w
-            for j in range(lo, hi):
-                db[j] += dfT[j].sum()
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, hi - lo, D_in, N, 1.0, df.ctypes.data + lo * isz, D_out,
+                 x.ctypes.data, D_in, 1.0, dW.ctypes.data + lo * D_in * isz, D_in)
+            dbt = db[lo:hi]
+            for n in range(N):
+                dbt += df[n, lo:hi]
     dx = np.empty((N if input_grad else 0, D_in), x.dtype)
     if input_grad:
         for t in prange(nthreads):               # disjoint blocks of the batch
             lo, hi = t * N // nthreads, (t + 1) * N // nthreads
             if hi > lo:
-                np.dot(df[lo:hi], W, dx[lo:hi])
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, hi - lo, D_in, D_out, 1.0, df.ctypes.data + lo * D_out * isz,
+                     D_out, W.ctypes.data, D_in, 0.0, dx.ctypes.data + lo * D_in * isz, D_in)
     return dx
 
 
@@ -112,7 +117,6 @@ class Linear(Layer):
             self.bias = Parameter(default_uniform(rng, (out_features,), in_features, self.dtype))
         self._zero_bias = np.zeros(out_features, self.dtype)
         self._x = None
-        self._work = None
 
     def _chunks(self, n_rows):
         return chunks_for(n_rows, row_cost=self.in_features * self.out_features)
@@ -123,16 +127,15 @@ class Linear(Layer):
     def forward(self, x, train=True):
         x = self._check_input(x, shape=(None, self.in_features))
         self._x = x
-        return parallel_call(linear_forward, self._chunks(x.shape[0]), x, self.weight.value, self._b())
+        return parallel_call(linear_forward, self._chunks(x.shape[0]), x, self.weight.value, self._b(),
+                             gemm_for(self.dtype))
 
     def backward(self, dy, input_grad=True):
         self._need_forward("_x")
         dy = self._check_input(dy, name="dy", shape=(self._x.shape[0], self.out_features), finite=False)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
-        if self._work is None:
-            self._work = np.empty_like(self.weight.value)
         dx = parallel_call(linear_backward, self._chunks(dy.shape[0]), dy, self._x, self.weight.value,
-                           self.weight.grad, db, self._work, input_grad)
+                           self.weight.grad, db, input_grad, gemm_for(self.dtype))
         return dx if input_grad else None
 
     def extra_repr(self):

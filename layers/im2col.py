@@ -155,54 +155,5 @@ def col2im_gather(cols, dx, xp, idx, pt, pl, Hp, Wp):
                 dst[q] += src[q]
 
 
-# ---------------------------------------------------------------------------------------------
-# GEMM: C = A·B (+ β C) through CBLAS, callable from inside the njit kernels
-# ---------------------------------------------------------------------------------------------
-# Numba's own np.dot calls SciPy's bundled OpenBLAS, which on the project machine runs the small
-# products of a per-sample convolution (e.g. 32×144 by 144×784) at a third of the speed of
-# NumPy's bundled OpenBLAS (22 vs 60 GFLOP/s in float32, measured 2026-11-21). The kernels
-# therefore take the CBLAS gemm function as an argument (a ctypes function: Numba calls it
-# without the GIL, and the compiled kernels stay cacheable because the pointer is run-time data),
-# looked up once here: NumPy's OpenBLAS first, SciPy's as the fallback. Both are limited to one
-# thread by engine.threads, so prange threads may call them concurrently.
-import ctypes as _ct
-import glob as _glob
-import os as _os
-
-import numpy as _np
-
-ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-
-
-def _load_gemm():
-    cands = []
-    for pkg, pat, suffix, it in (("numpy", "libscipy_openblas64_*", "64_", _ct.c_int64),
-                                 ("scipy", "libscipy_openblas-*", "", _ct.c_int)):
-        try:
-            mod = __import__(pkg)
-        except ImportError:
-            continue
-        libdir = _os.path.join(_os.path.dirname(mod.__file__), "..", f"{pkg}.libs")
-        for path in sorted(_glob.glob(_os.path.join(libdir, pat + ".so*"))):
-            cands.append((path, "scipy_cblas_%sgemm" + suffix, it))
-    for path, name, it in cands:
-        try:
-            lib = _ct.CDLL(path)
-            fns = []
-            for p, real in (("s", _ct.c_float), ("d", _ct.c_double)):
-                proto = _ct.CFUNCTYPE(None, _ct.c_int, _ct.c_int, _ct.c_int, it, it, it, real, _ct.c_void_p, it,
-                                      _ct.c_void_p, it, real, _ct.c_void_p, it)
-                fns.append(proto((name % p, lib)))
-            return fns[0], fns[1]
-        except (OSError, AttributeError):
-            continue
-    raise ImportError("layers.im2col: no CBLAS gemm found in NumPy's or SciPy's bundled OpenBLAS "
-                      "(the convolution kernels need one)")
-
-
-SGEMM, DGEMM = _load_gemm()
-
-
-def gemm_for(dtype):
-    """The CBLAS gemm (ctypes function) for float32 or float64 arrays."""
-    return SGEMM if _np.dtype(dtype) == _np.float32 else DGEMM
+# The CBLAS gemm the convolution kernels call lives in engine.blas (shared with the dense kernels).
+from engine.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for  # noqa: E402,F401

@@ -18,14 +18,16 @@ kernels take one array; `weight`/`bias` Parameters are views into it. The f_k, h
 of a batch live in flat buffers reused from step to step.
 
 Speed: each of `nthreads` threads runs the whole forward (and backward) for its own block of
-rows, calling `np.dot` (BLAS on one thread); parameter gradients go to a per-thread buffer and
-are summed at the end (PERFORMANCE.md lessons 1 and 5).
+rows, calling BLAS's gemm on one thread (engine.blas); thread 0 accumulates its parameter
+gradients in place (β = 1), the others into a per-thread buffer summed at the end
+(PERFORMANCE.md lessons 1 and 5).
 """
 import numpy as np
 from numba import njit, prange
 
 from engine.checks import check_dtype, check_int
 from engine.core import Layer, Parameter
+from engine.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from engine.threads import chunks_for, parallel_call
 
 from .activations import ACTIVATIONS, LeakyReLU, Softplus, act_grad_row, act_row
@@ -51,82 +53,85 @@ def _offsets(widths, N):
 
 
 @njit(parallel=True, cache=True)
-def mlp_forward(x, theta, widths, code, p0, p1, fs, hs, nthreads):
-    """Forward pass over the batch x (N, D_0). Fills fs with f_0 … f_{K−1} (f_{k} of layer k
-    at its block, (N, D_{k+1})) and hs with h_1 … h_{K−1}... laid out like fs (the last block,
-    a[f_K], is unused). Returns nothing: the output f_K is the last block of fs."""
+def mlp_forward(x, theta, widths, code, p0, p1, fs, hs, gemm, nthreads):
+    """Forward pass over the batch x (N, D_0). Fills fs with f_0 … f_K (f_k of layer k at its
+    block, (N, D_{k+1})) and hs with h_1 … h_K laid out like fs (the last block, which would be
+    a[f_K], is unused). The output f_K is the last block of fs."""
     N = x.shape[0]
     K = widths.shape[0] - 1
     w_off, b_off, f_off = _offsets(widths, N)
+    isz = x.itemsize
     for t in prange(nthreads):
         lo, hi = t * N // nthreads, (t + 1) * N // nthreads
-        if hi == lo:
+        m = hi - lo
+        if m == 0:
             continue
         for k in range(K):
             d_in, d_out = widths[k], widths[k + 1]
-            W = theta[w_off[k]:w_off[k] + d_out * d_in].reshape((d_out, d_in))
             b = theta[b_off[k]:b_off[k] + d_out]
-            f = fs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
-            if k == 0:
-                np.dot(x[lo:hi], W.T, f)                                    # Ω_0 x
-            else:
-                d_h = widths[k]
-                h = hs[f_off[k - 1] + lo * d_h:f_off[k - 1] + hi * d_h].reshape((hi - lo, d_h))
-                np.dot(h, W.T, f)                                           # Ω_k h_k
-            hk = hs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
-            for n in range(hi - lo):
+            f = fs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((m, d_out))
+            h = x.ctypes.data + lo * d_in * isz if k == 0 else hs.ctypes.data + (f_off[k - 1] + lo * d_in) * isz
+            gemm(ROW_MAJOR, NO_TRANS, TRANS, m, d_out, d_in, 1.0, h, d_in,          # Ω_k h_k
+                 theta.ctypes.data + w_off[k] * isz, d_in, 0.0, f.ctypes.data, d_out)
+            hk = hs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((m, d_out))
+            for n in range(m):
                 fr = f[n]
                 for j in range(d_out):
-                    fr[j] += b[j]                                           # f_k = β_k + Ω_k h_k
+                    fr[j] += b[j]                                              # f_k = β_k + Ω_k h_k
                 if k < K - 1:
-                    act_row(code, fr, hk[n], p0, p1)                        # h_{k+1} = a[f_k]
+                    act_row(code, fr, hk[n], p0, p1)                           # h_{k+1} = a[f_k]
 
 
 @njit(parallel=True, cache=True)
-def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart, input_grad, nthreads):
+def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart, input_grad, gemm, nthreads):
     """Backward pass from ∂ℓ/∂f_K = dout (N, D_K). Fills dfs with ∂ℓ/∂f_k (laid out like fs),
     accumulates ∂ℓ/∂θ into grad (+=) and returns ∂ℓ/∂x (N, D_0) (empty when not `input_grad`).
-    gpart (nthreads, |θ|) is per-thread workspace."""
+
+    Thread 0 accumulates its rows' parameter gradients straight into grad (gemm with β = 1);
+    threads t > 0 write theirs to gpart[t] ((nthreads, |θ|) workspace), added to grad at the end."""
     N = x.shape[0]
     K = widths.shape[0] - 1
     w_off, b_off, f_off = _offsets(widths, N)
+    isz = x.itemsize
     dx = np.empty((N if input_grad else 0, widths[0]), x.dtype)
     for t in prange(nthreads):
         lo, hi = t * N // nthreads, (t + 1) * N // nthreads
-        g = gpart[t]
-        for k in range(K):                  # the Ω parts are overwritten by np.dot(..., out)
-            g[b_off[k]:b_off[k] + widths[k + 1]] = 0
-        if hi == lo:
-            g[:] = 0
+        m = hi - lo
+        g = grad if t == 0 else gpart[t]
+        beta = 1.0 if t == 0 else 0.0
+        if t > 0:
+            for k in range(K):              # the Ω parts are overwritten by the gemm (β = 0)
+                g[b_off[k]:b_off[k] + widths[k + 1]] = 0
+            if m == 0:
+                g[:] = 0
+        if m == 0:
             continue
         last = widths[K]
-        dfK = dfs[f_off[K - 1] + lo * last:f_off[K - 1] + hi * last].reshape((hi - lo, last))
-        dfK[:] = dout[lo:hi]                                                # ∂ℓ/∂f_K
+        dfK = dfs[f_off[K - 1] + lo * last:f_off[K - 1] + hi * last].reshape((m, last))
+        dfK[:] = dout[lo:hi]                                                   # ∂ℓ/∂f_K
         for k in range(K - 1, -1, -1):
             d_in, d_out = widths[k], widths[k + 1]
-            W = theta[w_off[k]:w_off[k] + d_out * d_in].reshape((d_out, d_in))
-            df = dfs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((hi - lo, d_out))
-            gW = g[w_off[k]:w_off[k] + d_out * d_in].reshape((d_out, d_in))
+            df = dfs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((m, d_out))
+            h = x.ctypes.data + lo * d_in * isz if k == 0 else hs.ctypes.data + (f_off[k - 1] + lo * d_in) * isz
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, d_out, d_in, m, 1.0, df.ctypes.data, d_out, h, d_in,
+                 beta, g.ctypes.data + w_off[k] * isz, d_in)                   # ∂ℓ/∂Ω_k = ∂ℓ/∂f_k h_kᵀ
             gb = g[b_off[k]:b_off[k] + d_out]
-            if k == 0:
-                np.dot(df.T, x[lo:hi], gW)                                  # ∂ℓ/∂Ω_0 = ∂ℓ/∂f_0 xᵀ
-            else:
-                h = hs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
-                np.dot(df.T, h, gW)                                         # ∂ℓ/∂Ω_k = ∂ℓ/∂f_k h_kᵀ
-            for n in range(hi - lo):
-                gb += df[n]                                                 # ∂ℓ/∂β_k = ∂ℓ/∂f_k
+            for n in range(m):
+                gb += df[n]                                                    # ∂ℓ/∂β_k = ∂ℓ/∂f_k
             if k > 0:
-                dprev = dfs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
-                fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((hi - lo, d_in))
-                np.dot(df, W, dprev)                                        # Ω_kᵀ ∂ℓ/∂f_k
-                for n in range(hi - lo):
-                    act_grad_row(code, fprev[n], dprev[n], p0, p1)          # ⊙ a'[f_{k−1}]
+                dprev = dfs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
+                fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, d_in, d_out, 1.0, df.ctypes.data, d_out,
+                     theta.ctypes.data + w_off[k] * isz, d_in, 0.0, dprev.ctypes.data, d_in)  # Ω_kᵀ ∂ℓ/∂f_k
+                for n in range(m):
+                    act_grad_row(code, fprev[n], dprev[n], p0, p1)             # ⊙ a'[f_{k−1}]
             elif input_grad:
-                np.dot(df, W, dx[lo:hi])                                    # ∂ℓ/∂x = Ω_0ᵀ ∂ℓ/∂f_0
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, d_in, d_out, 1.0, df.ctypes.data, d_out,
+                     theta.ctypes.data, d_in, 0.0, dx.ctypes.data + lo * d_in * isz, d_in)  # Ω_0ᵀ ∂ℓ/∂f_0
     P = theta.shape[0]
-    for t in prange(nthreads):                                              # sum the threads' parts
+    for t in prange(nthreads):                                                 # add the other threads' parts
         lo, hi = t * P // nthreads, (t + 1) * P // nthreads
-        for s in range(nthreads):
+        for s in range(1, nthreads):
             gs = gpart[s]
             for i in range(lo, hi):
                 grad[i] += gs[i]
@@ -225,7 +230,8 @@ class MLP(Layer):
         nt = self._buffers_for(x.shape[0])
         self._x = x
         self._has_grads = False
-        parallel_call(mlp_forward, nt, x, self.theta, self.widths, self._code, self._p0, self._p1, self._fs, self._hs)
+        parallel_call(mlp_forward, nt, x, self.theta, self.widths, self._code, self._p0, self._p1, self._fs, self._hs,
+                      gemm_for(self.dtype))
         K = len(self.widths) - 1
         return self._fs[-x.shape[0] * int(self.widths[K]):].reshape(x.shape[0], int(self.widths[K])).copy()
 
@@ -234,7 +240,8 @@ class MLP(Layer):
         dy = self._check_input(dy, name="dy", shape=(self._N, int(self.widths[-1])), finite=False)
         nt = self._buffers_for(self._N)
         dx = parallel_call(mlp_backward, nt, dy, self._x, self.theta, self.grad, self.widths, self._code,
-                           self._p0, self._p1, self._fs, self._hs, self._dfs, self._gpart, input_grad)
+                           self._p0, self._p1, self._fs, self._hs, self._dfs, self._gpart, input_grad,
+                           gemm_for(self.dtype))
         self._has_grads = True
         return dx if input_grad else None
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from engine import gradcheck
 from layers import Linear
+from engine.blas import gemm_for
 from layers import dense as D
 
 HYP = settings(max_examples=15, deadline=None, derandomize=True)
@@ -104,20 +105,20 @@ def test_naive_and_fast_kernels_agree(N, d_in, d_out, rng):
     df = rng.standard_normal((N, d_out)).astype(dtype)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     for nt in (1, 2, 3):                  # more chunks than rows included (N = 1)
-        np.testing.assert_allclose(D.linear_forward(x, W, b, nthreads=nt), D.linear_forward_naive(x, W, b),
+        np.testing.assert_allclose(D.linear_forward(x, W, b, gemm_for(dtype), nthreads=nt), D.linear_forward_naive(x, W, b),
                                    rtol=tol, atol=tol)
     dW0, db0 = rng.standard_normal(W.shape).astype(dtype), rng.standard_normal(d_out).astype(dtype)
     dWn, dbn = dW0.copy(), db0.copy()
     dxn = D.linear_backward_naive(df, x, W, dWn, dbn)                # accumulates onto dW0, db0
     for nt in (1, 2, 3):
         dWf, dbf = dW0.copy(), db0.copy()
-        dxf = D.linear_backward(df, x, W, dWf, dbf, np.empty_like(W), nthreads=nt, input_grad=True)
+        dxf = D.linear_backward(df, x, W, dWf, dbf, True, gemm_for(dtype), nthreads=nt)
         np.testing.assert_allclose(dxf, dxn, rtol=tol, atol=tol)
         np.testing.assert_allclose(dWf, dWn, rtol=tol, atol=tol)
         np.testing.assert_allclose(dbf, dbn, rtol=tol, atol=tol)
         assert dxf.dtype == dWf.dtype == dtype
         dWg, dbg = dW0.copy(), db0.copy()
-        assert D.linear_backward(df, x, W, dWg, dbg, np.empty_like(W), nthreads=nt, input_grad=False).shape[0] == 0
+        assert D.linear_backward(df, x, W, dWg, dbg, False, gemm_for(dtype), nthreads=nt).shape[0] == 0
         np.testing.assert_allclose(dWg, dWn, rtol=tol, atol=tol)
     np.testing.assert_allclose(dWn - dW0, df.T.astype(np.float64) @ x, rtol=1e-4 if dtype == np.float32 else 1e-12)
 
