@@ -7,6 +7,7 @@ from engine import gradcheck
 from layers.im2col import gemm_for
 from layers.conv import (Conv1d, Conv2d, conv1d_backward_naive, conv1d_forward_naive, conv2d_backward,
                          conv2d_backward_naive, conv2d_forward, conv2d_forward_naive, conv_output_size)
+from torchcheck import run_both
 
 # (N, C_in, H, W, C_out, kernel, options): every option named in the issue, with awkward sizes
 CASES_2D = {
@@ -72,14 +73,9 @@ def test_matches_torch_float64(nd, case):
     cls = torch.nn.Conv1d if nd == 1 else torch.nn.Conv2d
     tm = cls(layer.in_channels, layer.out_channels, layer.kernel_size, **opts[-1]).double()
     tm.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
-    y = layer.forward(x)
-    G = np.random.default_rng(1).standard_normal(y.shape)
-    dx = layer.backward(G)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = tm(xt)
-    yt.backward(torch.tensor(G))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-12)
+    y, dx, yt, dxt = run_both(layer, tm, x)
+    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
     np.testing.assert_allclose(layer.weight.grad, tm.weight.grad.numpy(), rtol=0, atol=1e-11)
     if layer.has_bias:
         np.testing.assert_allclose(layer.bias.grad, tm.bias.grad.numpy(), rtol=0, atol=1e-11)

@@ -6,6 +6,7 @@ import pytest
 from engine import gradcheck
 from layers.dropout import Dropout
 from layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from torchcheck import run_both
 
 BN_CASES = {
     "bn1d_NC": (BatchNorm1d, 3, (4, 3), {}),
@@ -78,14 +79,9 @@ def test_bn_matches_torch_float64(case):
         np.testing.assert_allclose(sd[k], tsd[k].numpy(), rtol=1e-13, atol=1e-14)
     # eval mode
     tm.eval()
-    y = layer.forward(x, train=False)
-    G = rng.standard_normal(y.shape)
-    dx = layer.backward(G)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = tm(xt)
-    yt.backward(torch.tensor(G))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-12)
+    y, dx, yt, dxt = run_both(layer, tm, x, G=rng.standard_normal(x.shape), train=False)
+    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
 
 
 def test_bn_state_dict_names_and_load_from_torch():
@@ -177,14 +173,9 @@ def test_ln_matches_torch_float64(case):
     layer, x = make_ln(case)
     tm = torch.nn.LayerNorm(ns, **kw).double()
     tm.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
-    y = layer.forward(x)
-    G = np.random.default_rng(1).standard_normal(y.shape)
-    dx = layer.backward(G)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = tm(xt)
-    yt.backward(torch.tensor(G))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-12)
+    y, dx, yt, dxt = run_both(layer, tm, x)
+    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
     for n, p in layer.named_parameters():
         np.testing.assert_allclose(p.grad, dict(tm.named_parameters())[n].grad.numpy(), rtol=0, atol=1e-12)
 
