@@ -17,10 +17,9 @@ Storage: all Ω_k, β_k live in one flat vector θ (layer by layer: Ω_0, β_0, 
 kernels take one array; `weight`/`bias` Parameters are views into it. The f_k, h_k and ∂ℓ/∂f_k
 of a batch live in flat buffers reused from step to step.
 
-Speed: each of `nthreads` threads runs the whole forward (and backward) for its own block of
-rows, calling BLAS's gemm on one thread (engine.blas); thread 0 accumulates its parameter
-gradients in place (β = 1), the others into a per-thread buffer summed at the end
-(PERFORMANCE.md lessons 1 and 5).
+Speed: the forward and the ∂ℓ/∂f recursion run each thread on its own block of the batch;
+the parameter gradients run each thread on its own block of Ω_k's rows, accumulated in place by
+BLAS's gemm with β = 1 (engine.blas; BLAS on one thread, PERFORMANCE.md lessons 1 and 5).
 """
 import numpy as np
 from numba import njit, prange
@@ -83,58 +82,53 @@ def mlp_forward(x, theta, widths, code, p0, p1, fs, hs, gemm, nthreads):
 
 
 @njit(parallel=True, cache=True)
-def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, gpart, input_grad, gemm, nthreads):
+def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, input_grad, gemm, nthreads):
     """Backward pass from ∂ℓ/∂f_K = dout (N, D_K). Fills dfs with ∂ℓ/∂f_k (laid out like fs),
     accumulates ∂ℓ/∂θ into grad (+=) and returns ∂ℓ/∂x (N, D_0) (empty when not `input_grad`).
 
-    Thread 0 accumulates its rows' parameter gradients straight into grad (gemm with β = 1);
-    threads t > 0 write theirs to gpart[t] ((nthreads, |θ|) workspace), added to grad at the end."""
+    Two parallel phases: (1) the recursion ∂ℓ/∂f_{k−1} = a'[f_{k−1}] ⊙ Ω_kᵀ ∂ℓ/∂f_k runs over
+    blocks of the batch (rows are independent); (2) ∂ℓ/∂Ω_k = Σ_n ∂ℓ/∂f_k h_kᵀ and ∂ℓ/∂β_k run
+    over blocks of Ω_k's rows, each one gemm with β = 1 straight into grad (no thread writes
+    another's rows, so there is nothing to reduce)."""
     N = x.shape[0]
     K = widths.shape[0] - 1
     w_off, b_off, f_off = _offsets(widths, N)
     isz = x.itemsize
     dx = np.empty((N if input_grad else 0, widths[0]), x.dtype)
-    for t in prange(nthreads):
+    last = widths[K]
+    for t in prange(nthreads):                                                 # 1. over the batch
         lo, hi = t * N // nthreads, (t + 1) * N // nthreads
         m = hi - lo
-        g = grad if t == 0 else gpart[t]
-        beta = 1.0 if t == 0 else 0.0
-        if t > 0:
-            for k in range(K):              # the Ω parts are overwritten by the gemm (β = 0)
-                g[b_off[k]:b_off[k] + widths[k + 1]] = 0
-            if m == 0:
-                g[:] = 0
         if m == 0:
             continue
-        last = widths[K]
         dfK = dfs[f_off[K - 1] + lo * last:f_off[K - 1] + hi * last].reshape((m, last))
         dfK[:] = dout[lo:hi]                                                   # ∂ℓ/∂f_K
-        for k in range(K - 1, -1, -1):
+        for k in range(K - 1, 0, -1):
             d_in, d_out = widths[k], widths[k + 1]
-            df = dfs[f_off[k] + lo * d_out:f_off[k] + hi * d_out].reshape((m, d_out))
-            h = x.ctypes.data + lo * d_in * isz if k == 0 else hs.ctypes.data + (f_off[k - 1] + lo * d_in) * isz
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, d_out, d_in, m, 1.0, df.ctypes.data, d_out, h, d_in,
-                 beta, g.ctypes.data + w_off[k] * isz, d_in)                   # ∂ℓ/∂Ω_k = ∂ℓ/∂f_k h_kᵀ
-            gb = g[b_off[k]:b_off[k] + d_out]
+            df = dfs[f_off[k] + lo * d_out:f_off[k] + hi * d_out]
+            dprev = dfs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
+            fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, d_in, d_out, 1.0, df.ctypes.data, d_out,
+                 theta.ctypes.data + w_off[k] * isz, d_in, 0.0, dprev.ctypes.data, d_in)  # Ω_kᵀ ∂ℓ/∂f_k
             for n in range(m):
-                gb += df[n]                                                    # ∂ℓ/∂β_k = ∂ℓ/∂f_k
-            if k > 0:
-                dprev = dfs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
-                fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, d_in, d_out, 1.0, df.ctypes.data, d_out,
-                     theta.ctypes.data + w_off[k] * isz, d_in, 0.0, dprev.ctypes.data, d_in)  # Ω_kᵀ ∂ℓ/∂f_k
-                for n in range(m):
-                    act_grad_row(code, fprev[n], dprev[n], p0, p1)             # ⊙ a'[f_{k−1}]
-            elif input_grad:
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, d_in, d_out, 1.0, df.ctypes.data, d_out,
-                     theta.ctypes.data, d_in, 0.0, dx.ctypes.data + lo * d_in * isz, d_in)  # Ω_0ᵀ ∂ℓ/∂f_0
-    P = theta.shape[0]
-    for t in prange(nthreads):                                                 # add the other threads' parts
-        lo, hi = t * P // nthreads, (t + 1) * P // nthreads
-        for s in range(1, nthreads):
-            gs = gpart[s]
-            for i in range(lo, hi):
-                grad[i] += gs[i]
+                act_grad_row(code, fprev[n], dprev[n], p0, p1)                 # ⊙ a'[f_{k−1}]
+        if input_grad:
+            df0 = dfs[lo * widths[1]:hi * widths[1]]
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, widths[0], widths[1], 1.0, df0.ctypes.data, widths[1],
+                 theta.ctypes.data, widths[0], 0.0, dx.ctypes.data + lo * widths[0] * isz, widths[0])  # Ω_0ᵀ ∂ℓ/∂f_0
+    for t in prange(nthreads):                                                 # 2. over rows of Ω_k
+        for k in range(K):
+            d_in, d_out = widths[k], widths[k + 1]
+            lo, hi = t * d_out // nthreads, (t + 1) * d_out // nthreads
+            if hi == lo:
+                continue
+            df = dfs[f_off[k]:f_off[k] + N * d_out].reshape((N, d_out))
+            h = x.ctypes.data + 0 * isz if k == 0 else hs.ctypes.data + f_off[k - 1] * isz
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, hi - lo, d_in, N, 1.0, df.ctypes.data + lo * isz, d_out,
+                 h, d_in, 1.0, grad.ctypes.data + (w_off[k] + lo * d_in) * isz, d_in)  # ∂ℓ/∂Ω_k += ∂ℓ/∂f_kᵀ h_k
+            gb = grad[b_off[k] + lo:b_off[k] + hi]
+            for n in range(N):
+                gb += df[n, lo:hi]                                             # ∂ℓ/∂β_k += Σ_n ∂ℓ/∂f_k
     return dx
 
 
@@ -210,10 +204,7 @@ class MLP(Layer):
             self._hs = np.empty(total, self.dtype)
             self._dfs = np.empty(total, self.dtype)
             self._N = N
-        nt = chunks_for(N, row_cost=int(self.theta.size))
-        if getattr(self, "_gpart", None) is None or self._gpart.shape[0] < nt:
-            self._gpart = np.empty((nt, self.theta.size), self.dtype)
-        return nt
+        return chunks_for(N, row_cost=int(self.theta.size))
 
     def _blocks(self, buf, count):
         out, q = [], 0
@@ -240,8 +231,7 @@ class MLP(Layer):
         dy = self._check_input(dy, name="dy", shape=(self._N, int(self.widths[-1])), finite=False)
         nt = self._buffers_for(self._N)
         dx = parallel_call(mlp_backward, nt, dy, self._x, self.theta, self.grad, self.widths, self._code,
-                           self._p0, self._p1, self._fs, self._hs, self._dfs, self._gpart, input_grad,
-                           gemm_for(self.dtype))
+                           self._p0, self._p1, self._fs, self._hs, self._dfs, input_grad, gemm_for(self.dtype))
         self._has_grads = True
         return dx if input_grad else None
 
