@@ -107,10 +107,10 @@ def first_run_rows():
     with tempfile.TemporaryDirectory() as d:
         cold = first_step_seconds(d)
         warm = first_step_seconds(d)
-    return [{"group": "dense", "case": "first MLP step in a new process, empty Numba cache (s)",
+    return [{"group": "dense", "case": "first MLP step in a new process (import + compile), empty Numba cache",
              "engine_ms": cold * 1e3, "engine_range": (cold * 1e3, cold * 1e3), "peer": None,
              "peer_ms": None, "ratio": None},
-            {"group": "dense", "case": "first MLP step in a new process, warm Numba cache (s)",
+            {"group": "dense", "case": "first MLP step in a new process (import + cache load), warm Numba cache",
              "engine_ms": warm * 1e3, "engine_range": (warm * 1e3, warm * 1e3), "peer": None,
              "peer_ms": None, "ratio": None}]
 

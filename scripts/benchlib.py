@@ -68,6 +68,16 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def quality(r):
+    """KL divergence and trustworthiness, engine vs peer, for rows that carry them (t-SNE)."""
+    parts = []
+    for key, name in (("kl", "KL"), ("trust", "trust.")):
+        if r.get(f"{key}_engine") is not None:
+            peer = f" vs {r[key + '_peer']:.4f}" if r.get(f"{key}_peer") is not None else ""
+            parts.append(f"{name} {r[key + '_engine']:.4f}{peer}")
+    return "; ".join(parts) or "–"
+
+
 def markdown_table(rows, date, machine):
     """The README's benchmark table: one line per row, ms median [range], ratio to the peer."""
     head = (f"Measured {date} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), "
@@ -75,11 +85,11 @@ def markdown_table(rows, date, machine):
             + (f", torch {machine['torch']}" if "torch" in machine else "") + ".\n"
             "Ratio = engine / peer, both timed in the same process and run, same thread count; "
             "below 1 the engine is faster. Times are medians [min–max] in ms.\n\n")
-    lines = ["| group | case | engine ms | peer | peer ms | ratio |", "|---|---|---|---|---|---|"]
+    lines = ["| group | case | engine ms | peer | peer ms | ratio | quality |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         e = f"{r['engine_ms']:.2f} [{r['engine_range'][0]:.2f}–{r['engine_range'][1]:.2f}]"
         p = (f"{r['peer_ms']:.2f}" + (f" [{r['peer_range'][0]:.2f}–{r['peer_range'][1]:.2f}]" if r.get("peer_range") else "")
              if r.get("peer_ms") is not None else "–")
         ratio = f"**{r['ratio']:.2f}**" if r.get("ratio") is not None else "–"
-        lines.append(f"| {r['group']} | {r['case']} | {e} | {r.get('peer') or '–'} | {p} | {ratio} |")
+        lines.append(f"| {r['group']} | {r['case']} | {e} | {r.get('peer') or '–'} | {p} | {ratio} | {quality(r)} |")
     return head + "\n".join(lines) + "\n"
