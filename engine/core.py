@@ -43,6 +43,8 @@ class Layer:
 
     Contract: ``forward(x, train=True) -> y``; ``backward(dy, input_grad=True) -> dx`` (None when
     ``input_grad`` is False: the first layer of a model need not compute the gradient of the data).
+    A layer keeps a reference to its input (not a copy) for the backward: do not change x in
+    place between forward and backward.
     """
 
     dtype = np.float64

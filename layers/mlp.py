@@ -137,7 +137,8 @@ class MLP(Layer):
     a linear output f_K.
 
     After `forward`, `preactivations` holds [f_0 … f_K] and `activations` [h_1 … h_K]; after
-    `backward`, `preactivation_grads` holds [∂ℓ/∂f_0 … ∂ℓ/∂f_K] (read-only views, batch first).
+    `backward`, `preactivation_grads` holds [∂ℓ/∂f_0 … ∂ℓ/∂f_K] (read-only views, batch first,
+    of buffers the next forward/backward overwrites: copy them to keep them across steps).
     Parameters are named as the equivalent torch.nn.Sequential(Linear, act, Linear, …):
     "0.weight", "0.bias", "2.weight", … so weights copy across either way.
     """
