@@ -37,6 +37,14 @@ _MAX_DEPTH = 40  # cells 2^-40 of the map's extent; deeper only for coincident p
 
 
 @njit(cache=True)
+def _grown(a, cap):
+    """A copy of `a` with room for `cap` entries along axis 0 (the tree's arrays double when full)."""
+    b = np.empty((cap,) + a.shape[1:], a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True)
 def build_tree(Y, leaf_size):
     """Build the 2^d-ary tree of the rows of Y (N, d), d in {1, 2, 3}, top-down.
 
@@ -102,23 +110,9 @@ def build_tree(Y, leaf_size):
         w = s_w[sp]
         c = s_c[sp].copy()
         if M == cap:  # grow the node arrays
-            cap2 = 2 * cap
-            start2 = np.empty(cap2, np.int64)
-            start2[:cap] = start
-            start = start2
-            end2 = np.empty(cap2, np.int64)
-            end2[:cap] = end
-            end = end2
-            parent2 = np.empty(cap2, np.int64)
-            parent2[:cap] = parent
-            parent = parent2
-            wid2 = np.empty(cap2)
-            wid2[:cap] = wid
-            wid = wid2
-            leaf2 = np.empty(cap2, np.bool_)
-            leaf2[:cap] = leaf
-            leaf = leaf2
-            cap = cap2
+            cap = 2 * cap
+            start, end, parent = _grown(start, cap), _grown(end, cap), _grown(parent, cap)
+            wid, leaf = _grown(wid, cap), _grown(leaf, cap)
         n = M
         M += 1
         start[n] = a
@@ -312,20 +306,8 @@ def build_quadtree(Y, leaf_size):
         c1 = s_f[sp, 1]
         w = s_f[sp, 2]
         if M == cap:
-            cap2 = 2 * cap
-            ni2 = np.empty((cap2, 3), np.int64)
-            ni2[:cap] = ni
-            ni = ni2
-            parent2 = np.empty(cap2, np.int64)
-            parent2[:cap] = parent
-            parent = parent2
-            wid2 = np.empty(cap2)
-            wid2[:cap] = wid
-            wid = wid2
-            isleaf2 = np.empty(cap2, np.bool_)
-            isleaf2[:cap] = isleaf
-            isleaf = isleaf2
-            cap = cap2
+            cap = 2 * cap
+            ni, parent, wid, isleaf = _grown(ni, cap), _grown(parent, cap), _grown(wid, cap), _grown(isleaf, cap)
         n = M
         M += 1
         ni[n, 0] = a
