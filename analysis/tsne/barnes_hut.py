@@ -37,6 +37,26 @@ _MAX_DEPTH = 40  # cells 2^-40 of the map's extent; deeper only for coincident p
 
 
 @njit(cache=True)
+def _sort_by_code(perm, codes, a, b, n_codes, counts, offs, tmp):
+    """Stable counting sort of perm[a:b] by codes[a:b] (a point's sub-cell, 0 … n_codes − 1).
+    Afterwards sub-cell q holds perm[offs[q]:offs[q + 1]]. counts, tmp: scratch."""
+    for q in range(n_codes):
+        counts[q] = 0
+    for p in range(a, b):
+        counts[codes[p]] += 1
+    offs[0] = a
+    for q in range(n_codes):
+        offs[q + 1] = offs[q] + counts[q]
+        counts[q] = offs[q]
+    for p in range(a, b):
+        code = codes[p]
+        tmp[counts[code]] = perm[p]
+        counts[code] += 1
+    for p in range(a, b):
+        perm[p] = tmp[p]
+
+
+@njit(cache=True)
 def _grown(a, cap):
     """A copy of `a` with room for `cap` entries along axis 0 (the tree's arrays double when full)."""
     b = np.empty((cap,) + a.shape[1:], a.dtype)
@@ -123,28 +143,14 @@ def build_tree(Y, leaf_size):
             leaf[n] = True
             continue
         leaf[n] = False
-        # partition perm[a:b] by sub-cell (counting sort, stable)
-        for q in range(nch):
-            counts[q] = 0
-        for p in range(a, b):
+        for p in range(a, b):                   # the sub-cell of each point
             i = perm[p]
             code = 0
             for d in range(dim):
                 if Y[i, d] >= c[d]:
                     code |= 1 << d
             codes[p] = code
-            counts[code] += 1
-        offs[0] = a
-        for q in range(nch):
-            offs[q + 1] = offs[q] + counts[q]
-        for q in range(nch):
-            counts[q] = offs[q]
-        for p in range(a, b):
-            code = codes[p]
-            tmp[counts[code]] = perm[p]
-            counts[code] += 1
-        for p in range(a, b):
-            perm[p] = tmp[p]
+        _sort_by_code(perm, codes, a, b, nch, counts, offs, tmp)
         # push non-empty children, last first, so that they are popped (numbered) in order
         for q in range(nch - 1, -1, -1):
             if offs[q + 1] > offs[q]:
@@ -318,23 +324,10 @@ def build_quadtree(Y, leaf_size):
             isleaf[n] = True
             continue
         isleaf[n] = False
-        for q in range(4):
-            fill[q] = 0
-        for p in range(a, b):
+        for p in range(a, b):                   # the quadrant of each point
             i = perm[p]
-            code = (1 if Y[i, 0] >= c0 else 0) + (2 if Y[i, 1] >= c1 else 0)
-            codes[p] = code
-            fill[code] += 1
-        offs[0] = a
-        for q in range(4):
-            offs[q + 1] = offs[q] + fill[q]
-            fill[q] = offs[q]
-        for p in range(a, b):
-            code = codes[p]
-            tmp[fill[code]] = perm[p]
-            fill[code] += 1
-        for p in range(a, b):
-            perm[p] = tmp[p]
+            codes[p] = (1 if Y[i, 0] >= c0 else 0) + (2 if Y[i, 1] >= c1 else 0)
+        _sort_by_code(perm, codes, a, b, 4, fill, offs, tmp)
         h = 0.25 * w
         for q in range(3, -1, -1):
             if offs[q + 1] > offs[q]:
