@@ -329,6 +329,20 @@ ROSENBROCK_SLOW = ("SGD", "Adagrad")
 NEIGHBOURHOOD = 0.1
 
 
+def _paths_panel(ax, f, xgrid, ygrid, levels, paths, lrs, dist, dist_fmt, minimum, title):
+    """Contours of f over the grid, one optimizer path per entry of `paths`, the minimum as a star."""
+    X, Y = np.meshgrid(np.linspace(*xgrid), np.linspace(*ygrid))
+    ax.contour(X, Y, f((X, Y)), levels=levels, cmap="Greys", linewidths=0.7)
+    for k, (name, path) in enumerate(paths.items()):
+        ax.plot(path[:, 0], path[:, 1], "-", color=f"C{k}", lw=1.3,
+                label=f"{name} (lr {lrs[name]:g}): |θ − θ*| = {dist[name]:{dist_fmt}}")
+    ax.plot(*minimum, "k*", ms=12)
+    ax.set_title(title)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=7, loc="lower right")
+
+
 @figure("optimizers", source="004 §3.4, 003 §1.3.9–1.3.10",
         caption="Engine optimizers on an ill-conditioned valley ({valley_steps} steps) and on "
                 "Rosenbrock's function ({rosen_steps} steps), gradients by hand. All reach "
@@ -347,35 +361,15 @@ def optimizers(quick=False):
     rdist = {k: float(np.linalg.norm(p[-1] - 1)) for k, p in rpaths.items()}
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
-    ax = axes[0]
-    gx, gy = np.linspace(-10, 2, 200), np.linspace(-3, 3, 120)
-    X, Y = np.meshgrid(gx, gy)
-    ax.contour(X, Y, valley((X, Y)), levels=np.geomspace(0.01, 12, 14), cmap="Greys",
-               linewidths=0.7)
-    for k, (name, path) in enumerate(vpaths.items()):
-        ax.plot(path[:, 0], path[:, 1], "-", color=f"C{k}", lw=1.3,
-                label=f"{name} (lr {OPTIMIZERS[name][1]:g}): |θ − θ*| = {vdist[name]:.0e}")
-    ax.plot(0, 0, "k*", ms=12)
-    ax.set_title(f"Ill-conditioned valley ½(0.1 x² + 2 y²), {valley_steps} steps")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.legend(fontsize=7, loc="lower right")
-    ax = axes[1]
-    gx, gy = np.linspace(-2, 2, 240), np.linspace(-1, 3, 240)
-    X, Y = np.meshgrid(gx, gy)
-    ax.contour(X, Y, rosenbrock((X, Y)), levels=np.geomspace(0.5, 2000, 16), cmap="Greys",
-               linewidths=0.7)
-    for k, (name, path) in enumerate(rpaths.items()):
-        ax.plot(path[:, 0], path[:, 1], "-", color=f"C{k}", lw=1.3,
-                label=f"{name} (lr {OPTIMIZERS[name][2]:g}): |θ − θ*| = {rdist[name]:.1e}")
-    ax.plot(1, 1, "k*", ms=12)
-    ax.plot(*rstart, "ko", ms=5)
-    ax.set_xlim(-2, 2)
-    ax.set_ylim(-1, 3)
-    ax.set_title(f"Rosenbrock (1 − x)² + 100 (y − x²)², {rosen_steps} steps")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.legend(fontsize=7, loc="lower right")
+    _paths_panel(axes[0], valley, (-10, 2, 200), (-3, 3, 120), np.geomspace(0.01, 12, 14), vpaths,
+                 {k: OPTIMIZERS[k][1] for k in vpaths}, vdist, ".0e", (0, 0),
+                 f"Ill-conditioned valley ½(0.1 x² + 2 y²), {valley_steps} steps")
+    _paths_panel(axes[1], rosenbrock, (-2, 2, 240), (-1, 3, 240), np.geomspace(0.5, 2000, 16), rpaths,
+                 {k: OPTIMIZERS[k][2] for k in rpaths}, rdist, ".1e", (1, 1),
+                 f"Rosenbrock (1 − x)² + 100 (y − x²)², {rosen_steps} steps")
+    axes[1].plot(*rstart, "ko", ms=5)
+    axes[1].set_xlim(-2, 2)
+    axes[1].set_ylim(-1, 3)
     fig.tight_layout()
     data = {"valley_paths": vpaths, "rosenbrock_paths": rpaths, "valley_dist": vdist,
             "rosen_dist": rdist, "valley_steps": valley_steps, "rosen_steps": rosen_steps,
