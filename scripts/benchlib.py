@@ -22,18 +22,30 @@ def timeit(fn, repeats=30, warmup=3, min_seconds=0.0):
     return float(np.median(times)), (float(np.min(times)), float(np.max(times)))
 
 
-def interleaved(fns, repeats=30, warmup=3):
-    """Time several functions in alternation (so machine noise hits them alike).
-    Returns {name: (median_ms, (min_ms, max_ms))}."""
+def interleaved(fns, repeats=30, warmup=3, block=5, rest=0.05):
+    """Time several functions in alternation (so machine noise hits them alike), in blocks:
+    `block` timed calls of one function, then the next, until each has `repeats` timings.
+    Returns {name: (median_ms, (min_ms, max_ms))}.
+
+    Why blocks and a rest: the engine's Numba threads and PyTorch's OpenMP threads both spin for
+    about 10 ms after each parallel region before they sleep (measured 2026-11-21: ~12 ms of CPU
+    time during a sleep right after one call). Alternating call by call therefore runs each
+    function on a 2-core machine against the other runtime's spinning threads, a cost no training
+    loop using one framework pays. Before each block: `rest` seconds of sleep (the other runtime's
+    threads go quiet), then one untimed call (this function's own threads are awake, as in a loop).
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
-    for _ in range(repeats):
+    while any(len(v) < repeats for v in times.values()):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            time.sleep(rest)
             fn()
-            times[k].append((time.perf_counter() - t) * 1e3)
+            for _ in range(min(block, repeats - len(times[k]))):
+                t = time.perf_counter()
+                fn()
+                times[k].append((time.perf_counter() - t) * 1e3)
     return {k: (float(np.median(v)), (float(np.min(v)), float(np.max(v)))) for k, v in times.items()}
 
 

@@ -33,3 +33,17 @@ def test_benchmark_quick_writes_json(tmp_path):
     data = json.loads(path.read_text())
     assert data["machine"]["cores"] >= 1 and data["rows"]
     assert all(r["engine_ms"] > 0 for r in data["rows"])
+
+
+def test_interleaved_times_each_function_in_blocks_with_a_rest():
+    from benchlib import interleaved
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    res = interleaved(fns, repeats=7, warmup=1, block=3, rest=0.0)
+    assert set(res) == {"a", "b"}
+    for median, (lo, hi) in res.values():
+        assert 0 <= lo <= median <= hi
+    # warmups, then per block one untimed call and up to 3 timed ones, alternating a and b
+    assert calls[:2] == ["a", "b"]
+    assert calls[2:6] == ["a"] * 4 and calls[6:10] == ["b"] * 4
+    assert calls.count("a") == calls.count("b") == 1 + 3 + 7
