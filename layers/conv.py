@@ -34,8 +34,8 @@ from engine.core import Layer, Parameter
 from engine.threads import FASTMATH, chunks_for, pool
 
 from .dense import default_uniform
-from .im2col import (NO_TRANS, ROW_MAJOR, TRANS, col2im, col2im_gather, gather_map, gemm_for, im2col,
-                     im2col_gather)
+from .im2col import (GATHER, NO_TRANS, ROW_MAJOR, ROWS, SEGMENTS, TRANS, col2im, col2im_gather, col2im_rows,
+                     gather_map, gemm_for, im2col, im2col_gather, im2col_rows, pad_into, padded_size, rows_slack)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,28 +144,54 @@ def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
 # ---------------------------------------------------------------------------------------------
 # fast kernels: per-sample im2col + GEMM, batch split over threads
 # ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _grid(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, rows):
+    """(Hp, Wp, Wg): the padded sample's size and the width of the output grid the GEMMs compute
+    on: Wp for the padded-width grid of im2col_rows (`rows`), else OW (the grid is the output)."""
+    Hp, Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+    return Hp, Wp, Wp if rows else OW
+
+
+@njit(cache=True)
+def _im2col_sample(path, x, cols, xp, idx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp):
+    """Column matrix of one sample by the chosen path (cols: that sample's block of columns)."""
+    if path == ROWS:
+        pad_into(x, xp, pt, pl, Hp, Wp)
+        im2col_rows(xp, cols, x.shape[0], KH, KW, dh, dw, Hp, Wp, OH)
+    elif path == GATHER:
+        im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp)
+    else:
+        im2col(x, cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+
+
 @njit(parallel=True, cache=True)
 def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, zs, nthreads, gemm,
-                   gather=False):
+                   path=SEGMENTS):
     """z_n = Ω_g cols_g(x_n) + β for each sample n and group g, where cols = im2col(x_n).
 
     x (N, C_in, H, W); wm = ω reshaped (C_out, C_g·KH·KW); b (C_out,);
-    ws (nthreads, C_in·KH·KW, S·OH·OW), zs (nthreads, C_out, S·OH·OW): per-thread workspaces.
+    ws (nthreads, C_in·KH·KW, S·Q), zs (nthreads, C_out, S·Q): per-thread workspaces, Q = OH·Wg
+    columns per sample (Wg = OW, or the padded width on the ROWS path, see `_grid`).
     Each thread takes S samples at a time side by side in its column matrix, so that one GEMM
-    covers S·OH·OW output positions (small images make per-sample products too small to be fast);
-    gemm: the CBLAS gemm for x's dtype (layers.im2col.gemm_for);
-    gather: im2col by an index map (faster for small images, see im2col.py).
+    covers S·Q output positions (small images make per-sample products too small to be fast);
+    gemm: the CBLAS gemm for x's dtype (engine.blas.gemm_for);
+    path: how im2col is done: SEGMENTS, GATHER or ROWS (stride 1 only; see im2col.py).
     Returns z (N, C_out, OH·OW)."""
-    N = x.shape[0]
+    N, C = x.shape[0], x.shape[1]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
+    Hp, Wp, Wg = _grid(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
+    Q = OH * Wg
     SP = ws.shape[2]
-    S = SP // P
+    S = SP // Q
+    if S < 1:
+        raise ValueError("ws: the workspace must hold at least one sample's grid columns")
+    R, L = (1, P) if Wg == OW else (OH, OW)      # the grid as R rows of L kept columns
     z = np.empty((N, C_out, P), x.dtype)
     isz = x.itemsize
-    idx, Hp, Wp = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if gather else 0, OW)
-    xps = np.empty((nthreads, x.shape[1] * Hp * Wp if gather else 0), x.dtype)
+    idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if path == GATHER else 0, OW)[0]
+    xps = np.zeros((nthreads, C * Hp * Wp + rows_slack(KW, dw) if path != SEGMENTS else 0), x.dtype)
     for t in prange(nthreads):
         cols = ws[t]
         zt = zs[t]
@@ -173,45 +199,51 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
         while n < hi:
             m = min(S, hi - n)
             for s in range(m):
-                if gather:
-                    im2col_gather(x[n + s], cols[:, s * P:(s + 1) * P], xps[t], idx, pt, pl, Hp, Wp)
-                else:
-                    im2col(x[n + s], cols[:, s * P:(s + 1) * P], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-            for g in range(groups):     # z_g (O_g, m·P) = Ω_g (O_g, Kg) @ cols_g (Kg, m·P)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * P, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                _im2col_sample(path, x[n + s], cols[:, s * Q:(s + 1) * Q], xps[t], idx,
+                               KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
+            for g in range(groups):     # z_g (O_g, m·Q) = Ω_g (O_g, Kg) @ cols_g (Kg, m·Q)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * Q, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
                      cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, zt.ctypes.data + g * O_g * SP * isz, SP)
             for s in range(m):
                 for o in range(C_out):
                     bo = b[o]
-                    zr = z[n + s, o]
-                    src = zt[o, s * P:(s + 1) * P]
-                    for q in range(P):
-                        zr[q] = src[q] + bo
+                    for i in range(R):
+                        zr = z[n + s, o, i * L:(i + 1) * L]
+                        src = zt[o, s * Q + i * Wg:s * Q + i * Wg + L]
+                        for q in range(L):
+                            zr[q] = src[q] + bo
             n += m
     return z
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW,
-                    ws, zs, dws, nthreads, input_grad, gemm, gather=False, gather_c2i=False):
+                    ws, zs, dws, nthreads, input_grad, gemm, path=SEGMENTS, path_c2i=SEGMENTS):
     """Given ∂ℓ/∂z (N, C_out, OH·OW), per sample n and group g, with cols = im2col(x_n)
     (recomputed, not stored):
         ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ,   ∂ℓ/∂β += Σ_p ∂ℓ/∂z_n,   ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}),
-    S samples at a time side by side as in conv2d_forward (ws, zs the same workspaces).
+    S samples at a time side by side as in conv2d_forward (ws, zs the same workspaces; on the
+    ROWS grid ∂ℓ/∂z is laid out with zeros in the discarded columns).
     Parameter gradients accumulate into dwm (C_out, C_g·KH·KW) and db (C_out,) through per-thread
     buffers dws (nthreads, C_out, C_g·KH·KW + 1). Returns ∂ℓ/∂x (N, C_in, H, W), or an empty array
-    when not `input_grad`. gather / gather_c2i: im2col / col2im by an index map (see im2col.py)."""
-    N = x.shape[0]
+    when not `input_grad`. path / path_c2i: how im2col / col2im are done (ROWS for both or neither)."""
+    N, C = x.shape[0], x.shape[1]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
+    Hp, Wp, Wg = _grid(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
+    Q = OH * Wg
     SP = ws.shape[2]
-    S = SP // P
+    S = SP // Q
+    if S < 1:
+        raise ValueError("ws: the workspace must hold at least one sample's grid columns")
+    R, L = (1, P) if Wg == OW else (OH, OW)
     isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
-    g_any = gather or gather_c2i
-    idx, Hp, Wp = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if g_any else 0, OW)
-    xps = np.empty((nthreads, x.shape[1] * Hp * Wp if g_any else 0), x.dtype)
+    any_gather = path == GATHER or path_c2i == GATHER
+    idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if any_gather else 0, OW)[0]
+    xps = np.zeros((nthreads, 2, C * Hp * Wp + rows_slack(KW, dw) if path != SEGMENTS or path_c2i != SEGMENTS else 0),
+                   x.dtype)           # per thread: the padded sample, and the padded ∂ℓ/∂x of col2im
     for t in prange(nthreads):
         cols = ws[t]
         zt = zs[t]
@@ -221,26 +253,29 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
         while n < hi:
             m = min(S, hi - n)
             for s in range(m):
-                if gather:
-                    im2col_gather(x[n + s], cols[:, s * P:(s + 1) * P], xps[t], idx, pt, pl, Hp, Wp)
-                else:
-                    im2col(x[n + s], cols[:, s * P:(s + 1) * P], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+                _im2col_sample(path, x[n + s], cols[:, s * Q:(s + 1) * Q], xps[t, 0], idx,
+                               KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
                 for o in range(C_out):
-                    zt[o, s * P:(s + 1) * P] = dz[n + s, o]
-            for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_g (O_g, m·P) @ cols_gᵀ
-                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * P, 1.0, zt.ctypes.data + g * O_g * SP * isz, SP,
+                    for i in range(R):
+                        zt[o, s * Q + i * Wg:s * Q + i * Wg + L] = dz[n + s, o, i * L:(i + 1) * L]
+                        zt[o, s * Q + i * Wg + L:s * Q + (i + 1) * Wg] = 0
+            for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_g (O_g, m·Q) @ cols_gᵀ
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * Q, 1.0, zt.ctypes.data + g * O_g * SP * isz, SP,
                      cols.ctypes.data + g * Kg * SP * isz, SP, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
             for o in range(C_out):
-                acc[o, Kg] += zt[o, :m * P].sum()
-            if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, m·P) = Ω_gᵀ @ ∂ℓ/∂z_g
+                acc[o, Kg] += zt[o, :m * Q].sum()
+            if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, m·Q) = Ω_gᵀ @ ∂ℓ/∂z_g
                 for g in range(groups):
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * P, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * Q, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
                          zt.ctypes.data + g * O_g * SP * isz, SP, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
                 for s in range(m):
-                    if gather_c2i:
-                        col2im_gather(cols[:, s * P:(s + 1) * P], dx[n + s], xps[t], idx, pt, pl, Hp, Wp)
+                    dcols = cols[:, s * Q:(s + 1) * Q]
+                    if path_c2i == ROWS:
+                        col2im_rows(dcols, xps[t, 1], dx[n + s], pt, pl, KH, KW, dh, dw, Hp, Wp, OH)
+                    elif path_c2i == GATHER:
+                        col2im_gather(dcols, dx[n + s], xps[t, 1], idx, pt, pl, Hp, Wp)
                     else:
-                        col2im(cols[:, s * P:(s + 1) * P], dx[n + s], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+                        col2im(dcols, dx[n + s], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
             n += m
     for t in range(nthreads):
         dwm += dws[t, :, :Kg]
@@ -254,6 +289,9 @@ GEMM_COLUMNS = 2048
 #: loops; measured 2026-11-21 on 3×3 convolutions of 4- to 28-pixel images)
 GATHER_BELOW_OW = 32
 GATHER_COL2IM_BELOW_OW = 12
+#: stride-1 convolutions use the padded-width grid (im2col_rows) when it adds at most this
+#: fraction of GEMM columns (Wp / OW − 1)
+ROWS_MAX_WASTE = 0.25
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,10 +385,19 @@ class _ConvNd(Layer):
         """Threads for a batch of N samples: one chunk per sample at least, and enough work each."""
         return chunks_for(N, min_rows=1, row_cost=self.weight.value.size * P)
 
-    def _workspace(self, N, C, KH, KW, P, nt):
+    def _paths(self, H, W, OH, OW):
+        """(im2col path, col2im path, Q = columns per sample of the GEMM grid) for this geometry."""
+        (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
+        Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)[1]
+        if sh == sw == 1 and Wp <= (1 + ROWS_MAX_WASTE) * OW:
+            return ROWS, ROWS, OH * Wp
+        return (GATHER if OW < GATHER_BELOW_OW else SEGMENTS,
+                GATHER if OW < GATHER_COL2IM_BELOW_OW else SEGMENTS, OH * OW)
+
+    def _workspace(self, N, C, KH, KW, Q, nt):
         """Per-thread workspaces, allocated once and reused while the shapes stay the same."""
-        S = max(1, min(GEMM_COLUMNS // P, -(-N // nt)))
-        shapes = ((nt, C * KH * KW, S * P), (nt, self.out_channels, S * P),
+        S = max(1, min(GEMM_COLUMNS // Q, -(-N // nt)))
+        shapes = ((nt, C * KH * KW, S * Q), (nt, self.out_channels, S * Q),
                   (nt, self.out_channels, self.weight.value[0].size + 1))
         if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
             self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
@@ -361,12 +408,13 @@ class _ConvNd(Layer):
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
         OH, OW = (1, out[0]) if self.nd == 1 else out
+        path, _, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, OH * OW, nt)
+        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         with pool(nt):
             z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
-                               gemm_for(self.dtype), OW < GATHER_BELOW_OW)
+                               gemm_for(self.dtype), path)
         self._x, self._x4, self._out = x, x4, (OH, OW)
         return z.reshape((x.shape[0], self.out_channels) + tuple(out))
 
@@ -376,15 +424,16 @@ class _ConvNd(Layer):
         want = (x.shape[0], self.out_channels) + ((OW,) if self.nd == 1 else (OH, OW))
         dy = self._check_input(dy, name="dy", shape=want, finite=False)
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
+        path, path_c2i, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, OH * OW, nt)
+        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         with pool(nt):
             dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
                                  KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
-                                 gemm_for(self.dtype), OW < GATHER_BELOW_OW, OW < GATHER_COL2IM_BELOW_OW)
+                                 gemm_for(self.dtype), path, path_c2i)
         return dx.reshape(x.shape) if input_grad else None
 
     def extra_repr(self):

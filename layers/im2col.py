@@ -18,6 +18,9 @@ also binds the CBLAS gemm the convolution kernels call (bottom of the file).
 import numpy as np
 from numba import njit
 
+#: the three ways to build a column matrix (a kernel argument: which functions below run)
+SEGMENTS, GATHER, ROWS = 0, 1, 2
+
 
 @njit(cache=True, inline="always")
 def _ow_range(kw, W, OW, sw, pl, dw):
@@ -97,11 +100,19 @@ def col2im(cols, dx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
 # overhead dominates; there a gather through a precomputed index map into a zero-padded copy of
 # the sample is faster (one load and one store per column-matrix entry, no bounds logic).
 @njit(cache=True)
+def padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """(Hp, Wp): the zero-padded sample that holds the input at (pt, pl) and every position any
+    output's kernel reads (for stride 1: Hp = OH + (KH−1)·dh, Wp = OW + (KW−1)·dw)."""
+    Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
+    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1)
+    return Hp, Wp
+
+
+@njit(cache=True)
 def gather_map(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
     """-> (idx (KH·KW, OH·OW), Hp, Wp): idx[a·KW + b, i·OW + l] is the flat offset of the input
     the tap (a, b) of output (i, l) reads, in the zero-padded sample of size (Hp, Wp)."""
-    Hp = max(H + pt, (OH - 1) * sh + (KH - 1) * dh + 1)
-    Wp = max(W + pl, (OW - 1) * sw + (KW - 1) * dw + 1)
+    Hp, Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
     idx = np.empty((KH * KW, OH * OW), np.int64)
     for a in range(KH):
         for b in range(KW):
@@ -112,18 +123,40 @@ def gather_map(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
 
 
 @njit(cache=True)
-def im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp):
-    """im2col by gathering: xp (≥ C·Hp·Wp,) is scratch for the zero-padded sample."""
+def pad_into(x, xp, pt, pl, Hp, Wp):
+    """Copy x (C, H, W) into the interior of the zero-padded planes xp (flat, ≥ C·Hp·Wp). Only the
+    interior is written: the border must already be zero."""
     C, H, W = x.shape
-    KK, P = idx.shape
     HW = Hp * Wp
-    xp[:C * HW] = 0
     for c in range(C):
         for r in range(H):
             dst = xp[c * HW + (r + pt) * Wp + pl:c * HW + (r + pt) * Wp + pl + W]
             src = x[c, r]
             for q in range(W):
                 dst[q] = src[q]
+
+
+@njit(cache=True)
+def crop_add(xp, dx, pt, pl, Hp, Wp):
+    """The adjoint of pad_into: dx (C, H, W) += the interior of the padded planes xp."""
+    C, H, W = dx.shape
+    HW = Hp * Wp
+    for c in range(C):
+        for r in range(H):
+            src = xp[c * HW + (r + pt) * Wp + pl:c * HW + (r + pt) * Wp + pl + W]
+            dst = dx[c, r]
+            for q in range(W):
+                dst[q] += src[q]
+
+
+@njit(cache=True)
+def im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp):
+    """im2col by gathering: xp (≥ C·Hp·Wp,) is scratch for the zero-padded sample."""
+    C = x.shape[0]
+    KK, P = idx.shape
+    HW = Hp * Wp
+    xp[:C * HW] = 0
+    pad_into(x, xp, pt, pl, Hp, Wp)
     for c in range(C):
         xc = xp[c * HW:(c + 1) * HW]
         for k in range(KK):
@@ -136,7 +169,7 @@ def im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp):
 @njit(cache=True)
 def col2im_gather(cols, dx, xp, idx, pt, pl, Hp, Wp):
     """The adjoint of im2col_gather: dx (C, H, W) += the scatter of cols."""
-    C, H, W = dx.shape
+    C = dx.shape[0]
     KK, P = idx.shape
     HW = Hp * Wp
     xp[:C * HW] = 0
@@ -147,12 +180,54 @@ def col2im_gather(cols, dx, xp, idx, pt, pl, Hp, Wp):
             ik = idx[k]
             for p in range(P):
                 xc[ik[p]] += row[p]
+    crop_add(xp, dx, pt, pl, Hp, Wp)
+
+
+# Stride 1: the padded-width grid. In the zero-padded sample xp (C, Hp, Wp), output (i, l) of the
+# tap (c, a, b) reads xp[c, i + a·dh, l + b·dw], the flat offset c·Hp·Wp + a·dh·Wp + b·dw + q with
+# q = i·Wp + l. Computed on the grid q ∈ [0, OH·Wp), whose columns l ≥ OW are discarded, every row
+# of the column matrix is ONE contiguous copy of xp, and col2im one contiguous add per row
+# (instead of OH short segments with bounds checks); the price is Wp/OW more GEMM columns.
+@njit(cache=True)
+def rows_slack(KW, dw):
+    """Zeros after the last plane of xp: the last grid row reads up to (KW−1)·dw past it."""
+    return (KW - 1) * dw
+
+
+@njit(cache=True)
+def im2col_rows(xp, cols, C, KH, KW, dh, dw, Hp, Wp, OH):
+    """cols[(c·KH + a)·KW + b, q] = xp[c·Hp·Wp + a·dh·Wp + b·dw + q] for q < OH·Wp (stride 1;
+    xp is the zero-padded sample from pad_into, with rows_slack zeros after it)."""
+    Q = OH * Wp
+    HW = Hp * Wp
     for c in range(C):
-        for r in range(H):
-            src = xp[c * HW + (r + pt) * Wp + pl:c * HW + (r + pt) * Wp + pl + W]
-            dst = dx[c, r]
-            for q in range(W):
-                dst[q] += src[q]
+        for a in range(KH):
+            for b in range(KW):
+                off = c * HW + a * dh * Wp + b * dw
+                src = xp[off:off + Q]
+                dst = cols[(c * KH + a) * KW + b]
+                for q in range(Q):
+                    dst[q] = src[q]
+
+
+@njit(cache=True)
+def col2im_rows(cols, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
+    """The adjoint of pad_into ∘ im2col_rows: dx (C, H, W) += it applied to cols. dxp is scratch
+    (≥ C·Hp·Wp + rows_slack). The discarded grid columns of cols must be zero: they land on the
+    border, or wrap onto the next row."""
+    C = dx.shape[0]
+    Q = OH * Wp
+    HW = Hp * Wp
+    dxp[:] = 0
+    for c in range(C):
+        for a in range(KH):
+            for b in range(KW):
+                off = c * HW + a * dh * Wp + b * dw
+                dst = dxp[off:off + Q]
+                src = cols[(c * KH + a) * KW + b]
+                for q in range(Q):
+                    dst[q] += src[q]
+    crop_add(dxp, dx, pt, pl, Hp, Wp)
 
 
 # The CBLAS gemm the convolution kernels call lives in engine.blas (shared with the dense kernels).
