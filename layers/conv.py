@@ -153,15 +153,17 @@ def _grid(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, rows):
 
 
 @njit(cache=True)
-def _im2col_sample(path, x, cols, xp, idx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp):
-    """Column matrix of one sample by the chosen path (cols: that sample's block of columns)."""
+def _im2col_sample(path, x, cols, q0, xp, idx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp):
+    """Column matrix of one sample by the chosen path, into the columns of cols from q0 on (the
+    whole C-contiguous workspace and an offset, not a 2D slice: rows of a slice are not known to
+    be contiguous, and their copy loops would not vectorise)."""
     if path == ROWS:
         pad_into(x, xp, pt, pl, Hp, Wp)
-        im2col_rows(xp, cols, x.shape[0], KH, KW, dh, dw, Hp, Wp, OH)
+        im2col_rows(xp, cols, q0, x.shape[0], KH, KW, dh, dw, Hp, Wp, OH)
     elif path == GATHER:
-        im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp)
+        im2col_gather(x, cols, q0, xp, idx, pt, pl, Hp, Wp)
     else:
-        im2col(x, cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+        im2col(x, cols, q0, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
 
 
 @njit(parallel=True, cache=True)
@@ -199,7 +201,7 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
         while n < hi:
             m = min(S, hi - n)
             for s in range(m):
-                _im2col_sample(path, x[n + s], cols[:, s * Q:(s + 1) * Q], xps[t], idx,
+                _im2col_sample(path, x[n + s], cols, s * Q, xps[t], idx,
                                KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
             for g in range(groups):     # z_g (O_g, m·Q) = Ω_g (O_g, Kg) @ cols_g (Kg, m·Q)
                 gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * Q, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
@@ -253,7 +255,7 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
         while n < hi:
             m = min(S, hi - n)
             for s in range(m):
-                _im2col_sample(path, x[n + s], cols[:, s * Q:(s + 1) * Q], xps[t, 0], idx,
+                _im2col_sample(path, x[n + s], cols, s * Q, xps[t, 0], idx,
                                KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
                 for o in range(C_out):
                     for i in range(R):
@@ -269,13 +271,12 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
                     gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * Q, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
                          zt.ctypes.data + g * O_g * SP * isz, SP, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
                 for s in range(m):
-                    dcols = cols[:, s * Q:(s + 1) * Q]
                     if path_c2i == ROWS:
-                        col2im_rows(dcols, xps[t, 1], dx[n + s], pt, pl, KH, KW, dh, dw, Hp, Wp, OH)
+                        col2im_rows(cols, s * Q, xps[t, 1], dx[n + s], pt, pl, KH, KW, dh, dw, Hp, Wp, OH)
                     elif path_c2i == GATHER:
-                        col2im_gather(dcols, dx[n + s], xps[t, 1], idx, pt, pl, Hp, Wp)
+                        col2im_gather(cols, s * Q, dx[n + s], xps[t, 1], idx, pt, pl, Hp, Wp)
                     else:
-                        col2im(dcols, dx[n + s], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+                        col2im(cols, s * Q, dx[n + s], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
             n += m
     for t in range(nthreads):
         dwm += dws[t, :, :Kg]

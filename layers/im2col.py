@@ -39,13 +39,13 @@ def _ow_range(kw, W, OW, sw, pl, dw):
 
 
 @njit(cache=True)
-def im2col(x, cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
-    """x (C, H, W) -> cols (C·KH·KW, OH·OW), written in place (every entry overwritten)."""
+def im2col(x, cols, q0, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """x (C, H, W) -> columns q0 … q0 + OH·OW of cols (C·KH·KW, ·), every entry overwritten."""
     C, H, W = x.shape
     for c in range(C):
         for kh in range(KH):
             for kw in range(KW):
-                row = cols[(c * KH + kh) * KW + kw]
+                row = cols[(c * KH + kh) * KW + kw, q0:q0 + OH * OW]
                 lo, hi = _ow_range(kw, W, OW, sw, pl, dw)
                 off = kw * dw - pl
                 for oh in range(OH):
@@ -70,13 +70,13 @@ def im2col(x, cols, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
 
 
 @njit(cache=True)
-def col2im(cols, dx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
-    """The adjoint of im2col: dx (C, H, W) += scatter of cols (C·KH·KW, OH·OW)."""
+def col2im(cols, q0, dx, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """The adjoint of im2col: dx (C, H, W) += scatter of columns q0 … q0 + OH·OW of cols."""
     C, H, W = dx.shape
     for c in range(C):
         for kh in range(KH):
             for kw in range(KW):
-                row = cols[(c * KH + kh) * KW + kw]
+                row = cols[(c * KH + kh) * KW + kw, q0:q0 + OH * OW]
                 lo, hi = _ow_range(kw, W, OW, sw, pl, dw)
                 off = kw * dw - pl
                 for oh in range(OH):
@@ -150,7 +150,7 @@ def crop_add(xp, dx, pt, pl, Hp, Wp):
 
 
 @njit(cache=True)
-def im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp):
+def im2col_gather(x, cols, q0, xp, idx, pt, pl, Hp, Wp):
     """im2col by gathering: xp (≥ C·Hp·Wp,) is scratch for the zero-padded sample."""
     C = x.shape[0]
     KK, P = idx.shape
@@ -160,14 +160,14 @@ def im2col_gather(x, cols, xp, idx, pt, pl, Hp, Wp):
     for c in range(C):
         xc = xp[c * HW:(c + 1) * HW]
         for k in range(KK):
-            row = cols[c * KK + k]
+            row = cols[c * KK + k, q0:q0 + P]
             ik = idx[k]
             for p in range(P):
                 row[p] = xc[ik[p]]
 
 
 @njit(cache=True)
-def col2im_gather(cols, dx, xp, idx, pt, pl, Hp, Wp):
+def col2im_gather(cols, q0, dx, xp, idx, pt, pl, Hp, Wp):
     """The adjoint of im2col_gather: dx (C, H, W) += the scatter of cols."""
     C = dx.shape[0]
     KK, P = idx.shape
@@ -176,7 +176,7 @@ def col2im_gather(cols, dx, xp, idx, pt, pl, Hp, Wp):
     for c in range(C):
         xc = xp[c * HW:(c + 1) * HW]
         for k in range(KK):
-            row = cols[c * KK + k]
+            row = cols[c * KK + k, q0:q0 + P]
             ik = idx[k]
             for p in range(P):
                 xc[ik[p]] += row[p]
@@ -195,8 +195,8 @@ def rows_slack(KW, dw):
 
 
 @njit(cache=True)
-def im2col_rows(xp, cols, C, KH, KW, dh, dw, Hp, Wp, OH):
-    """cols[(c·KH + a)·KW + b, q] = xp[c·Hp·Wp + a·dh·Wp + b·dw + q] for q < OH·Wp (stride 1;
+def im2col_rows(xp, cols, q0, C, KH, KW, dh, dw, Hp, Wp, OH):
+    """cols[(c·KH + a)·KW + b, q0 + q] = xp[c·Hp·Wp + a·dh·Wp + b·dw + q] for q < OH·Wp (stride 1;
     xp is the zero-padded sample from pad_into, with rows_slack zeros after it)."""
     Q = OH * Wp
     HW = Hp * Wp
@@ -205,14 +205,15 @@ def im2col_rows(xp, cols, C, KH, KW, dh, dw, Hp, Wp, OH):
             for b in range(KW):
                 off = c * HW + a * dh * Wp + b * dw
                 src = xp[off:off + Q]
-                dst = cols[(c * KH + a) * KW + b]
+                dst = cols[(c * KH + a) * KW + b, q0:q0 + Q]
                 for q in range(Q):
                     dst[q] = src[q]
 
 
 @njit(cache=True)
-def col2im_rows(cols, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
-    """The adjoint of pad_into ∘ im2col_rows: dx (C, H, W) += it applied to cols. dxp is scratch
+def col2im_rows(cols, q0, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
+    """The adjoint of pad_into ∘ im2col_rows: dx (C, H, W) += it applied to columns q0 … q0 + OH·Wp
+    of cols. dxp is scratch
     (≥ C·Hp·Wp + rows_slack). The discarded grid columns of cols must be zero: they land on the
     border, or wrap onto the next row."""
     C = dx.shape[0]
@@ -224,7 +225,7 @@ def col2im_rows(cols, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
             for b in range(KW):
                 off = c * HW + a * dh * Wp + b * dw
                 dst = dxp[off:off + Q]
-                src = cols[(c * KH + a) * KW + b]
+                src = cols[(c * KH + a) * KW + b, q0:q0 + Q]
                 for q in range(Q):
                     dst[q] += src[q]
     crop_add(dxp, dx, pt, pl, Hp, Wp)
