@@ -190,6 +190,7 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
     if S < 1:
         raise ValueError("ws: the workspace must hold at least one sample's grid columns")
     R, L = (1, P) if Wg == OW else (OH, OW)      # the grid as R rows of L kept columns
+    direct = S == 1 and Wg == OW                  # one sample, grid = output: GEMM into z itself
     z = np.empty((N, C_out, P), x.dtype)
     isz = x.itemsize
     idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if path == GATHER else 0, OW)[0]
@@ -203,17 +204,23 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
             for s in range(m):
                 _im2col_sample(path, x[n + s], cols, s * Q, xps[t], idx,
                                KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
-            for g in range(groups):     # z_g (O_g, m·Q) = Ω_g (O_g, Kg) @ cols_g (Kg, m·Q)
+            # z_g (O_g, m·Q) = Ω_g (O_g, Kg) @ cols_g (Kg, m·Q), into zt, or straight into z when direct
+            out, ldo = (z[n].ctypes.data, P) if direct else (zt.ctypes.data, SP)
+            for g in range(groups):
                 gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * Q, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                     cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, zt.ctypes.data + g * O_g * SP * isz, SP)
+                     cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, out + g * O_g * ldo * isz, ldo)
             for s in range(m):
                 for o in range(C_out):
                     bo = b[o]
                     for i in range(R):
                         zr = z[n + s, o, i * L:(i + 1) * L]
-                        src = zt[o, s * Q + i * Wg:s * Q + i * Wg + L]
-                        for q in range(L):
-                            zr[q] = src[q] + bo
+                        if direct:
+                            for q in range(L):
+                                zr[q] += bo
+                        else:
+                            src = zt[o, s * Q + i * Wg:s * Q + i * Wg + L]
+                            for q in range(L):
+                                zr[q] = src[q] + bo
             n += m
     return z
 
@@ -240,6 +247,7 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
     if S < 1:
         raise ValueError("ws: the workspace must hold at least one sample's grid columns")
     R, L = (1, P) if Wg == OW else (OH, OW)
+    direct = S == 1 and Wg == OW                  # the GEMMs read ∂ℓ/∂z_n in place, not a copy in zt
     isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
     any_gather = path == GATHER or path_c2i == GATHER
@@ -257,19 +265,22 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
             for s in range(m):
                 _im2col_sample(path, x[n + s], cols, s * Q, xps[t, 0], idx,
                                KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
+                if direct:
+                    continue
                 for o in range(C_out):
                     for i in range(R):
                         zt[o, s * Q + i * Wg:s * Q + i * Wg + L] = dz[n + s, o, i * L:(i + 1) * L]
                         zt[o, s * Q + i * Wg + L:s * Q + (i + 1) * Wg] = 0
+            dzg, ldz = (dz[n].ctypes.data, P) if direct else (zt.ctypes.data, SP)
             for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_g (O_g, m·Q) @ cols_gᵀ
-                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * Q, 1.0, zt.ctypes.data + g * O_g * SP * isz, SP,
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * Q, 1.0, dzg + g * O_g * ldz * isz, ldz,
                      cols.ctypes.data + g * Kg * SP * isz, SP, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
             for o in range(C_out):
-                acc[o, Kg] += zt[o, :m * Q].sum()
+                acc[o, Kg] += dz[n, o].sum() if direct else zt[o, :m * Q].sum()
             if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, m·Q) = Ω_gᵀ @ ∂ℓ/∂z_g
                 for g in range(groups):
                     gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * Q, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                         zt.ctypes.data + g * O_g * SP * isz, SP, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
+                         dzg + g * O_g * ldz * isz, ldz, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
                 for s in range(m):
                     if path_c2i == ROWS:
                         col2im_rows(cols, s * Q, xps[t, 1], dx[n + s], pt, pl, KH, KW, dh, dw, Hp, Wp, OH)
@@ -286,6 +297,9 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
 
 #: columns (output positions) one GEMM should cover: samples are batched until S·OH·OW reaches it
 GEMM_COLUMNS = 2048
+#: samples with at least this many output positions get one GEMM each, reading and writing the
+#: layer's output and upstream gradient in place (no copy through the workspace)
+DIRECT_MIN_COLUMNS = 512
 #: output widths below these use the gather im2col / col2im (row segments too short for the copy
 #: loops; measured 2026-11-21 on 3×3 convolutions of 4- to 28-pixel images)
 GATHER_BELOW_OW = 32
@@ -395,9 +409,9 @@ class _ConvNd(Layer):
         return (GATHER if OW < GATHER_BELOW_OW else SEGMENTS,
                 GATHER if OW < GATHER_COL2IM_BELOW_OW else SEGMENTS, OH * OW)
 
-    def _workspace(self, N, C, KH, KW, Q, nt):
+    def _workspace(self, N, C, KH, KW, Q, P, nt):
         """Per-thread workspaces, allocated once and reused while the shapes stay the same."""
-        S = max(1, min(GEMM_COLUMNS // Q, -(-N // nt)))
+        S = 1 if Q == P and P >= DIRECT_MIN_COLUMNS else max(1, min(GEMM_COLUMNS // Q, -(-N // nt)))
         shapes = ((nt, C * KH * KW, S * Q), (nt, self.out_channels, S * Q),
                   (nt, self.out_channels, self.weight.value[0].size + 1))
         if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
@@ -411,7 +425,7 @@ class _ConvNd(Layer):
         OH, OW = (1, out[0]) if self.nd == 1 else out
         path, _, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, nt)
+        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         with pool(nt):
             z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
@@ -427,12 +441,12 @@ class _ConvNd(Layer):
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         path, path_c2i, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, nt)
+        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         with pool(nt):
-            dx = conv2d_backward(dy.reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
+            dx = conv2d_backward(np.ascontiguousarray(dy).reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
                                  KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
                                  gemm_for(self.dtype), path, path_c2i)
         return dx.reshape(x.shape) if input_grad else None
