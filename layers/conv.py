@@ -22,9 +22,12 @@ statement of the maths, tested against the fast path); `conv2d_forward` / `conv2
 im2col + GEMM (layers/im2col.py): the batch is split into `nthreads` chunks with prange; each
 thread lays S samples side by side in its own column matrix (S·OH·OW ≈ GEMM_COLUMNS, so small
 images still give GEMMs big enough to be fast; workspaces allocated once by the layer and reused)
-and calls CBLAS gemm on it (BLAS on one thread, engine.threads; see im2col.py for why not
-np.dot); weight gradients go to per-thread buffers summed at the end. Narrow outputs use the
-gather form of im2col. Conv1d runs through the same kernels as a 2D convolution of height 1.
+and calls CBLAS gemm on it (BLAS on one thread, engine.threads; see engine/blas.py for why not
+np.dot); weight gradients go to per-thread buffers summed at the end. The column matrix is built
+one of three ways (im2col.py): stride-1 convolutions use the padded-width grid (`ROWS`, every row
+one contiguous copy), narrow outputs the index-map gather, the rest row segments. A sample with
+many output positions gets a GEMM of its own that writes z (and reads ∂ℓ/∂z) in place.
+Conv1d runs through the same kernels as a 2D convolution of height 1.
 """
 import numpy as np
 from numba import njit, prange

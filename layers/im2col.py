@@ -12,8 +12,12 @@ position it was read from, so ∂ℓ/∂x = col2im(Wᵀ ∂ℓ/∂z).
 
 Speed (PERFORMANCE.md lesson 2): for each tap the valid range of `ow` is computed once, so the
 inner loop runs branch-free over a slice of one input row and one output row. For narrow outputs
-`im2col_gather`/`col2im_gather` do the same through a precomputed index map instead. The module
-also binds the CBLAS gemm the convolution kernels call (bottom of the file).
+`im2col_gather`/`col2im_gather` do the same through a precomputed index map instead, and for
+stride 1 `im2col_rows`/`col2im_rows` work on a padded-width grid where every row of the column
+matrix is one contiguous copy (see there). Every function takes the whole workspace and a column
+offset q0, not a 2D slice of it: Numba cannot prove a slice's rows contiguous, and the copy loops
+over them did not vectorise (3-5x slower, measured 2026-11-21). The CBLAS gemm the convolution
+kernels call is re-exported from engine.blas (bottom of the file).
 """
 import numpy as np
 from numba import njit
