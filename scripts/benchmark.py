@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # runs from a clone too
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import format_table, markdown_table  # noqa: E402
 
