@@ -8,6 +8,16 @@ import time
 
 import numpy as np
 
+try:
+    # PyTorch must be imported before the engine: both bundle an OpenMP runtime with the soname
+    # libgomp.so.1, and whichever loads first serves both. With Numba's loaded first, PyTorch's
+    # float64 convolutions ran 8x slower (113 vs 14 ms, measured 2026-11-21), which made the
+    # engine look faster than it is. Importing torch here, before any bench script imports the
+    # engine, times PyTorch as a PyTorch user has it.
+    import torch as _torch  # noqa: F401
+except ImportError:
+    _torch = None
+
 
 def timeit(fn, repeats=30, warmup=3, min_seconds=0.0):
     """Median and (min, max) wall time of fn() in milliseconds, after `warmup` calls."""
@@ -61,10 +71,9 @@ def row(group, case, engine, peer_name, peer, **extra):
 
 def torch_or_none():
     """PyTorch set to the engine's thread count, or None when it is not installed."""
-    try:
-        import torch
-    except ImportError:
+    if _torch is None:
         return None
+    torch = _torch
     from engine.threads import num_threads
     torch.set_num_threads(num_threads())
     return torch
