@@ -93,9 +93,13 @@ def first_step_seconds(cache_dir, dtype="float32"):
     """Seconds from a fresh process's start of imports to the end of its first MLP training step,
     with Numba's cache in `cache_dir` (empty: everything compiles; warm: loaded from disk)."""
     import subprocess
-    code = ("import time; t = time.perf_counter(); import sys; sys.path.insert(0, %r); "
+    # sys.modules["torch"] = None: benchlib imports PyTorch when it can, and its import time is
+    # not the engine's
+    code = ("import time; t = time.perf_counter(); import sys; sys.modules['torch'] = None; "
+            "sys.path.insert(0, %r); sys.path.insert(0, %r); "
             "import bench_dense, numpy as np; bench_dense.cases(np.%s, peers=False)['MLP'](); "
-            "print(time.perf_counter() - t)") % (os.path.dirname(os.path.abspath(__file__)), dtype)
+            "print(time.perf_counter() - t)") % (os.path.dirname(os.path.abspath(__file__)),
+                                               os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."), dtype)
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])

@@ -104,7 +104,8 @@ def markdown_table(rows, date, machine):
     head = (f"Measured {date} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), "
             f"Python {machine.get('python')}, numba {machine.get('numba')}, numpy {machine.get('numpy')}"
             + (f", torch {machine['torch']}" if "torch" in machine else "") + ".\n"
-            "Ratio = engine / peer, both timed in the same process and run, same thread count; "
+            "Ratio = engine / peer, both timed in the same process and run, same thread count, "
+            "alternating in blocks after a rest (benchlib.interleaved), PyTorch imported first; "
             "below 1 the engine is faster. Times are medians [min–max] in ms.\n\n")
     lines = ["| group | case | engine ms | peer | peer ms | ratio | quality |", "|---|---|---|---|---|---|---|"]
     for r in rows:
