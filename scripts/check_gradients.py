@@ -4,8 +4,7 @@
     python scripts/check_gradients.py conv        # only cases whose name contains "conv"
 
 Cases come from scripts/gradcases_<family>.py (each defines CASES = [(name, make)], make(rng)
-returning ("layer", layer, [inputs]) or ("layer", layer, [inputs], gradcheck_kwargs) or ("loss",
-loss, pred, target, kwargs)). For each case it
+returning ("layer", layer, [inputs]) or ("loss", loss, pred, target, kwargs)). For each case it
 prints the largest relative error |a − n| / max(1e-8, |a| + |n|) of every input and parameter
 array (engine.gradcheck, float64, random upstream gradient) and PASS/FAIL; it exits 1 if any
 case fails or cannot run.
@@ -40,8 +39,8 @@ def run_case(make, seed=0):
     from engine import gradcheck, gradcheck_loss
     spec = make(np.random.default_rng(seed))
     if spec[0] == "layer":
-        _, layer, inputs, *kw = spec
-        return gradcheck(layer, *inputs, seed=seed, **(kw[0] if kw else {}))
+        _, layer, inputs = spec
+        return gradcheck(layer, *inputs, seed=seed)
     if spec[0] == "loss":
         _, loss, pred, target, kw = spec
         return gradcheck_loss(loss, pred, target, **kw)
