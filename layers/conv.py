@@ -37,7 +37,6 @@ from engine.core import Layer, Parameter
 from engine.threads import FASTMATH, chunks_for, pool
 
 from .dense import default_uniform
-from . import winograd
 from .im2col import (GATHER, NO_TRANS, ROW_MAJOR, ROWS, SEGMENTS, TRANS, col2im, col2im_gather, col2im_rows,
                      gather_map, gemm_for, im2col, im2col_gather, im2col_rows, pad_into, padded_size, rows_slack)
 
@@ -311,14 +310,6 @@ GATHER_COL2IM_BELOW_OW = 12
 #: stride-1 convolutions use the padded-width grid (im2col_rows) when it adds at most this
 #: fraction of GEMM columns (Wp / OW − 1)
 ROWS_MAX_WASTE = 0.25
-#: 3×3 convolutions (stride 1, dilation 1, one group) with at least this many input channels and
-#: output columns run through Winograd's F(2×2, 3×3) (layers/winograd.py); below, its 16 small
-#: GEMMs per tile batch lose to one im2col GEMM (measured 2026-11-21: 3 channels 4x slower; the
-#: digits CNN's 8×8 and 4×4 images 1.4x slower; 16 channels of 28×28 10-15% faster)
-WINOGRAD_MIN_CHANNELS = 16
-WINOGRAD_MIN_WIDTH = 16
-#: tiles one thread's Winograd GEMMs cover at a time (its workspaces stay in L2)
-WINOGRAD_TILES = 256
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,40 +421,18 @@ class _ConvNd(Layer):
             self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
         return self._ws
 
-    def _winograd(self, C, OW):
-        """Whether this layer, on C input channels and OW output columns, runs through Winograd's
-        F(2×2, 3×3) (layers/winograd.py) rather than im2col."""
-        return (self.nd == 2 and self.kernel_size == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
-                and self.groups == 1 and C >= WINOGRAD_MIN_CHANNELS and OW >= WINOGRAD_MIN_WIDTH)
-
-    def _winograd_workspace(self, N, C, OH, OW, nt):
-        """V, M, per-thread ∂ℓ/∂U and U for conv3x3_forward/backward, kept while shapes stay."""
-        T1 = winograd.tiles_per_sample(OH, OW)
-        Tc = T1 * max(1, min(WINOGRAD_TILES // T1, -(-N // nt)))
-        shapes = ((nt, 16, C, Tc), (nt, 16, self.out_channels, Tc), (nt, 16, self.out_channels, C + 1),
-                  (16, self.out_channels, C))
-        if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
-            self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
-        return self._ws
-
     def forward(self, x, train=True):
         x, out = self._check_x(x)
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
         OH, OW = (1, out[0]) if self.nd == 1 else out
+        path, _, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        if self._winograd(x.shape[1], OW):
-            Vs, Ms, _, U = self._winograd_workspace(x.shape[0], x.shape[1], OH, OW, nt)
-            winograd.weight_transform(self.weight.value, U)
-            with pool(nt):
-                z = winograd.conv3x3_forward(x, U, self._b(), pt, pl, OH, OW, Vs, Ms, nt, gemm_for(self.dtype))
-        else:
-            path, _, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
-            ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
-            wm = self.weight.value.reshape(self.out_channels, -1)
-            with pool(nt):
-                z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs,
-                                   nt, gemm_for(self.dtype), path)
+        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
+        wm = self.weight.value.reshape(self.out_channels, -1)
+        with pool(nt):
+            z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
+                               gemm_for(self.dtype), path)
         self._x, self._x4, self._out = x, x4, (OH, OW)
         return z.reshape((x.shape[0], self.out_channels) + tuple(out))
 
@@ -472,26 +441,17 @@ class _ConvNd(Layer):
         x, x4, (OH, OW) = self._x, self._x4, self._out
         want = (x.shape[0], self.out_channels) + ((OW,) if self.nd == 1 else (OH, OW))
         dy = self._check_input(dy, name="dy", shape=want, finite=False)
-        dz = np.ascontiguousarray(dy).reshape(x.shape[0], self.out_channels, OH * OW)
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
+        path, path_c2i, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
+        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
+        wm = self.weight.value.reshape(self.out_channels, -1)
+        dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
-        if self._winograd(x.shape[1], OW):
-            Vs, Ms, dUs, U = self._winograd_workspace(x.shape[0], x.shape[1], OH, OW, nt)
-            winograd.weight_transform(self.weight.value, U)
-            dU = np.zeros_like(U)
-            with pool(nt):
-                dx = winograd.conv3x3_backward(dz, x, U, dU, db, pt, pl, OH, OW, Vs, Ms, dUs, nt, input_grad,
-                                               gemm_for(self.dtype))
-            winograd.weight_transform_adjoint(dU, self.weight.grad)
-        else:
-            path, path_c2i, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
-            ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
-            wm = self.weight.value.reshape(self.out_channels, -1)
-            dwm = self.weight.grad.reshape(self.out_channels, -1)
-            with pool(nt):
-                dx = conv2d_backward(dz, x4, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW,
-                                     ws, zs, dws, nt, input_grad, gemm_for(self.dtype), path, path_c2i)
+        with pool(nt):
+            dx = conv2d_backward(np.ascontiguousarray(dy).reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
+                                 KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
+                                 gemm_for(self.dtype), path, path_c2i)
         return dx.reshape(x.shape) if input_grad else None
 
     def extra_repr(self):

@@ -101,18 +101,14 @@ def _naive(layer, x, G):
     return y, dx, dW, db
 
 
-@pytest.fixture(params=["segments", "gather", "rows", "winograd"])
+@pytest.fixture(params=["segments", "gather", "rows"])
 def im2col_path(request, monkeypatch):
-    """Run a test with each implementation (the layer picks one by geometry; "rows" applies to
-    stride 1 only and "winograd" to 3×3 stride-1 single-group convolutions: the others fall back
-    to segments there)."""
+    """Run a test with each im2col implementation (the layer picks one by geometry; "rows" applies
+    to stride 1 only, the others fall back to segments there)."""
     import layers.conv
     monkeypatch.setattr(layers.conv, "GATHER_BELOW_OW", 10**9 if request.param == "gather" else 0)
     monkeypatch.setattr(layers.conv, "GATHER_COL2IM_BELOW_OW", 10**9 if request.param == "gather" else 0)
     monkeypatch.setattr(layers.conv, "ROWS_MAX_WASTE", 10**9 if request.param == "rows" else -1)
-    win = request.param == "winograd"
-    monkeypatch.setattr(layers.conv, "WINOGRAD_MIN_CHANNELS", 1 if win else 10**9)
-    monkeypatch.setattr(layers.conv, "WINOGRAD_MIN_WIDTH", 1 if win else 10**9)
     return request.param
 
 
