@@ -217,9 +217,8 @@ def im2col_rows(xp, cols, q0, C, KH, KW, dh, dw, Hp, Wp, OH):
 @njit(cache=True)
 def col2im_rows(cols, q0, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
     """The adjoint of pad_into ∘ im2col_rows: dx (C, H, W) += it applied to columns q0 … q0 + OH·Wp
-    of cols. dxp is scratch
-    (≥ C·Hp·Wp + rows_slack). The discarded grid columns of cols must be zero: they land on the
-    border, or wrap onto the next row."""
+    of cols; dxp (≥ C·Hp·Wp + rows_slack) is scratch. The discarded grid columns of cols must be
+    zero: they land on the border, or wrap onto the next row."""
     C = dx.shape[0]
     Q = OH * Wp
     HW = Hp * Wp
