@@ -148,11 +148,20 @@ def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
 # fast kernels: per-sample im2col + GEMM, batch split over threads
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True)
-def _grid(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, rows):
-    """(Hp, Wp, Wg): the padded sample's size and the width of the output grid the GEMMs compute
-    on: Wp for the padded-width grid of im2col_rows (`rows`), else OW (the grid is the output)."""
-    Hp, Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-    return Hp, Wp, Wp if rows else OW
+def _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, rows):
+    """The layout both kernels share, for the workspace ws (nthreads, ·, S·Q):
+    (Hp, Wp): the zero-padded sample's size; Wg: the width of the grid the GEMMs compute on (the
+    padded width Wp on the ROWS path (`rows`), else OW: the grid is the output); Q = OH·Wg grid
+    columns per sample; S samples per GEMM; (R, L): the grid's kept part as R rows of L columns;
+    direct: one sample per GEMM on the output itself, so the GEMMs can use z / ∂ℓ/∂z in place."""
+    Hp, Wp = padded_size(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+    Wg = Wp if rows else OW
+    Q = OH * Wg
+    S = ws.shape[2] // Q
+    if S < 1:
+        raise ValueError("ws: the workspace must hold at least one sample's grid columns")
+    R, L = (1, OH * OW) if Wg == OW else (OH, OW)
+    return Hp, Wp, Wg, Q, S, R, L, S == 1 and Wg == OW
 
 
 @njit(cache=True)
@@ -176,7 +185,7 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
 
     x (N, C_in, H, W); wm = ω reshaped (C_out, C_g·KH·KW); b (C_out,);
     ws (nthreads, C_in·KH·KW, S·Q), zs (nthreads, C_out, S·Q): per-thread workspaces, Q = OH·Wg
-    columns per sample (Wg = OW, or the padded width on the ROWS path, see `_grid`).
+    columns per sample (Wg = OW, or the padded width on the ROWS path; see `_grid`).
     Each thread takes S samples at a time side by side in its column matrix, so that one GEMM
     covers S·Q output positions (small images make per-sample products too small to be fast);
     gemm: the CBLAS gemm for x's dtype (engine.blas.gemm_for);
@@ -186,14 +195,8 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
-    Hp, Wp, Wg = _grid(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
-    Q = OH * Wg
     SP = ws.shape[2]
-    S = SP // Q
-    if S < 1:
-        raise ValueError("ws: the workspace must hold at least one sample's grid columns")
-    R, L = (1, P) if Wg == OW else (OH, OW)      # the grid as R rows of L kept columns
-    direct = S == 1 and Wg == OW                  # one sample, grid = output: GEMM into z itself
+    Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
     z = np.empty((N, C_out, P), x.dtype)
     isz = x.itemsize
     idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if path == GATHER else 0, OW)[0]
@@ -243,14 +246,8 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
-    Hp, Wp, Wg = _grid(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
-    Q = OH * Wg
     SP = ws.shape[2]
-    S = SP // Q
-    if S < 1:
-        raise ValueError("ws: the workspace must hold at least one sample's grid columns")
-    R, L = (1, P) if Wg == OW else (OH, OW)
-    direct = S == 1 and Wg == OW                  # the GEMMs read ∂ℓ/∂z_n in place, not a copy in zt
+    Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
     isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
     any_gather = path == GATHER or path_c2i == GATHER
