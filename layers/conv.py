@@ -37,9 +37,8 @@ from engine.core import Layer, Parameter
 from engine.threads import FASTMATH, chunks_for, pool
 
 from .dense import default_uniform
-from .im2col import (GATHER, NO_TRANS, ROW_MAJOR, ROWS, SEGMENTS, SHIFTS, TRANS, col2im, col2im_gather, col2im_rows,
-                     col2im_shifts, gather_map, gemm_for, im2col, im2col_gather, im2col_rows, im2col_shifts, pad_into,
-                     padded_size, rows_slack)
+from .im2col import (GATHER, NO_TRANS, ROW_MAJOR, ROWS, SEGMENTS, TRANS, col2im, col2im_gather, col2im_rows,
+                     gather_map, gemm_for, im2col, im2col_gather, im2col_rows, pad_into, padded_size, rows_slack)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,36 +148,20 @@ def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
 # fast kernels: per-sample im2col + GEMM, batch split over threads
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True)
-def _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path):
+def _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, rows):
     """The layout both kernels share, for the workspace ws (nthreads, ·, S·Q):
     (Hp, Wp): the zero-padded sample's size; Wg: the width of the grid the GEMMs compute on (the
-    padded width Wp on the ROWS and SHIFTS paths, else OW: the grid is the output); Q grid columns
-    per sample (OH·Wg, or the whole padded plane Hp·Wp on the SHIFTS path); S samples per GEMM;
-    (R, L): the grid's kept part as R rows of L columns; direct: one sample per GEMM on the
-    output itself, so the GEMMs can use z / ∂ℓ/∂z in place."""
+    padded width Wp on the ROWS path (`rows`), else OW: the grid is the output); Q = OH·Wg grid
+    columns per sample; S samples per GEMM; (R, L): the grid's kept part as R rows of L columns;
+    direct: one sample per GEMM on the output itself, so the GEMMs can use z / ∂ℓ/∂z in place."""
     Hp, Wp = padded_size(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-    Wg = Wp if path == ROWS or path == SHIFTS else OW
-    Q = Hp * Wp if path == SHIFTS else OH * Wg
+    Wg = Wp if rows else OW
+    Q = OH * Wg
     S = ws.shape[2] // Q
     if S < 1:
         raise ValueError("ws: the workspace must hold at least one sample's grid columns")
     R, L = (1, OH * OW) if Wg == OW else (OH, OW)
     return Hp, Wp, Wg, Q, S, R, L, S == 1 and Wg == OW
-
-
-@njit(cache=True)
-def by_kernel_row(wm, groups, KH, KW):
-    """ω (C_out, C_g·KH·KW), columns (c, a, b) -> (KH, C_out, C_g·KW): the weights of kernel row
-    a as one matrix, columns (c, b) in the order of the SHIFTS column matrix's rows."""
-    C_out, Kg = wm.shape
-    C_g = Kg // (KH * KW)
-    wa = np.empty((KH, C_out, C_g * KW), wm.dtype)
-    for a in range(KH):
-        for o in range(C_out):
-            for c in range(C_g):
-                for b in range(KW):
-                    wa[a, o, c * KW + b] = wm[o, (c * KH + a) * KW + b]
-    return wa
 
 
 @njit(cache=True)
@@ -189,9 +172,6 @@ def _im2col_sample(path, x, cols, q0, xp, idx, KH, KW, sh, sw, pt, pl, dh, dw, O
     if path == ROWS:
         pad_into(x, xp, pt, pl, Hp, Wp)
         im2col_rows(xp, cols, q0, x.shape[0], KH, KW, dh, dw, Hp, Wp, OH)
-    elif path == SHIFTS:
-        pad_into(x, xp, pt, pl, Hp, Wp)
-        im2col_shifts(xp, cols, q0, x.shape[0], KW, dw, Hp, Wp)
     elif path == GATHER:
         im2col_gather(x, cols, q0, xp, idx, pt, pl, Hp, Wp)
     else:
@@ -209,18 +189,14 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
     Each thread takes S samples at a time side by side in its column matrix, so that one GEMM
     covers S·Q output positions (small images make per-sample products too small to be fast);
     gemm: the CBLAS gemm for x's dtype (engine.blas.gemm_for);
-    path: how im2col is done: SEGMENTS, GATHER, ROWS or SHIFTS (the last two stride 1 only; see
-    im2col.py). On the SHIFTS path the column matrix has C_g·KW rows per group and each group's
-    product is KH GEMMs, z_g = Σ_a Ω_{g,a} cols_g[:, a·dh·Wp:], accumulated (β = 1).
+    path: how im2col is done: SEGMENTS, GATHER or ROWS (stride 1 only; see im2col.py).
     Returns z (N, C_out, OH·OW)."""
     N, C = x.shape[0], x.shape[1]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
     SP = ws.shape[2]
-    Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path)
-    wa = by_kernel_row(wm, groups, KH, KW) if path == SHIFTS else wm.reshape((1,) + wm.shape)
-    Kc = wa.shape[2]                        # SHIFTS: the column matrix's rows per group, C_g·KW
+    Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
     z = np.empty((N, C_out, P), x.dtype)
     isz = x.itemsize
     idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if path == GATHER else 0, OW)[0]
@@ -237,14 +213,8 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
             # z_g (O_g, m·Q) = Ω_g (O_g, Kg) @ cols_g (Kg, m·Q), into zt, or straight into z when direct
             out, ldo = (z[n].ctypes.data, P) if direct else (zt.ctypes.data, SP)
             for g in range(groups):
-                if path == SHIFTS:              # Σ_a Ω_{g,a} (O_g, Kc) @ cols_g[:, a·dh·Wp:] (Kc, ·)
-                    for a in range(KH):
-                        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, (m - 1) * Q + OH * Wp, Kc, 1.0,
-                             wa[a].ctypes.data + g * O_g * Kc * isz, Kc, cols.ctypes.data + (g * Kc * SP + a * dh * Wp) * isz,
-                             SP, 0.0 if a == 0 else 1.0, out + g * O_g * ldo * isz, ldo)
-                else:
-                    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * Q, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                         cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, out + g * O_g * ldo * isz, ldo)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * Q, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                     cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, out + g * O_g * ldo * isz, ldo)
             for s in range(m):
                 for o in range(C_out):
                     bo = b[o]
@@ -271,18 +241,13 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
     ROWS grid ∂ℓ/∂z is laid out with zeros in the discarded columns).
     Parameter gradients accumulate into dwm (C_out, C_g·KH·KW) and db (C_out,) through per-thread
     buffers dws (nthreads, C_out, C_g·KH·KW + 1). Returns ∂ℓ/∂x (N, C_in, H, W), or an empty array
-    when not `input_grad`. path / path_c2i: how im2col / col2im are done (ROWS or SHIFTS for both or
-    neither). On the SHIFTS path each product is KH GEMMs, one per kernel row a (see conv2d_forward):
-    ∂ℓ/∂Ω_{g,a} += ∂ℓ/∂z_g cols_g[:, a·dh·Wp:]ᵀ, and ∂ℓ/∂cols_g[:, a·dh·Wp:] += Ω_{g,a}ᵀ ∂ℓ/∂z_g;
-    the per-thread buffers then hold ∂ℓ/∂Ω in that (a, c, b) order until the final sum."""
+    when not `input_grad`. path / path_c2i: how im2col / col2im are done (ROWS for both or neither)."""
     N, C = x.shape[0], x.shape[1]
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
     SP = ws.shape[2]
-    Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path)
-    wa = by_kernel_row(wm, groups, KH, KW) if path == SHIFTS else wm.reshape((1,) + wm.shape)
-    Kc = wa.shape[2]
+    Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
     isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
     any_gather = path == GATHER or path_c2i == GATHER
@@ -306,38 +271,18 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
                     for i in range(R):
                         zt[o, s * Q + i * Wg:s * Q + i * Wg + L] = dz[n + s, o, i * L:(i + 1) * L]
                         zt[o, s * Q + i * Wg + L:s * Q + (i + 1) * Wg] = 0
-                    if path == SHIFTS:
-                        zt[o, s * Q + R * Wg:(s + 1) * Q] = 0  # the plane's rows below the grid
             dzg, ldz = (dz[n].ctypes.data, P) if direct else (zt.ctypes.data, SP)
-            nq = (m - 1) * Q + OH * Wp if path == SHIFTS else m * Q     # the GEMMs' columns
             for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_g (O_g, m·Q) @ cols_gᵀ
-                if path == SHIFTS:
-                    for a in range(KH):
-                        gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kc, nq, 1.0, dzg + g * O_g * ldz * isz, ldz,
-                             cols.ctypes.data + (g * Kc * SP + a * dh * Wp) * isz, SP, 1.0,
-                             acc.ctypes.data + (g * O_g * (Kg + 1) + a * Kc) * isz, Kg + 1)
-                else:
-                    gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * Q, 1.0, dzg + g * O_g * ldz * isz, ldz,
-                         cols.ctypes.data + g * Kg * SP * isz, SP, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * Q, 1.0, dzg + g * O_g * ldz * isz, ldz,
+                     cols.ctypes.data + g * Kg * SP * isz, SP, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
             for o in range(C_out):
                 acc[o, Kg] += dz[n, o].sum() if direct else zt[o, :m * Q].sum()
             if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, m·Q) = Ω_gᵀ @ ∂ℓ/∂z_g
                 for g in range(groups):
-                    if path == SHIFTS:      # row a adds into columns a·dh·Wp … : clear what row 0 leaves
-                        for a in range(KH):
-                            if a == 1:
-                                for r in range(g * Kc, (g + 1) * Kc):
-                                    cols[r, nq:m * Q] = 0
-                            gemm(ROW_MAJOR, TRANS, NO_TRANS, Kc, nq, O_g, 1.0, wa[a].ctypes.data + g * O_g * Kc * isz, Kc,
-                                 dzg + g * O_g * ldz * isz, ldz, 0.0 if a == 0 else 1.0,
-                                 cols.ctypes.data + (g * Kc * SP + a * dh * Wp) * isz, SP)
-                    else:
-                        gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * Q, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                             dzg + g * O_g * ldz * isz, ldz, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * Q, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
+                         dzg + g * O_g * ldz * isz, ldz, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
                 for s in range(m):
-                    if path_c2i == SHIFTS:
-                        col2im_shifts(cols, s * Q, xps[t, 1], dx[n + s], pt, pl, KW, dw, Hp, Wp)
-                    elif path_c2i == ROWS:
+                    if path_c2i == ROWS:
                         col2im_rows(cols, s * Q, xps[t, 1], dx[n + s], pt, pl, KH, KW, dh, dw, Hp, Wp, OH)
                     elif path_c2i == GATHER:
                         col2im_gather(cols, s * Q, dx[n + s], xps[t, 1], idx, pt, pl, Hp, Wp)
@@ -345,15 +290,7 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
                         col2im(cols, s * Q, dx[n + s], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
             n += m
     for t in range(nthreads):
-        if path == SHIFTS:                    # back from the (a, c, b) order of by_kernel_row
-            C_g = Kg // (KH * KW)
-            for o in range(C_out):
-                for a in range(KH):
-                    for c in range(C_g):
-                        for b in range(KW):
-                            dwm[o, (c * KH + a) * KW + b] += dws[t, o, a * Kc + c * KW + b]
-        else:
-            dwm += dws[t, :, :Kg]
+        dwm += dws[t, :, :Kg]
         db += dws[t, :, Kg]
     return dx
 
@@ -370,10 +307,6 @@ GATHER_COL2IM_BELOW_OW = 12
 #: stride-1 convolutions use the padded-width grid (im2col_rows) when it adds at most this
 #: fraction of GEMM columns (Wp / OW − 1)
 ROWS_MAX_WASTE = 0.25
-#: ... and copy only the KW shifts of each channel (im2col_shifts, KH GEMMs) when those GEMMs have
-#: at least this many rows C_g·KW to multiply over: below it, a GEMM that thin loses more than
-#: the smaller copy saves
-SHIFTS_MIN_ROWS = 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,17 +405,14 @@ class _ConvNd(Layer):
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)[1]
         if sh == sw == 1 and Wp <= (1 + ROWS_MAX_WASTE) * OW:
-            if KH > 1 and (self.in_channels // self.groups) * KW >= SHIFTS_MIN_ROWS:
-                Hp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)[0]
-                return SHIFTS, SHIFTS, Hp * Wp
             return ROWS, ROWS, OH * Wp
         return (GATHER if OW < GATHER_BELOW_OW else SEGMENTS,
                 GATHER if OW < GATHER_COL2IM_BELOW_OW else SEGMENTS, OH * OW)
 
-    def _workspace(self, N, C, KH, KW, Q, P, nt, path):
+    def _workspace(self, N, C, KH, KW, Q, P, nt):
         """Per-thread workspaces, allocated once and reused while the shapes stay the same."""
         S = 1 if Q == P and P >= DIRECT_MIN_COLUMNS else max(1, min(GEMM_COLUMNS // Q, -(-N // nt)))
-        shapes = ((nt, C * (1 if path == SHIFTS else KH) * KW, S * Q), (nt, self.out_channels, S * Q),
+        shapes = ((nt, C * KH * KW, S * Q), (nt, self.out_channels, S * Q),
                   (nt, self.out_channels, self.weight.value[0].size + 1))
         if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
             self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
@@ -495,7 +425,7 @@ class _ConvNd(Layer):
         OH, OW = (1, out[0]) if self.nd == 1 else out
         path, _, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt, path)
+        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         with pool(nt):
             z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
@@ -511,7 +441,7 @@ class _ConvNd(Layer):
         (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
         path, path_c2i, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
         nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt, path)
+        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
         wm = self.weight.value.reshape(self.out_channels, -1)
         dwm = self.weight.grad.reshape(self.out_channels, -1)
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)

@@ -22,8 +22,8 @@ kernels call is re-exported from engine.blas (bottom of the file).
 import numpy as np
 from numba import njit
 
-#: the four ways to build a column matrix (a kernel argument: which functions below run)
-SEGMENTS, GATHER, ROWS, SHIFTS = 0, 1, 2, 3
+#: the three ways to build a column matrix (a kernel argument: which functions below run)
+SEGMENTS, GATHER, ROWS = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
@@ -231,46 +231,6 @@ def col2im_rows(cols, q0, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
                 src = cols[(c * KH + a) * KW + b, q0:q0 + Q]
                 for q in range(Q):
                     dst[q] += src[q]
-    crop_add(dxp, dx, pt, pl, Hp, Wp)
-
-
-# Stride 1, fewer copies: the shifted planes. On the grid above, the rows of the tap (c, a, b) for
-# a = 0 … KH−1 are one and the same row, xp[c] shifted by b·dw, read from column a·dh·Wp on. So
-# only the KW shifts of each channel are copied (a column matrix KH times smaller, rows c·KW + b),
-# and the convolution becomes KH GEMMs, the a-th reading that matrix from column a·dh·Wp on (a
-# sub-matrix with the same leading dimension) with the weights of kernel row a. The grid of one
-# sample is then the whole padded plane, Hp·Wp columns; its rows i ≥ OH are discarded too.
-@njit(cache=True)
-def im2col_shifts(xp, cols, q0, C, KW, dw, Hp, Wp):
-    """cols[c·KW + b, q0 + j] = xp[c·Hp·Wp + b·dw + j] for j < Hp·Wp (stride 1; xp is the zero-
-    padded sample from pad_into, with rows_slack zeros after it: the last shifts read past it)."""
-    HW = Hp * Wp
-    for c in range(C):
-        for b in range(KW):
-            off = c * HW + b * dw
-            src = xp[off:off + HW]
-            dst = cols[c * KW + b, q0:q0 + HW]
-            for j in range(HW):
-                dst[j] = src[j]
-
-
-@njit(cache=True)
-def col2im_shifts(cols, q0, dxp, dx, pt, pl, KW, dw, Hp, Wp):
-    """The adjoint of pad_into ∘ im2col_shifts: dx (C, H, W) += it applied to columns q0 … q0 + Hp·Wp
-    of cols; dxp (≥ C·Hp·Wp) is scratch. Entries that would land past their plane (j + b·dw ≥ Hp·Wp)
-    come from discarded grid positions only, so they are zero and skipped."""
-    C = dx.shape[0]
-    HW = Hp * Wp
-    for c in range(C):
-        dst = dxp[c * HW:(c + 1) * HW]
-        src = cols[c * KW, q0:q0 + HW]
-        for j in range(HW):                 # b = 0 overwrites: no separate clearing pass
-            dst[j] = src[j]
-        for b in range(1, KW):
-            dst = dxp[c * HW + b * dw:(c + 1) * HW]
-            src = cols[c * KW + b, q0:q0 + HW - b * dw]
-            for j in range(HW - b * dw):
-                dst[j] += src[j]
     crop_add(dxp, dx, pt, pl, Hp, Wp)
 
 

@@ -101,21 +101,14 @@ def _naive(layer, x, G):
     return y, dx, dW, db
 
 
-def _force_path(conv, path):
-    """Settings of layers.conv under which the layer picks `path` where the geometry allows it
-    ("rows" and "shifts": stride 1 only, "shifts" with KH > 1; elsewhere segments)."""
-    return {"GATHER_BELOW_OW": 10**9 if path == "gather" else 0,
-            "GATHER_COL2IM_BELOW_OW": 10**9 if path == "gather" else 0,
-            "ROWS_MAX_WASTE": 10**9 if path in ("rows", "shifts") else -1,
-            "SHIFTS_MIN_ROWS": 0 if path == "shifts" else 10**9}
-
-
-@pytest.fixture(params=["segments", "gather", "rows", "shifts"])
+@pytest.fixture(params=["segments", "gather", "rows"])
 def im2col_path(request, monkeypatch):
-    """Run a test with each im2col implementation (the layer picks one by geometry)."""
+    """Run a test with each im2col implementation (the layer picks one by geometry; "rows" applies
+    to stride 1 only, the others fall back to segments there)."""
     import layers.conv
-    for k, v in _force_path(layers.conv, request.param).items():
-        monkeypatch.setattr(layers.conv, k, v)
+    monkeypatch.setattr(layers.conv, "GATHER_BELOW_OW", 10**9 if request.param == "gather" else 0)
+    monkeypatch.setattr(layers.conv, "GATHER_COL2IM_BELOW_OW", 10**9 if request.param == "gather" else 0)
+    monkeypatch.setattr(layers.conv, "ROWS_MAX_WASTE", 10**9 if request.param == "rows" else -1)
     return request.param
 
 
@@ -138,22 +131,17 @@ def test_naive_equals_fast(nd, case, im2col_path):
        g=st.integers(1, 2), Cog=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 3), dw=st.integers(1, 2),
        ph=st.integers(0, 4), pw=st.integers(0, 4), seed=st.integers(0, 2**16),
-       path=st.sampled_from(["gather", "segments", "rows", "shifts"]))
+       path=st.sampled_from(["gather", "segments", "rows"]))
 def test_naive_equals_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed, path):
     import layers.conv
-    settings_ = _force_path(layers.conv, path)
-    if path == "gather":
-        settings_["GATHER_COL2IM_BELOW_OW"] = 0      # the mixed combinations too
-    elif path == "segments":
-        settings_["GATHER_COL2IM_BELOW_OW"] = 10**9
-    old = {k: getattr(layers.conv, k) for k in settings_}
-    for k, v in settings_.items():
-        setattr(layers.conv, k, v)
+    old = layers.conv.GATHER_BELOW_OW, layers.conv.GATHER_COL2IM_BELOW_OW, layers.conv.ROWS_MAX_WASTE
+    layers.conv.GATHER_BELOW_OW = 10**9 if path == "gather" else 0
+    layers.conv.GATHER_COL2IM_BELOW_OW = 0 if path == "gather" else 10**9     # the mixed combinations too
+    layers.conv.ROWS_MAX_WASTE = 10**9 if path == "rows" else -1
     try:
         _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed)
     finally:
-        for k, v in old.items():
-            setattr(layers.conv, k, v)
+        layers.conv.GATHER_BELOW_OW, layers.conv.GATHER_COL2IM_BELOW_OW, layers.conv.ROWS_MAX_WASTE = old
 
 
 def _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, seed):
@@ -177,7 +165,7 @@ def _naive_vs_fast_random(N, C, H, W, g, Cog, kh, kw, sh, sw, dh, dw, ph, pw, se
 @pytest.mark.parametrize("case", ["mixed", "same_even", "groups2"])
 def test_parallel_equals_serial(case):
     """Threads 1-3, 1-3 samples per GEMM and every im2col/col2im path give the same results."""
-    from layers.im2col import GATHER, ROWS, SEGMENTS, SHIFTS, padded_size
+    from layers.im2col import GATHER, ROWS, SEGMENTS, padded_size
     layer, x = make2(case)
     N = 5
     x = np.random.default_rng(3).standard_normal((N,) + x.shape[1:])
@@ -185,14 +173,13 @@ def test_parallel_equals_serial(case):
     OH, OW = layer.output_shape(x.shape[2:])
     Co = layer.out_channels
     wm = layer.weight.value.reshape(Co, -1)
-    rows = [(ROWS, ROWS), (SHIFTS, SHIFTS)] if sh == sw == 1 else []
+    rows = [(ROWS, ROWS)] if sh == sw == 1 else []
     outs = []
     for nt, S, (path, path_c2i) in [(1, 1, (SEGMENTS, SEGMENTS)), (2, 1, (SEGMENTS, GATHER)), (3, 1, (GATHER, SEGMENTS)),
                                     (1, 3, (GATHER, GATHER)), (2, 2, (SEGMENTS, SEGMENTS))] + \
                                    [(nt, S, r) for r in rows for nt, S in ((1, 1), (2, 2), (3, 3))]:
-        Hp, Wp = padded_size(*x.shape[2:], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-        Q = Hp * Wp if path == SHIFTS else OH * (Wp if path == ROWS else OW)
-        ws = np.empty((nt, x.shape[1] * (1 if path == SHIFTS else KH) * KW, S * Q))
+        Q = OH * (padded_size(*x.shape[2:], KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)[1] if path == ROWS else OW)
+        ws = np.empty((nt, x.shape[1] * KH * KW, S * Q))
         zs = np.empty((nt, Co, S * Q))
         dws = np.empty((nt, Co, wm.shape[1] + 1))
         y = conv2d_forward(x, wm, layer.bias.value, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, zs,
@@ -201,7 +188,7 @@ def test_parallel_equals_serial(case):
         dx = conv2d_backward(y, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, layer.groups, OH, OW, ws, zs, dws,
                              nt, True, gemm_for(np.float64), path, path_c2i)
         outs.append((y, dx, dwm, db))
-    assert len(outs) == (11 if rows else 5)
+    assert len(outs) == (8 if rows else 5)
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
