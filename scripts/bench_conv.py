@@ -6,6 +6,11 @@ Rows: Conv2d 64×3×32×32 (3→16) and 64×16×28×28 (16→32), 3×3, padding 
 Conv1d 64×16×256 (16→32, kernel 3, dilation 2); MaxPool2d 2×2 and BatchNorm2d on 64×32×28×28;
 one training step (forward, cross-entropy, backward, Adam update) of the plain digits CNN.
 Ratio = engine time / PyTorch time (below 1: faster than PyTorch); medians over repeats.
+
+Each Conv2d row comes with a "BLAS floor" row timed in the same alternation: only the three
+GEMMs per block of samples that the layer's forward and backward run (same shapes, same
+workspaces, same threads), without the im2col, col2im and copies around them. No kernel built on
+im2col + this BLAS can be faster than its floor.
 """
 import os
 import sys
@@ -16,11 +21,48 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import interleaved, row, torch_or_none  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from engine.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for  # noqa: E402
+from engine.threads import parallel_call  # noqa: E402
 
 
-def _layer_case(case, make_engine, make_torch, shape, dtype, torch, repeats):
+@njit(parallel=True, cache=True)
+def conv_gemms(wm, ws, zs, dws, N, S, Q, gemm, nthreads):
+    """The GEMMs of Conv2d's forward and backward (groups = 1), per block of S samples on each
+    thread: z = Ω cols, ∂ℓ/∂Ω += ∂ℓ/∂z colsᵀ, ∂ℓ/∂cols = Ωᵀ ∂ℓ/∂z, on the layer's workspaces
+    ws (nt, K, ·), zs (nt, C_out, ·), dws (nt, C_out, K + 1), with Q columns per sample."""
+    O, K = wm.shape
+    SP = ws.shape[2]
+    for t in prange(nthreads):
+        cols, zt, acc = ws[t], zs[t], dws[t]
+        n, hi = t * N // nthreads, (t + 1) * N // nthreads
+        while n < hi:
+            m = min(S, hi - n)
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O, m * Q, K, 1.0, wm.ctypes.data, K, cols.ctypes.data, SP, 0.0, zt.ctypes.data, SP)
+            gemm(ROW_MAJOR, NO_TRANS, TRANS, O, K, m * Q, 1.0, zt.ctypes.data, SP, cols.ctypes.data, SP, 1.0, acc.ctypes.data, K + 1)
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, K, m * Q, O, 1.0, wm.ctypes.data, K, zt.ctypes.data, SP, 0.0, cols.ctypes.data, SP)
+            n += m
+
+
+def gemm_floor(layer, x):
+    """conv_gemms for this Conv2d layer and input, as a closure (after one forward, so the layer's
+    workspaces exist and its choices of Q and S are the ones its kernels use)."""
+    layer.forward(x)
+    OH, OW = layer.output_shape(x.shape[2:])
+    Q = layer._paths(x.shape[2], x.shape[3], OH, OW)[2]
+    ws, zs, dws = layer._ws
+    S = ws.shape[2] // Q
+    wm = layer.weight.value.reshape(layer.out_channels, -1)
+    nt = ws.shape[0]
+    gemm = gemm_for(x.dtype)
+    return lambda: parallel_call(conv_gemms, nt, wm, ws, zs, dws, x.shape[0], S, Q, gemm)
+
+
+def _layer_case(case, make_engine, make_torch, shape, dtype, torch, repeats, floor=False):
     """Forward + backward (input gradient included, as PyTorch computes it for an input that
-    requires grad) of one layer, engine vs PyTorch on the same input and upstream gradient."""
+    requires grad) of one layer, engine vs PyTorch on the same input and upstream gradient;
+    with `floor`, also the layer's GEMMs alone (gemm_floor). Returns a list of rows."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     layer = make_engine(dtype)
@@ -39,8 +81,14 @@ def _layer_case(case, make_engine, make_torch, shape, dtype, torch, repeats):
         tm.zero_grad(set_to_none=True)
         tm(xt).backward(Gt)
 
-    t = interleaved({"engine": eng, "peer": peer}, repeats=repeats)
-    return row("conv", case, t["engine"], "PyTorch", t["peer"])
+    fns = {"engine": eng, "peer": peer}
+    if floor:
+        fns["floor"] = gemm_floor(make_engine(dtype), x)
+    t = interleaved(fns, repeats=repeats)
+    rows = [row("conv", case, t["engine"], "PyTorch", t["peer"])]
+    if floor:
+        rows.append(row("conv", case + ": BLAS floor, its GEMMs alone", t["floor"], "PyTorch", t["peer"]))
+    return rows
 
 
 def run(quick: bool) -> list:
@@ -56,16 +104,16 @@ def run(quick: bool) -> list:
     rows = []
     for dt, name in ((np.float32, "f32"), (np.float64, "f64")):
         for (C, H, Co) in ((3, 32, 16), (16, 28, 32)):
-            rows.append(_layer_case(f"Conv2d {N}x{C}x{H}x{H} {C}->{Co} 3x3 p1 {name}",
-                                    lambda d: Conv2d(C, Co, 3, padding=1, dtype=d, rng=0),
-                                    lambda: torch.nn.Conv2d(C, Co, 3, padding=1), (N, C, H, H), dt, torch, reps))
-    rows.append(_layer_case(f"Conv1d {N}x16x256 16->32 k3 d2 f32",
-                            lambda d: Conv1d(16, 32, 3, dilation=2, dtype=d, rng=0),
-                            lambda: torch.nn.Conv1d(16, 32, 3, dilation=2), (N, 16, 256), np.float32, torch, reps))
-    rows.append(_layer_case(f"MaxPool2d 2x2 {N}x32x28x28 f32", lambda d: MaxPool2d(2), lambda: torch.nn.MaxPool2d(2),
-                            (N, 32, 28, 28), np.float32, torch, reps))
-    rows.append(_layer_case(f"BatchNorm2d {N}x32x28x28 f32", lambda d: BatchNorm2d(32, dtype=d),
-                            lambda: torch.nn.BatchNorm2d(32), (N, 32, 28, 28), np.float32, torch, reps))
+            rows += _layer_case(f"Conv2d {N}x{C}x{H}x{H} {C}->{Co} 3x3 p1 {name}",
+                                lambda d: Conv2d(C, Co, 3, padding=1, dtype=d, rng=0),
+                                lambda: torch.nn.Conv2d(C, Co, 3, padding=1), (N, C, H, H), dt, torch, reps, floor=True)
+    rows += _layer_case(f"Conv1d {N}x16x256 16->32 k3 d2 f32",
+                        lambda d: Conv1d(16, 32, 3, dilation=2, dtype=d, rng=0),
+                        lambda: torch.nn.Conv1d(16, 32, 3, dilation=2), (N, 16, 256), np.float32, torch, reps)
+    rows += _layer_case(f"MaxPool2d 2x2 {N}x32x28x28 f32", lambda d: MaxPool2d(2), lambda: torch.nn.MaxPool2d(2),
+                        (N, 32, 28, 28), np.float32, torch, reps)
+    rows += _layer_case(f"BatchNorm2d {N}x32x28x28 f32", lambda d: BatchNorm2d(32, dtype=d),
+                        lambda: torch.nn.BatchNorm2d(32), (N, 32, 28, 28), np.float32, torch, reps)
     rows.append(bench_step(torch, quick))
     return rows
 

@@ -3,6 +3,10 @@ Linear(784→512)-ReLU-Linear(→10)-softmax cross-entropy at batch 256, float32
 
 Engine: the notes' fused MLP, and the same network as a Sequential of layers. Peers: PyTorch
 (same thread count, same process) and a plain NumPy implementation of the same step.
+
+The "BLAS floor" row times, in the same alternation, only the step's two large products (the
+forward of Linear(784→512) and its weight gradient, 205 MFLOP each, through the engine's Linear
+kernels, so the same BLAS, split and threads as the MLP): no step built on this BLAS is faster.
 """
 import os
 import sys
@@ -32,8 +36,21 @@ def numpy_step(X, y, W1, b1, W2, b2):
         a -= LR * g
 
 
+def _floor(X, hidden, dtype, seed):
+    """Linear(D_in → hidden) forward and weight gradient only (no input gradient, loss or update)."""
+    from layers import Linear
+    lin = Linear(X.shape[1], hidden, dtype=dtype, rng=seed)
+    dF = np.random.default_rng(seed + 1).standard_normal((X.shape[0], hidden)).astype(dtype)
+
+    def floor():
+        lin.forward(X)
+        lin.backward(dF, input_grad=False)
+    return floor
+
+
 def cases(dtype, batch=256, d_in=784, hidden=512, classes=10, seed=0, peers=True):
-    """The step as closures for the engine (MLP, Sequential) and, with `peers`, PyTorch and NumPy."""
+    """The step as closures for the engine (MLP, Sequential) and, with `peers`, PyTorch, NumPy and
+    the BLAS floor."""
     from engine import Sequential
     from engine.losses import CrossEntropyLoss
     from engine.optim import SGD
@@ -55,6 +72,7 @@ def cases(dtype, batch=256, d_in=784, hidden=512, classes=10, seed=0, peers=True
         fns[name] = step
     if not peers:
         return fns
+    fns["floor"] = _floor(X, hidden, dtype, seed)
     W1, b1, W2, b2 = (mlp.state_dict()[k].copy() for k in ("0.weight", "0.bias", "2.weight", "2.bias"))
     fns["NumPy"] = lambda: numpy_step(X, y, W1, b1, W2, b2)
     torch = torch_or_none()
@@ -84,6 +102,8 @@ def run(quick=False):
             rows.append(row("dense", f"{label}, {np.dtype(dtype).name}, {name}", res[name],
                             "PyTorch", peer, numpy_ms=res["NumPy"][0]))
         rows.append(row("dense", f"{label}, {np.dtype(dtype).name}, NumPy peer", res["NumPy"], "PyTorch", peer))
+        rows.append(row("dense", f"{label}, {np.dtype(dtype).name}: BLAS floor, its two large GEMMs alone",
+                        res["floor"], "PyTorch", peer))
     if not quick:
         rows += first_run_rows()
     return rows
