@@ -6,6 +6,9 @@ what was received, e.g. ``x: expected shape (N, 784), got (32, 783)``.
 import numbers
 
 import numpy as np
+from numba import njit
+
+from .threads import FASTMATH
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -19,6 +22,18 @@ def check_dtype(dtype):
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected np.float32 or np.float64, got {dt}")
     return dt.type
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def all_finite(a):
+    """True when the flat array a holds no NaN or ±Inf: x·0 is NaN exactly for those (0 otherwise)
+    and a NaN survives the sum. One vectorised pass with no temporary, where np.isfinite(x).all()
+    writes a boolean array first (2-3x slower on a batch, measured 2026-11-21). FASTMATH has no
+    no-NaN/no-Inf flags, so the compiler may not fold x·0 to 0."""
+    s = a[0] * 0
+    for i in range(a.size):
+        s += a[i] * 0
+    return s == 0
 
 
 def _shape_str(shape):
@@ -51,9 +66,10 @@ def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
             raise ValueError(f"{name}: expected shape {_shape_str(shape)}, got {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
-    if finite and not np.isfinite(x).all():
+    x = np.ascontiguousarray(x)
+    if finite and not all_finite(x.reshape(-1)):
         raise ValueError(f"{name}: expected finite values, got NaN or Inf")
-    return np.ascontiguousarray(x)
+    return x
 
 
 def check_int(name, v, *, low=None, high=None):
@@ -82,17 +98,29 @@ def check_choice(name, v, choices):
     return v
 
 
-def check_labels(name, y, n, n_classes):
-    """Integer class labels of shape (n,) in [0, n_classes)."""
+@njit(cache=True)
+def _any_label_outside(y, n_classes, ignore, has_ignore):
+    for i in range(y.shape[0]):
+        v = y[i]
+        if (v < 0 or v >= n_classes) and not (has_ignore and v == ignore):
+            return True
+    return False
+
+
+def check_labels(name, y, n, n_classes, ignore=None):
+    """Integer class labels of shape (n,) in [0, n_classes) (or equal to `ignore`, when given),
+    returned as a contiguous int64 array."""
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(y).__name__}")
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name}: expected integer class labels, got dtype {y.dtype}")
     if y.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},), got {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{name}: expected labels in [0, {n_classes - 1}], got values in [{y.min()}, {y.max()}]")
-    return np.ascontiguousarray(y, dtype=np.int64)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    if _any_label_outside(y, n_classes, 0 if ignore is None else ignore, ignore is not None):
+        used = y if ignore is None else y[y != ignore]
+        raise ValueError(f"{name}: expected labels in [0, {n_classes - 1}], got values in [{used.min()}, {used.max()}]")
+    return y
 
 
 def check_rng(name, seed):

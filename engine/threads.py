@@ -48,6 +48,9 @@ def chunks_for(n_rows, min_rows=64, row_cost=None):
 def pool(n):
     """Within the block, Numba's parallel regions use `n` threads (1: the calling thread alone,
     without waking, and on a busy machine waiting for, the others)."""
+    if n == _threads:                 # the usual case: nothing to change (each set costs ~7 µs)
+        yield
+        return
     numba.set_num_threads(n)
     try:
         yield
@@ -57,6 +60,8 @@ def pool(n):
 
 def parallel_call(kernel, n_chunks, *args):
     """kernel(*args, n_chunks) run in `pool(n_chunks)`: its `prange(n_chunks)` runs one chunk per thread."""
+    if n_chunks == _threads:
+        return kernel(*args, n_chunks)
     with pool(n_chunks):
         return kernel(*args, n_chunks)
 

@@ -51,17 +51,21 @@ def bce_with_logits_backward(f, y, weight, pos_weight, scale):
 
 
 @njit(cache=True)
-def _log_softmax_row(f, n, logp):
-    """logp[c] = f[n, c] − logsumexp(f[n]), with the max subtracted before exp."""
+def _log_softmax_row(f, n, logp, p):
+    """logp[c] = f[n, c] − logsumexp(f[n]) and p[n, c] = softmax(f[n])_c, with the max m
+    subtracted before exp, one exp per entry: e_c = e^{f_c − m}, p_c = e_c / Σe, log p_c =
+    f_c − m − log Σe (exp is a scalar call, the cost of this loss)."""
     C = f.shape[1]
     m = float(f[n, 0])
     for c in range(1, C):
         m = max(m, float(f[n, c]))
     s = 0.0
     for c in range(C):
-        s += math.exp(float(f[n, c]) - m)
-    lse = m + math.log(s)
+        logp[c] = math.exp(float(f[n, c]) - m)
+        s += logp[c]
+    inv, lse = 1.0 / s, m + math.log(s)
     for c in range(C):
+        p[n, c] = logp[c] * inv
         logp[c] = float(f[n, c]) - lse
 
 
@@ -73,23 +77,24 @@ def cross_entropy_forward(f, labels, weight, smoothing, ignore_index):
         a_c = (1−ε) w_{y_n} [c = y_n] + ε w_c / C
     (w = class weights, ones by default; ε = label_smoothing; w = 1, ε = 0 give ℓ_n = −log p_{y_n}).
     Rows whose label is `ignore_index` contribute 0. Shapes: f (N, C), labels (N,) int64,
-    weight (C,). Returns (Σ_n ℓ_n, p (N, C) for the backward).
+    weight (C,). Returns (Σ_n ℓ_n, p (N, C) for the backward, Σ_n w_{y_n} over the rows not
+    ignored: what "mean" divides by).
     """
     N, C = f.shape
     p = np.empty_like(f)
     logp = np.empty(C)
     s = 0.0
+    count = 0.0
     for n in range(N):
-        _log_softmax_row(f, n, logp)
-        for c in range(C):
-            p[n, c] = math.exp(logp[c])
+        _log_softmax_row(f, n, logp, p)
         y = labels[n]
         if y == ignore_index:
             continue
         for c in range(C):
             s -= smoothing * weight[c] / C * logp[c]
         s -= (1.0 - smoothing) * weight[y] * logp[y]
-    return s, p
+        count += weight[y]
+    return s, p, count
 
 
 @njit(cache=True)
@@ -122,9 +127,8 @@ def cross_entropy_soft_forward(f, y, weight, smoothing):
     logp = np.empty(C)
     s = 0.0
     for n in range(N):
-        _log_softmax_row(f, n, logp)
+        _log_softmax_row(f, n, logp, p)
         for c in range(C):
-            p[n, c] = math.exp(logp[c])
             s -= weight[c] * ((1.0 - smoothing) * float(y[n, c]) + smoothing / C) * logp[c]
     return s, p
 
@@ -265,11 +269,8 @@ class CrossEntropyLoss(Loss):
         w = _weight_for("weight", self.weight, C)
         eps = self.label_smoothing
         if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.integer):
-            ignored = target == self.ignore_index
-            check_labels("target", np.where(ignored, 0, target), N, C)
-            labels = np.ascontiguousarray(target, dtype=np.int64)
-            s, p = cross_entropy_forward(pred, labels, w, eps, self.ignore_index)
-            count = float(w[labels[~ignored]].sum())
+            labels = check_labels("target", target, N, C, ignore=self.ignore_index)
+            s, p, count = cross_entropy_forward(pred, labels, w, eps, self.ignore_index)
             self._saved = (p, labels, w, False, count)
         else:
             if isinstance(target, np.ndarray) and target.shape != (N, C):
