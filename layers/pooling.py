@@ -78,6 +78,32 @@ def maxpool2d_forward(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
 
 
 @njit(parallel=True, cache=True)
+def maxpool2x2_forward(x, sh, sw, OH, OW):
+    """maxpool2d_forward for the common 2×2 window without padding or dilation (every window
+    inside the image): the same result and arg-max, with the four taps written out. The general
+    kernel's tap loops, with bounds known only at run time, made it 5x slower on this case
+    (measured 2026-11-21)."""
+    B, H, W = x.shape
+    y = np.empty((B, OH, OW), x.dtype)
+    idx = np.empty((B, OH, OW), np.int32)
+    for bi in prange(B):
+        for i in range(OH):
+            r = i * sh
+            for l in range(OW):
+                q = l * sw
+                best, arg = x[bi, r, q], r * W + q
+                for a in range(2):
+                    for b in range(2):
+                        v = x[bi, r + a, q + b]
+                        better = v > best           # a select, not a branch: ties keep the first
+                        arg = (r + a) * W + q + b if better else arg
+                        best = v if better else best
+                y[bi, i, l] = best
+                idx[bi, i, l] = arg
+    return y, idx
+
+
+@njit(parallel=True, cache=True)
 def maxpool2d_backward(dy, idx, H, W):
     """∂ℓ/∂x[b, idx[b, i, l]] += ∂ℓ/∂y[b, i, l]  -> dx (B, H, W)."""
     B, OH, OW = dy.shape
@@ -254,7 +280,11 @@ class _MaxPool(_PoolNd):
         (KH, KW), (sh, sw), (pt, pl), (dh, dw) = self._geom()
         OH, OW = (1, out[0]) if self.nd == 1 else out
         with pool(_chunks(xp)):
-            y, self._idx = maxpool2d_forward(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+            if (KH, KW, dh, dw, pt, pl) == (2, 2, 1, 1, 0, 0) and (OH - 1) * sh + 2 <= xp.shape[1] \
+                    and (OW - 1) * sw + 2 <= xp.shape[2]:
+                y, self._idx = maxpool2x2_forward(xp, sh, sw, OH, OW)
+            else:
+                y, self._idx = maxpool2d_forward(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
         self._x, self._hw, self._out2 = x, xp.shape[1:], (OH, OW)
         self._yshape = x.shape[:-self.nd] + tuple(out)
         return y.reshape(self._yshape)

@@ -5,7 +5,7 @@ import pytest
 
 from engine import gradcheck
 from layers.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d,
-                            maxpool2d_backward, maxpool2d_forward)
+                            maxpool2d_backward, maxpool2d_forward, maxpool2x2_forward)
 from torchcheck import run_both
 
 # (class name, input shape, kwargs)
@@ -99,6 +99,19 @@ def test_parallel_kernel_matches_reference():
     np.testing.assert_array_equal(y, ref)
     dx = maxpool2d_backward(np.ones_like(y), idx, 7, 9)
     assert dx.sum() == y.size and dx[:, 6].sum() == 0 and dx[:, :, 8].sum() == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,s", [((4, 8, 8), (2, 2)), ((3, 7, 9), (2, 2)), ((2, 5, 6), (1, 1)),
+                                     ((2, 9, 8), (3, 2)), ((1, 2, 2), (2, 2))])
+def test_2x2_kernel_equals_general_kernel(shape, s, dtype):
+    # values and arg-max indices, on data with many ties (the first maximum must win in both)
+    x = np.random.default_rng(1).integers(0, 3, size=shape).astype(dtype)
+    OH, OW = (shape[1] - 2) // s[0] + 1, (shape[2] - 2) // s[1] + 1
+    y, idx = maxpool2d_forward(x, 2, 2, *s, 0, 0, 1, 1, OH, OW)
+    y2, idx2 = maxpool2x2_forward(x, *s, OH, OW)
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(idx2, idx)
 
 
 @pytest.mark.parametrize("case", ["max2d_overlap", "avg2d_pad", "max1d", "gap", "flatten"])
