@@ -127,7 +127,7 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
             Xb, yb = X[idx], y[idx]
             model.zero_grad()
             pred = model.forward(Xb, train=True)
-            if not all_finite(np.ascontiguousarray(pred).reshape(-1)):
+            if not all_finite(pred):
                 raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
                                        "the model's output has NaN or Inf")
             value = float(loss.forward(pred, yb))
@@ -135,7 +135,7 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
                 raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: loss is {value}")
             model.backward(loss.backward(), input_grad=False)
             for name, p in model.named_parameters():
-                if not all_finite(np.ascontiguousarray(p.grad).reshape(-1)):
+                if not all_finite(p.grad):
                     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
                                            f"gradient of {name} has NaN or Inf")
             optimizer.step()
