@@ -2,12 +2,15 @@
 initializers, the training loop, gradient checking, data sets.
 
     from engine import Parameter, Layer, Sequential, fit, gradcheck
+    with engine.no_grad(): ...            # forwards that record nothing for a backward
+    with engine.reference_kernels(): ...  # every layer on its reference (plain-loop) kernels
 """
 from . import threads  # noqa: F401  (first: decides how BLAS and Numba share the cores)
-from .core import Layer, Parameter, Sequential
+from .core import Layer, Parameter, Sequential, is_grad_enabled, no_grad, reference_kernels
 from .gradcheck import gradcheck, gradcheck_loss
 
-__all__ = ["Parameter", "Layer", "Sequential", "fit", "gradcheck", "gradcheck_loss"]
+__all__ = ["Parameter", "Layer", "Sequential", "fit", "gradcheck", "gradcheck_loss", "no_grad",
+           "is_grad_enabled", "reference_kernels"]
 
 
 _SUBMODULES = {"losses", "optim", "schedules", "init", "data", "train"}

@@ -1,10 +1,13 @@
 """The BLAS matrix product the engine's kernels call: C = α op(A) op(B) + β C (CBLAS gemm).
 
-Kernels get the gemm as an argument and call it on pointers into their arrays:
-    gemm(ROW_MAJOR, NO_TRANS | TRANS, NO_TRANS | TRANS, M, N, K, α, A.ctypes.data, lda,
-         B.ctypes.data, ldb, β, C.ctypes.data, ldc)
+Kernels get the gemm as an argument and call it through `gemm_at` on whole arrays with element
+offsets, so the product reads as the equation it computes:
+    gemm_at(gemm, M, N, K, α, A, a_off, lda, TRANS | NO_TRANS, B, b_off, ldb, TRANS | NO_TRANS,
+            β, C, c_off, ldc)      # C[c_off…] = α op(A[a_off…]) op(B[b_off…]) + β C[c_off…]
 Beyond `np.dot`, this gives β = 1 (accumulate into C: parameter gradients += without a temporary)
 and strided sub-matrices (lda larger than the row length: a block of columns without a copy).
+Whole arrays plus offsets, not slices, because Numba cannot prove the rows of a 2D slice
+contiguous (CONVENTIONS.md); this is the one place that turns an offset into a pointer.
 
 Numba's own np.dot calls SciPy's bundled OpenBLAS, which on the project machine runs the small
 products of a per-sample convolution (e.g. 32×144 by 144×784) at a third of the speed of
@@ -19,6 +22,7 @@ import glob as _glob
 import os as _os
 
 import numpy as _np
+from numba import njit as _njit
 
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -56,3 +60,15 @@ SGEMM, DGEMM = _load_gemm()
 def gemm_for(dtype):
     """The CBLAS gemm (ctypes function) for float32 or float64 arrays."""
     return SGEMM if _np.dtype(dtype) == _np.float32 else DGEMM
+
+
+@_njit(inline="always")
+def gemm_at(gemm, M, N, K, alpha, A, a_off, lda, trans_a, B, b_off, ldb, trans_b, beta, C, c_off, ldc):
+    """C[c_off…] = α op(A[a_off…]) op(B[b_off…]) + β C[c_off…], row-major, op = TRANS or NO_TRANS.
+
+    A, B, C are whole C-contiguous arrays of one dtype; x_off is an element offset into the flat
+    array (row r, column c of a matrix with leading dimension ld starts at r·ld + c); op(A) is
+    M×K, op(B) K×N, C M×N with leading dimensions lda, ldb, ldc."""
+    isz = C.itemsize
+    gemm(ROW_MAJOR, trans_a, trans_b, M, N, K, alpha, A.ctypes.data + a_off * isz, lda,
+         B.ctypes.data + b_off * isz, ldb, beta, C.ctypes.data + c_off * isz, ldc)

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 from numba import njit
 
-from .threads import FASTMATH
+from .numerics import FASTMATH
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -83,6 +83,16 @@ def check_int(name, v, *, low=None, high=None):
     if (low is not None and v < low) or (high is not None and v > high):
         raise ValueError(f"{name}: expected an int in [{low}, {'inf' if high is None else high}], got {v}")
     return int(v)
+
+
+def check_tuple(name, v, n, *, low=None):
+    """An int, or a tuple/list of `n` ints, each >= low -> a tuple of n ints (torch's `_pair`,
+    `_single`: kernel_size=3 means (3, 3) for a 2D layer)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != n:
+            raise ValueError(f"{name}: expected an int or a tuple of {n} ints, got {v!r}")
+        return tuple(check_int(f"{name}[{i}]", e, low=low) for i, e in enumerate(v))
+    return (check_int(name, v, low=low),) * n
 
 
 def check_float(name, v, *, low=None, high=None, low_open=False):

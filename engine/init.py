@@ -38,7 +38,7 @@ __all__ = [
     "calculate_gain", "fan_in_and_fan_out",
     "zeros", "ones", "constant", "normal", "uniform",
     "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
-    "lecun_normal", "orthogonal", "init_",
+    "lecun_normal", "orthogonal", "init_", "default_uniform",
 ]
 
 _GAIN_ONE = ("linear", "conv1d", "conv2d", "conv3d",
@@ -156,6 +156,14 @@ def uniform(shape, a=0.0, b=1.0, rng=None, dtype=np.float64):
         raise ValueError(f"a, b: expected a <= b, got a={a}, b={b}")
     shape, dtype = _shape(shape), check_dtype(dtype)
     return _rng(rng).uniform(a, b, size=shape).astype(dtype)
+
+
+def default_uniform(shape, fan_in, rng=None, dtype=np.float64):
+    """The default initial values of torch.nn's Linear, Bilinear and Conv layers (weights and
+    biases alike): Uniform[−1/√fan_in, 1/√fan_in] (kaiming_uniform with a = √5); zeros when
+    fan_in is 0."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return uniform(shape, -bound, bound, rng=rng, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- variance-scaling

@@ -16,10 +16,6 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS so the limit below reaches it)
 from threadpoolctl import threadpool_limits
 
-# fastmath without the no-NaN/no-Inf assumptions (PERFORMANCE.md, lesson 3): NaN checks and
-# -inf masking keep working, reductions may be reassociated and vectorised.
-FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
-
 _blas_limit = threadpool_limits(limits=1, user_api="blas")
 
 

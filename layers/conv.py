@@ -34,7 +34,8 @@ from numba import njit, prange
 
 from engine.checks import check_choice, check_dtype, check_int
 from engine.core import Layer, Parameter
-from engine.threads import FASTMATH, chunks_for, pool
+from engine.numerics import FASTMATH
+from engine.threads import chunks_for, pool
 
 from .dense import default_uniform
 from .im2col import (GATHER, NO_TRANS, ROW_MAJOR, ROWS, SEGMENTS, TRANS, col2im, col2im_gather, col2im_rows,

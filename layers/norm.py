@@ -26,7 +26,8 @@ from numba import njit, prange
 
 from engine.checks import check_dtype, check_float, check_int
 from engine.core import Layer, Parameter
-from engine.threads import FASTMATH, chunks_for, parallel_call, pool
+from engine.numerics import FASTMATH
+from engine.threads import chunks_for, parallel_call, pool
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

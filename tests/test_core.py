@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from engine import Layer, Parameter, Sequential
-from engine.threads import FASTMATH, num_threads, set_num_threads
+from engine.numerics import FASTMATH
+from engine.threads import num_threads, set_num_threads
 from layers import MLP, GELU, Linear, ReLU, Sigmoid, Tanh
 
 

@@ -5,6 +5,7 @@ vectorised, but NaN and Inf keep their IEEE meaning. Importing engine.threads al
 one thread, so the `np.dot` calls inside `prange` chunks (the exact nearest-neighbour search) do
 not fight Numba's threads.
 """
-from engine.threads import FASTMATH, num_threads, pool
+from engine.numerics import FASTMATH
+from engine.threads import num_threads, pool
 
 __all__ = ["FASTMATH", "num_threads", "pool"]

@@ -1,0 +1,45 @@
+"""Numerics every family shares: the one home of the stable sigmoid, the max-shifted
+log-sum-exp and the fastmath flag set (DESIGN.md, "Numerics").
+
+- sigmoid(z) = 1/(1 + e^{−z}) evaluated so that e^{·} never overflows: for z < 0 it is
+  e^{z}/(1 + e^{z}). The naive form gives 1/(1 + inf) = 0 at z = −720 (σ is 1e-313 there).
+- log1p_exp(z) = log(1 + e^{z}) = max(z, 0) + log1p(e^{−|z|}) (softplus; no overflow).
+- logsumexp(x, lo, hi) = m + log Σ_i e^{x_i − m}, m = max x_i, over x[lo:hi] of a 1D array.
+- FASTMATH: fastmath without the no-NaN/no-Inf assumptions (PERFORMANCE.md, lesson 3), so NaN
+  checks and −inf masking keep working while reductions may be reassociated and vectorised.
+  Never `fastmath=True`.
+"""
+import math
+
+from numba import njit
+
+FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
+
+
+@njit(cache=True, inline="always")
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^{−z}):  z ≥ 0: 1 / (1 + e^{−z});  z < 0: e^{z} / (1 + e^{z})."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, inline="always")
+def log1p_exp(z):
+    """log(1 + e^{z}) = max(z, 0) + log1p(e^{−|z|})."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(cache=True)
+def logsumexp(x, lo, hi):
+    """log Σ_{i∈[lo,hi)} e^{x_i}, with the maximum subtracted before exp (no overflow)."""
+    m = x[lo]
+    for i in range(lo + 1, hi):
+        m = max(m, x[i])
+    if math.isinf(m):
+        return m
+    s = 0.0
+    for i in range(lo, hi):
+        s += math.exp(x[i] - m)
+    return m + math.log(s)
