@@ -1,4 +1,4 @@
-"""Tests of analysis.tsne (issue 5): affinities, gradients, Barnes-Hut, optimisation, metrics."""
+"""Tests of analysis.tsne: affinities, gradients, Barnes-Hut, optimisation, metrics."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -261,6 +261,20 @@ def test_verbose_progress(rng, capsys):
     out = capsys.readouterr().out
     assert "mean perplexity 10.0000" in out
     assert "iteration    50: KL" in out and "iteration   100: KL" in out and " s" in out
+
+
+def test_progress_bar(rng, capsys):
+    X = _blobs(rng, n=100, d=5)
+    TSNE(perplexity=10, max_iter=60, random_state=0).fit_transform(X)  # "auto": not a terminal
+    assert capsys.readouterr() == ("", "")
+    Y = TSNE(perplexity=10, max_iter=60, random_state=0, progress=True).fit_transform(X)
+    out, err = capsys.readouterr()
+    assert out == "" and "t-SNE" in err                # verbose=0: no lines; the bar on stderr
+    Y_off = TSNE(perplexity=10, max_iter=60, random_state=0, progress=False).fit_transform(X)
+    assert capsys.readouterr() == ("", "")
+    np.testing.assert_array_equal(Y, Y_off)             # the bar does not change the result
+    with pytest.raises(ValueError, match="progress: expected True, False or 'auto'"):
+        TSNE(perplexity=10, progress="yes").fit_transform(X)
 
 
 # ------------------------------------------------------------------ bad input

@@ -10,8 +10,8 @@ Notation of van der Maaten & Hinton (2008), "Visualizing data using t-SNE", JMLR
 the 2008 paper). Following van der Maaten (2014), "Accelerating t-SNE using tree-based
 algorithms", JMLR 15, §4.1, p_{j|i} is restricted to the k = ⌊3·perplexity⌋ nearest neighbours
 of x_i (with β_i set for perplexity u, the Gaussian puts a negligible part of its mass beyond the
-⌊3u⌋-th neighbour), which makes P sparse with at most 2·k·N non-zeros. The "exact" method uses all N - 1 other points instead (k = N - 1), as in
-the 2008 paper.
+⌊3u⌋-th neighbour), which makes P sparse with at most 2·k·N non-zeros. The "exact" method
+uses all N - 1 other points instead (k = N - 1), as in the 2008 paper.
 
 The neighbours are found exactly (no approximate index): rows are processed in fixed blocks of
 `_BLOCK` rows; for a block, the squared distances to all N points come from one `np.dot`

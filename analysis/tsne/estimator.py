@@ -50,6 +50,11 @@ Defaults and differences, and why
   estimate for method="barnes_hut", like scikit-learn); `metrics.kl_divergence(P, Y)` gives it
   with the exact Z, to compare embeddings made by different programs.
 
+Progress: `progress="auto"` shows a bar over the iterations (KL divergence as its postfix) on a
+terminal or in Jupyter and nothing in pipes or CI (engine.progress); it is removed when the fit
+ends. `verbose` keeps scikit-learn's meaning: 0 prints nothing, > 0 prints the affinity step,
+every 50th iteration and the result, as lines on stdout that stay in logs.
+
 Threads: below 4,096 points the fit runs on one thread (see `_SERIAL_BELOW`), above on the
 engine's thread count.
 
@@ -58,10 +63,13 @@ added in index order, so the same input and seed give bit-identical embeddings w
 number of threads.
 """
 import numbers
+import sys
 import time
 
 import numpy as np
 import scipy.sparse as sp
+
+from engine.progress import progress
 
 from ._common import num_threads, pool
 from .affinities import joint_probabilities as _joint
@@ -131,7 +139,9 @@ class TSNE:
     angle : float in [0, 1], θ of Barnes-Hut; 0 gives the exact forces.
     random_state : None, int or numpy.random.Generator, for init="random".
     verbose : int; > 0 prints the affinity step and every 50 iterations (iteration, KL, gradient
-        norm, elapsed seconds).
+        norm, elapsed seconds) on stdout.
+    progress : "auto", True or False (not in scikit-learn), a progress bar over the iterations:
+        "auto" shows it on a terminal or in Jupyter, not in pipes or CI (engine.progress).
 
     Attributes after `fit`: embedding_ (N, n_components), kl_divergence_ (float), n_iter_ (int),
     learning_rate_ (float), affinities_ (scipy.sparse CSR P), kl_history_ (list of
@@ -139,7 +149,8 @@ class TSNE:
     """
 
     def __init__(self, n_components=2, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
-                 max_iter=1000, init="pca", method="barnes_hut", angle=0.5, random_state=None, verbose=0):
+                 max_iter=1000, init="pca", method="barnes_hut", angle=0.5, random_state=None, verbose=0,
+                 progress="auto"):
         self.n_components = n_components
         self.perplexity = perplexity
         self.early_exaggeration = early_exaggeration
@@ -150,6 +161,7 @@ class TSNE:
         self.angle = angle
         self.random_state = random_state
         self.verbose = verbose
+        self.progress = progress
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -182,6 +194,8 @@ class TSNE:
                 raise ValueError(f"init: expected 'pca', 'random' or an array (N, n_components), got {self.init!r}")
         elif not isinstance(self.init, np.ndarray):
             raise TypeError(f"init: expected 'pca', 'random' or a numpy.ndarray, got {type(self.init).__name__}")
+        if not (isinstance(self.progress, bool) or self.progress == "auto"):
+            raise ValueError(f"progress: expected True, False or 'auto', got {self.progress!r}")
 
     def _initial_map(self, X):
         N, D = X.shape
@@ -236,42 +250,50 @@ class TSNE:
             lr = lr_late = float(self.learning_rate)
         verbose = int(self.verbose) if self.verbose else 0
         t0 = time.perf_counter()
+        with progress(total=self.max_iter, desc="t-SNE affinities", enabled=self.progress, leave=False) as bar:
+            def log(text):  # a line on stdout, above the bar if one is shown
+                bar.write(f"[t-SNE] {text}, {time.perf_counter() - t0:.2f} s", file=sys.stdout)
+                sys.stdout.flush()
 
-        k = _neighbours(N, self.perplexity, self.method)
-        indptr, indices, data, H = _joint(X, float(self.perplexity), k, num_threads())
-        plogp = p_log_p(data)
-        if verbose:
-            print(f"[t-SNE] affinities: N={N}, k={k}, mean perplexity {np.exp(H).mean():.4f} "
-                  f"(target {float(self.perplexity):g}), nnz(P)={data.size}, {time.perf_counter() - t0:.2f} s",
-                  flush=True)
+            k = _neighbours(N, self.perplexity, self.method)
+            indptr, indices, data, H = _joint(X, float(self.perplexity), k, num_threads())
+            plogp = p_log_p(data)
+            if verbose:
+                log(f"affinities: N={N}, k={k}, mean perplexity {np.exp(H).mean():.4f} "
+                    f"(target {float(self.perplexity):g}), nnz(P)={data.size}")
+            bar.set_description("t-SNE")
 
-        U = np.zeros_like(Y)
-        gains = np.ones_like(Y)
-        angle = float(self.angle)
-        history = []
-        fast_2d = Y.shape[1] == 2 and not exact
+            U = np.zeros_like(Y)
+            gains = np.ones_like(Y)
+            angle = float(self.angle)
+            history = []
+            fast_2d = Y.shape[1] == 2 and not exact
 
-        def step(Y, U, gains, n, exaggeration, momentum, rate):
-            if fast_2d:
-                return run_2d(Y, U, gains, indptr, indices, data, plogp, n, exaggeration, momentum, rate, angle)
-            return run(Y, U, gains, indptr, indices, data, plogp, n, exaggeration, momentum, rate, angle, exact)
+            def step(Y, U, gains, n, exaggeration, momentum, rate):
+                if fast_2d:
+                    return run_2d(Y, U, gains, indptr, indices, data, plogp, n, exaggeration, momentum, rate,
+                                  angle)
+                return run(Y, U, gains, indptr, indices, data, plogp, n, exaggeration, momentum, rate, angle,
+                           exact)
 
-        n_ex = min(_EXAGGERATION_ITER, self.max_iter)
-        it = 0
-        while it < self.max_iter:
-            early = it < n_ex
-            phase_end = n_ex if early else self.max_iter
-            n = min(_REPORT_EVERY - it % _REPORT_EVERY, phase_end - it)
-            kl, gnorm = step(Y, U, gains, n, alpha if early else 1.0, 0.5 if early else 0.8,
-                             lr if early else lr_late)
-            it += n
-            history.append((it - 1, float(kl)))
-            if verbose and (it % _REPORT_EVERY == 0 or it == self.max_iter):
-                print(f"[t-SNE] iteration {it:5d}: KL {kl:.6f}{' (exaggeration phase)' if early else ''}, "
-                      f"gradient norm {gnorm:.3e}, {time.perf_counter() - t0:.2f} s", flush=True)
+            n_ex = min(_EXAGGERATION_ITER, self.max_iter)
+            it = 0
+            while it < self.max_iter:
+                early = it < n_ex
+                phase_end = n_ex if early else self.max_iter
+                n = min(_REPORT_EVERY - it % _REPORT_EVERY, phase_end - it)
+                kl, gnorm = step(Y, U, gains, n, alpha if early else 1.0, 0.5 if early else 0.8,
+                                 lr if early else lr_late)
+                it += n
+                history.append((it - 1, float(kl)))
+                bar.set_postfix_str(f"KL {kl:.4f}{' (exaggerated)' if early else ''}", refresh=False)
+                bar.update(n)
+                if verbose and (it % _REPORT_EVERY == 0 or it == self.max_iter):
+                    log(f"iteration {it:5d}: KL {kl:.6f}{' (exaggeration phase)' if early else ''}, "
+                        f"gradient norm {gnorm:.3e}")
 
-        # KL of the final map: one more gradient evaluation, on copies
-        kl_final, _ = step(Y.copy(), U.copy(), gains.copy(), 1, 1.0, 0.8, lr_late)
+            # KL of the final map: one more gradient evaluation, on copies
+            kl_final, _ = step(Y.copy(), U.copy(), gains.copy(), 1, 1.0, 0.8, lr_late)
         self.embedding_ = Y
         self.kl_divergence_ = float(kl_final)
         self.n_iter_ = int(self.max_iter)

@@ -110,19 +110,6 @@ def run(Y, U, gains, indptr, indices, data, plogp, n_iter, exaggeration, momentu
 
 
 @njit(cache=True)
-def evaluate(Y, indptr, indices, data, plogp, angle, exact):
-    """KL(P‖Q) at Y and the gradient (unexaggerated), with the method's Z. Returns (kl, G)."""
-    N, dim = Y.shape
-    G = np.empty((N, dim))
-    Fa = np.empty((N, dim))
-    Fr = np.empty((N, dim))
-    zrow = np.empty(N)
-    klrow = np.empty(N)
-    Z, s = gradient(Y, indptr, indices, data, 1.0, angle, exact, G, Fa, Fr, zrow, klrow, True)
-    return plogp + s + np.log(Z), G
-
-
-@njit(cache=True)
 def gradient_2d(Y, indptr, indices, data, exaggeration, angle, G, Fa, Fr, zrow, klrow, want_kl):
     """As `gradient`, for 2-d maps and Barnes-Hut: quadtree + one fused parallel force loop."""
     N = Y.shape[0]
