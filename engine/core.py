@@ -146,6 +146,13 @@ class Layer:
             self.__dict__.setdefault("_children", {})[name] = value
         object.__setattr__(self, name, value)
 
+    def register_parameter(self, name, param):
+        """Register a Parameter under `name`, which may be any string ("0.weight" for the MLP's
+        torch-compatible names), without making it an attribute."""
+        if not isinstance(param, Parameter):
+            raise TypeError(f"param: expected a Parameter, got {type(param).__name__}")
+        self.__dict__.setdefault("_params", {})[name] = param
+
     def register_buffer(self, name, array):
         """A non-trainable array saved in the state dict (e.g. BatchNorm's running mean)."""
         self.__dict__.setdefault("_buffers", {})[name] = None

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .checks import all_finite, check_int
-from .core import Layer
+from .core import Layer, no_grad
+from .data.batches import minibatches
 
 
 class TrainingDiverged(FloatingPointError):
@@ -45,8 +46,10 @@ class History:
 
 
 def predict(model, X, batch_size=256):
-    """The model's outputs on X in evaluation mode (train=False), in batches."""
-    outs = [model.forward(X[i:i + batch_size], train=False) for i in range(0, len(X), batch_size)]
+    """The model's outputs on X in evaluation mode (train=False), in batches, recording nothing
+    for a backward (no_grad)."""
+    with no_grad():
+        outs = [model.forward(X[i:i + batch_size], train=False) for i in range(0, len(X), batch_size)]
     return np.concatenate(outs, axis=0)
 
 
@@ -120,11 +123,8 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
     steps = (N + batch_size - 1) // batch_size
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(N)
         total, sums = 0.0, {_metric_name(m): 0.0 for m in metrics}
-        for step in range(1, steps + 1):
-            idx = order[(step - 1) * batch_size:step * batch_size]
-            Xb, yb = X[idx], y[idx]
+        for step, (Xb, yb) in enumerate(minibatches(X, y, batch_size, seed=rng), start=1):
             model.zero_grad()
             pred = model.forward(Xb, train=True)
             if not all_finite(pred):
@@ -139,9 +139,9 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
                     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
                                            f"gradient of {name} has NaN or Inf")
             optimizer.step()
-            total += value * len(idx)
+            total += value * len(Xb)
             for m in metrics:
-                sums[_metric_name(m)] += (METRICS[m] if isinstance(m, str) else m)(pred, yb) * len(idx)
+                sums[_metric_name(m)] += (METRICS[m] if isinstance(m, str) else m)(pred, yb) * len(Xb)
             for cb in callbacks:
                 cb({"epoch": epoch, "step": step, "loss": value, "model": model})
             bar.update(epoch, epochs, step, steps, value)

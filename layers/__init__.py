@@ -4,13 +4,13 @@ from .activations import (GELU, Heaviside, Identity, LeakyReLU, ReLU, Sigmoid, S
                           Tanh)
 from .containers import Concat, Residual, SkipConcat
 from .conv import Conv1d, Conv2d
-from .dense import Linear
+from .dense import Bilinear, Linear
 from .dropout import Dropout
 from .mlp import MLP
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d
 
-__all__ = ["Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softplus", "Identity",
+__all__ = ["Linear", "Bilinear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softplus", "Identity",
            "Heaviside", "Softmax", "MLP",
            "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
            "AdaptiveAvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",

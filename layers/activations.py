@@ -5,8 +5,12 @@ elementwise over a flat array:
     forward:   h = a[f]
     backward:  ∂ℓ/∂f = a'[f] ⊙ ∂ℓ/∂h
 (the notes' diagonal Jacobian ∂h/∂f extracted as a vector and multiplied pointwise, §7.1.1).
-The fused MLP kernel reuses the same scalar functions through `act` / `act_grad`, indexed by the
-integer codes below, so both compute exactly the same numbers.
+The sigmoid is the overflow-free one of engine.numerics.
+
+Two paths: the reference kernels call the scalar `act(code, z)` / `act_grad(code, z)` once per
+element; the fast ones (`act_row` / `act_grad_row`, also used by the fused MLP kernel) choose the
+activation once per row so the loop body is the inlined scalar function and can vectorise. Both
+compute exactly the same numbers. Softmax has one pair, plain loops, that serves both paths.
 """
 import math
 
@@ -14,7 +18,8 @@ import numpy as np
 from numba import njit
 
 from engine.checks import check_array, check_float, check_int
-from engine.core import Layer
+from engine.core import Layer, use_reference
+from engine.numerics import sigmoid
 
 A_IDENTITY, A_RELU, A_LEAKY_RELU, A_SIGMOID, A_TANH, A_GELU, A_GELU_TANH, A_SOFTPLUS, A_HEAVISIDE = range(9)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -22,6 +27,9 @@ INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+# ---------------------------------------------------------------------------------------------
+# scalar functions a[z], a'[z] and the reference kernels
+# ---------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def relu(z):
     """ReLU[z] = max(0, z)."""
@@ -43,16 +51,6 @@ def leaky_relu(z, alpha):
 @njit(cache=True, inline="always")
 def leaky_relu_grad(z, alpha):
     return 1.0 if z > 0 else alpha
-
-
-@njit(cache=True, inline="always")
-def sigmoid(z):
-    """σ(z) = 1 / (1 + e^{−z}), evaluated so that e^{·} never overflows:
-    z ≥ 0: 1 / (1 + e^{−z});  z < 0: e^{z} / (1 + e^{z})."""
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @njit(cache=True, inline="always")
@@ -165,64 +163,26 @@ def act_grad(code, z, p0, p1):
 
 
 @njit(cache=True)
-def act_row(code, f, h, p0, p1):
-    """h[i] = a[f[i]] over a row. The activation is chosen once per row, not per element, so
-    the loop body is the inlined scalar function and can vectorise."""
-    n = f.shape[0]
-    if code == A_RELU:
-        for i in range(n):
-            h[i] = relu(f[i])
-    elif code == A_LEAKY_RELU:
-        for i in range(n):
-            h[i] = leaky_relu(f[i], p0)
-    elif code == A_TANH:
-        for i in range(n):
-            h[i] = math.tanh(f[i])
-    elif code == A_SIGMOID:
-        for i in range(n):
-            h[i] = sigmoid(f[i])
-    else:
-        for i in range(n):
-            h[i] = act(code, f[i], p0, p1)
-
-
-@njit(cache=True)
-def act_grad_row(code, f, d, p0, p1):
-    """d[i] *= a'[f[i]] over a row (the ⊙ a'[f] of the backward pass), activation chosen once."""
-    n = f.shape[0]
-    if code == A_RELU:
-        for i in range(n):
-            d[i] *= relu_grad(f[i])
-    elif code == A_LEAKY_RELU:
-        for i in range(n):
-            d[i] *= leaky_relu_grad(f[i], p0)
-    elif code == A_TANH:
-        for i in range(n):
-            d[i] *= tanh_grad(f[i])
-    elif code == A_SIGMOID:
-        for i in range(n):
-            d[i] *= sigmoid_grad(f[i])
-    elif code != A_IDENTITY:
-        for i in range(n):
-            d[i] *= act_grad(code, f[i], p0, p1)
-
-
-@njit(cache=True)
-def activation_forward(f, code, p0, p1):
-    """h = a[f] elementwise. f: flat (n,). Returns h (n,)."""
+def activation_forward_ref(f, code, p0, p1):
+    """h_i = a[f_i], one scalar call per element. f: flat (n,). Returns h (n,)."""
     h = np.empty_like(f)
-    act_row(code, f, h, p0, p1)
+    for i in range(f.shape[0]):
+        h[i] = act(code, f[i], p0, p1)
     return h
 
 
 @njit(cache=True)
-def activation_backward(dh, f, code, p0, p1):
-    """∂ℓ/∂f = a'[f] ⊙ ∂ℓ/∂h elementwise. dh, f: flat (n,). Returns ∂ℓ/∂f (n,)."""
-    df = dh.copy()
-    act_grad_row(code, f, df, p0, p1)
+def activation_backward_ref(dh, f, code, p0, p1):
+    """∂ℓ/∂f_i = a'[f_i] ∂ℓ/∂h_i, one scalar call per element. Returns ∂ℓ/∂f (n,)."""
+    df = np.empty_like(dh)
+    for i in range(f.shape[0]):
+        df[i] = act_grad(code, f[i], p0, p1) * dh[i]
     return df
 
 
+# ---------------------------------------------------------------------------------------------
+# layers
+# ---------------------------------------------------------------------------------------------
 class Activation(Layer):
     """An elementwise activation layer. It has no parameters and accepts float32 or float64
     input of any shape; the gradient comes back in the input's dtype."""
@@ -231,19 +191,22 @@ class Activation(Layer):
 
     def __init__(self):
         self.p0, self.p1 = 0.0, 0.0
-        self._f = None
 
     def forward(self, x, train=True):
         x = check_array("x", x)
-        self._f = x
-        return activation_forward(x.reshape(-1), self.code, self.p0, self.p1).reshape(x.shape)
+        kernel = activation_forward_ref if use_reference() else activation_forward
+        h = kernel(x.reshape(-1), self.code, self.p0, self.p1).reshape(x.shape)
+        self._save(x)
+        return h
 
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_f")
+    def backward(self, dy, *, input_grad=True):
+        f, = self._saved()
+        dy = check_array("dy", dy, shape=f.shape, dtype=f.dtype, finite=False)
+        self._release()
         if not input_grad:
             return None
-        dy = check_array("dy", dy, shape=self._f.shape, dtype=self._f.dtype, finite=False)
-        return activation_backward(dy.reshape(-1), self._f.reshape(-1), self.code, self.p0, self.p1).reshape(dy.shape)
+        kernel = activation_backward_ref if use_reference() else activation_backward
+        return kernel(dy.reshape(-1), f.reshape(-1), self.code, self.p0, self.p1).reshape(dy.shape)
 
 
 class Identity(Activation):
@@ -349,7 +312,6 @@ class Softmax(Layer):
     def __init__(self, dim=-1, temperature=1.0):
         self.dim = check_int("dim", dim)
         self.temperature = check_float("temperature", temperature, low=0.0, low_open=True)
-        self._y = None
 
     def _to_rows(self, a):
         moved = np.moveaxis(a, self.dim, -1)
@@ -363,21 +325,98 @@ class Softmax(Layer):
         if not -x.ndim <= self.dim < x.ndim:
             raise ValueError(f"dim: expected an axis in [{-x.ndim}, {x.ndim - 1}] for x of shape {x.shape}, got {self.dim}")
         rows, moved = self._to_rows(x)
-        self._y, self._moved, self._shape = softmax_forward(rows, self.temperature), moved, x.shape
-        return self._from_rows(self._y, moved)
+        y = softmax_forward(rows, self.temperature)
+        self._save(y, moved, x.shape)
+        return self._from_rows(y, moved)
 
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_y")
+    def backward(self, dy, *, input_grad=True):
+        y, moved, shape = self._saved()
+        dy = check_array("dy", dy, shape=shape, dtype=y.dtype, finite=False)
+        self._release()
         if not input_grad:
             return None
-        dy = check_array("dy", dy, shape=self._shape, dtype=self._y.dtype, finite=False)
         rows, _ = self._to_rows(dy)
-        return self._from_rows(softmax_backward(rows, self._y, self.temperature), self._moved)
+        return self._from_rows(softmax_backward(rows, y, self.temperature), moved)
 
     def extra_repr(self):
         return {"dim": self.dim, "temperature": self.temperature}
 
 
+# ---------------------------------------------------------------------------------------------
+# fast kernels: the activation chosen once per row, so the loop body vectorises
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def act_row(code, f, h, p0, p1):
+    """h[i] = a[f[i]] over a row. The activation is chosen once per row, not per element, so
+    the loop body is the inlined scalar function and can vectorise."""
+    n = f.shape[0]
+    if code == A_RELU:
+        for i in range(n):
+            h[i] = relu(f[i])
+    elif code == A_LEAKY_RELU:
+        for i in range(n):
+            h[i] = leaky_relu(f[i], p0)
+    elif code == A_TANH:
+        for i in range(n):
+            h[i] = math.tanh(f[i])
+    elif code == A_SIGMOID:
+        for i in range(n):
+            h[i] = sigmoid(f[i])
+    else:
+        for i in range(n):
+            h[i] = act(code, f[i], p0, p1)
+
+
+@njit(cache=True)
+def act_grad_row(code, f, d, p0, p1):
+    """d[i] *= a'[f[i]] over a row (the ⊙ a'[f] of the backward pass), activation chosen once."""
+    n = f.shape[0]
+    if code == A_RELU:
+        for i in range(n):
+            d[i] *= relu_grad(f[i])
+    elif code == A_LEAKY_RELU:
+        for i in range(n):
+            d[i] *= leaky_relu_grad(f[i], p0)
+    elif code == A_TANH:
+        for i in range(n):
+            d[i] *= tanh_grad(f[i])
+    elif code == A_SIGMOID:
+        for i in range(n):
+            d[i] *= sigmoid_grad(f[i])
+    elif code != A_IDENTITY:
+        for i in range(n):
+            d[i] *= act_grad(code, f[i], p0, p1)
+
+
+@njit(cache=True)
+def activation_forward(f, code, p0, p1):
+    """h = a[f] elementwise. f: flat (n,). Returns h (n,)."""
+    h = np.empty_like(f)
+    act_row(code, f, h, p0, p1)
+    return h
+
+
+@njit(cache=True)
+def activation_backward(dh, f, code, p0, p1):
+    """∂ℓ/∂f = a'[f] ⊙ ∂ℓ/∂h elementwise. dh, f: flat (n,). Returns ∂ℓ/∂f (n,)."""
+    df = dh.copy()
+    act_grad_row(code, f, df, p0, p1)
+    return df
+
+
 ACTIVATIONS = {"identity": Identity, "linear": Identity, "relu": ReLU, "leaky_relu": LeakyReLU,
                "sigmoid": Sigmoid, "tanh": Tanh, "gelu": GELU, "softplus": Softplus,
                "heaviside": Heaviside}
+
+
+def make_activation(name, negative_slope=0.01, beta=1.0, threshold=20.0):
+    """A new activation layer by name ("relu", "gelu_tanh", …), options used where they apply."""
+    if name == "gelu_tanh":
+        return GELU("tanh")
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS) + ['gelu_tanh']}, got {name!r}")
+    if name == "leaky_relu":
+        return LeakyReLU(negative_slope)
+    if name == "softplus":
+        return Softplus(beta, threshold)
+    return ACTIVATIONS[name]()

@@ -11,30 +11,20 @@ each branch's input gradient for its slice of ∂ℓ/∂y. `SkipConcat(block)` =
 import numpy as np
 
 from engine.checks import check_array, check_int
-from engine.core import Layer
+from engine.core import Layer, check_layer, common_dtype
 
-
-def _dtype_of(layers):
-    dts = {l.dtype for l in layers if l.parameters()}
-    if len(dts) > 1:
-        raise TypeError(f"layers: expected one dtype for all parameters, got {sorted(d.__name__ for d in dts)}")
-    return dts.pop() if dts else np.float64
+from .activations import Identity
 
 
 class Residual(Layer):
     """y = block(x) + x, or block(x) + shortcut(x). Parameter names "block.…" and "shortcut.…"."""
 
     def __init__(self, block, shortcut=None):
-        if not isinstance(block, Layer):
-            raise TypeError(f"block: expected a Layer, got {type(block).__name__}")
-        if shortcut is not None and not isinstance(shortcut, Layer):
-            raise TypeError(f"shortcut: expected a Layer or None, got {type(shortcut).__name__}")
-        self.block = block
+        self.block = check_layer("block", block)
         if shortcut is not None:
-            self.shortcut = shortcut
+            self.shortcut = check_layer("shortcut", shortcut)
         object.__setattr__(self, "_shortcut", shortcut)    # not registered twice
-        self.dtype = _dtype_of([block] + ([shortcut] if shortcut is not None else []))
-        self._shape = None
+        self.dtype = common_dtype([block] + ([shortcut] if shortcut is not None else []))
 
     def forward(self, x, train=True):
         x = check_array("x", x)
@@ -43,16 +33,16 @@ class Residual(Layer):
         if fx.shape != sx.shape:
             raise ValueError(f"block: output shape {fx.shape} differs from the skip path's {sx.shape} "
                              "(give a shortcut layer that maps x to the block's output shape)")
-        self._shape = fx.shape
+        self._save(fx.shape)
         return fx + sx
 
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_shape")
-        dy = check_array("dy", dy, shape=self._shape, finite=False)
+    def backward(self, dy, *, input_grad=True):
+        shape, = self._saved()
+        dy = check_array("dy", dy, shape=shape, finite=False)
+        self._release()
+        # reverse order of the forward (block, then shortcut), as a layer shared by both needs
+        dxs = dy if self._shortcut is None else self._shortcut.backward(dy, input_grad=input_grad)
         dxb = self.block.backward(dy, input_grad=input_grad)
-        if self._shortcut is None:
-            return dxb + dy if input_grad else None
-        dxs = self._shortcut.backward(dy, input_grad=input_grad)
         return dxb + dxs if input_grad else None
 
     def __repr__(self):
@@ -62,14 +52,6 @@ class Residual(Layer):
         return s + ")"
 
 
-class _Identity(Layer):
-    def forward(self, x, train=True):
-        return x
-
-    def backward(self, dy, input_grad=True):
-        return dy if input_grad else None
-
-
 class Concat(Layer):
     """y = concatenate([branch(x) for branch in branches], axis=dim); names "0.…", "1.…" as Sequential."""
 
@@ -77,13 +59,10 @@ class Concat(Layer):
         if not branches:
             raise ValueError("branches: expected at least one Layer, got none")
         for i, b in enumerate(branches):
-            if not isinstance(b, Layer):
-                raise TypeError(f"branches[{i}]: expected a Layer, got {type(b).__name__}")
-            setattr(self, str(i), b)
+            setattr(self, str(i), check_layer(f"branches[{i}]", b))
         self.branches = list(branches)
         self.dim = check_int("dim", dim)
-        self.dtype = _dtype_of(branches)
-        self._sizes = None
+        self.dtype = common_dtype(branches, "branches")
 
     def forward(self, x, train=True):
         x = check_array("x", x)
@@ -94,16 +73,17 @@ class Concat(Layer):
             if y.ndim != ref.ndim or y.shape[:d] + y.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
                 raise ValueError(f"branches[{i}]: output shape {y.shape} cannot be concatenated along dim "
                                  f"{self.dim} with {ref.shape}")
-        self._sizes, self._d = [y.shape[d] for y in ys], d
-        self._shape = ref.shape[:d] + (sum(self._sizes),) + ref.shape[d + 1:]
+        sizes = [y.shape[d] for y in ys]
+        self._save(sizes, d, ref.shape[:d] + (sum(sizes),) + ref.shape[d + 1:])
         return np.concatenate(ys, axis=d)
 
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_sizes")
-        dy = check_array("dy", dy, shape=self._shape, finite=False)
-        parts = np.split(dy, np.cumsum(self._sizes)[:-1], axis=self._d)
+    def backward(self, dy, *, input_grad=True):
+        sizes, d, shape = self._saved()
+        dy = check_array("dy", dy, shape=shape, finite=False)
+        self._release()
+        parts = np.split(dy, np.cumsum(sizes)[:-1], axis=d)
         dx = None
-        for b, g in zip(self.branches, parts):
+        for b, g in reversed(list(zip(self.branches, parts))):
             d = b.backward(np.ascontiguousarray(g), input_grad=input_grad)
             if input_grad:
                 dx = d.copy() if dx is None else dx + d
@@ -115,4 +95,4 @@ class SkipConcat(Concat):
     to what the block computes from it. Parameter names "1.…" (branch 0 is the identity)."""
 
     def __init__(self, block, dim=1):
-        super().__init__(_Identity(), block, dim=dim)
+        super().__init__(Identity(), block, dim=dim)

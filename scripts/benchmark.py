@@ -1,15 +1,17 @@
 """Benchmarks: the engine against PyTorch (and NumPy, scikit-learn, openTSNE) in the same run.
 
     python scripts/benchmark.py                 # every group
-    python scripts/benchmark.py --only dense    # one group (dense, conv, analysis, tsne)
+    python scripts/benchmark.py --only dense    # one group (scripts/bench_<group>.py)
     python scripts/benchmark.py --quick         # tiny sizes: a smoke test of the script itself
 
 Prints one row per case, ms per step (median [min-max]) and the ratio engine / peer (below 1 is
 faster than the peer), and writes the rows with the machine and date to a JSON file. Each group
-lives in scripts/bench_<group>.py and exposes run(quick) -> rows.
+lives in scripts/bench_<group>.py and exposes run(quick) -> rows; the groups are discovered from
+those files, so a new family adds its bench_<family>.py and nothing else.
 """
 import argparse
 import datetime
+import glob
 import importlib
 import json
 import os
@@ -20,7 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import format_table, markdown_table  # noqa: E402
 
-GROUPS = ["dense", "conv", "analysis", "tsne"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+GROUPS = sorted(os.path.basename(p)[len("bench_"):-3] for p in glob.glob(os.path.join(HERE, "bench_*.py")))
 
 
 def machine():
