@@ -11,7 +11,8 @@ figure's title, its source in the notes and its caption (filled with the compute
     python scripts/reproduce_figures.py --quick          # small sizes (smoke test)
 
 A figure that raises is reported and the others still run; the exit code is then 1.
-The gallery lists the figures of this run only.
+The gallery lists the figures of this run only. A progress bar over the figures is shown on a
+terminal or in Jupyter (engine.progress); one line per figure is printed in any case.
 """
 import argparse
 import html
@@ -29,6 +30,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from engine.progress import progress  # noqa: E402
 from figures.catalogue import CATALOGUE, GROUP_NAMES, TITLES  # noqa: E402
 from figures.registry import REGISTRY, format_caption, load_all, ordered_ids  # noqa: E402
 
@@ -126,24 +128,30 @@ def main(argv=None):
     entries, failed = [], []
     n = len(ids)
     t_all = time.perf_counter()
-    for i, fid in enumerate(ids, 1):
-        spec = REGISTRY[fid]
-        t0 = time.perf_counter()
-        try:
-            caption, dt = run_one(spec, args.out, args.quick, args.dpi)
-            entries.append(dict(id=fid, source=spec.source, caption=caption, ok=True, error=""))
-            print(f"[{i}/{n}] {fid} … {dt:.1f} s", flush=True)
-        except Exception as exc:
-            dt = time.perf_counter() - t0
-            failed.append(fid)
-            tb = traceback.format_exc()
-            entries.append(dict(id=fid, source=spec.source, caption="", ok=False,
-                                error=f"{type(exc).__name__}: {exc}"))
-            print(f"[{i}/{n}] {fid} … FAILED after {dt:.1f} s: {type(exc).__name__}: {exc}",
-                  flush=True)
-            print(tb, file=sys.stderr)
-        finally:
-            plt.close("all")
+    with progress(total=n, desc="figures", unit="fig") as bar:
+        def say(text, file=None):  # a line (stdout by default) above the bar, if one is shown
+            file = sys.stdout if file is None else file
+            bar.write(text, file=file)
+            file.flush()
+
+        for i, fid in enumerate(ids, 1):
+            spec = REGISTRY[fid]
+            bar.set_postfix_str(fid)
+            t0 = time.perf_counter()
+            try:
+                caption, dt = run_one(spec, args.out, args.quick, args.dpi)
+                entries.append(dict(id=fid, source=spec.source, caption=caption, ok=True, error=""))
+                say(f"[{i}/{n}] {fid} … {dt:.1f} s")
+            except Exception as exc:
+                dt = time.perf_counter() - t0
+                failed.append(fid)
+                entries.append(dict(id=fid, source=spec.source, caption="", ok=False,
+                                    error=f"{type(exc).__name__}: {exc}"))
+                say(f"[{i}/{n}] {fid} … FAILED after {dt:.1f} s: {type(exc).__name__}: {exc}")
+                say(traceback.format_exc().rstrip("\n"), file=sys.stderr)
+            finally:
+                plt.close("all")
+                bar.update()
     write_index(args.out, entries, args.quick)
     print(f"{n - len(failed)}/{n} figures written to {args.out}/ "
           f"(gallery: {os.path.join(args.out, 'index.html')}) in "

@@ -1,4 +1,5 @@
 """The figure runner scripts/reproduce_figures.py and the registry of scripts/figures."""
+import io
 import os
 import subprocess
 import sys
@@ -114,6 +115,28 @@ def test_only_writes_png_and_index(loaded, tmp_path, monkeypatch, capsys):
     assert "[1/1] losses" in out
 
 
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(loaded, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(REGISTRY, "losses", _fake("losses", _ok))
+    monkeypatch.delenv("CI", raising=False)
+    reproduce_figures.main(["--only", "losses", "--out", str(tmp_path)])
+    assert capsys.readouterr().err == ""                    # captured stderr: no terminal, no bar
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert reproduce_figures.main(["--only", "losses", "--out", str(tmp_path)]) == 0
+    assert "figures: 100%" in term.getvalue() and "1/1" in term.getvalue()
+    assert "[1/1] losses" in capsys.readouterr().out        # the per-figure line as well
+    monkeypatch.setenv("CI", "true")
+    term.seek(0)
+    term.truncate()
+    reproduce_figures.main(["--only", "losses", "--out", str(tmp_path)])
+    assert term.getvalue() == ""                            # CI: silent even on a terminal
+
+
 def test_unknown_id_is_a_clear_error(loaded, tmp_path, capsys):
     rc = reproduce_figures.main(["--only", "no-such-figure", "--out", str(tmp_path)])
     assert rc != 0
@@ -128,6 +151,7 @@ def test_failing_figure_reported_others_run(loaded, tmp_path, monkeypatch, capsy
     assert rc != 0
     captured = capsys.readouterr()
     assert "FAILED" in captured.out and "deliberate failure" in captured.out
+    assert "Traceback" in captured.err and "RuntimeError: deliberate failure" in captured.err
     assert (tmp_path / "softmax-temperature.png").exists()
     assert not (tmp_path / "losses.png").exists()
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
