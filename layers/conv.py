@@ -2,7 +2,8 @@
 
 The notes' 1D convolution with kernel size k, z_i = Σ_{j=0}^{k-1} w_j x_{i+j−k/2}, generalised as in
 torch.nn (cross-correlation, no kernel flip) to C_in input channels, C_out output channels,
-stride s, dilation d, zero padding p and `groups`:
+stride s, dilation d, zero padding p and `groups` (output channel o sees the C_g = C_in/groups
+input channels of its group g = o // (C_out/groups)):
 
     Conv1d:  z[n, o, i] = β_o + Σ_{c ∈ group(o)} Σ_{j=0}^{K−1} ω[o, c, j] · x[n, c, i·s − p + j·d]
     Conv2d:  z[n, o, i, l] = β_o + Σ_c Σ_{a,b} ω[o, c, a, b] · x[n, c, i·s_h − p_t + a·d_h, l·s_w − p_l + b·d_w]
@@ -17,38 +18,34 @@ Backward (the same sum read the other way):
 Shapes as torch.nn: x (N, C_in, L) or (N, C_in, H, W); ω = `weight` (C_out, C_in/groups, K) or
 (C_out, C_in/groups, KH, KW); β = `bias` (C_out,).
 
-Two implementations of each: `conv1d_*_naive` / `conv2d_*_naive` are the sums above as loops (the
-statement of the maths, tested against the fast path); `conv2d_forward` / `conv2d_backward` run
-im2col + GEMM (layers/im2col.py): the batch is split into `nthreads` chunks with prange; each
-thread lays S samples side by side in its own column matrix (S·OH·OW ≈ GEMM_COLUMNS, so small
-images still give GEMMs big enough to be fast; workspaces allocated once by the layer and reused)
-and calls CBLAS gemm on it (BLAS on one thread, engine.threads; see engine/blas.py for why not
-np.dot); weight gradients go to per-thread buffers summed at the end. The column matrix is built
-one of three ways (im2col.py): stride-1 convolutions use the padded-width grid (`ROWS`, every row
-one contiguous copy), narrow outputs the index-map gather, the rest row segments. A sample with
-many output positions gets a GEMM of its own that writes z (and reads ∂ℓ/∂z) in place.
-Conv1d runs through the same kernels as a 2D convolution of height 1.
+Reading order: the reference kernels (`conv1d_*_ref`, `conv2d_*_ref`: the sums above as loops,
+what `with engine.reference_kernels():` runs), the argument helpers and the Layer classes, then
+the fast kernels (im2col + GEMM, layers/im2col.py) in their own section at the end.
 """
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
-from engine.checks import check_choice, check_dtype, check_int
-from engine.core import Layer, Parameter
+from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
+from engine.checks import check_choice, check_dtype, check_int, check_tuple
+from engine.core import Layer, Parameter, use_reference
+from engine.init import default_uniform
 from engine.numerics import FASTMATH
-from engine.threads import chunks_for, pool
+from engine.threads import chunks_for, parallel_call
 
-from .dense import default_uniform
-from .im2col import (GATHER, NO_TRANS, ROW_MAJOR, ROWS, SEGMENTS, TRANS, col2im, col2im_gather, col2im_rows,
-                     gather_map, gemm_for, im2col, im2col_gather, im2col_rows, pad_into, padded_size, rows_slack)
+from .im2col import (GATHER, ROWS, SEGMENTS, col2im, col2im_gather, col2im_rows, gather_map, im2col,
+                     im2col_gather, im2col_rows, pad_into, padded_size, rows_slack)
 
 
 # ---------------------------------------------------------------------------------------------
-# naive kernels: the sums of the module docstring, as loops
+# reference kernels: the sums of the module docstring, as loops
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True)
-def conv1d_forward_naive(x, w, b, s, p, d, groups, L_out):
+def conv1d_forward_ref(x, w, b, s, p, d, groups, L_out):
     """z[n, o, i] = β_o + Σ_c Σ_j ω[o, c, j] x[n, g·C_g + c, i·s − p + j·d]   (the notes'
-    z_i = Σ_j w_j x_{i+j−k/2} with s = d = 1, p = k/2).  x (N, C_in, L) -> z (N, C_out, L_out)."""
+    z_i = Σ_j w_j x_{i+j−k/2} with s = d = 1, p = k/2).  x (N, C_in, L) -> z (N, C_out, L_out);
+    p is the padding on the low side (the high side's only shows in L_out)."""
     N, C_in, L = x.shape
     C_out, C_g, K = w.shape
     O_g = C_out // groups
@@ -68,7 +65,7 @@ def conv1d_forward_naive(x, w, b, s, p, d, groups, L_out):
 
 
 @njit(cache=True)
-def conv1d_backward_naive(dz, x, w, dw, db, s, p, d, groups):
+def conv1d_backward_ref(dz, x, w, dw, db, s, p, d, groups):
     """Returns ∂ℓ/∂x (N, C_in, L); accumulates ∂ℓ/∂ω into dw and ∂ℓ/∂β into db (+=)."""
     N, C_in, L = x.shape
     C_out, C_g, K = w.shape
@@ -91,9 +88,9 @@ def conv1d_backward_naive(dz, x, w, dw, db, s, p, d, groups):
 
 
 @njit(cache=True)
-def conv2d_forward_naive(x, w, b, sh, sw, pt, pl, dh, dw_, groups, OH, OW):
+def conv2d_forward_ref(x, w, b, sh, sw, pt, pl, dh, dw_, groups, OH, OW):
     """z[n, o, i, l] = β_o + Σ_c Σ_{a,b} ω[o, c, a, b] x[n, g·C_g + c, i·sh − pt + a·dh, l·sw − pl + b·dw].
-    x (N, C_in, H, W) -> z (N, C_out, OH, OW)."""
+    x (N, C_in, H, W) -> z (N, C_out, OH, OW); (pt, pl) the padding on the top and left."""
     N, C_in, H, W = x.shape
     C_out, C_g, KH, KW = w.shape
     O_g = C_out // groups
@@ -118,7 +115,7 @@ def conv2d_forward_naive(x, w, b, sh, sw, pt, pl, dh, dw_, groups, OH, OW):
 
 
 @njit(cache=True)
-def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
+def conv2d_backward_ref(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
     """Returns ∂ℓ/∂x (N, C_in, H, W); accumulates ∂ℓ/∂ω into dw and ∂ℓ/∂β into db (+=)."""
     N, C_in, H, W = x.shape
     C_out, C_g, KH, KW = w.shape
@@ -146,8 +143,250 @@ def conv2d_backward_naive(dz, x, w, dw, db, sh, sw, pt, pl, dh, dw_, groups):
 
 
 # ---------------------------------------------------------------------------------------------
-# fast kernels: per-sample im2col + GEMM, batch split over threads
+# argument handling shared by Conv1d and Conv2d, and the layers
 # ---------------------------------------------------------------------------------------------
+def _padding(padding, nd, kernel, stride, dilation):
+    """-> ((lo, hi) per spatial dim). 'valid' is no padding; 'same' keeps the size for stride 1:
+    total d(K−1), lo = total // 2 and the odd one on the high side, as PyTorch."""
+    if isinstance(padding, str):
+        check_choice("padding", padding, ("same", "valid"))
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if any(s != 1 for s in stride):
+            raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
+        return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
+    return tuple((p, p) for p in check_tuple("padding", padding, nd, low=0))
+
+
+def conv_output_size(size, kernel, stride=1, pad_lo=0, pad_hi=0, dilation=1):
+    """L_out = ⌊(L + p_lo + p_hi − d(K − 1) − 1) / s⌋ + 1 (can be <= 0 when the kernel does not fit)."""
+    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class _ConvNd(Layer):
+    nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", dtype=np.float64, rng=None):
+        nd = self.nd
+        self.in_channels = check_int("in_channels", in_channels, low=1)
+        self.out_channels = check_int("out_channels", out_channels, low=1)
+        self.groups = check_int("groups", groups, low=1)
+        if in_channels % groups:
+            raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups, got groups={groups}")
+        if out_channels % groups:
+            raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups, got groups={groups}")
+        self.kernel_size = check_tuple("kernel_size", kernel_size, nd, low=1)
+        self.stride = check_tuple("stride", stride, nd, low=1)
+        self.dilation = check_tuple("dilation", dilation, nd, low=1)
+        self.padding = padding if isinstance(padding, str) else check_tuple("padding", padding, nd, low=0)
+        self._pads = _padding(padding, nd, self.kernel_size, self.stride, self.dilation)
+        check_choice("padding_mode", padding_mode, ("zeros",))
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(rng)
+        fan_in = (in_channels // groups) * int(np.prod(self.kernel_size))
+        self.weight = Parameter(default_uniform(
+            (out_channels, in_channels // groups) + self.kernel_size, fan_in, rng, self.dtype))
+        self.has_bias = bool(bias)
+        if self.has_bias:
+            self.bias = Parameter(default_uniform((out_channels,), fan_in, rng, self.dtype))
+        self._zero_bias = np.zeros(out_channels, self.dtype)
+        # the fast kernels' per-thread workspaces, reused across calls while the shapes stay the
+        # same: nothing in them outlives a kernel call (the backward rebuilds its column matrix
+        # from the saved input), so several calls per forward cannot corrupt each other
+        self._ws = None
+
+    def output_shape(self, input_shape):
+        """Spatial output size for an input of spatial size `input_shape` (tuple of nd ints)."""
+        return tuple(conv_output_size(n, k, s, lo, hi, d) for n, k, s, d, (lo, hi)
+                     in zip(input_shape, self.kernel_size, self.stride, self.dilation, self._pads))
+
+    def _check_x(self, x):
+        x = self._check_input(x, ndim=self.nd + 2)
+        if x.shape[1] != self.in_channels:
+            want = "(N, %d, %s)" % (self.in_channels, "L" if self.nd == 1 else "H, W")
+            raise ValueError(f"x: expected shape {want}, got {x.shape}")
+        out = self.output_shape(x.shape[2:])
+        if min(out) < 1:
+            raise ValueError(f"x: spatial size {x.shape[2:]} with padding {self._pads} is smaller than the "
+                             f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))}")
+        return x, out
+
+    def _b(self):
+        return self.bias.value if self.has_bias else self._zero_bias
+
+    def forward(self, x, train=True):
+        x, out = self._check_x(x)
+        z = self._forward_ref(x, out) if use_reference() else self._forward_fast(x, out)
+        self._save(x)
+        return z
+
+    def backward(self, dy, *, input_grad=True):
+        x, = self._saved()
+        want = (x.shape[0], self.out_channels) + self.output_shape(x.shape[2:])
+        dy = self._check_input(dy, name="dy", shape=want, finite=False)
+        self._release()
+        db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
+        if use_reference():
+            dx = self._backward_ref(dy, x, db)
+        else:
+            dx = self._backward_fast(dy, x, db, input_grad)
+        return dx if input_grad else None
+
+    # ---- reference path: the loops, in the layer's own dimension ------------------------------
+    def _forward_ref(self, x, out):
+        w, b = self.weight.value, self._b()
+        if self.nd == 1:
+            ((p, _),) = self._pads
+            return conv1d_forward_ref(x, w, b, self.stride[0], p, self.dilation[0], self.groups, out[0])
+        (pt, _), (pl, _) = self._pads
+        return conv2d_forward_ref(x, w, b, *self.stride, pt, pl, *self.dilation, self.groups, *out)
+
+    def _backward_ref(self, dy, x, db):
+        w, dw = self.weight.value, self.weight.grad
+        if self.nd == 1:
+            ((p, _),) = self._pads
+            return conv1d_backward_ref(dy, x, w, dw, db, self.stride[0], p, self.dilation[0], self.groups)
+        (pt, _), (pl, _) = self._pads
+        return conv2d_backward_ref(dy, x, w, dw, db, *self.stride, pt, pl, *self.dilation, self.groups)
+
+    # ---- fast path: im2col + GEMM on a 2D geometry (Conv1d is a 2D convolution of height 1) ----
+    def _geom(self):
+        """((KH, KW), (sh, sw), (dh, dw), (pt, pl)) of the 2D form."""
+        if self.nd == 1:
+            (K,), (s,), (d,), ((p, _),) = self.kernel_size, self.stride, self.dilation, self._pads
+            return (1, K), (1, s), (1, d), (0, p)
+        (pt, _), (pl, _) = self._pads
+        return self.kernel_size, self.stride, self.dilation, (pt, pl)
+
+    def _as_4d(self, x):
+        return x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
+
+    def kernel_plan(self, x_shape):
+        """How the fast kernels run on an input of shape `x_shape` (N, C_in, ...): a ConvPlan
+        (im2col and col2im path, GEMM grid columns per sample, samples per GEMM, chunks of the
+        batch, and whether the GEMMs work on the output in place); see `conv_plan`."""
+        spatial = tuple(x_shape[2:])
+        out = self.output_shape(spatial)
+        (H, W), (OH, OW) = ((1, spatial[0]), (1, out[0])) if self.nd == 1 else (spatial, out)
+        return conv_plan(x_shape[0], H, W, OH, OW, *self._geom(), self.weight.value.size)
+
+    def _workspace(self, plan, C, KH, KW):
+        """Per-thread workspaces for `plan`: column matrices, output blocks, gradient buffers."""
+        SQ = plan.samples * plan.columns
+        shapes = ((plan.chunks, C * KH * KW, SQ), (plan.chunks, self.out_channels, SQ),
+                  (plan.chunks, self.out_channels, self.weight.value[0].size + 1))
+        if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
+            self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
+        return self._ws
+
+    def _forward_fast(self, x, out):
+        x4 = self._as_4d(x)
+        (KH, KW), (sh, sw), (dh, dw), (pt, pl) = self._geom()
+        OH, OW = (1, out[0]) if self.nd == 1 else out
+        plan = self.kernel_plan(x.shape)
+        ws, zs, _ = self._workspace(plan, x.shape[1], KH, KW)
+        wm = self.weight.value.reshape(self.out_channels, -1)
+        z = parallel_call(conv2d_forward, plan.chunks, x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw,
+                          self.groups, OH, OW, ws, zs, gemm_for(self.dtype), plan.im2col)
+        return z.reshape((x.shape[0], self.out_channels) + tuple(out))
+
+    def _backward_fast(self, dy, x, db, input_grad):
+        x4 = self._as_4d(x)
+        (KH, KW), (sh, sw), (dh, dw), (pt, pl) = self._geom()
+        OH, OW = (1, dy.shape[2]) if self.nd == 1 else dy.shape[2:]
+        plan = self.kernel_plan(x.shape)
+        ws, zs, dws = self._workspace(plan, x.shape[1], KH, KW)
+        wm = self.weight.value.reshape(self.out_channels, -1)
+        dwm = self.weight.grad.reshape(self.out_channels, -1)
+        dz = np.ascontiguousarray(dy).reshape(x.shape[0], self.out_channels, OH * OW)
+        dx = parallel_call(conv2d_backward, plan.chunks, dz, x4, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw,
+                           self.groups, OH, OW, ws, zs, dws, bool(input_grad), gemm_for(self.dtype),
+                           plan.im2col, plan.col2im)
+        return dx.reshape(x.shape) if input_grad else None
+
+    def extra_repr(self):
+        r = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+             "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+        if any(d != 1 for d in self.dilation):
+            r["dilation"] = self.dilation
+        if self.groups != 1:
+            r["groups"] = self.groups
+        if not self.has_bias:
+            r["bias"] = False
+        return r
+
+
+class Conv1d(_ConvNd):
+    """1D convolution over x (N, C_in, L) -> (N, C_out, L_out), as torch.nn.Conv1d.
+
+    Arguments and defaults as torch.nn.Conv1d: in_channels, out_channels, kernel_size, stride=1,
+    padding=0 (int, 1-tuple, "same" (stride 1 only) or "valid"), dilation=1, groups=1, bias=True,
+    padding_mode="zeros" (the only mode), plus dtype and rng (seed or Generator). Weights are
+    initialised as torch, U(±1/√fan_in) with fan_in = C_in/groups · K.
+    """
+    nd = 1
+
+
+class Conv2d(_ConvNd):
+    """2D convolution over x (N, C_in, H, W) -> (N, C_out, OH, OW), as torch.nn.Conv2d.
+
+    Arguments as Conv1d with ints or (h, w) tuples for kernel_size, stride, padding, dilation.
+    """
+    nd = 2
+
+
+# =============================================================================================
+# fast kernels: per-sample im2col + GEMM, the batch split over threads
+# =============================================================================================
+# The batch is split into `nthreads` chunks with prange; each thread lays S samples side by side
+# in its own column matrix (S·Q ≈ GEMM_COLUMNS, so small images still give GEMMs big enough to be
+# fast; workspaces allocated once by the layer and reused) and calls CBLAS gemm on it (BLAS on
+# one thread, engine.threads; engine.blas says why not np.dot); weight gradients go to per-thread
+# buffers summed at the end. The column matrix is built one of three ways (im2col.py): stride-1
+# convolutions on the padded-width grid (ROWS, every row one contiguous copy), narrow outputs by
+# the index-map gather (GATHER), the rest by row segments (SEGMENTS). A sample with many output
+# positions gets a GEMM of its own that writes z (and reads ∂ℓ/∂z) in place ("direct").
+# Notation of the products: cols_g (Kg, S·Q) the rows of group g's input channels in the column
+# matrix, Ω_g (O_g, Kg) group g's rows of ω reshaped to (C_out, Kg), Kg = C_g·KH·KW.
+
+#: columns (output positions) one GEMM should cover: samples are batched until S·OH·OW reaches it
+GEMM_COLUMNS = 2048
+#: samples with at least this many output positions get one GEMM each, reading and writing the
+#: layer's output and upstream gradient in place (no copy through the workspace)
+DIRECT_MIN_COLUMNS = 512
+#: output widths below these use the gather im2col / col2im (row segments too short for the copy
+#: loops; measured 2026-11-21 on 3×3 convolutions of 4- to 28-pixel images)
+GATHER_BELOW_OW = 32
+GATHER_COL2IM_BELOW_OW = 12
+#: stride-1 convolutions use the padded-width grid (im2col_rows) when it adds at most this
+#: fraction of GEMM columns (Wp / OW − 1)
+ROWS_MAX_WASTE = 0.25
+
+#: how the fast kernels run one geometry: im2col / col2im path (SEGMENTS, GATHER or ROWS),
+#: columns = Q grid columns per sample, samples = S per GEMM, chunks of the batch (threads),
+#: direct = one sample per GEMM on z and ∂ℓ/∂z in place
+ConvPlan = namedtuple("ConvPlan", "im2col col2im columns samples chunks direct")
+
+
+def conv_plan(N, H, W, OH, OW, kernel, stride, dilation, pads, weight_size):
+    """The ConvPlan for N samples of size (H, W) -> (OH, OW) with a 2D kernel (KH, KW), stride,
+    dilation and top/left padding `pads`; weight_size = ω's element count (the work per output)."""
+    (KH, KW), (sh, sw), (dh, dw), (pt, pl) = kernel, stride, dilation, pads
+    P = OH * OW
+    Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)[1]
+    if sh == sw == 1 and Wp <= (1 + ROWS_MAX_WASTE) * OW:
+        path, path_c2i, Q = ROWS, ROWS, OH * Wp
+    else:
+        path = GATHER if OW < GATHER_BELOW_OW else SEGMENTS
+        path_c2i = GATHER if OW < GATHER_COL2IM_BELOW_OW else SEGMENTS
+        Q = P
+    # one chunk per sample at least, and enough work each
+    nt = chunks_for(N, min_rows=1, row_cost=weight_size * P)
+    S = 1 if Q == P and P >= DIRECT_MIN_COLUMNS else max(1, min(GEMM_COLUMNS // Q, -(-N // nt)))
+    return ConvPlan(path, path_c2i, Q, S, nt, S == 1 and Q == P)
+
+
 @njit(cache=True)
 def _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, rows):
     """The layout both kernels share, for the workspace ws (nthreads, ·, S·Q):
@@ -180,8 +419,7 @@ def _im2col_sample(path, x, cols, q0, xp, idx, KH, KW, sh, sw, pt, pl, dh, dw, O
 
 
 @njit(parallel=True, cache=True)
-def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, zs, nthreads, gemm,
-                   path=SEGMENTS):
+def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws, zs, gemm, path, nthreads):
     """z_n = Ω_g cols_g(x_n) + β for each sample n and group g, where cols = im2col(x_n).
 
     x (N, C_in, H, W); wm = ω reshaped (C_out, C_g·KH·KW); b (C_out,);
@@ -196,26 +434,28 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
-    SP = ws.shape[2]
+    Kc, SP = ws.shape[1], ws.shape[2]
     Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
     z = np.empty((N, C_out, P), x.dtype)
-    isz = x.itemsize
     idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if path == GATHER else 0, OW)[0]
     xps = np.zeros((nthreads, C * Hp * Wp + rows_slack(KW, dw) if path != SEGMENTS else 0), x.dtype)
     for t in prange(nthreads):
         cols = ws[t]
         zt = zs[t]
+        c0 = t * Kc * SP                  # cols = ws[t] starts here in ws
         n, hi = t * N // nthreads, (t + 1) * N // nthreads
         while n < hi:
             m = min(S, hi - n)
             for s in range(m):
                 _im2col_sample(path, x[n + s], cols, s * Q, xps[t], idx,
                                KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp)
-            # z_g (O_g, m·Q) = Ω_g (O_g, Kg) @ cols_g (Kg, m·Q), into zt, or straight into z when direct
-            out, ldo = (z[n].ctypes.data, P) if direct else (zt.ctypes.data, SP)
+            # the GEMMs' output (O_g rows of leading dimension ldo per group): z_n itself (direct),
+            # or the thread's block zs[t], copied into z below with the bias
+            zo, z0, ldo = (z, n * C_out * P, P) if direct else (zs, t * C_out * SP, SP)
             for g in range(groups):
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O_g, m * Q, Kg, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                     cols.ctypes.data + g * Kg * SP * isz, SP, 0.0, out + g * O_g * ldo * isz, ldo)
+                # z_g (O_g, m·Q) = Ω_g (O_g, Kg) cols_g (Kg, m·Q)
+                gemm_at(gemm, O_g, m * Q, Kg, 1.0, wm, g * O_g * Kg, Kg, NO_TRANS,
+                        ws, c0 + g * Kg * SP, SP, NO_TRANS, 0.0, zo, z0 + g * O_g * ldo, ldo)
             for s in range(m):
                 for o in range(C_out):
                     bo = b[o]
@@ -234,7 +474,7 @@ def conv2d_forward(x, wm, b, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW, ws,
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, OH, OW,
-                    ws, zs, dws, nthreads, input_grad, gemm, path=SEGMENTS, path_c2i=SEGMENTS):
+                    ws, zs, dws, input_grad, gemm, path, path_c2i, nthreads):
     """Given ∂ℓ/∂z (N, C_out, OH·OW), per sample n and group g, with cols = im2col(x_n)
     (recomputed, not stored):
         ∂ℓ/∂Ω_g += ∂ℓ/∂z_{n,g} cols_gᵀ,   ∂ℓ/∂β += Σ_p ∂ℓ/∂z_n,   ∂ℓ/∂x_n = col2im(Ω_gᵀ ∂ℓ/∂z_{n,g}),
@@ -247,9 +487,8 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
     C_out, Kg = wm.shape
     O_g = C_out // groups
     P = OH * OW
-    SP = ws.shape[2]
+    Kc, SP = ws.shape[1], ws.shape[2]
     Hp, Wp, Wg, Q, S, R, L, direct = _grid(x, ws, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, path == ROWS)
-    isz = x.itemsize
     dx = np.zeros(x.shape if input_grad else (0, 0, 0, 0), x.dtype)
     any_gather = path == GATHER or path_c2i == GATHER
     idx = gather_map(x.shape[2], x.shape[3], KH, KW, sh, sw, pt, pl, dh, dw, OH if any_gather else 0, OW)[0]
@@ -260,6 +499,8 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
         zt = zs[t]
         acc = dws[t]
         acc[:] = 0
+        c0 = t * Kc * SP                  # cols = ws[t] starts here in ws
+        a0 = t * C_out * (Kg + 1)         # acc = dws[t] starts here in dws
         n, hi = t * N // nthreads, (t + 1) * N // nthreads
         while n < hi:
             m = min(S, hi - n)
@@ -272,16 +513,20 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
                     for i in range(R):
                         zt[o, s * Q + i * Wg:s * Q + i * Wg + L] = dz[n + s, o, i * L:(i + 1) * L]
                         zt[o, s * Q + i * Wg + L:s * Q + (i + 1) * Wg] = 0
-            dzg, ldz = (dz[n].ctypes.data, P) if direct else (zt.ctypes.data, SP)
-            for g in range(groups):     # acc_g (O_g, Kg; row stride Kg + 1) += ∂ℓ/∂z_g (O_g, m·Q) @ cols_gᵀ
-                gemm(ROW_MAJOR, NO_TRANS, TRANS, O_g, Kg, m * Q, 1.0, dzg + g * O_g * ldz * isz, ldz,
-                     cols.ctypes.data + g * Kg * SP * isz, SP, 1.0, acc.ctypes.data + g * O_g * (Kg + 1) * isz, Kg + 1)
+            # the GEMMs' ∂ℓ/∂z (O_g rows of leading dimension ldz per group): ∂ℓ/∂z_n itself
+            # (direct), or its copy on the grid in the thread's block zs[t]
+            dzo, d0, ldz = (dz, n * C_out * P, P) if direct else (zs, t * C_out * SP, SP)
+            for g in range(groups):
+                # ∂ℓ/∂Ω_g (O_g, Kg; row stride Kg + 1 in acc) += ∂ℓ/∂z_g (O_g, m·Q) cols_gᵀ (m·Q, Kg)
+                gemm_at(gemm, O_g, Kg, m * Q, 1.0, dzo, d0 + g * O_g * ldz, ldz, NO_TRANS,
+                        ws, c0 + g * Kg * SP, SP, TRANS, 1.0, dws, a0 + g * O_g * (Kg + 1), Kg + 1)
             for o in range(C_out):
                 acc[o, Kg] += dz[n, o].sum() if direct else zt[o, :m * Q].sum()
-            if input_grad:              # cols is free again: ∂ℓ/∂cols_g (Kg, m·Q) = Ω_gᵀ @ ∂ℓ/∂z_g
+            if input_grad:
                 for g in range(groups):
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, m * Q, O_g, 1.0, wm.ctypes.data + g * O_g * Kg * isz, Kg,
-                         dzg + g * O_g * ldz * isz, ldz, 0.0, cols.ctypes.data + g * Kg * SP * isz, SP)
+                    # ∂ℓ/∂cols_g (Kg, m·Q) = Ω_gᵀ (Kg, O_g) ∂ℓ/∂z_g (O_g, m·Q), into cols (free again)
+                    gemm_at(gemm, Kg, m * Q, O_g, 1.0, wm, g * O_g * Kg, Kg, TRANS,
+                            dzo, d0 + g * O_g * ldz, ldz, NO_TRANS, 0.0, ws, c0 + g * Kg * SP, SP)
                 for s in range(m):
                     if path_c2i == ROWS:
                         col2im_rows(cols, s * Q, xps[t, 1], dx[n + s], pt, pl, KH, KW, dh, dw, Hp, Wp, OH)
@@ -294,190 +539,3 @@ def conv2d_backward(dz, x, wm, dwm, db, KH, KW, sh, sw, pt, pl, dh, dw, groups, 
         dwm += dws[t, :, :Kg]
         db += dws[t, :, Kg]
     return dx
-
-
-#: columns (output positions) one GEMM should cover: samples are batched until S·OH·OW reaches it
-GEMM_COLUMNS = 2048
-#: samples with at least this many output positions get one GEMM each, reading and writing the
-#: layer's output and upstream gradient in place (no copy through the workspace)
-DIRECT_MIN_COLUMNS = 512
-#: output widths below these use the gather im2col / col2im (row segments too short for the copy
-#: loops; measured 2026-11-21 on 3×3 convolutions of 4- to 28-pixel images)
-GATHER_BELOW_OW = 32
-GATHER_COL2IM_BELOW_OW = 12
-#: stride-1 convolutions use the padded-width grid (im2col_rows) when it adds at most this
-#: fraction of GEMM columns (Wp / OW − 1)
-ROWS_MAX_WASTE = 0.25
-
-
-# ---------------------------------------------------------------------------------------------
-# argument handling shared by Conv1d and Conv2d
-# ---------------------------------------------------------------------------------------------
-def _tuple(name, v, nd, low):
-    """An int or a tuple of `nd` ints, each >= low -> tuple."""
-    if isinstance(v, (tuple, list)):
-        if len(v) != nd:
-            raise ValueError(f"{name}: expected an int or a tuple of {nd} ints, got {v!r}")
-        return tuple(check_int(f"{name}[{i}]", e, low=low) for i, e in enumerate(v))
-    return (check_int(name, v, low=low),) * nd
-
-
-def _padding(padding, nd, kernel, stride, dilation):
-    """-> ((lo, hi) per spatial dim). 'valid' is no padding; 'same' keeps the size for stride 1:
-    total d(K−1), lo = total // 2 and the odd one on the high side, as PyTorch."""
-    if isinstance(padding, str):
-        check_choice("padding", padding, ("same", "valid"))
-        if padding == "valid":
-            return ((0, 0),) * nd
-        if any(s != 1 for s in stride):
-            raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
-        return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
-    return tuple((p, p) for p in _tuple("padding", padding, nd, 0))
-
-
-def conv_output_size(size, kernel, stride=1, pad_lo=0, pad_hi=0, dilation=1):
-    """L_out = ⌊(L + p_lo + p_hi − d(K − 1) − 1) / s⌋ + 1 (can be <= 0 when the kernel does not fit)."""
-    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
-
-
-class _ConvNd(Layer):
-    nd = 2
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", dtype=np.float64, rng=None):
-        nd = self.nd
-        self.in_channels = check_int("in_channels", in_channels, low=1)
-        self.out_channels = check_int("out_channels", out_channels, low=1)
-        self.groups = check_int("groups", groups, low=1)
-        if in_channels % groups:
-            raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups, got groups={groups}")
-        if out_channels % groups:
-            raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups, got groups={groups}")
-        self.kernel_size = _tuple("kernel_size", kernel_size, nd, 1)
-        self.stride = _tuple("stride", stride, nd, 1)
-        self.dilation = _tuple("dilation", dilation, nd, 1)
-        self.padding = padding if isinstance(padding, str) else _tuple("padding", padding, nd, 0)
-        self._pads = _padding(padding, nd, self.kernel_size, self.stride, self.dilation)
-        check_choice("padding_mode", padding_mode, ("zeros",))
-        self.dtype = check_dtype(dtype)
-        rng = np.random.default_rng(rng)
-        fan_in = (in_channels // groups) * int(np.prod(self.kernel_size))
-        self.weight = Parameter(default_uniform(
-            rng, (out_channels, in_channels // groups) + self.kernel_size, fan_in, self.dtype))
-        self.has_bias = bool(bias)
-        if self.has_bias:
-            self.bias = Parameter(default_uniform(rng, (out_channels,), fan_in, self.dtype))
-        self._zero_bias = np.zeros(out_channels, self.dtype)
-        self._x = None
-        self._ws = None
-
-    # geometry in 2D form (Conv1d is a 2D convolution of height 1)
-    def _geom(self):
-        if self.nd == 1:
-            (K,), (s,), (d,), ((plo, phi),) = self.kernel_size, self.stride, self.dilation, self._pads
-            return (1, K), (1, s), (1, d), ((0, 0), (plo, phi))
-        return self.kernel_size, self.stride, self.dilation, self._pads
-
-    def output_shape(self, input_shape):
-        """Spatial output size for an input of spatial size `input_shape` (tuple of nd ints)."""
-        return tuple(conv_output_size(n, k, s, lo, hi, d) for n, k, s, d, (lo, hi)
-                     in zip(input_shape, self.kernel_size, self.stride, self.dilation, self._pads))
-
-    def _check_x(self, x):
-        x = self._check_input(x, ndim=self.nd + 2)
-        if x.shape[1] != self.in_channels:
-            want = "(N, %d, %s)" % (self.in_channels, "L" if self.nd == 1 else "H, W")
-            raise ValueError(f"x: expected shape {want}, got {x.shape}")
-        out = self.output_shape(x.shape[2:])
-        if min(out) < 1:
-            raise ValueError(f"x: spatial size {x.shape[2:]} with padding {self._pads} is smaller than the "
-                             f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))}")
-        return x, out
-
-    def _b(self):
-        return self.bias.value if self.has_bias else self._zero_bias
-
-    def _chunks(self, N, P):
-        """Threads for a batch of N samples: one chunk per sample at least, and enough work each."""
-        return chunks_for(N, min_rows=1, row_cost=self.weight.value.size * P)
-
-    def _paths(self, H, W, OH, OW):
-        """(im2col path, col2im path, Q = columns per sample of the GEMM grid) for this geometry."""
-        (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
-        Wp = padded_size(H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)[1]
-        if sh == sw == 1 and Wp <= (1 + ROWS_MAX_WASTE) * OW:
-            return ROWS, ROWS, OH * Wp
-        return (GATHER if OW < GATHER_BELOW_OW else SEGMENTS,
-                GATHER if OW < GATHER_COL2IM_BELOW_OW else SEGMENTS, OH * OW)
-
-    def _workspace(self, N, C, KH, KW, Q, P, nt):
-        """Per-thread workspaces, allocated once and reused while the shapes stay the same."""
-        S = 1 if Q == P and P >= DIRECT_MIN_COLUMNS else max(1, min(GEMM_COLUMNS // Q, -(-N // nt)))
-        shapes = ((nt, C * KH * KW, S * Q), (nt, self.out_channels, S * Q),
-                  (nt, self.out_channels, self.weight.value[0].size + 1))
-        if self._ws is None or tuple(w.shape for w in self._ws) != shapes:
-            self._ws = tuple(np.empty(sh, self.dtype) for sh in shapes)
-        return self._ws
-
-    def forward(self, x, train=True):
-        x, out = self._check_x(x)
-        (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
-        x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.nd == 1 else x
-        OH, OW = (1, out[0]) if self.nd == 1 else out
-        path, _, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
-        nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, _ = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
-        wm = self.weight.value.reshape(self.out_channels, -1)
-        with pool(nt):
-            z = conv2d_forward(x4, wm, self._b(), KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, nt,
-                               gemm_for(self.dtype), path)
-        self._x, self._x4, self._out = x, x4, (OH, OW)
-        return z.reshape((x.shape[0], self.out_channels) + tuple(out))
-
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        x, x4, (OH, OW) = self._x, self._x4, self._out
-        want = (x.shape[0], self.out_channels) + ((OW,) if self.nd == 1 else (OH, OW))
-        dy = self._check_input(dy, name="dy", shape=want, finite=False)
-        (KH, KW), (sh, sw), (dh, dw), ((pt, _), (pl, _)) = self._geom()
-        path, path_c2i, Q = self._paths(x4.shape[2], x4.shape[3], OH, OW)
-        nt = self._chunks(x.shape[0], OH * OW)
-        ws, zs, dws = self._workspace(x.shape[0], x.shape[1], KH, KW, Q, OH * OW, nt)
-        wm = self.weight.value.reshape(self.out_channels, -1)
-        dwm = self.weight.grad.reshape(self.out_channels, -1)
-        db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
-        with pool(nt):
-            dx = conv2d_backward(np.ascontiguousarray(dy).reshape(x.shape[0], self.out_channels, OH * OW), x4, wm, dwm, db,
-                                 KH, KW, sh, sw, pt, pl, dh, dw, self.groups, OH, OW, ws, zs, dws, nt, input_grad,
-                                 gemm_for(self.dtype), path, path_c2i)
-        return dx.reshape(x.shape) if input_grad else None
-
-    def extra_repr(self):
-        r = {"in_channels": self.in_channels, "out_channels": self.out_channels,
-             "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
-        if any(d != 1 for d in self.dilation):
-            r["dilation"] = self.dilation
-        if self.groups != 1:
-            r["groups"] = self.groups
-        if not self.has_bias:
-            r["bias"] = False
-        return r
-
-
-class Conv1d(_ConvNd):
-    """1D convolution over x (N, C_in, L) -> (N, C_out, L_out), as torch.nn.Conv1d.
-
-    Arguments and defaults as torch.nn.Conv1d: in_channels, out_channels, kernel_size, stride=1,
-    padding=0 (int, 1-tuple, "same" (stride 1 only) or "valid"), dilation=1, groups=1, bias=True,
-    padding_mode="zeros" (the only mode), plus dtype and rng (seed or Generator). Weights are
-    initialised as torch, U(±1/√fan_in) with fan_in = C_in/groups · K.
-    """
-    nd = 1
-
-
-class Conv2d(_ConvNd):
-    """2D convolution over x (N, C_in, H, W) -> (N, C_out, OH, OW), as torch.nn.Conv2d.
-
-    Arguments as Conv1d with ints or (h, w) tuples for kernel_size, stride, padding, dilation.
-    """
-    nd = 2

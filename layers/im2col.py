@@ -16,8 +16,7 @@ inner loop runs branch-free over a slice of one input row and one output row. Fo
 stride 1 `im2col_rows`/`col2im_rows` work on a padded-width grid where every row of the column
 matrix is one contiguous copy (see there). Every function takes the whole workspace and a column
 offset q0, not a 2D slice of it: Numba cannot prove a slice's rows contiguous, and the copy loops
-over them did not vectorise (3-5x slower, measured 2026-11-21). The CBLAS gemm the convolution
-kernels call is re-exported from engine.blas (bottom of the file).
+over them did not vectorise (3-5x slower, measured 2026-11-21).
 """
 import numpy as np
 from numba import njit
@@ -232,7 +231,3 @@ def col2im_rows(cols, q0, dxp, dx, pt, pl, KH, KW, dh, dw, Hp, Wp, OH):
                 for q in range(Q):
                     dst[q] += src[q]
     crop_add(dxp, dx, pt, pl, Hp, Wp)
-
-
-# The CBLAS gemm the convolution kernels call lives in engine.blas (shared with the dense kernels).
-from engine.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for  # noqa: E402,F401

@@ -1,32 +1,367 @@
-"""Pooling layers: MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d (notes 000 §6; 003 §2.1).
+"""Pooling layers and Flatten: MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d (notes 003 §2.1:
+pooling downsamples feature maps by a maximum or an average over local patches; 000 §6).
 
-Windows as torch.nn: output position (i, l) of a 2D pool reads the window
-    rows  i·s_h − p_t + a·d_h,  a = 0..KH−1,     columns  l·s_w − p_l + b·d_w,  b = 0..KW−1
-(padding is −∞ for max pooling and 0 for average pooling), and the output size is
-⌊(H + 2p − d(K − 1) − 1)/s⌋ + 1 (ceil_mode=False). Windows may overlap (stride < kernel).
+Windows as torch.nn. Output position (i, l) of a 2D pool with kernel (KH, KW), stride (s_h, s_w),
+padding (p_t, p_l) and dilation (d_h, d_w) reads the taps
+    r = i·s_h − p_t + a·d_h,  a = 0..KH−1,        q = l·s_w − p_l + c·d_w,  c = 0..KW−1
+that lie inside the image (padding is −∞ for max pooling and 0 for average pooling), and the
+output size is ⌊(H + 2p − d(K − 1) − 1)/s⌋ + 1 (ceil_mode=False). Windows may overlap (s < K).
 
-    max:  y[n, c, i, l] = max over the window of x;   ∂ℓ/∂x receives ∂ℓ/∂y at the arg-max only
-          (ties: the first maximum in row-major window order, as PyTorch's CPU kernel), summed
-          over all windows that picked the same input (overlapping windows).
-    avg:  y = (1/|window|) Σ_window x, |window| = KH·KW (count_include_pad=True) or the number of
-          inputs inside the image;  ∂ℓ/∂x[r, q] = Σ_{windows ∋ (r, q)} ∂ℓ/∂y / |window|.
+    max:  y[i, l] = max_{(r, q) ∈ window(i, l)} x[r, q],   with arg-max (r*, q*)(i, l) the first
+          maximum in row-major window order (ties as PyTorch's CPU kernel);
+          ∂ℓ/∂x[r, q] = Σ_{(i, l): (r*, q*)(i, l) = (r, q)} ∂ℓ/∂y[i, l]
+          (an input that is the maximum of several overlapping windows collects all of them).
+    avg:  y[i, l] = (1/|i, l|) Σ_{(r, q) ∈ window(i, l)} x[r, q],   |i, l| = KH·KW
+          (count_include_pad=True) or the number of taps inside the image;
+          ∂ℓ/∂x[r, q] = Σ_{(i, l): (r, q) ∈ window(i, l)} ∂ℓ/∂y[i, l] / |i, l|.
+    adaptive average (torch.nn.AdaptiveAvgPool2d, output (OH, OW)): window (i, l) is the rows
+          ⌊iH/OH⌋..⌈(i+1)H/OH⌉−1 and the columns ⌊lW/OW⌋..⌈(l+1)W/OW⌉−1; then as avg.
+    Flatten: a reshape; its backward reshapes the gradient back.
 
-Kernels work on planes (N·C, H, W), split over threads with prange (planes are disjoint).
-The 1D pools are 2D pools of height 1.
+Kernels see the input as planes (B, H, W), B = N·C (the channels never mix); 1D pools are 2D
+pools of height 1. A max pool's forward returns the arg-max indices r*·W + q* with its output,
+and its backward takes them: they are what one call saves for its backward.
+
+Reading order: the reference kernels (each output's window scanned tap by tap, plane after
+plane), the Layer classes, then the fast kernels (planes split over threads, a 2×2 max kernel
+with its taps written out, average windows as passes over whole rows).
 """
 import numpy as np
 from numba import njit, prange
 
+from engine.checks import check_array, check_int, check_tuple
+from engine.core import Layer, use_reference
 from engine.threads import chunks_for, pool
-from engine.checks import check_array, check_int
-from engine.core import Layer
 
-from .conv import _tuple, conv_output_size
+from .conv import conv_output_size
+
+
+# ---------------------------------------------------------------------------------------------
+# reference kernels: one output at a time, its window tap by tap
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def maxpool2d_forward_ref(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
+    """y[b, i, l] = max of x[b] over window (i, l), and idx[b, i, l] = r*·W + q* of its first
+    maximum (taps scanned in row-major order, replaced only by a strictly larger value).
+    x (B, H, W) -> y (B, OH, OW), idx (B, OH, OW) int32."""
+    B, H, W = x.shape
+    y = np.empty((B, OH, OW), x.dtype)
+    idx = np.empty((B, OH, OW), np.int32)
+    for b in range(B):
+        for i in range(OH):
+            for l in range(OW):
+                best, arg = -np.inf, -1
+                for a in range(KH):
+                    r = i * sh - pt + a * dh
+                    for c in range(KW):
+                        q = l * sw - pl + c * dw
+                        if 0 <= r < H and 0 <= q < W and x[b, r, q] > best:
+                            best, arg = x[b, r, q], r * W + q
+                y[b, i, l] = best
+                idx[b, i, l] = arg
+    return y, idx
+
+
+@njit(cache=True)
+def maxpool2d_backward_ref(dy, idx, H, W):
+    """∂ℓ/∂x[b, r, q] = Σ over the windows (i, l) whose arg-max idx[b, i, l] is r·W + q of
+    ∂ℓ/∂y[b, i, l].  dy, idx (B, OH, OW) -> dx (B, H, W)."""
+    B, OH, OW = dy.shape
+    dx = np.zeros((B, H, W), dy.dtype)
+    for b in range(B):
+        for i in range(OH):
+            for l in range(OW):
+                r, q = idx[b, i, l] // W, idx[b, i, l] % W
+                dx[b, r, q] += dy[b, i, l]
+    return dx
 
 
 @njit(cache=True, inline="always")
+def _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad):
+    """|i, l|: KH·KW with count_include_pad, else the window's rows inside the image times its
+    columns inside the image."""
+    if include_pad:
+        return KH * KW
+    r0, q0 = i * sh - pt, l * sw - pl
+    return (min(r0 + KH, H) - max(r0, 0)) * (min(q0 + KW, W) - max(q0, 0))
+
+
+@njit(cache=True)
+def avgpool2d_forward_ref(x, KH, KW, sh, sw, pt, pl, OH, OW, include_pad):
+    """y[b, i, l] = (1/|i, l|) Σ of x[b] over window (i, l).  x (B, H, W) -> y (B, OH, OW)."""
+    B, H, W = x.shape
+    y = np.empty((B, OH, OW), x.dtype)
+    for b in range(B):
+        for i in range(OH):
+            for l in range(OW):
+                s = 0.0
+                for a in range(KH):
+                    r = i * sh - pt + a
+                    for c in range(KW):
+                        q = l * sw - pl + c
+                        if 0 <= r < H and 0 <= q < W:
+                            s += x[b, r, q]
+                y[b, i, l] = s / _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
+    return y
+
+
+@njit(cache=True)
+def avgpool2d_backward_ref(dy, H, W, KH, KW, sh, sw, pt, pl, include_pad):
+    """Each tap (r, q) of window (i, l) inside the image receives ∂ℓ/∂y[b, i, l] / |i, l|.
+    dy (B, OH, OW) -> dx (B, H, W)."""
+    B, OH, OW = dy.shape
+    dx = np.zeros((B, H, W), dy.dtype)
+    for b in range(B):
+        for i in range(OH):
+            for l in range(OW):
+                g = dy[b, i, l] / _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
+                for a in range(KH):
+                    r = i * sh - pt + a
+                    for c in range(KW):
+                        q = l * sw - pl + c
+                        if 0 <= r < H and 0 <= q < W:
+                            dx[b, r, q] += g
+    return dx
+
+
+@njit(cache=True, inline="always")
+def _adaptive_window(i, n, n_out):
+    """Output i of n_out over n inputs reads inputs ⌊i·n/n_out⌋ .. ⌈(i+1)·n/n_out⌉ − 1 (as torch)."""
+    return (i * n) // n_out, -((-(i + 1) * n) // n_out)
+
+
+@njit(cache=True)
+def adaptive_avgpool2d_forward_ref(x, OH, OW):
+    """y[b, i, l] = mean of x[b] over rows r0..r1−1, columns q0..q1−1 of window (i, l).
+    x (B, H, W) -> y (B, OH, OW)."""
+    B, H, W = x.shape
+    y = np.empty((B, OH, OW), x.dtype)
+    for b in range(B):
+        for i in range(OH):
+            r0, r1 = _adaptive_window(i, H, OH)
+            for l in range(OW):
+                q0, q1 = _adaptive_window(l, W, OW)
+                s = 0.0
+                for r in range(r0, r1):
+                    for q in range(q0, q1):
+                        s += x[b, r, q]
+                y[b, i, l] = s / ((r1 - r0) * (q1 - q0))
+    return y
+
+
+@njit(cache=True)
+def adaptive_avgpool2d_backward_ref(dy, H, W):
+    """Each input of window (i, l) receives ∂ℓ/∂y[b, i, l] / |window|.  -> dx (B, H, W)."""
+    B, OH, OW = dy.shape
+    dx = np.zeros((B, H, W), dy.dtype)
+    for b in range(B):
+        for i in range(OH):
+            r0, r1 = _adaptive_window(i, H, OH)
+            for l in range(OW):
+                q0, q1 = _adaptive_window(l, W, OW)
+                g = dy[b, i, l] / ((r1 - r0) * (q1 - q0))
+                for r in range(r0, r1):
+                    for q in range(q0, q1):
+                        dx[b, r, q] += g
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+# ---------------------------------------------------------------------------------------------
+class _Pool(Layer):
+    """What every pool shares: x (N, C, *spatial) or unbatched (C, *spatial), float32 or float64
+    (the output and the gradient keep its dtype), seen as planes (B, H, W); each call saves the
+    input's shape and dtype, the output's spatial size and (max pooling) the arg-max indices.
+    Subclasses give `_output_size(spatial)`, `_forward(xp, OH, OW) -> (y, idx or None)` and
+    `_backward(dyp, H, W, idx) -> dx`."""
+    nd = 2
+
+    def _hw(self, spatial):
+        """A spatial size as (height, width): 1D sizes have height 1."""
+        return (1,) + tuple(spatial) if self.nd == 1 else tuple(spatial)
+
+    def forward(self, x, train=True):
+        x = check_array("x", x, ndim=(self.nd + 1, self.nd + 2))
+        out = self._output_size(x.shape[-self.nd:])
+        H, W = self._hw(x.shape[-self.nd:])
+        OH, OW = self._hw(out)
+        y, idx = self._forward(x.reshape(-1, H, W), OH, OW)
+        self._save(x.shape, x.dtype, out, idx)
+        return y.reshape(x.shape[:-self.nd] + out)
+
+    def backward(self, dy, *, input_grad=True):
+        shape, dtype, out, idx = self._saved()
+        dy = check_array("dy", dy, shape=shape[:-self.nd] + out, dtype=dtype, finite=False)
+        self._release()
+        if not input_grad:
+            return None
+        H, W = self._hw(shape[-self.nd:])
+        return self._backward(dy.reshape((-1,) + self._hw(out)), H, W, idx).reshape(shape)
+
+
+class _PoolNd(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        nd = self.nd
+        self.kernel_size = check_tuple("kernel_size", kernel_size, nd, low=1)
+        self.stride = self.kernel_size if stride is None else check_tuple("stride", stride, nd, low=1)
+        self.padding = check_tuple("padding", padding, nd, low=0)
+        self.dilation = check_tuple("dilation", dilation, nd, low=1)
+        for p, k in zip(self.padding, self.kernel_size):
+            if 2 * p > k:
+                raise ValueError(f"padding: expected at most half the kernel size {self.kernel_size}, got {self.padding}")
+        if ceil_mode:
+            raise ValueError("ceil_mode: only ceil_mode=False is supported, got True")
+
+    def output_shape(self, input_shape):
+        return tuple(conv_output_size(n, k, s, p, p, d) for n, k, s, p, d
+                     in zip(input_shape, self.kernel_size, self.stride, self.padding, self.dilation))
+
+    def _output_size(self, spatial):
+        out = self.output_shape(spatial)
+        if min(out) < 1:
+            raise ValueError(f"x: spatial size {tuple(spatial)} with padding {self.padding} is smaller "
+                             f"than the pooling window {self.kernel_size}")
+        return out
+
+    def _geom(self):
+        """(KH, KW), (s_h, s_w), (p_t, p_l), (d_h, d_w) of the 2D pool the kernels run."""
+        if self.nd == 1:
+            return (1, self.kernel_size[0]), (1, self.stride[0]), (0, self.padding[0]), (1, self.dilation[0])
+        return self.kernel_size, self.stride, self.padding, self.dilation
+
+    def extra_repr(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+class _MaxPool(_PoolNd):
+    def _forward(self, xp, OH, OW):
+        (KH, KW), (sh, sw), (pt, pl), (dh, dw) = self._geom()
+        if use_reference():
+            return maxpool2d_forward_ref(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+        with pool(chunks_for(xp.size, row_cost=1)):
+            if (KH, KW, dh, dw, pt, pl) == (2, 2, 1, 1, 0, 0) and (OH - 1) * sh + 2 <= xp.shape[1] \
+                    and (OW - 1) * sw + 2 <= xp.shape[2]:
+                return maxpool2x2_forward(xp, sh, sw, OH, OW)
+            return maxpool2d_forward(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
+
+    def _backward(self, dyp, H, W, idx):
+        if use_reference():
+            return maxpool2d_backward_ref(dyp, idx, H, W)
+        with pool(chunks_for(dyp.size, row_cost=1)):
+            return maxpool2d_backward(dyp, idx, H, W)
+
+
+class MaxPool1d(_MaxPool):
+    """Max pooling over x (N, C, L), as torch.nn.MaxPool1d(kernel_size, stride=None (= kernel_size),
+    padding=0 (at most kernel_size/2, padded with −∞), dilation=1). Ties: first maximum."""
+    nd = 1
+
+
+class MaxPool2d(_MaxPool):
+    """Max pooling over x (N, C, H, W), as torch.nn.MaxPool2d (ints or (h, w) tuples)."""
+    nd = 2
+
+
+class _AvgPool(_PoolNd):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _forward(self, xp, OH, OW):
+        (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
+        if use_reference():
+            return avgpool2d_forward_ref(xp, KH, KW, sh, sw, pt, pl, OH, OW, self.count_include_pad), None
+        with pool(chunks_for(xp.size, row_cost=1)):
+            return avgpool2d_forward(xp, KH, KW, sh, sw, pt, pl, OH, OW, self.count_include_pad), None
+
+    def _backward(self, dyp, H, W, idx):
+        (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
+        if use_reference():
+            return avgpool2d_backward_ref(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
+        with pool(chunks_for(dyp.size, row_cost=1)):
+            return avgpool2d_backward(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
+
+
+class AvgPool1d(_AvgPool):
+    """Average pooling over x (N, C, L), as torch.nn.AvgPool1d(kernel_size, stride=None, padding=0,
+    ceil_mode=False, count_include_pad=True)."""
+    nd = 1
+
+
+class AvgPool2d(_AvgPool):
+    """Average pooling over x (N, C, H, W), as torch.nn.AvgPool2d (ints or (h, w) tuples)."""
+    nd = 2
+
+
+class AdaptiveAvgPool2d(_Pool):
+    """Average pooling to a fixed output size (OH, OW), as torch.nn.AdaptiveAvgPool2d;
+    `AdaptiveAvgPool2d(1)` or `((1, 1))` is global average pooling: (N, C, H, W) -> (N, C, 1, 1)."""
+    nd = 2
+
+    def __init__(self, output_size):
+        self.output_size = check_tuple("output_size", output_size, 2, low=1)
+
+    def _output_size(self, spatial):
+        return self.output_size
+
+    def _forward(self, xp, OH, OW):
+        if use_reference():
+            return adaptive_avgpool2d_forward_ref(xp, OH, OW), None
+        with pool(chunks_for(xp.size, row_cost=1)):
+            return adaptive_avgpool2d_forward(xp, OH, OW), None
+
+    def _backward(self, dyp, H, W, idx):
+        if use_reference():
+            return adaptive_avgpool2d_backward_ref(dyp, H, W)
+        with pool(chunks_for(dyp.size, row_cost=1)):
+            return adaptive_avgpool2d_backward(dyp, H, W)
+
+    def extra_repr(self):
+        return {"output_size": self.output_size}
+
+
+class Flatten(Layer):
+    """Merge dimensions start_dim..end_dim into one, as torch.nn.Flatten (defaults 1, −1):
+    (N, C, H, W) -> (N, C·H·W). The backward reshapes the gradient back (a reshape is its own
+    reference and fast kernel)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim = check_int("start_dim", start_dim)
+        self.end_dim = check_int("end_dim", end_dim)
+
+    def forward(self, x, train=True):
+        x = check_array("x", x)
+        s, e = self.start_dim % x.ndim, self.end_dim % x.ndim
+        if s > e:
+            raise ValueError(f"start_dim: expected start_dim <= end_dim for input shape {x.shape}, "
+                             f"got {self.start_dim} and {self.end_dim}")
+        self._save(x.shape, x.dtype)
+        return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+    def backward(self, dy, *, input_grad=True):
+        shape, dtype = self._saved()
+        dy = check_array("dy", dy, dtype=dtype, finite=False)
+        n = int(np.prod(shape))
+        if dy.size != n:
+            raise ValueError(f"dy: expected {n} elements (input shape {shape}), got shape {dy.shape}")
+        self._release()
+        return dy.reshape(shape) if input_grad else None
+
+    def extra_repr(self):
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
+
+# ---------------------------------------------------------------------------------------------
+# fast kernels: planes split over threads
+# ---------------------------------------------------------------------------------------------
+# prange over disjoint planes, in `engine.threads.pool(chunks_for(size, row_cost=1))`: one thread
+# per 2^16 elements at most, since waking a thread costs about what that much work does.
+@njit(cache=True, inline="always")
 def _taps(i, s, p, d, K, n):
-    """The window taps a = lo..hi−1 of output i whose input index i·s − p + a·d lies in [0, n)."""
+    """The window taps a = lo..hi−1 of output i whose input index i·s − p + a·d lies in [0, n).
+    (Read the other way, _taps(c, 1, p, s, n_out, n) is the outputs l = lo..hi−1 whose column
+    tap c, at l·s + c − p, lies in [0, n).)"""
     r0 = i * s - p
     lo = 0 if r0 >= 0 else (-r0 + d - 1) // d
     hi = K
@@ -40,9 +375,8 @@ def _taps(i, s, p, d, K, n):
 
 @njit(parallel=True, cache=True)
 def maxpool2d_forward(x, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW):
-    """x (B, H, W) planes -> y (B, OH, OW) and idx (B, OH, OW), the flat index r·W + q of each
-    window's first maximum (what the backward routes the gradient to). Each window is scanned in
-    row-major order with a strict comparison, so ties go to the first maximum (as PyTorch)."""
+    """maxpool2d_forward_ref with each output row's and column's valid taps computed once (no
+    bounds test inside the window), planes in parallel. Same y and idx, ties included."""
     B, H, W = x.shape
     y = np.empty((B, OH, OW), x.dtype)
     idx = np.empty((B, OH, OW), np.int32)
@@ -105,7 +439,7 @@ def maxpool2x2_forward(x, sh, sw, OH, OW):
 
 @njit(parallel=True, cache=True)
 def maxpool2d_backward(dy, idx, H, W):
-    """∂ℓ/∂x[b, idx[b, i, l]] += ∂ℓ/∂y[b, i, l]  -> dx (B, H, W)."""
+    """∂ℓ/∂x[b, idx[b, i, l]] += ∂ℓ/∂y[b, i, l] on flat planes, planes in parallel -> dx (B, H, W)."""
     B, OH, OW = dy.shape
     dx = np.zeros((B, H * W), dy.dtype)
     for bi in prange(B):
@@ -118,36 +452,25 @@ def maxpool2d_backward(dy, idx, H, W):
     return dx.reshape((B, H, W))
 
 
-@njit(cache=True, inline="always")
-def _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad):
-    if include_pad:
-        return KH * KW
-    r0, q0 = i * sh - pt, l * sw - pl
-    nr = min(r0 + KH, H) - max(r0, 0)
-    nq = min(q0 + KW, W) - max(q0, 0)
-    return nr * nq
-
-
 @njit(parallel=True, cache=True)
 def avgpool2d_forward(x, KH, KW, sh, sw, pt, pl, OH, OW, include_pad):
-    """x (B, H, W) -> y (B, OH, OW), y = window sum / |window|."""
+    """avgpool2d_forward_ref as passes over output rows: for each tap (a, c), the outputs whose
+    tap is inside the image add x[r, l·s_w + c − p_l] in one loop over l (no bounds test)."""
     B, H, W = x.shape
+    cols = np.empty((KW, 2), np.int64)       # column tap c: the outputs l whose tap is inside
+    for c in range(KW):
+        cols[c, 0], cols[c, 1] = _taps(c, 1, pl, sw, OW, W)
     y = np.zeros((B, OH, OW), x.dtype)
     for bi in prange(B):
-        xp = x[bi]
         for i in range(OH):
             yr = y[bi, i]
             for a in range(KH):
                 r = i * sh - pt + a
-                if r < 0 or r >= H:
-                    continue
-                xr = xp[r]
-                for b in range(KW):
-                    off = b - pl
-                    for l in range(OW):
-                        q = l * sw + off
-                        if 0 <= q < W:
-                            yr[l] += xr[q]
+                if 0 <= r < H:
+                    xr = x[bi, r]
+                    for c in range(KW):
+                        for l in range(cols[c, 0], cols[c, 1]):
+                            yr[l] += xr[l * sw + c - pl]
             for l in range(OW):
                 yr[l] /= _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
     return y
@@ -155,244 +478,62 @@ def avgpool2d_forward(x, KH, KW, sh, sw, pt, pl, OH, OW, include_pad):
 
 @njit(parallel=True, cache=True)
 def avgpool2d_backward(dy, H, W, KH, KW, sh, sw, pt, pl, include_pad):
-    """∂ℓ/∂x[r, q] = Σ_{windows ∋ (r, q)} ∂ℓ/∂y / |window|  -> dx (B, H, W)."""
+    """The forward's passes transposed: g[l] = ∂ℓ/∂y[i, l] / |i, l| once per output row, then
+    for each tap (a, c) the inputs x[r, l·s_w + c − p_l] receive g[l] in one loop over l."""
     B, OH, OW = dy.shape
+    cols = np.empty((KW, 2), np.int64)
+    for c in range(KW):
+        cols[c, 0], cols[c, 1] = _taps(c, 1, pl, sw, OW, W)
     dx = np.zeros((B, H, W), dy.dtype)
     for bi in prange(B):
+        g = np.empty(OW, dy.dtype)
         for i in range(OH):
             for l in range(OW):
-                g = dy[bi, i, l] / _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
-                for a in range(KH):
-                    r = i * sh - pt + a
-                    if r < 0 or r >= H:
-                        continue
-                    for b in range(KW):
-                        q = l * sw - pl + b
-                        if 0 <= q < W:
-                            dx[bi, r, q] += g
+                g[l] = dy[bi, i, l] / _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
+            for a in range(KH):
+                r = i * sh - pt + a
+                if 0 <= r < H:
+                    dr = dx[bi, r]
+                    for c in range(KW):
+                        for l in range(cols[c, 0], cols[c, 1]):
+                            dr[l * sw + c - pl] += g[l]
     return dx
 
 
 @njit(parallel=True, cache=True)
 def adaptive_avgpool2d_forward(x, OH, OW):
-    """Output (i, l) averages rows ⌊iH/OH⌋..⌈(i+1)H/OH⌉−1 and columns ⌊lW/OW⌋..⌈(l+1)W/OW⌉−1
-    (as torch.nn.AdaptiveAvgPool2d; (1, 1) is global average pooling).  x (B, H, W) -> (B, OH, OW)."""
+    """adaptive_avgpool2d_forward_ref, separably: for output row i, the window's input rows are
+    added into one row of W sums (a vectorised pass over whole rows), then each output column
+    averages its columns of those sums."""
     B, H, W = x.shape
     y = np.empty((B, OH, OW), x.dtype)
     for bi in prange(B):
+        acc = np.empty(W)
         for i in range(OH):
-            r0, r1 = (i * H) // OH, -((-(i + 1) * H) // OH)
+            r0, r1 = _adaptive_window(i, H, OH)
+            acc[:] = 0.0
+            for r in range(r0, r1):
+                acc += x[bi, r]
             for l in range(OW):
-                q0, q1 = (l * W) // OW, -((-(l + 1) * W) // OW)
-                s = 0.0
-                for r in range(r0, r1):
-                    for q in range(q0, q1):
-                        s += x[bi, r, q]
-                y[bi, i, l] = s / ((r1 - r0) * (q1 - q0))
+                q0, q1 = _adaptive_window(l, W, OW)
+                y[bi, i, l] = acc[q0:q1].sum() / ((r1 - r0) * (q1 - q0))
     return y
 
 
 @njit(parallel=True, cache=True)
 def adaptive_avgpool2d_backward(dy, H, W):
-    """Each input in window (i, l) receives ∂ℓ/∂y[i, l] / |window|.  -> dx (B, H, W)."""
+    """The forward's two passes transposed: for output row i, one row g of W values collects
+    ∂ℓ/∂y[i, l] / |window| over its columns, and is added to every input row of the window."""
     B, OH, OW = dy.shape
     dx = np.zeros((B, H, W), dy.dtype)
     for bi in prange(B):
+        g = np.empty(W, dy.dtype)
         for i in range(OH):
-            r0, r1 = (i * H) // OH, -((-(i + 1) * H) // OH)
+            r0, r1 = _adaptive_window(i, H, OH)
+            g[:] = 0.0
             for l in range(OW):
-                q0, q1 = (l * W) // OW, -((-(l + 1) * W) // OW)
-                g = dy[bi, i, l] / ((r1 - r0) * (q1 - q0))
-                for r in range(r0, r1):
-                    for q in range(q0, q1):
-                        dx[bi, r, q] += g
+                q0, q1 = _adaptive_window(l, W, OW)
+                g[q0:q1] += dy[bi, i, l] / ((r1 - r0) * (q1 - q0))
+            for r in range(r0, r1):
+                dx[bi, r] += g
     return dx
-
-
-def _chunks(x):
-    """Threads for a pass over x: enough elements per thread to pay for waking it."""
-    return chunks_for(x.size, row_cost=1)
-
-
-class _PoolNd(Layer):
-    nd = 2
-    has_dilation = True
-
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        nd = self.nd
-        self.kernel_size = _tuple("kernel_size", kernel_size, nd, 1)
-        self.stride = self.kernel_size if stride is None else _tuple("stride", stride, nd, 1)
-        self.padding = _tuple("padding", padding, nd, 0)
-        self.dilation = _tuple("dilation", dilation, nd, 1)
-        for p, k in zip(self.padding, self.kernel_size):
-            if 2 * p > k:
-                raise ValueError(f"padding: expected at most half the kernel size {self.kernel_size}, got {self.padding}")
-        if ceil_mode:
-            raise ValueError("ceil_mode: only ceil_mode=False is supported, got True")
-        self._x = None
-
-    def output_shape(self, input_shape):
-        return tuple(conv_output_size(n, k, s, p, p, d) for n, k, s, p, d
-                     in zip(input_shape, self.kernel_size, self.stride, self.padding, self.dilation))
-
-    def _geom(self):
-        if self.nd == 1:
-            return (1, self.kernel_size[0]), (1, self.stride[0]), (0, self.padding[0]), (1, self.dilation[0])
-        return self.kernel_size, self.stride, self.padding, self.dilation
-
-    def _planes(self, x):
-        """Check x, return it as planes (B, H, W) and the output spatial shape."""
-        x = check_array_float(self, x)
-        out = self.output_shape(x.shape[-self.nd:])
-        if min(out) < 1:
-            raise ValueError(f"x: spatial size {x.shape[-self.nd:]} with padding {self.padding} is smaller "
-                             f"than the pooling window {self.kernel_size}")
-        sp = x.shape[-self.nd:]
-        H, W = (1, sp[0]) if self.nd == 1 else sp
-        return x, x.reshape(-1, H, W), out
-
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        dy = check_dy(self, dy, self._yshape)
-        if not input_grad:
-            return None
-        H, W = self._hw
-        dyp = dy.reshape(-1, self._out2[0], self._out2[1])
-        return self._backward(dyp, H, W).reshape(self._x.shape)
-
-    def extra_repr(self):
-        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
-
-
-def check_array_float(layer, x):
-    """Pools take (N, C, *spatial) or unbatched (C, *spatial) float32/float64 inputs, as torch;
-    the output and gradients keep the input's dtype (parameter-free layers take either)."""
-    return check_array("x", x, ndim=(layer.nd + 1, layer.nd + 2))
-
-
-def check_dy(layer, dy, shape):
-    return check_array("dy", dy, shape=shape, dtype=layer._x.dtype, finite=False)
-
-
-class _MaxPool(_PoolNd):
-    def forward(self, x, train=True):
-        x, xp, out = self._planes(x)
-        (KH, KW), (sh, sw), (pt, pl), (dh, dw) = self._geom()
-        OH, OW = (1, out[0]) if self.nd == 1 else out
-        with pool(_chunks(xp)):
-            if (KH, KW, dh, dw, pt, pl) == (2, 2, 1, 1, 0, 0) and (OH - 1) * sh + 2 <= xp.shape[1] \
-                    and (OW - 1) * sw + 2 <= xp.shape[2]:
-                y, self._idx = maxpool2x2_forward(xp, sh, sw, OH, OW)
-            else:
-                y, self._idx = maxpool2d_forward(xp, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW)
-        self._x, self._hw, self._out2 = x, xp.shape[1:], (OH, OW)
-        self._yshape = x.shape[:-self.nd] + tuple(out)
-        return y.reshape(self._yshape)
-
-    def _backward(self, dyp, H, W):
-        with pool(_chunks(dyp)):
-            return maxpool2d_backward(dyp, self._idx, H, W)
-
-
-class MaxPool1d(_MaxPool):
-    """Max pooling over x (N, C, L), as torch.nn.MaxPool1d(kernel_size, stride=None (= kernel_size),
-    padding=0 (at most kernel_size/2, padded with −∞), dilation=1). Ties: first maximum."""
-    nd = 1
-
-
-class MaxPool2d(_MaxPool):
-    """Max pooling over x (N, C, H, W), as torch.nn.MaxPool2d (ints or (h, w) tuples)."""
-    nd = 2
-
-
-class _AvgPool(_PoolNd):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
-
-    def forward(self, x, train=True):
-        x, xp, out = self._planes(x)
-        (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
-        OH, OW = (1, out[0]) if self.nd == 1 else out
-        with pool(_chunks(xp)):
-            y = avgpool2d_forward(xp, KH, KW, sh, sw, pt, pl, OH, OW, self.count_include_pad)
-        self._x, self._hw, self._out2 = x, xp.shape[1:], (OH, OW)
-        self._yshape = x.shape[:-self.nd] + tuple(out)
-        return y.reshape(self._yshape)
-
-    def _backward(self, dyp, H, W):
-        (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
-        with pool(_chunks(dyp)):
-            return avgpool2d_backward(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
-
-
-class AvgPool1d(_AvgPool):
-    """Average pooling over x (N, C, L), as torch.nn.AvgPool1d(kernel_size, stride=None, padding=0,
-    ceil_mode=False, count_include_pad=True)."""
-    nd = 1
-
-
-class AvgPool2d(_AvgPool):
-    """Average pooling over x (N, C, H, W), as torch.nn.AvgPool2d (ints or (h, w) tuples)."""
-    nd = 2
-
-
-class AdaptiveAvgPool2d(Layer):
-    """Average pooling to a fixed output size (OH, OW), as torch.nn.AdaptiveAvgPool2d;
-    `AdaptiveAvgPool2d(1)` or `((1, 1))` is global average pooling: (N, C, H, W) -> (N, C, 1, 1)."""
-
-    def __init__(self, output_size):
-        self.output_size = _tuple("output_size", output_size, 2, 1)
-        self._x = None
-
-    def forward(self, x, train=True):
-        x = check_array("x", x, ndim=(3, 4))
-        H, W = x.shape[-2:]
-        OH, OW = self.output_size
-        with pool(_chunks(x)):
-            y = adaptive_avgpool2d_forward(x.reshape(-1, H, W), OH, OW)
-        self._x = x
-        return y.reshape(x.shape[:-2] + (OH, OW))
-
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        x = self._x
-        dy = check_dy(self, dy, x.shape[:-2] + self.output_size)
-        if not input_grad:
-            return None
-        H, W = x.shape[-2:]
-        with pool(_chunks(x)):
-            return adaptive_avgpool2d_backward(dy.reshape((-1,) + self.output_size), H, W).reshape(x.shape)
-
-    def extra_repr(self):
-        return {"output_size": self.output_size}
-
-
-class Flatten(Layer):
-    """Merge dimensions start_dim..end_dim into one, as torch.nn.Flatten (defaults 1, −1):
-    (N, C, H, W) -> (N, C·H·W). The backward reshapes the gradient back."""
-
-    def __init__(self, start_dim=1, end_dim=-1):
-        self.start_dim = check_int("start_dim", start_dim)
-        self.end_dim = check_int("end_dim", end_dim)
-        self._shape = None
-
-    def forward(self, x, train=True):
-        x = check_array("x", x)
-        s, e = self.start_dim % x.ndim, self.end_dim % x.ndim
-        if s > e:
-            raise ValueError(f"start_dim: expected start_dim <= end_dim for input shape {x.shape}, "
-                             f"got {self.start_dim} and {self.end_dim}")
-        self._shape, self._dtype = x.shape, x.dtype
-        return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
-
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_shape")
-        n = int(np.prod(self._shape))
-        dy = check_array("dy", dy, dtype=self._dtype, finite=False)
-        if dy.size != n:
-            raise ValueError(f"dy: expected {n} elements (input shape {self._shape}), got shape {dy.shape}")
-        return dy.reshape(self._shape) if input_grad else None
-
-    def extra_repr(self):
-        return {"start_dim": self.start_dim, "end_dim": self.end_dim}

@@ -1,40 +1,86 @@
-"""Gradient-check cases for Conv1d and Conv2d (run by scripts/check_gradients.py).
+"""Gradient-check cases for Conv1d and Conv2d: the family's one table, read by
+scripts/check_gradients.py, tests/test_gradient_cases.py (on the fast and the reference kernels)
+and tests/test_conv.py (PyTorch and reference-versus-fast comparisons on the same geometries).
 
-Every option of item 5 of the conv issue: stride > 1 on sizes not divisible by it, dilation > 1,
-padding larger than the kernel, groups > 1, batch 1, 1×1 kernels, "same" with an even kernel.
+Every option: stride > 1 on sizes not divisible by it, dilation > 1, padding larger than the
+kernel, groups > 1 (depthwise included), batch 1, 1×1 kernels, no bias, "same" with an even
+kernel (asymmetric padding), "valid", all at once; and one layer used twice in one forward
+(Sequential(conv, ReLU(), conv)), whose calls must each keep their own input.
 """
+import numpy as np
+
+from engine import Sequential, no_grad
+from layers.activations import ReLU
 from layers.conv import Conv1d, Conv2d
 
+#: name -> (N, C_in, H, W, C_out, kernel_size, options)
+CONV2D = {
+    "basic": (2, 3, 6, 5, 4, 3, dict(padding=1)),
+    "stride2_odd": (2, 2, 7, 6, 3, 3, dict(stride=2, padding=1)),
+    "stride3_rect": (1, 2, 8, 7, 2, (3, 2), dict(stride=(3, 2))),
+    "dilation2": (2, 2, 7, 7, 3, 3, dict(dilation=2, padding=2)),
+    "pad_gt_kernel": (2, 2, 4, 5, 3, 2, dict(padding=3)),
+    "groups2": (2, 4, 5, 5, 6, 3, dict(groups=2, padding=1)),
+    "depthwise": (2, 3, 5, 4, 3, 3, dict(groups=3)),
+    "batch1_1x1": (1, 3, 4, 4, 5, 1, dict()),
+    "no_bias": (2, 2, 5, 5, 3, 3, dict(bias=False, padding=(0, 1))),
+    "same_even": (2, 2, 5, 6, 3, (2, 4), dict(padding="same", dilation=(1, 2))),
+    "valid": (2, 2, 5, 6, 3, 3, dict(padding="valid")),
+    "mixed": (2, 4, 9, 8, 2, (3, 2), dict(stride=(2, 3), padding=(4, 1), dilation=(2, 1), groups=2)),
+}
 
-def _conv2d(N, C, H, W, Co, k, **kw):
+#: name -> (N, C_in, L, C_out, kernel_size, options)
+CONV1D = {
+    "basic": (2, 3, 9, 4, 3, dict(padding=1)),
+    "stride2_odd": (2, 2, 11, 3, 3, dict(stride=2)),
+    "dilation2": (2, 2, 10, 3, 3, dict(dilation=2, padding=2)),
+    "pad_gt_kernel": (1, 2, 5, 2, 2, dict(padding=4)),
+    "groups2": (2, 4, 8, 6, 3, dict(groups=2)),
+    "batch1_k1": (1, 3, 6, 2, 1, dict(bias=False)),
+    "same_even": (2, 2, 7, 3, 4, dict(padding="same")),
+    "mixed": (3, 4, 11, 6, 3, dict(stride=3, padding=5, dilation=2, groups=2)),
+}
+
+#: the reused layer's intermediate values are kept this far from ReLU's kink at 0
+MARGIN = 1e-3
+
+
+def make_conv(nd, name, rng, dtype=np.float64):
+    """(layer, x) of the case `name` of CONV1D (nd = 1) or CONV2D (nd = 2), drawn from rng."""
+    if nd == 1:
+        N, C, L, Co, k, opts = CONV1D[name]
+        return Conv1d(C, Co, k, dtype=dtype, rng=rng, **opts), rng.standard_normal((N, C, L)).astype(dtype)
+    N, C, H, W, Co, k, opts = CONV2D[name]
+    return Conv2d(C, Co, k, dtype=dtype, rng=rng, **opts), rng.standard_normal((N, C, H, W)).astype(dtype)
+
+
+def make_reused(nd, rng, dtype=np.float64):
+    """(conv, Sequential(conv, ReLU(), conv), x): one layer (C → C channels, padding 1) used
+    twice in one forward, x drawn until every value entering the ReLU is MARGIN away from 0."""
+    shape = (2, 3, 7) if nd == 1 else (2, 3, 5, 4)
+    conv = (Conv1d if nd == 1 else Conv2d)(3, 3, 3, padding=1, dtype=dtype, rng=rng)
+    for _ in range(100):
+        x = rng.standard_normal(shape).astype(dtype)
+        with no_grad():
+            if np.abs(conv.forward(x)).min() > MARGIN:
+                return conv, Sequential(conv, ReLU(), conv), x
+    raise RuntimeError(f"no input with every ReLU input {MARGIN} away from the kink")
+
+
+def _case(nd, name):
     def make(rng):
-        return "layer", Conv2d(C, Co, k, rng=rng, **kw), [rng.standard_normal((N, C, H, W))]
+        layer, x = make_conv(nd, name, rng)
+        return "layer", layer, [x]
     return make
 
 
-def _conv1d(N, C, L, Co, k, **kw):
+def _reused_case(nd):
     def make(rng):
-        return "layer", Conv1d(C, Co, k, rng=rng, **kw), [rng.standard_normal((N, C, L))]
+        _, model, x = make_reused(nd, rng)
+        return "layer", model, [x]
     return make
 
 
-CASES = [
-    ("Conv2d 3x3 pad 1", _conv2d(2, 3, 6, 5, 4, 3, padding=1)),
-    ("Conv2d stride 2, odd size", _conv2d(2, 2, 7, 6, 3, 3, stride=2, padding=1)),
-    ("Conv2d stride (3,2), kernel (3,2)", _conv2d(1, 2, 8, 7, 2, (3, 2), stride=(3, 2))),
-    ("Conv2d dilation 2", _conv2d(2, 2, 7, 7, 3, 3, dilation=2, padding=2)),
-    ("Conv2d padding 3 > kernel 2", _conv2d(2, 2, 4, 5, 3, 2, padding=3)),
-    ("Conv2d groups 2", _conv2d(2, 4, 5, 5, 6, 3, groups=2, padding=1)),
-    ("Conv2d depthwise", _conv2d(2, 3, 5, 4, 3, 3, groups=3)),
-    ("Conv2d batch 1, 1x1", _conv2d(1, 3, 4, 4, 5, 1)),
-    ("Conv2d no bias", _conv2d(2, 2, 5, 5, 3, 3, bias=False)),
-    ("Conv2d 'same', even kernel", _conv2d(2, 2, 5, 6, 3, (2, 4), padding="same", dilation=(1, 2))),
-    ("Conv2d all options", _conv2d(2, 4, 9, 8, 2, (3, 2), stride=(2, 3), padding=(4, 1), dilation=(2, 1), groups=2)),
-    ("Conv1d k3 pad 1", _conv1d(2, 3, 9, 4, 3, padding=1)),
-    ("Conv1d stride 2, odd length", _conv1d(2, 2, 11, 3, 3, stride=2)),
-    ("Conv1d dilation 2", _conv1d(2, 2, 10, 3, 3, dilation=2, padding=2)),
-    ("Conv1d padding 4 > kernel 2", _conv1d(1, 2, 5, 2, 2, padding=4)),
-    ("Conv1d groups 2", _conv1d(2, 4, 8, 6, 3, groups=2)),
-    ("Conv1d batch 1, k1", _conv1d(1, 3, 6, 2, 1, bias=False)),
-    ("Conv1d all options", _conv1d(3, 4, 11, 6, 3, stride=3, padding=5, dilation=2, groups=2)),
-]
+CASES = ([(f"Conv2d {name}", _case(2, name)) for name in CONV2D]
+         + [(f"Conv1d {name}", _case(1, name)) for name in CONV1D]
+         + [(f"Conv{nd}d used twice: Sequential(conv, ReLU, conv)", _reused_case(nd)) for nd in (2, 1)])

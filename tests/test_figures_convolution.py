@@ -1,4 +1,4 @@
-"""The convolution, residual and normalization figures (issue 4): each figure's "checks" column of
+"""The convolution, residual and normalization figures: each figure's "checks" column of
 FIGURES.md, tested on the data its function returns (quick mode)."""
 import functools
 

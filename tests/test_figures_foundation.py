@@ -1,4 +1,4 @@
-"""The foundation figures (issue 2): each figure's "checks" column of FIGURES.md, tested on the
+"""The foundation figures: each figure's "checks" column of FIGURES.md, tested on the
 data its function returns (quick mode where that keeps the check meaningful)."""
 import functools
 

@@ -177,6 +177,17 @@ def test_extreme_logits_finite_and_match_torch(case):
     assert_matches_torch(loss, pred, target, kw, factory, rtol=1e-10)
 
 
+def test_bce_gradient_uses_the_overflow_free_sigmoid():
+    """∂ℓ/∂z = σ(z) − y: at z = −720, σ(z) ≈ 1e-313 > 0, where the naive 1/(1 + e^{−z}) gives 0."""
+    loss = BCEWithLogitsLoss(reduction="sum")
+    z = np.array([[-720.0, 720.0]])
+    value = loss.forward(z, np.array([[0.0, 1.0]]))
+    assert 0.0 < value < 1e-300                       # log1p(e^{−720}) twice, no log(0)
+    d = loss.backward()
+    assert 0.0 < d[0, 0] < 1e-300 and -1e-300 < d[0, 1] < 0.0
+    assert loss.forward(z, np.array([[1.0, 0.0]])) == 1440.0
+
+
 def test_gaussian_nll_var_clamped_like_torch():
     """var below eps is clamped in the value, and (as torch) still receives a gradient."""
     rng = np.random.default_rng(5)

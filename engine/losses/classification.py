@@ -7,16 +7,8 @@ import numpy as np
 from numba import njit
 
 from ..checks import check_array, check_float, check_int, check_labels
+from ..numerics import log1p_exp, sigmoid
 from ._base import Loss, check_pred_target
-
-
-@njit(cache=True)
-def _sigmoid(z):
-    """σ(z) = 1/(1+e^{−z}) without overflow: exp is only taken of −|z|."""
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @njit(cache=True)
@@ -25,7 +17,8 @@ def bce_with_logits_forward(f, y, weight, pos_weight):
 
     With u = weight of the element and w = pos_weight of the column:
         ℓ = u [−w y log σ(z) − (1−y) log(1−σ(z))] = u [(1−y) z + (1 + (w−1) y) softplus(−z)],
-    softplus(−z) = log(1+e^{−z}) = log1p(e^{−|z|}) + max(−z, 0)  (no overflow for any z).
+    softplus(−z) = log(1+e^{−z}) = max(−z, 0) + log1p(e^{−|z|})  (engine.numerics.log1p_exp: no
+    overflow for any z).
     Shapes: f, y, weight (M, C); pos_weight (C,) (ones for plain BCE). Returns Σ ℓ.
     """
     M, C = f.shape
@@ -33,20 +26,20 @@ def bce_with_logits_forward(f, y, weight, pos_weight):
     for n in range(M):
         for c in range(C):
             z, t, w = float(f[n, c]), float(y[n, c]), pos_weight[c]
-            sp = math.log1p(math.exp(-abs(z))) + max(-z, 0.0)
-            s += weight[n, c] * ((1.0 - t) * z + (1.0 + (w - 1.0) * t) * sp)
+            s += weight[n, c] * ((1.0 - t) * z + (1.0 + (w - 1.0) * t) * log1p_exp(-z))
     return s
 
 
 @njit(cache=True)
 def bce_with_logits_backward(f, y, weight, pos_weight, scale):
-    """∂ℓ/∂z = u [(1 + (w−1) y) σ(z) − w y]   (= σ(z) − y for u = w = 1). Shapes as the forward."""
+    """∂ℓ/∂z = u [(1 + (w−1) y) σ(z) − w y]   (= σ(z) − y for u = w = 1), σ the overflow-free
+    engine.numerics.sigmoid. Shapes as the forward."""
     M, C = f.shape
     df = np.empty_like(f)
     for n in range(M):
         for c in range(C):
             z, t, w = float(f[n, c]), float(y[n, c]), pos_weight[c]
-            df[n, c] = scale * weight[n, c] * ((1.0 + (w - 1.0) * t) * _sigmoid(z) - w * t)
+            df[n, c] = scale * weight[n, c] * ((1.0 + (w - 1.0) * t) * sigmoid(z) - w * t)
     return df
 
 
@@ -54,7 +47,9 @@ def bce_with_logits_backward(f, y, weight, pos_weight, scale):
 def _log_softmax_row(f, n, logp, p):
     """logp[c] = f[n, c] − logsumexp(f[n]) and p[n, c] = softmax(f[n])_c, with the max m
     subtracted before exp, one exp per entry: e_c = e^{f_c − m}, p_c = e_c / Σe, log p_c =
-    f_c − m − log Σe (exp is a scalar call, the cost of this loss)."""
+    f_c − m − log Σe. This is engine.numerics.logsumexp fused with the softmax: the e_c that
+    give log Σe also give p, so each logit costs one exp (the scalar call that dominates this
+    loss) instead of two."""
     C = f.shape[1]
     m = float(f[n, 0])
     for c in range(1, C):
