@@ -6,8 +6,6 @@ One epoch is one pass through the data, sampled without replacement in minibatch
 `batch_size` (the last one may be smaller). For the same seed, model and data the run is
 bit-identical. Training that diverges stops with `TrainingDiverged`, naming the epoch and step.
 """
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -16,6 +14,7 @@ import numpy as np
 from .checks import all_finite, check_int
 from .core import Layer, no_grad
 from .data.batches import minibatches
+from .progress import progress as progress_bar
 
 
 class TrainingDiverged(FloatingPointError):
@@ -60,26 +59,6 @@ def evaluate(model, loss, X, y, metrics=(), batch_size=256):
     return value, {_metric_name(m): (METRICS[m] if isinstance(m, str) else m)(pred, y) for m in metrics}
 
 
-class _Progress:
-    """A one-line progress bar on an interactive terminal; silent otherwise (and in CI)."""
-
-    def __init__(self, mode):
-        if mode == "auto":
-            mode = sys.stderr.isatty() and not os.environ.get("CI")
-        self.on = bool(mode)
-
-    def update(self, epoch, epochs, step, steps, loss):
-        if self.on:
-            done = int(30 * step / steps)
-            sys.stderr.write(f"\repoch {epoch}/{epochs} [{'=' * done}{' ' * (30 - done)}] "
-                             f"{step}/{steps} loss {loss:.4f}")
-            sys.stderr.flush()
-
-    def end_epoch(self, text):
-        if self.on:
-            sys.stderr.write(" " + text + "\n")
-
-
 def _metric_name(m):
     return m if isinstance(m, str) else getattr(m, "__name__", "metric")
 
@@ -96,7 +75,8 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
     metrics:    names ("accuracy") or callables m(pred, y) -> float, recorded per epoch on the
                 training batches (as a running mean) and on the validation data.
     seed:       seeds the shuffling: the same seed gives a bit-identical run.
-    progress:   True, False or "auto" (a bar on an interactive terminal, none when CI is set).
+    progress:   True, False or "auto": a tqdm bar over the steps (engine.progress: on a terminal
+                and in Jupyter, none in pipes or when CI is set), one line per epoch.
     callbacks:  functions called as cb(info) after every optimizer step, info = {"epoch", "step",
                 "loss", "model"}; gradients of that step are still in the parameters.
     Returns a History. Raises TrainingDiverged when the loss or a gradient is NaN/Inf.
@@ -118,10 +98,19 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
         raise ValueError("validation_data: expected a pair (X_val, y_val)")
 
     rng = np.random.default_rng(seed)
-    history, bar = History(), _Progress(progress)
+    history = History()
     N = len(X)
     steps = (N + batch_size - 1) // batch_size
     start = time.perf_counter()
+    with progress_bar(total=epochs * steps, desc="fit", enabled=progress, unit="step") as bar:
+        _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, metrics, rng, callbacks,
+               history, bar)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, metrics, rng, callbacks, history, bar):
+    N = len(X)
     for epoch in range(1, epochs + 1):
         total, sums = 0.0, {_metric_name(m): 0.0 for m in metrics}
         for step, (Xb, yb) in enumerate(minibatches(X, y, batch_size, seed=rng), start=1):
@@ -144,7 +133,9 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
                 sums[_metric_name(m)] += (METRICS[m] if isinstance(m, str) else m)(pred, yb) * len(Xb)
             for cb in callbacks:
                 cb({"epoch": epoch, "step": step, "loss": value, "model": model})
-            bar.update(epoch, epochs, step, steps, value)
+            bar.update(1)
+            if not bar.disable:
+                bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{value:.4f}", refresh=False)
         history.add("loss", total / N)
         for k, s in sums.items():
             history.add(k, s / N)
@@ -153,6 +144,5 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
             history.add("val_loss", vloss)
             for k, v in vmetrics.items():
                 history.add("val_" + k, v)
-        bar.end_epoch(" ".join(f"{k} {v[-1]:.4f}" for k, v in history.history.items()))
-    history.seconds = time.perf_counter() - start
-    return history
+        if not bar.disable:
+            bar.write(f"epoch {epoch}/{epochs} " + " ".join(f"{k} {v[-1]:.4f}" for k, v in history.history.items()))
