@@ -33,16 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import erf
+from scipy.special import erf, expit
 
 from engine.checks import check_float, check_int
 
 __all__ = ["mean_field", "MeanField", "order_chaos_boundary", "weight_variance", "predict_variance",
            "measure_variance", "VarianceProfile", "critical_weight_variance", "expect", "ACTIVATIONS"]
-
-
-def _sigmoid(x):
-    return 0.5 * (1 + np.tanh(0.5 * x))
 
 
 def _gelu(x):
@@ -53,17 +49,13 @@ def _gelu_grad(x):
     return 0.5 * (1 + erf(x / math.sqrt(2))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
 ACTIVATIONS = {
     "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
     "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
     "linear": (lambda x: x, lambda x: np.ones_like(x)),
-    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x))),
+    "sigmoid": (expit, lambda x: expit(x) * expit(-x)),           # σ′ = σ(x) (1 − σ(x))
     "gelu": (_gelu, _gelu_grad),
-    "softplus": (_softplus, _sigmoid),
+    "softplus": (lambda x: np.logaddexp(0.0, x), expit),          # log(1 + e^x); its φ′ is σ
 }
 ACTIVATIONS["identity"] = ACTIVATIONS["linear"]
 _CLOSED = ("relu", "leaky_relu", "linear", "identity")
