@@ -190,6 +190,32 @@ class Layer:
         """How many forward calls of this layer wait for their backward."""
         return len(self.__dict__.get("_calls", ()))
 
+    @contextlib.contextmanager
+    def _all_or_nothing(self):
+        """A forward through several layers either completes or leaves no trace: when a layer
+        refuses its input part-way, the running statistics (buffers) updated by the layers
+        before it are restored, and the calls they saved are dropped."""
+        buffers = [(b, b.copy()) for _, b in self.named_buffers() if isinstance(b, np.ndarray)]
+        pending = [(layer, layer.pending_calls()) for layer in self._descendants()]
+        try:
+            yield
+        except BaseException:
+            for b, old in buffers:
+                b[...] = old
+            for layer, n in pending:
+                del layer.__dict__.setdefault("_calls", [])[n:]
+            raise
+
+    def _descendants(self):
+        """This layer and every layer below it, each once."""
+        seen, stack = set(), [self]
+        while stack:
+            layer = stack.pop()
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                yield layer
+                stack.extend(c for _, c in layer.named_children())
+
     def clear_saved(self):
         """Forget every call whose backward has not come, in this layer and all below it."""
         self.__dict__.pop("_calls", None)
@@ -243,13 +269,17 @@ class Layer:
     def load_state_dict(self, state):
         """Copy arrays into the parameters and buffers in place (values are converted to this
         layer's dtype, as copying a float32 PyTorch module into a float64 layer requires).
-        Every key and shape is checked before anything is written."""
+        Every key, shape and value is checked before anything is written: missing or unexpected
+        keys, non-finite values and values that overflow the destination's dtype (1e300 into
+        float32) are refused, and the layer is then exactly as it was."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict of arrays, got {type(state).__name__}")
         targets = dict(self.named_parameters(remove_duplicate=False))
         buffers = dict(self.named_buffers())
         expected = set(targets) | set(buffers)
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
-            raise KeyError(f"state: missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
+            raise ValueError(f"state: missing keys {sorted(missing)}, unexpected keys {sorted(map(str, unexpected))}")
         converted = {}
         for k, v in state.items():
             dest = targets[k].value if k in targets else buffers[k]
@@ -259,7 +289,15 @@ class Layer:
             if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
                     or v.dtype == np.bool_):
                 raise TypeError(f"state[{k!r}]: expected a real numeric array, got dtype {v.dtype}")
-            converted[k] = v.astype(dest.dtype)
+            if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all():
+                raise ValueError(f"state[{k!r}]: expected finite values, got NaN or Inf")
+            with np.errstate(over="ignore", invalid="ignore"):
+                c = v.astype(dest.dtype)
+            if np.issubdtype(dest.dtype, np.floating) and not np.isfinite(c).all():
+                raise ValueError(f"state[{k!r}]: values up to {np.abs(v).max():.3g} overflow {dest.dtype}")
+            if np.issubdtype(dest.dtype, np.integer) and not np.array_equal(c, v):
+                raise ValueError(f"state[{k!r}]: expected whole numbers within {dest.dtype}, got {v.ravel()[:3]}…")
+            converted[k] = c
         for k, v in converted.items():        # everything checked: now write
             (targets[k].value if k in targets else buffers[k])[...] = v
         return self
@@ -321,8 +359,9 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def forward(self, x, train=True):
-        for layer in self.layers:
-            x = layer.forward(x, train=train)
+        with self._all_or_nothing():
+            for layer in self.layers:
+                x = layer.forward(x, train=train)
         return x
 
     def backward(self, dy, *, input_grad=True):

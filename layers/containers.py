@@ -28,11 +28,12 @@ class Residual(Layer):
 
     def forward(self, x, train=True):
         x = check_array("x", x)
-        fx = self.block.forward(x, train=train)
-        sx = x if self._shortcut is None else self._shortcut.forward(x, train=train)
-        if fx.shape != sx.shape:
-            raise ValueError(f"block: output shape {fx.shape} differs from the skip path's {sx.shape} "
-                             "(give a shortcut layer that maps x to the block's output shape)")
+        with self._all_or_nothing():
+            fx = self.block.forward(x, train=train)
+            sx = x if self._shortcut is None else self._shortcut.forward(x, train=train)
+            if fx.shape != sx.shape:
+                raise ValueError(f"block: output shape {fx.shape} differs from the skip path's {sx.shape} "
+                                 "(give a shortcut layer that maps x to the block's output shape)")
         self._save(fx.shape)
         return fx + sx
 
@@ -66,13 +67,14 @@ class Concat(Layer):
 
     def forward(self, x, train=True):
         x = check_array("x", x)
-        ys = [b.forward(x, train=train) for b in self.branches]
-        ref = ys[0]
-        d = self.dim % ref.ndim
-        for i, y in enumerate(ys):
-            if y.ndim != ref.ndim or y.shape[:d] + y.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
-                raise ValueError(f"branches[{i}]: output shape {y.shape} cannot be concatenated along dim "
-                                 f"{self.dim} with {ref.shape}")
+        with self._all_or_nothing():
+            ys = [b.forward(x, train=train) for b in self.branches]
+            ref = ys[0]
+            d = self.dim % ref.ndim
+            for i, y in enumerate(ys):
+                if y.ndim != ref.ndim or y.shape[:d] + y.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
+                    raise ValueError(f"branches[{i}]: output shape {y.shape} cannot be concatenated along "
+                                     f"dim {self.dim} with {ref.shape}")
         sizes = [y.shape[d] for y in ys]
         self._save(sizes, d, ref.shape[:d] + (sum(sizes),) + ref.shape[d + 1:])
         return np.concatenate(ys, axis=d)
