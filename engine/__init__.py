@@ -8,9 +8,10 @@ initializers, the training loop, gradient checking, data sets.
 from . import threads  # noqa: F401  (first: decides how BLAS and Numba share the cores)
 from .core import Layer, Parameter, Sequential, is_grad_enabled, no_grad, reference_kernels
 from .gradcheck import gradcheck, gradcheck_loss
+from .seeding import manual_seed
 
 __all__ = ["Parameter", "Layer", "Sequential", "fit", "gradcheck", "gradcheck_loss", "no_grad",
-           "is_grad_enabled", "reference_kernels"]
+           "is_grad_enabled", "reference_kernels", "manual_seed"]
 
 
 _SUBMODULES = {"losses", "optim", "schedules", "init", "data", "train"}

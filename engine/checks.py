@@ -70,7 +70,8 @@ def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
             raise ValueError(f"{name}: expected shape {_shape_str(shape)}, got {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
-    x = np.ascontiguousarray(x)
+    if not x.flags.c_contiguous:
+        x = x.copy(order="C")    # (np.ascontiguousarray would turn a 0-d array into shape (1,))
     if finite and not all_finite(x):
         raise ValueError(f"{name}: expected finite values, got NaN or Inf")
     return x
@@ -93,6 +94,21 @@ def check_tuple(name, v, n, *, low=None):
             raise ValueError(f"{name}: expected an int or a tuple of {n} ints, got {v!r}")
         return tuple(check_int(f"{name}[{i}]", e, low=low) for i, e in enumerate(v))
     return (check_int(name, v, low=low),) * n
+
+
+def check_bool(name, v):
+    """A bool (True/False or numpy's bool_); "False", 0 and None are refused, not read as truth values."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(v).__name__} {v!r}")
+    return bool(v)
+
+
+def check_dim(name, dim, ndim):
+    """An axis of an array with `ndim` dimensions, negative counting from the end -> in [0, ndim)."""
+    dim = check_int(name, dim)
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{name}: expected an axis in [{-ndim}, {ndim - 1}] for a {ndim}-dimensional input, got {dim}")
+    return dim % ndim
 
 
 def check_float(name, v, *, low=None, high=None, low_open=False):

@@ -196,7 +196,7 @@ class Layer:
         refuses its input part-way, the running statistics (buffers) updated by the layers
         before it are restored, and the calls they saved are dropped."""
         buffers = [(b, b.copy()) for _, b in self.named_buffers() if isinstance(b, np.ndarray)]
-        pending = [(layer, layer.pending_calls()) for layer in self._descendants()]
+        pending = [(layer, layer.pending_calls()) for _, layer in self.named_layers()]
         try:
             yield
         except BaseException:
@@ -206,15 +206,37 @@ class Layer:
                 del layer.__dict__.setdefault("_calls", [])[n:]
             raise
 
-    def _descendants(self):
-        """This layer and every layer below it, each once."""
-        seen, stack = set(), [self]
-        while stack:
-            layer = stack.pop()
-            if id(layer) not in seen:
-                seen.add(id(layer))
-                yield layer
-                stack.extend(c for _, c in layer.named_children())
+    def named_layers(self, prefix=""):
+        """(name, layer) for this layer ("") and every layer below it, depth first in
+        registration order, each once (a reused layer under its first name; torch's named_modules)."""
+        seen = set()
+
+        def walk(layer, name):
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            yield name, layer
+            for cname, child in layer.named_children():
+                yield from walk(child, f"{name}.{cname}" if name else cname)
+        yield from walk(self, prefix)
+
+    # ---- randomness (engine.seeding) ----------------------------------------------------------
+    stochastic = False     # True for layers that draw random numbers in forward (Dropout, ...)
+    _rng = None            # the layer's own Generator; None: the engine's default one
+
+    @property
+    def generator(self):
+        """The Generator this layer draws from: its own (rng= at construction, or set by
+        `set_generator` and by `fit(seed=...)`), else the engine's default one (engine.manual_seed)."""
+        if self._rng is not None:
+            return self._rng
+        from .seeding import default_generator
+        return default_generator()
+
+    def set_generator(self, rng):
+        """Draw from `rng` (a seed, a numpy Generator, or None for the engine's default one) from now on."""
+        from .checks import check_rng
+        object.__setattr__(self, "_rng", None if rng is None else check_rng("rng", rng))
 
     def clear_saved(self):
         """Forget every call whose backward has not come, in this layer and all below it."""

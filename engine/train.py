@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import all_finite, check_int
+from .checks import all_finite, check_array, check_int
 from .core import Layer, no_grad
 from .data.batches import minibatches
 from .progress import progress as progress_bar
+from .seeding import seed_layers
 
 
 class TrainingDiverged(FloatingPointError):
@@ -63,6 +64,66 @@ def _metric_name(m):
     return m if isinstance(m, str) else getattr(m, "__name__", "metric")
 
 
+def _probe(model, loss, X, y, xname, yname):
+    """Check X against the model and y against the loss and the model's output, without changing
+    either: one evaluation-mode forward of X's first row under no_grad (nothing saved, no running
+    statistics updated), then the loss on a zero prediction of the full output shape."""
+    try:
+        with no_grad():
+            out = model.forward(X[:1], train=False)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{xname}: the model refuses it: {e}") from None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"model: fit trains models with one output array, got {type(out).__name__}")
+    try:
+        loss.forward(np.zeros((len(X),) + out.shape[1:], out.dtype), y)
+    except (TypeError, ValueError) as e:
+        shape = "(" + ", ".join(["N"] + [str(d) for d in out.shape[1:]]) + ")"
+        raise type(e)(f"{yname}: the loss refuses it for the model's output of shape {shape}: {e}") from None
+
+
+def _check_fit_args(model, loss, optimizer, X, y, epochs, batch_size, validation_data, metrics, seed, progress,
+                    callbacks):
+    """Every argument of `fit`, checked before the first step (nothing is changed if one is bad)."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"model: expected a Layer, got {type(model).__name__}")
+    for name, obj, meths in (("loss", loss, ("forward", "backward")), ("optimizer", optimizer, ("step",))):
+        if not all(callable(getattr(obj, m, None)) for m in meths):
+            raise TypeError(f"{name}: expected an object with {' and '.join(meths)}(), got {type(obj).__name__}")
+    epochs = check_int("epochs", epochs, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    if seed is not None:
+        seed = check_int("seed", seed, low=0)
+    if not (isinstance(progress, bool) or progress == "auto"):
+        raise ValueError(f"progress: expected True, False or 'auto', got {progress!r}")
+    if isinstance(metrics, (str, bytes)) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics: expected a list of names or callables, got {metrics!r}")
+    for i, m in enumerate(metrics):
+        if not callable(m) and m not in METRICS:
+            raise ValueError(f"metrics[{i}]: expected one of {sorted(METRICS)} or a callable, got {m!r}")
+    if not isinstance(callbacks, (list, tuple)) or not all(callable(cb) for cb in callbacks):
+        raise TypeError(f"callbacks: expected a list of callables, got {callbacks!r}")
+    X = check_array("X", X)
+    y = _check_targets("y", y, len(X))
+    _probe(model, loss, X, y, "X", "y")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+        X_val = check_array("validation_data[0]", validation_data[0])
+        y_val = _check_targets("validation_data[1]", validation_data[1], len(X_val))
+        _probe(model, loss, X_val, y_val, "validation_data[0]", "validation_data[1]")
+        validation_data = (X_val, y_val)
+    return X, y, validation_data, epochs, batch_size, seed
+
+
+def _check_targets(name, y, n):
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(y).__name__}")
+    if y.ndim == 0 or len(y) != n:
+        raise ValueError(f"{name}: expected {n} rows to match the inputs, got shape {y.shape}")
+    return y
+
+
 def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, metrics=(),
         seed=None, progress="auto", callbacks=()):
     """Train `model` on (X, y) with minibatch gradient descent.
@@ -74,29 +135,21 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
     validation_data: optional (X_val, y_val), evaluated after every epoch (train=False).
     metrics:    names ("accuracy") or callables m(pred, y) -> float, recorded per epoch on the
                 training batches (as a running mean) and on the validation data.
-    seed:       seeds the shuffling: the same seed gives a bit-identical run.
+    seed:       None or an int >= 0: seeds the shuffling and gives every stochastic layer of the
+                model (Dropout, ...) its own stream derived from it (engine.seeding), so the same
+                seed, model and data give bit-identical weights at a fixed thread count.
     progress:   True, False or "auto": a tqdm bar over the steps (engine.progress: on a terminal
                 and in Jupyter, none in pipes or when CI is set), one line per epoch.
     callbacks:  functions called as cb(info) after every optimizer step, info = {"epoch", "step",
                 "loss", "model"}; gradients of that step are still in the parameters.
-    Returns a History. Raises TrainingDiverged when the loss or a gradient is NaN/Inf.
+    Every argument is checked before the first step: a refused call changes nothing.
+    Returns a History. Raises TrainingDiverged, naming the epoch and step, when the model's
+    output, the loss, a gradient, a parameter after the update or the validation loss is NaN/Inf.
     """
-    if not isinstance(model, Layer):
-        raise TypeError(f"model: expected a Layer, got {type(model).__name__}")
-    for name, obj, meths in (("loss", loss, ("forward", "backward")), ("optimizer", optimizer, ("step",))):
-        if not all(callable(getattr(obj, m, None)) for m in meths):
-            raise TypeError(f"{name}: expected an object with {' and '.join(meths)}(), got {type(obj).__name__}")
-    X, y = np.asarray(X), np.asarray(y)
-    if len(X) != len(y):
-        raise ValueError(f"y: expected {len(X)} rows to match X, got {len(y)}")
-    epochs = check_int("epochs", epochs, low=1)
-    batch_size = check_int("batch_size", batch_size, low=1)
-    for m in metrics:
-        if isinstance(m, str) and m not in METRICS:
-            raise ValueError(f"metrics: expected names in {sorted(METRICS)} or callables, got {m!r}")
-    if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2):
-        raise ValueError("validation_data: expected a pair (X_val, y_val)")
-
+    X, y, validation_data, epochs, batch_size, seed = _check_fit_args(
+        model, loss, optimizer, X, y, epochs, batch_size, validation_data, metrics, seed, progress, callbacks)
+    if seed is not None:
+        seed_layers(model, seed)
     rng = np.random.default_rng(seed)
     history = History()
     N = len(X)
@@ -128,6 +181,10 @@ def _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, me
                     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
                                            f"gradient of {name} has NaN or Inf")
             optimizer.step()
+            for name, p in model.named_parameters():
+                if not all_finite(p.value):
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
+                                           f"parameter {name} has NaN or Inf after the update")
             total += value * len(Xb)
             for m in metrics:
                 sums[_metric_name(m)] += (METRICS[m] if isinstance(m, str) else m)(pred, yb) * len(Xb)
@@ -141,6 +198,9 @@ def _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, me
             history.add(k, s / N)
         if validation_data is not None:
             vloss, vmetrics = evaluate(model, loss, validation_data[0], validation_data[1], metrics)
+            if not np.isfinite(vloss):
+                raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
+                                       f"validation loss is {vloss}")
             history.add("val_loss", vloss)
             for k, v in vmetrics.items():
                 history.add("val_" + k, v)
