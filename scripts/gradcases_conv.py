@@ -83,4 +83,4 @@ def _reused_case(nd):
 
 CASES = ([(f"Conv2d {name}", _case(2, name)) for name in CONV2D]
          + [(f"Conv1d {name}", _case(1, name)) for name in CONV1D]
-         + [(f"Conv{nd}d used twice: Sequential(conv, ReLU, conv)", _reused_case(nd)) for nd in (2, 1)])
+         + [(f"Conv{nd}d reused: Sequential(c, ReLU(), c)", _reused_case(nd)) for nd in (2, 1)])
