@@ -8,8 +8,8 @@ one training step (forward, cross-entropy, backward, Adam update) of the plain d
 Ratio = engine time / PyTorch time (below 1: faster than PyTorch); medians over repeats.
 
 Each Conv2d row comes with a "BLAS floor" row timed in the same alternation: only the three
-GEMMs per block of samples that the layer's forward and backward run (same shapes, same
-workspaces, same threads), without the im2col, col2im and copies around them. No kernel built on
+GEMMs per block of samples that the layer's forward and backward run (same shapes, workspaces of
+the same shapes, same threads), without the im2col, col2im and copies around them. No kernel built on
 im2col + this BLAS can be faster than its floor.
 """
 import os
@@ -23,38 +23,41 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import interleaved, row, torch_or_none  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from engine.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for  # noqa: E402
+from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for  # noqa: E402
 from engine.threads import parallel_call  # noqa: E402
 
 
 @njit(parallel=True, cache=True)
 def conv_gemms(wm, ws, zs, dws, N, S, Q, gemm, nthreads):
     """The GEMMs of Conv2d's forward and backward (groups = 1), per block of S samples on each
-    thread: z = Ω cols, ∂ℓ/∂Ω += ∂ℓ/∂z colsᵀ, ∂ℓ/∂cols = Ωᵀ ∂ℓ/∂z, on the layer's workspaces
-    ws (nt, K, ·), zs (nt, C_out, ·), dws (nt, C_out, K + 1), with Q columns per sample."""
+    thread t, on workspaces of the layer's shapes: ws (nt, K, ·) holding cols, zs (nt, C_out, ·)
+    holding z and ∂ℓ/∂z, dws (nt, C_out, K + 1) holding ∂ℓ/∂Ω, with Q columns per sample."""
     O, K = wm.shape
     SP = ws.shape[2]
     for t in prange(nthreads):
-        cols, zt, acc = ws[t], zs[t], dws[t]
+        c0, z0, a0 = t * K * SP, t * O * SP, t * O * (K + 1)      # thread t's blocks
         n, hi = t * N // nthreads, (t + 1) * N // nthreads
         while n < hi:
             m = min(S, hi - n)
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O, m * Q, K, 1.0, wm.ctypes.data, K, cols.ctypes.data, SP, 0.0, zt.ctypes.data, SP)
-            gemm(ROW_MAJOR, NO_TRANS, TRANS, O, K, m * Q, 1.0, zt.ctypes.data, SP, cols.ctypes.data, SP, 1.0, acc.ctypes.data, K + 1)
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, K, m * Q, O, 1.0, wm.ctypes.data, K, zt.ctypes.data, SP, 0.0, cols.ctypes.data, SP)
+            # z = Ω cols
+            gemm_at(gemm, O, m * Q, K, 1.0, wm, 0, K, NO_TRANS, ws, c0, SP, NO_TRANS, 0.0, zs, z0, SP)
+            # ∂ℓ/∂Ω += ∂ℓ/∂z colsᵀ
+            gemm_at(gemm, O, K, m * Q, 1.0, zs, z0, SP, NO_TRANS, ws, c0, SP, TRANS, 1.0, dws, a0, K + 1)
+            # ∂ℓ/∂cols = Ωᵀ ∂ℓ/∂z
+            gemm_at(gemm, K, m * Q, O, 1.0, wm, 0, K, TRANS, zs, z0, SP, NO_TRANS, 0.0, ws, c0, SP)
             n += m
 
 
 def gemm_floor(layer, x):
-    """conv_gemms for this Conv2d layer and input, as a closure (after one forward, so the layer's
-    workspaces exist and its choices of Q and S are the ones its kernels use)."""
-    layer.forward(x)
-    OH, OW = layer.output_shape(x.shape[2:])
-    Q = layer._paths(x.shape[2], x.shape[3], OH, OW)[2]
-    ws, zs, dws = layer._ws
-    S = ws.shape[2] // Q
+    """conv_gemms for this Conv2d layer and input, as a closure: the layer's own plan (grid
+    columns per sample, samples per GEMM, chunks) and workspaces of the layer's shapes."""
+    plan = layer.kernel_plan(x.shape)
+    Q, S, nt = plan.columns, plan.samples, plan.chunks
     wm = layer.weight.value.reshape(layer.out_channels, -1)
-    nt = ws.shape[0]
+    K = wm.shape[1]
+    ws = np.zeros((nt, K, S * Q), x.dtype)
+    zs = np.zeros((nt, layer.out_channels, S * Q), x.dtype)
+    dws = np.zeros((nt, layer.out_channels, K + 1), x.dtype)
     gemm = gemm_for(x.dtype)
     return lambda: parallel_call(conv_gemms, nt, wm, ws, zs, dws, x.shape[0], S, Q, gemm)
 
