@@ -5,9 +5,14 @@ Train mode: each element is kept with probability 1 − p and scaled by 1/(1 −
 eval mode (`train=False`): the identity. E[y] = x in both.
 
 The mask comes from the layer's own generator `rng` (a seed or a numpy Generator), so a run is
-reproducible. By default a new mask is drawn at every train-mode forward. Gradient checking
-needs the layer to be a fixed function while the inputs are perturbed, so `fix_mask=True` keeps
-the first mask drawn (for a given input shape) until `resample()` is called; `mask` shows it.
+reproducible. By default a new mask is drawn at every train-mode forward, and each call saves
+the mask it used for its own backward (a layer used twice in one forward gets two masks, each
+backward the right one). Gradient checking needs the layer to be a fixed function while the
+inputs are perturbed, so `fix_mask=True` keeps the first mask drawn (for a given input shape and
+dtype) as layer state until `resample()` is called; `mask` shows the last mask used.
+
+One kernel pair serves both paths: y = x ⊙ m is already the plainest statement of the maths and
+as fast as NumPy makes it, so `engine.reference_kernels()` changes nothing here.
 """
 import numpy as np
 from numba import njit
@@ -18,13 +23,13 @@ from engine.core import Layer
 
 @njit(cache=True)
 def dropout_forward(x, mask):
-    """y = x ⊙ m (m already holds 0 or 1/(1 − p))."""
+    """y = x ⊙ m (m already holds 0 or 1/(1 − p)); reference and fast kernel in one."""
     return x * mask
 
 
 @njit(cache=True)
 def dropout_backward(dy, mask):
-    """∂ℓ/∂x = ∂ℓ/∂y ⊙ m."""
+    """∂ℓ/∂x = ∂ℓ/∂y ⊙ m; reference and fast kernel in one."""
     return dy * mask
 
 
@@ -36,41 +41,41 @@ class Dropout(Layer):
         self.p = check_float("p", p, low=0, high=1)
         self.rng = np.random.default_rng(rng)
         self.fix_mask = bool(fix_mask)
-        self._mask = None
-        self._x = None
+        self._last_mask = None      # the last mask used; with fix_mask, the fixed one
 
     @property
     def mask(self):
-        """The last mask used (0 or 1/(1 − p) per element), None before the first train forward."""
-        return self._mask
+        """The last mask used (0 or 1/(1 − p) per element), None before the first train forward;
+        with `fix_mask`, the mask every train forward of that shape uses."""
+        return self._last_mask
 
     def resample(self):
         """Forget the fixed mask: the next train-mode forward draws a new one."""
-        self._mask = None
+        self._last_mask = None
+
+    def _draw(self, shape, dtype):
+        if self.p == 1:
+            return np.zeros(shape, dtype)
+        return ((self.rng.random(shape) >= self.p) / (1.0 - self.p)).astype(dtype)
 
     def forward(self, x, train=True):
         x = check_array("x", x)
-        self._x, self._train = x, bool(train)
         if not train or self.p == 0:
+            self._save(x.shape, x.dtype, None)
             return x.copy()
-        keep = self._mask is not None and self.fix_mask and self._mask.shape == x.shape \
-            and self._mask.dtype == x.dtype
-        if not keep:
-            if self.p == 1:
-                self._mask = np.zeros(x.shape, x.dtype)
-            else:
-                u = self.rng.random(x.shape)
-                self._mask = ((u >= self.p) / (1.0 - self.p)).astype(x.dtype)
-        return dropout_forward(x, self._mask)
+        m = self._last_mask
+        if not (self.fix_mask and m is not None and m.shape == x.shape and m.dtype == x.dtype):
+            m = self._last_mask = self._draw(x.shape, x.dtype)
+        self._save(x.shape, x.dtype, m)
+        return dropout_forward(x, m)
 
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        dy = check_array("dy", dy, shape=self._x.shape, dtype=self._x.dtype, finite=False)
+    def backward(self, dy, *, input_grad=True):
+        shape, dtype, m = self._saved()
+        dy = check_array("dy", dy, shape=shape, dtype=dtype, finite=False)
+        self._release()
         if not input_grad:
             return None
-        if not self._train or self.p == 0:
-            return dy.copy()
-        return dropout_backward(dy, self._mask)
+        return dy.copy() if m is None else dropout_backward(dy, m)
 
     def extra_repr(self):
         return {"p": self.p, "fix_mask": self.fix_mask}

@@ -1,23 +1,31 @@
-"""Normalization layers: BatchNorm1d, BatchNorm2d, LayerNorm (notes 004 §3.7; 003 §2.2).
+"""Normalization layers: BatchNorm1d, BatchNorm2d, LayerNorm (notes 004 §3.7.4-3.7.5; 003 §2.2).
 
-Batch norm normalises each channel c over the batch (and the spatial positions): with the M = N·S
-values x_{m,c} of channel c,
-    μ_c = (1/M) Σ_m x_{m,c},   σ²_c = (1/M) Σ_m (x_{m,c} − μ_c)²,   x̂ = (x − μ_c) / √(σ²_c + ε),
-    y = γ_c x̂ + β_c.
-Backward (train mode, the statistics depend on x):
-    ∂ℓ/∂γ_c = Σ_m ∂ℓ/∂y · x̂,   ∂ℓ/∂β_c = Σ_m ∂ℓ/∂y,
-    ∂ℓ/∂x = (γ_c / (M √(σ²_c + ε))) · (M ∂ℓ/∂y − Σ_m ∂ℓ/∂y − x̂ Σ_m ∂ℓ/∂y · x̂).
-In eval mode μ, σ² are the running statistics (constants): ∂ℓ/∂x = γ_c ∂ℓ/∂y / √(σ²_c + ε).
-Running statistics as torch.nn.BatchNorm: r ← (1 − momentum) r + momentum · batch statistic, with the
-unbiased variance σ²·M/(M − 1) for running_var; momentum=None is the cumulative average
-(factor 1/num_batches_tracked).
+Batch norm (notes 004 §3.7.4) normalises each feature over the batch, z̃ = (z − μ)/√σ² with μ, σ²
+"computed from the entire batch", then scales by γ and shifts by β (learned). As torch.nn, per
+channel c over its M = N·S values x_m (S spatial positions; S = 1 for (N, C) inputs), with ε:
+    μ_c = (1/M) Σ_m x_m,   σ²_c = (1/M) Σ_m (x_m − μ_c)²,   r_c = 1/√(σ²_c + ε),
+    x̂_m = (x_m − μ_c) r_c,   y_m = γ_c x̂_m + β_c.
+Backward: ∂ℓ/∂γ_c = Σ_m ∂ℓ/∂y_m x̂_m,  ∂ℓ/∂β_c = Σ_m ∂ℓ/∂y_m,  and with g_m = ∂ℓ/∂x̂_m = γ_c ∂ℓ/∂y_m
+the chain rule through σ² and μ (Ioffe & Szegedy 2015; what the reference kernels compute):
+    ∂ℓ/∂σ²_c = −½ r_c³ Σ_m g_m (x_m − μ_c)
+    ∂ℓ/∂μ_c  = −r_c Σ_m g_m − (2/M) ∂ℓ/∂σ²_c Σ_m (x_m − μ_c)
+    ∂ℓ/∂x_m  = r_c g_m + (2/M) ∂ℓ/∂σ²_c (x_m − μ_c) + (1/M) ∂ℓ/∂μ_c,
+which, as Σ_m (x_m − μ_c) = 0, is the closed form the fast kernels compute:
+    ∂ℓ/∂x_m  = r_c (g_m − (1/M) Σ_m' g_m' − x̂_m (1/M) Σ_m' g_m' x̂_m').
+In eval mode μ, σ² are the running statistics (constants, "at test time, we use running average
+of μ and σ²"): ∂ℓ/∂x_m = r_c g_m. Running statistics as torch.nn.BatchNorm: r ← (1 − momentum) r
++ momentum · (batch statistic), with the unbiased variance σ²·M/(M − 1) for running_var;
+momentum=None is the cumulative average (factor 1/num_batches_tracked).
 
-Layer norm normalises each example over its last dimensions (D values) instead: the same formulas
-with the sums over those D values and γ, β of the normalised shape.
+Layer norm (notes 004 §3.7.5) normalises each example over its last dimensions (its D values)
+instead: the same μ, σ², x̂ and chain rule per row m of x (M, D), with γ, β of the normalised
+shape, y_{m,j} = γ_j x̂_{m,j} + β_j, g_{m,j} = γ_j ∂ℓ/∂y_{m,j}. Same in train and eval.
 
-Kernels see x as (N, C, S) (batch norm; S = 1 for (N, C) inputs) or (M, D) (layer norm). Sums
-accumulate in float64 whatever the dtype; the reduction loops may be reassociated (engine.threads.
-FASTMATH, without the no-NaN/no-Inf assumptions) so they vectorise.
+Kernels see x as (N, C, S) (batch norm) or (M, D) (layer norm). Statistics and sums accumulate in
+float64 whatever the dtype. Reading order: the reference kernels (loops over the formulas above),
+the Layer classes, then the fast kernels (channels or rows split over threads, the closed-form
+backward in one pass, reductions reassociated with engine.numerics.FASTMATH, which keeps NaN and
+Inf semantics, so that they vectorise).
 """
 import numbers
 
@@ -25,11 +33,290 @@ import numpy as np
 from numba import njit, prange
 
 from engine.checks import check_dtype, check_float, check_int
-from engine.core import Layer, Parameter
+from engine.core import Layer, Parameter, use_reference
 from engine.numerics import FASTMATH
 from engine.threads import chunks_for, parallel_call, pool
 
 
+# ---------------------------------------------------------------------------------------------
+# reference kernels: the formulas above, as loops
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def normalize_stats_ref(x):
+    """μ_c = (1/M) Σ x[:, c, :] and σ²_c = (1/M) Σ (x[:, c, :] − μ_c)² (biased), M = N·S, for each
+    group c of x (N, C, S), in float64. Batch norm: the groups are the channels; layer norm
+    passes x (1, M, D): the groups are the rows."""
+    N, C, S = x.shape
+    M = N * S
+    mean = np.zeros(C)
+    var = np.zeros(C)
+    for c in range(C):
+        for n in range(N):
+            for j in range(S):
+                mean[c] += x[n, c, j]
+        mean[c] /= M
+        for n in range(N):
+            for j in range(S):
+                var[c] += (x[n, c, j] - mean[c]) ** 2
+        var[c] /= M
+    return mean, var
+
+
+@njit(cache=True)
+def normalize_backward_ref(g, x, mean, rstd):
+    """∂ℓ/∂x from g = ∂ℓ/∂x̂ (N, C, S) through x̂ = (x − μ_c) r_c, where μ_c and σ²_c are group c's
+    own statistics: the chain rule through ∂ℓ/∂σ²_c and ∂ℓ/∂μ_c (module docstring).
+    -> dx (N, C, S), in x's dtype."""
+    N, C, S = x.shape
+    M = N * S
+    dx = np.empty_like(x)
+    for c in range(C):
+        mu, r = mean[c], rstd[c]
+        sg, sgd, sd = 0.0, 0.0, 0.0              # Σ g, Σ g (x − μ), Σ (x − μ)
+        for n in range(N):
+            for j in range(S):
+                sg += g[n, c, j]
+                sgd += g[n, c, j] * (x[n, c, j] - mu)
+                sd += x[n, c, j] - mu
+        dvar = -0.5 * r ** 3 * sgd               # ∂ℓ/∂σ²_c
+        dmean = -r * sg - 2.0 / M * dvar * sd    # ∂ℓ/∂μ_c
+        for n in range(N):
+            for j in range(S):
+                dx[n, c, j] = r * g[n, c, j] + 2.0 / M * dvar * (x[n, c, j] - mu) + dmean / M
+    return dx
+
+
+@njit(cache=True)
+def batchnorm_forward_ref(x, mean, var, gamma, beta, eps):
+    """y = γ_c x̂ + β_c with x̂ = (x − μ_c) r_c, r_c = 1/√(σ²_c + ε).  x (N, C, S); mean, var (C,)
+    float64 (the batch's or the running statistics) -> y (N, C, S), rstd (C,)."""
+    N, C, S = x.shape
+    rstd = 1.0 / np.sqrt(var + eps)
+    y = np.empty_like(x)
+    for n in range(N):
+        for c in range(C):
+            for j in range(S):
+                y[n, c, j] = gamma[c] * (x[n, c, j] - mean[c]) * rstd[c] + beta[c]
+    return y, rstd
+
+
+@njit(cache=True)
+def batchnorm_backward_ref(dy, x, mean, rstd, gamma, dgamma, dbeta, batch_stats):
+    """Returns ∂ℓ/∂x (N, C, S); accumulates ∂ℓ/∂γ_c = Σ ∂ℓ/∂y x̂ and ∂ℓ/∂β_c = Σ ∂ℓ/∂y (+=).
+    batch_stats: μ, σ² were the batch's (train mode), so ∂ℓ/∂x goes through them too; else
+    ∂ℓ/∂x = r_c γ_c ∂ℓ/∂y."""
+    N, C, S = x.shape
+    g = np.empty(x.shape)                        # ∂ℓ/∂x̂ = γ_c ∂ℓ/∂y
+    for c in range(C):
+        sgx, sg = 0.0, 0.0
+        for n in range(N):
+            for j in range(S):
+                sgx += dy[n, c, j] * (x[n, c, j] - mean[c]) * rstd[c]
+                sg += dy[n, c, j]
+                g[n, c, j] = gamma[c] * dy[n, c, j]
+        dgamma[c] += sgx
+        dbeta[c] += sg
+    if batch_stats:
+        return normalize_backward_ref(g, x, mean, rstd)
+    dx = np.empty_like(x)
+    for n in range(N):
+        for c in range(C):
+            for j in range(S):
+                dx[n, c, j] = rstd[c] * g[n, c, j]
+    return dx
+
+
+@njit(cache=True)
+def layernorm_forward_ref(x, gamma, beta, eps):
+    """Row m of x (M, D): μ_m, σ²_m over its D values, y = γ ⊙ x̂ + β.
+    -> y (M, D), mean (M,), rstd (M,)."""
+    M, D = x.shape
+    mean, var = normalize_stats_ref(x.reshape(1, M, D))
+    rstd = 1.0 / np.sqrt(var + eps)
+    y = np.empty_like(x)
+    for m in range(M):
+        for j in range(D):
+            y[m, j] = gamma[j] * (x[m, j] - mean[m]) * rstd[m] + beta[j]
+    return y, mean, rstd
+
+
+@njit(cache=True)
+def layernorm_backward_ref(dy, x, mean, rstd, gamma, dgamma, dbeta):
+    """Returns ∂ℓ/∂x (M, D), each row through its own μ_m, σ²_m; accumulates
+    ∂ℓ/∂γ_j = Σ_m ∂ℓ/∂y_{m,j} x̂_{m,j} and ∂ℓ/∂β_j = Σ_m ∂ℓ/∂y_{m,j} (+=)."""
+    M, D = x.shape
+    g = np.empty((M, D))                         # ∂ℓ/∂x̂ = γ_j ∂ℓ/∂y
+    for j in range(D):
+        sgx, sg = 0.0, 0.0
+        for m in range(M):
+            sgx += dy[m, j] * (x[m, j] - mean[m]) * rstd[m]
+            sg += dy[m, j]
+            g[m, j] = gamma[j] * dy[m, j]
+        dgamma[j] += sgx
+        dbeta[j] += sg
+    return normalize_backward_ref(g.reshape(1, M, D), x.reshape(1, M, D), mean, rstd).reshape(M, D)
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+# ---------------------------------------------------------------------------------------------
+class _BatchNorm(Layer):
+    ranks = (2, 3, 4)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 dtype=np.float64):
+        self.num_features = check_int("num_features", num_features, low=1)
+        self.eps = check_float("eps", eps, low=0, low_open=True)
+        self.momentum = None if momentum is None else check_float("momentum", momentum, low=0, high=1)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self.dtype = check_dtype(dtype)
+        C = num_features
+        if self.affine:
+            self.weight = Parameter(np.ones(C, self.dtype))
+            self.bias = Parameter(np.zeros(C, self.dtype))
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(C, self.dtype))
+            self.register_buffer("running_var", np.ones(C, self.dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
+        self._ones, self._zeros = np.ones(C, self.dtype), np.zeros(C, self.dtype)
+
+    def _gb(self):
+        return (self.weight.value, self.bias.value) if self.affine else (self._ones, self._zeros)
+
+    def forward(self, x, train=True):
+        x = self._check_input(x, ndim=self.ranks)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"x: expected {self.num_features} channels in dimension 1, got shape {x.shape}")
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        M = x3.shape[0] * x3.shape[2]
+        batch_stats = train or not self.track_running_stats
+        if batch_stats and M < 2 and train:
+            raise ValueError(f"x: expected more than 1 value per channel when training, got shape {x.shape}")
+        ref = use_reference()
+        if batch_stats:
+            if ref:
+                mean, var = normalize_stats_ref(x3)
+            else:
+                with pool(chunks_for(x3.size, row_cost=1)):
+                    mean, var = batchnorm_stats(x3)
+            if train and self.track_running_stats:
+                self.num_batches_tracked += 1
+                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean[...] = (1 - f) * self.running_mean + f * mean
+                self.running_var[...] = (1 - f) * self.running_var + f * var * (M / max(M - 1, 1))
+        else:
+            mean = self.running_mean.astype(np.float64)     # copies: later updates leave this call's alone
+            var = self.running_var.astype(np.float64)
+        g, b = self._gb()
+        if ref:
+            y, rstd = batchnorm_forward_ref(x3, mean, var, g, b, self.eps)
+        else:
+            with pool(chunks_for(x3.size, row_cost=1)):
+                y, rstd = batchnorm_forward(x3, mean, var, g, b, self.eps)
+        self._save(x.shape, x3, mean, rstd, batch_stats)
+        return y.reshape(x.shape)
+
+    def backward(self, dy, *, input_grad=True):
+        shape, x3, mean, rstd, batch_stats = self._saved()
+        dy = self._check_input(dy, name="dy", shape=shape, finite=False)
+        self._release()
+        dy3 = dy.reshape(x3.shape)
+        g, _ = self._gb()
+        dg = self.weight.grad if self.affine else np.zeros_like(self._ones)
+        db = self.bias.grad if self.affine else np.zeros_like(self._ones)
+        if use_reference():
+            dx = batchnorm_backward_ref(dy3, x3, mean, rstd, g, dg, db, batch_stats)
+        else:
+            with pool(chunks_for(x3.size, row_cost=1)):
+                dx = batchnorm_backward(dy3, x3, mean, rstd, g, dg, db, batch_stats, input_grad)
+        return dx.reshape(shape) if input_grad else None
+
+    def extra_repr(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats}
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over x (N, C) or (N, C, L), per channel C, as torch.nn.BatchNorm1d(num_features,
+    eps=1e-5, momentum=0.1, affine=True, track_running_stats=True). Parameters `weight` (γ),
+    `bias` (β); buffers `running_mean`, `running_var`, `num_batches_tracked`.
+    `forward(x, train=True)` uses the batch statistics and updates the running ones;
+    `train=False` uses the running statistics (or the batch's when not tracking)."""
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over x (N, C, H, W), per channel, as torch.nn.BatchNorm2d (see BatchNorm1d)."""
+    ranks = (4,)
+
+
+class LayerNorm(Layer):
+    """Layer norm over the last dimensions `normalized_shape` of x, as torch.nn.LayerNorm(
+    normalized_shape, eps=1e-5, elementwise_affine=True, bias=True): parameters `weight` (γ) and
+    `bias` (β) of shape normalized_shape. Same in train and eval."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float64):
+        if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
+            normalized_shape = (normalized_shape,)
+        if not isinstance(normalized_shape, (tuple, list)) or len(normalized_shape) == 0:
+            raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}")
+        self.normalized_shape = tuple(check_int(f"normalized_shape[{i}]", s, low=1)
+                                      for i, s in enumerate(normalized_shape))
+        self.eps = check_float("eps", eps, low=0, low_open=True)
+        self.elementwise_affine = bool(elementwise_affine)
+        self.dtype = check_dtype(dtype)
+        self.has_bias = self.elementwise_affine and bool(bias)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, self.dtype))
+            if self.has_bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, self.dtype))
+        D = int(np.prod(self.normalized_shape))
+        self._ones, self._zeros = np.ones(D, self.dtype), np.zeros(D, self.dtype)
+
+    def forward(self, x, train=True):
+        k = len(self.normalized_shape)
+        x = self._check_input(x)
+        if x.ndim < k or x.shape[x.ndim - k:] != self.normalized_shape:
+            raise ValueError(f"x: expected shape (..., {', '.join(map(str, self.normalized_shape))}), got {x.shape}")
+        D = self._ones.size
+        g = self.weight.value.reshape(D) if self.elementwise_affine else self._ones
+        b = self.bias.value.reshape(D) if self.has_bias else self._zeros
+        x2 = x.reshape(-1, D)
+        if use_reference():
+            y, mean, rstd = layernorm_forward_ref(x2, g, b, self.eps)
+        else:
+            y, mean, rstd = parallel_call(layernorm_forward, chunks_for(x2.size, row_cost=1), x2, g, b, self.eps)
+        self._save(x.shape, x2, mean, rstd)
+        return y.reshape(x.shape)
+
+    def backward(self, dy, *, input_grad=True):
+        shape, x2, mean, rstd = self._saved()
+        dy = self._check_input(dy, name="dy", shape=shape, finite=False)
+        self._release()
+        dy2 = dy.reshape(x2.shape)
+        D = self._ones.size
+        g = self.weight.value.reshape(D) if self.elementwise_affine else self._ones
+        dg = self.weight.grad.reshape(D) if self.elementwise_affine else np.zeros_like(self._ones)
+        db = self.bias.grad.reshape(D) if self.has_bias else np.zeros_like(self._ones)
+        if use_reference():
+            dx = layernorm_backward_ref(dy2, x2, mean, rstd, g, dg, db)
+        else:
+            dx = parallel_call(layernorm_backward, chunks_for(x2.size, row_cost=1), dy2, x2, mean, rstd,
+                               g, dg, db, input_grad)
+        return dx.reshape(shape) if input_grad else None
+
+    def extra_repr(self):
+        return {"normalized_shape": self.normalized_shape, "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine}
+
+
+# ---------------------------------------------------------------------------------------------
+# fast kernels: channels (batch norm) or rows (layer norm) split over threads
+# ---------------------------------------------------------------------------------------------
+# Batch norm: prange over disjoint channels, in engine.threads.pool(chunks_for(size, row_cost=1))
+# (one thread per 2^16 values at most). Layer norm: nthreads chunks of rows through parallel_call;
+# γ's and β's gradients are sums over rows, collected in per-thread buffers.
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def batchnorm_stats(x):
     """Per-channel batch mean μ (C,) and biased variance σ² (C,) of x (N, C, S), in float64."""
@@ -142,17 +429,18 @@ def layernorm_forward(x, gamma, beta, eps, nthreads):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, nthreads):
-    """∂ℓ/∂x_m = r_m (g − mean(g) − x̂_m mean(g ⊙ x̂_m)) with g = γ ⊙ ∂ℓ/∂y_m; accumulates
-    ∂ℓ/∂γ += Σ_m ∂ℓ/∂y_m ⊙ x̂_m, ∂ℓ/∂β += Σ_m ∂ℓ/∂y_m through per-thread buffers."""
+def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, input_grad, nthreads):
+    """∂ℓ/∂x_m = r_m (g − mean(g) − x̂_m mean(g ⊙ x̂_m)) with g = γ ⊙ ∂ℓ/∂y_m (M, D) (empty when
+    not `input_grad`); accumulates ∂ℓ/∂γ += Σ_m ∂ℓ/∂y_m ⊙ x̂_m, ∂ℓ/∂β += Σ_m ∂ℓ/∂y_m through
+    per-thread buffers."""
     M, D = x.shape
-    dx = np.empty_like(x)
+    dx = np.empty((M if input_grad else 0, D), x.dtype)
     part = np.zeros((nthreads, 2, D))
     for t in prange(nthreads):
         pg = part[t, 0]
         pb = part[t, 1]
         for m in range(t * M // nthreads, (t + 1) * M // nthreads):
-            xr, gr, dr = x[m], dy[m], dx[m]
+            xr, gr = x[m], dy[m]
             mu, r = mean[m], rstd[m]
             s1 = 0.0
             s2 = 0.0
@@ -163,150 +451,13 @@ def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, nthreads):
                 s2 += g * xh
                 pg[j] += gr[j] * xh
                 pb[j] += gr[j]
-            s1 /= D
-            s2 /= D
-            for j in range(D):
-                dr[j] = r * (gr[j] * gamma[j] - s1 - (xr[j] - mu) * r * s2)
+            if input_grad:
+                s1 /= D
+                s2 /= D
+                dr = dx[m]
+                for j in range(D):
+                    dr[j] = r * (gr[j] * gamma[j] - s1 - (xr[j] - mu) * r * s2)
     for t in range(nthreads):
         dgamma += part[t, 0]
         dbeta += part[t, 1]
     return dx
-
-
-def _chunks(x):
-    """Threads for an elementwise-cost kernel over x: enough elements per thread to pay for waking it."""
-    return chunks_for(x.size, row_cost=1)
-
-
-class _BatchNorm(Layer):
-    ranks = (2, 3, 4)
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 dtype=np.float64):
-        self.num_features = check_int("num_features", num_features, low=1)
-        self.eps = check_float("eps", eps, low=0, low_open=True)
-        self.momentum = None if momentum is None else check_float("momentum", momentum, low=0, high=1)
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
-        self.dtype = check_dtype(dtype)
-        C = num_features
-        if self.affine:
-            self.weight = Parameter(np.ones(C, self.dtype))
-            self.bias = Parameter(np.zeros(C, self.dtype))
-        if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(C, self.dtype))
-            self.register_buffer("running_var", np.ones(C, self.dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
-        self._ones, self._zeros = np.ones(C, self.dtype), np.zeros(C, self.dtype)
-        self._x = None
-
-    def _gb(self):
-        return (self.weight.value, self.bias.value) if self.affine else (self._ones, self._zeros)
-
-    def forward(self, x, train=True):
-        x = self._check_input(x, ndim=self.ranks)
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"x: expected {self.num_features} channels in dimension 1, got shape {x.shape}")
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)
-        batch_stats = train or not self.track_running_stats
-        if batch_stats:
-            M = x3.shape[0] * x3.shape[2]
-            if M < 2 and train:
-                raise ValueError(f"x: expected more than 1 value per channel when training, got shape {x.shape}")
-            with pool(_chunks(x3)):
-                mean, var = batchnorm_stats(x3)
-            if train and self.track_running_stats:
-                self.num_batches_tracked += 1
-                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean[...] = (1 - f) * self.running_mean + f * mean
-                self.running_var[...] = (1 - f) * self.running_var + f * var * (M / max(M - 1, 1))
-        else:
-            mean = self.running_mean.astype(np.float64)
-            var = self.running_var.astype(np.float64)
-        g, b = self._gb()
-        with pool(_chunks(x3)):
-            y, rstd = batchnorm_forward(x3, mean, var, g, b, self.eps)
-        self._x, self._x3, self._mean, self._rstd, self._batch = x, x3, mean, rstd, batch_stats
-        return y.reshape(x.shape)
-
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        dy = self._check_input(dy, name="dy", shape=self._x.shape, finite=False)
-        g, _ = self._gb()
-        dg = self.weight.grad if self.affine else np.zeros_like(self._ones)
-        db = self.bias.grad if self.affine else np.zeros_like(self._ones)
-        with pool(_chunks(self._x3)):
-            dx = batchnorm_backward(dy.reshape(self._x3.shape), self._x3, self._mean, self._rstd, g, dg, db,
-                                    self._batch, input_grad)
-        return dx.reshape(self._x.shape) if input_grad else None
-
-    def extra_repr(self):
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats}
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch norm over x (N, C) or (N, C, L), per channel C, as torch.nn.BatchNorm1d(num_features,
-    eps=1e-5, momentum=0.1, affine=True, track_running_stats=True). Parameters `weight` (γ),
-    `bias` (β); buffers `running_mean`, `running_var`, `num_batches_tracked`.
-    `forward(x, train=True)` uses the batch statistics and updates the running ones;
-    `train=False` uses the running statistics (or the batch's when not tracking)."""
-    ranks = (2, 3)
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch norm over x (N, C, H, W), per channel, as torch.nn.BatchNorm2d (see BatchNorm1d)."""
-    ranks = (4,)
-
-
-class LayerNorm(Layer):
-    """Layer norm over the last dimensions `normalized_shape` of x, as torch.nn.LayerNorm(
-    normalized_shape, eps=1e-5, elementwise_affine=True, bias=True): parameters `weight` (γ) and
-    `bias` (β) of shape normalized_shape. Same in train and eval."""
-
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float64):
-        if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
-            normalized_shape = (normalized_shape,)
-        if not isinstance(normalized_shape, (tuple, list)) or len(normalized_shape) == 0:
-            raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}")
-        self.normalized_shape = tuple(check_int(f"normalized_shape[{i}]", s, low=1)
-                                      for i, s in enumerate(normalized_shape))
-        self.eps = check_float("eps", eps, low=0, low_open=True)
-        self.elementwise_affine = bool(elementwise_affine)
-        self.dtype = check_dtype(dtype)
-        self.has_bias = self.elementwise_affine and bool(bias)
-        if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, self.dtype))
-            if self.has_bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, self.dtype))
-        D = int(np.prod(self.normalized_shape))
-        self._ones, self._zeros = np.ones(D, self.dtype), np.zeros(D, self.dtype)
-        self._x = None
-
-    def forward(self, x, train=True):
-        k = len(self.normalized_shape)
-        x = self._check_input(x)
-        if x.shape[x.ndim - k:] != self.normalized_shape or x.ndim < k:
-            raise ValueError(f"x: expected shape (..., {', '.join(map(str, self.normalized_shape))}), got {x.shape}")
-        D = self._ones.size
-        g = self.weight.value.reshape(D) if self.elementwise_affine else self._ones
-        b = self.bias.value.reshape(D) if self.has_bias else self._zeros
-        x2 = x.reshape(-1, D)
-        y, self._mean, self._rstd = parallel_call(layernorm_forward, _chunks(x2), x2, g, b, self.eps)
-        self._x, self._x2 = x, x2
-        return y.reshape(x.shape)
-
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        dy = self._check_input(dy, name="dy", shape=self._x.shape, finite=False)
-        D = self._ones.size
-        g = self.weight.value.reshape(D) if self.elementwise_affine else self._ones
-        dg = self.weight.grad.reshape(D) if self.elementwise_affine else np.zeros_like(self._ones)
-        db = self.bias.grad.reshape(D) if self.has_bias else np.zeros_like(self._ones)
-        dx = parallel_call(layernorm_backward, _chunks(self._x2), dy.reshape(self._x2.shape), self._x2,
-                           self._mean, self._rstd, g, dg, db)
-        return dx.reshape(self._x.shape) if input_grad else None
-
-    def extra_repr(self):
-        return {"normalized_shape": self.normalized_shape, "eps": self.eps,
-                "elementwise_affine": self.elementwise_affine}
