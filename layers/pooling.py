@@ -248,7 +248,7 @@ class _MaxPool(_PoolNd):
     def _backward(self, dyp, H, W, idx):
         if use_reference():
             return maxpool2d_backward_ref(dyp, idx, H, W)
-        with pool(chunks_for(dyp.size, row_cost=1)):
+        with pool(chunks_for(dyp.shape[0] * H * W, row_cost=1)):
             return maxpool2d_backward(dyp, idx, H, W)
 
 
@@ -279,7 +279,7 @@ class _AvgPool(_PoolNd):
         (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
         if use_reference():
             return avgpool2d_backward_ref(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
-        with pool(chunks_for(dyp.size, row_cost=1)):
+        with pool(chunks_for(dyp.shape[0] * H * W, row_cost=1)):
             return avgpool2d_backward(dyp, H, W, KH, KW, sh, sw, pt, pl, self.count_include_pad)
 
 
@@ -314,7 +314,7 @@ class AdaptiveAvgPool2d(_Pool):
     def _backward(self, dyp, H, W, idx):
         if use_reference():
             return adaptive_avgpool2d_backward_ref(dyp, H, W)
-        with pool(chunks_for(dyp.size, row_cost=1)):
+        with pool(chunks_for(dyp.shape[0] * H * W, row_cost=1)):
             return adaptive_avgpool2d_backward(dyp, H, W)
 
     def extra_repr(self):
@@ -355,8 +355,9 @@ class Flatten(Layer):
 # ---------------------------------------------------------------------------------------------
 # fast kernels: planes split over threads
 # ---------------------------------------------------------------------------------------------
-# prange over disjoint planes, in `engine.threads.pool(chunks_for(size, row_cost=1))`: one thread
-# per 2^16 elements at most, since waking a thread costs about what that much work does.
+# prange over disjoint planes, in `engine.threads.pool(chunks_for(size, row_cost=1))` with the
+# input's size (forward and backward: the backward writes the whole ∂ℓ/∂x): one thread per 2^16
+# elements at most, since waking a thread costs about what that much work does.
 @njit(cache=True, inline="always")
 def _taps(i, s, p, d, K, n):
     """The window taps a = lo..hi−1 of output i whose input index i·s − p + a·d lies in [0, n).

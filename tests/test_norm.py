@@ -1,91 +1,93 @@
-"""BatchNorm1d/2d, LayerNorm, Dropout: finite differences, PyTorch float64 (outputs, gradients,
-running statistics over several steps), train/eval, errors."""
+"""BatchNorm1d/2d, LayerNorm, Dropout: PyTorch float64 (outputs, gradients, running statistics over
+several steps), reference versus fast kernels, float32, serial versus parallel, per-call state,
+train/eval, errors.
+
+The finite-difference checks of every case (batch norm in train and eval mode, each layer used
+twice in one forward) run from the family's case table, scripts/gradcases_norm.py, in
+tests/test_gradient_cases.py; the tests here build on the same table (BN_SPECS, LN_SPECS)."""
 import numpy as np
 import pytest
 
-from engine import gradcheck
+import engine
+from engine import Sequential
+from engine.threads import chunks_for
+from gradcases_norm import BN_SPECS, LN_SPECS, make_bn, make_ln
+from layers.activations import Tanh
 from layers.dropout import Dropout
 from layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from torchcheck import run_both
 
-BN_CASES = {
-    "bn1d_NC": (BatchNorm1d, 3, (4, 3), {}),
-    "bn1d_NCL": (BatchNorm1d, 3, (2, 3, 5), {}),
-    "bn1d_batch2": (BatchNorm1d, 4, (2, 4), {}),
-    "bn2d": (BatchNorm2d, 3, (2, 3, 4, 5), {}),
-    "bn2d_batch2_1x1": (BatchNorm2d, 2, (2, 2, 1, 1), {}),
-    "bn2d_batch1": (BatchNorm2d, 2, (1, 2, 3, 3), {}),
-    "bn2d_no_affine": (BatchNorm2d, 3, (2, 3, 3, 2), dict(affine=False)),
-    "bn2d_no_track": (BatchNorm2d, 2, (3, 2, 2, 2), dict(track_running_stats=False)),
-    "bn2d_momentum_none": (BatchNorm2d, 2, (3, 2, 2, 3), dict(momentum=None, eps=1e-3)),
-}
+
+def step(layer, x, G, reference=False, train=True):
+    """One forward and one backward on one kernel path, from zero gradients: returns y, ∂ℓ/∂x and
+    copies of the parameters' gradients, in named_parameters order."""
+    layer.zero_grad()
+    with engine.reference_kernels(reference):
+        y = layer.forward(x, train=train)
+        dx = layer.backward(G)
+    return [y, dx] + [p.grad.copy() for p in layer.parameters()]
 
 
-def make_bn(case, dtype=np.float64, seed=0):
-    cls, C, shape, kw = BN_CASES[case]
-    rng = np.random.default_rng(seed)
-    layer = cls(C, dtype=dtype, **kw)
-    if layer.affine:        # non-trivial γ, β so their gradients are tested
-        layer.weight.value[:] = rng.uniform(0.5, 1.5, C)
-        layer.bias.value[:] = rng.standard_normal(C)
-    return layer, (2 * rng.standard_normal(shape) + 1).astype(dtype)
+def assert_all_close(got, expected, rtol, atol):
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("case", BN_CASES)
-@pytest.mark.parametrize("train", [True, False])
-def test_bn_gradcheck(case, train):
-    layer, x = make_bn(case)
-    if not train and layer.track_running_stats:
-        layer.forward(x + 0.5)        # non-trivial running statistics
-    if "batch2" in case:
-        # with two values per channel x̂ = ±σ/√(σ² + ε) ≈ ±1: the output hardly depends on x and
-        # ∂ℓ/∂x is O(ε/σ²), below what relative errors of finite differences resolve. Inputs of
-        # scale √ε make the ε term, and so the gradient, of order one.
-        x = x * 0.003
-    # G seed 1 for the no-affine case: with seed 0 one element of ∂ℓ/∂x is 2e-7 by chance, where
-    # finite differences' rounding shows as a relative error of 7e-3 (PyTorch agrees to 1e-12 below).
-    res = gradcheck(layer, x, train=train, seed=1 if "no_affine" in case else 0)
-    assert res.max_error < 1e-6, str(res)
+def with_running_stats(layer, x):
+    """Move the running statistics away from 0 and 1 (one train forward that saves nothing)."""
+    with engine.no_grad():
+        layer.forward(x + 0.5)
+    return layer
 
 
-@pytest.mark.parametrize("case", BN_CASES)
-def test_bn_matches_torch_float64(case):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: cross-checks skipped")
-    cls, C, shape, kw = BN_CASES[case]
-    layer, x = make_bn(case)
+# ---- BatchNorm ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", BN_SPECS)
+def test_bn_matches_torch_float64(case, torch):
+    cls, C, _, _, kw = BN_SPECS[case]
+    layer, x = make_bn(case, np.random.default_rng(0))
     tm = getattr(torch.nn, cls.__name__)(C, **kw).double()
     tm.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
     rng = np.random.default_rng(1)
-    for step in range(3):                          # train steps: running stats follow torch's
-        xs = x * (step + 1) + step
+    for k in range(3):                             # train steps: running stats follow torch's
+        xs = x * (k + 1) + k
+        G = rng.standard_normal(xs.shape)
+        y, dx, *grads = step(layer, xs, G)
         tm.train()
-        y = layer.forward(xs, train=True)
-        G = rng.standard_normal(y.shape)
-        dx = layer.backward(G)
-        xt = torch.tensor(xs, requires_grad=True)
         tm.zero_grad()
+        xt = torch.tensor(xs, requires_grad=True)
         yt = tm(xt)
         yt.backward(torch.tensor(G))
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
-        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-12)
-        if layer.affine:
-            np.testing.assert_allclose(layer.weight.grad, tm.weight.grad.numpy(), rtol=0, atol=1e-11)
-            np.testing.assert_allclose(layer.bias.grad, tm.bias.grad.numpy(), rtol=0, atol=1e-11)
-            layer.zero_grad()
-    sd = layer.state_dict()
-    tsd = tm.state_dict()
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-11)
+        for g, (_, p) in zip(grads, tm.named_parameters()):
+            np.testing.assert_allclose(g, p.grad.numpy(), rtol=0, atol=1e-11)
+    sd, tsd = layer.state_dict(), tm.state_dict()
     assert set(sd) == set(tsd)
     for k in sd:
         np.testing.assert_allclose(sd[k], tsd[k].numpy(), rtol=1e-13, atol=1e-14)
-    # eval mode
     tm.eval()
     y, dx, yt, dxt = run_both(layer, tm, x, G=rng.standard_normal(x.shape), train=False)
     np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
     np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
 
 
-def test_bn_state_dict_names_and_load_from_torch():
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: cross-checks skipped")
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("case", BN_SPECS)
+def test_bn_reference_and_fast_kernels_agree(case, train):
+    G = np.random.default_rng(2).standard_normal(BN_SPECS[case][2])
+    runs, stats = [], []
+    for reference in (False, True):
+        layer, x = make_bn(case, np.random.default_rng(3))
+        with_running_stats(layer, x)
+        runs.append(step(layer, x, G, reference, train))
+        stats.append([b for _, b in layer.named_buffers()])
+    # "batch 2" cases have inputs of scale √ε: ∂ℓ/∂x is ~50, and its float64 rounding with it
+    assert_all_close(runs[0], runs[1], rtol=1e-12, atol=1e-12 * max(1.0, np.abs(runs[1][1]).max()))
+    assert_all_close(stats[0], stats[1], rtol=1e-14, atol=1e-15)
+
+
+def test_bn_state_dict_names_and_load_from_torch(torch):
     tm = torch.nn.BatchNorm2d(3)
     tm(torch.randn(4, 3, 2, 2))
     layer = BatchNorm2d(3)
@@ -96,26 +98,79 @@ def test_bn_state_dict_names_and_load_from_torch():
 
 
 def test_bn_train_false_does_not_update_running_stats():
-    layer, x = make_bn("bn2d")
+    layer, x = make_bn("BatchNorm2d", np.random.default_rng(0))
     layer.forward(x, train=False)
     np.testing.assert_array_equal(layer.running_mean, 0)
     assert int(layer.num_batches_tracked) == 0
 
 
-def test_bn_backward_twice_and_float32():
-    layer, x = make_bn("bn2d")
-    y = layer.forward(x)
-    G = np.random.default_rng(0).standard_normal(y.shape)
+def test_bn_two_backwards_double_the_parameter_gradients():
+    layer, x = make_bn("BatchNorm2d", np.random.default_rng(0))
+    G = np.random.default_rng(1).standard_normal(x.shape)
+    _, _, g, b = step(layer, x, G)
+    layer.forward(x)
     layer.backward(G)
-    g = layer.weight.grad.copy()
-    layer.backward(G)
-    np.testing.assert_allclose(layer.weight.grad, 2 * g)
-    l32, _ = make_bn("bn2d", dtype=np.float32)
-    y32 = l32.forward(x.astype(np.float32))
-    assert y32.dtype == np.float32
-    np.testing.assert_allclose(y32, y, rtol=1e-4, atol=1e-5)
-    dx32 = l32.backward(G.astype(np.float32))
-    assert dx32.dtype == np.float32 and l32.weight.grad.dtype == np.float32
+    np.testing.assert_allclose(layer.weight.grad, 2 * g, rtol=1e-14)
+    np.testing.assert_allclose(layer.bias.grad, 2 * b, rtol=1e-14)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("train", [True, False])
+def test_bn_float32_forward_and_backward(train, reference):
+    runs = []
+    for dtype in (np.float64, np.float32):
+        rng = np.random.default_rng(4)
+        layer, x = make_bn("BatchNorm2d", rng, dtype)
+        with_running_stats(layer, x)
+        G = rng.standard_normal(x.shape).astype(dtype)
+        runs.append(step(layer, x, G, reference, train))
+    assert all(a.dtype == np.float32 for a in runs[1])
+    assert_all_close(runs[1], runs[0], rtol=1e-4, atol=1e-5)
+
+
+def _big_bn(dtype, seed=5):
+    """BatchNorm2d(8) on (16, 8, 32, 32): 131072 values, split over 2 threads by the engine."""
+    rng = np.random.default_rng(seed)
+    layer = BatchNorm2d(8, dtype=dtype)
+    layer.weight.value[:] = rng.uniform(0.5, 1.5, 8)
+    layer.bias.value[:] = rng.standard_normal(8)
+    x = (2 * rng.standard_normal((16, 8, 32, 32)) + 1).astype(dtype)
+    return layer, x, rng.standard_normal(x.shape).astype(dtype)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bn_serial_and_parallel_agree(dtype, train, with_threads):
+    layer, x, G = _big_bn(dtype)
+    assert with_threads(2, chunks_for, x.size, row_cost=1) == 2
+    with_running_stats(layer, x)
+    serial = with_threads(1, step, layer, x, G, False, train)
+    parallel = with_threads(2, step, layer, x, G, False, train)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_all_close(parallel, serial, rtol=tol, atol=tol)
+    if dtype == np.float32:                        # and the parallel float32 run against float64
+        l64, x64, G64 = _big_bn(np.float64)
+        with_running_stats(l64, x64)
+        assert_all_close(parallel, step(l64, x64, G64, False, train), rtol=1e-4, atol=2e-4)
+
+
+def test_bn_used_twice_accumulates_both_calls():
+    # Sequential(bn, Tanh(), bn): the shared γ, β get the sum of what two copies of bn would get
+    rng = np.random.default_rng(6)
+    bn, x = make_bn("BatchNorm1d (N, C)", rng)
+    G = rng.standard_normal(x.shape)
+    copy = BatchNorm1d(3)
+    copy.load_state_dict(bn.state_dict())
+    first = BatchNorm1d(3)
+    first.load_state_dict(bn.state_dict())
+    for reference in (False, True):
+        shared = step(Sequential(bn, Tanh(), bn), x, G, reference)
+        apart = step(Sequential(first, Tanh(), copy), x, G, reference)
+        np.testing.assert_allclose(shared[0], apart[0], rtol=1e-14)
+        np.testing.assert_allclose(shared[1], apart[1], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(bn.weight.grad, first.weight.grad + copy.weight.grad, rtol=1e-13)
+        np.testing.assert_allclose(bn.bias.grad, first.bias.grad + copy.bias.grad, rtol=1e-13)
+        assert bn.pending_calls() == 0
 
 
 def test_bn_errors():
@@ -135,42 +190,20 @@ def test_bn_errors():
         BatchNorm1d(3, eps=0)
     with pytest.raises(ValueError, match="num_features"):
         BatchNorm2d(0)
+    bn = BatchNorm1d(3)
+    with pytest.raises(RuntimeError, match="no forward call waits"):
+        bn.backward(np.zeros((2, 3)))
+    bn.forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\)"):
+        bn.backward(np.zeros((3, 3)))
+    assert bn.pending_calls() == 1
 
 
 # ---- LayerNorm ---------------------------------------------------------------------------------
-LN_CASES = {
-    "2d": ((4, 5), 5, {}),
-    "3d": ((2, 3, 6), 6, {}),
-    "multi": ((2, 3, 4), (3, 4), {}),
-    "no_affine": ((3, 4), 4, dict(elementwise_affine=False)),
-    "no_bias": ((3, 4), 4, dict(bias=False)),
-    "batch1": ((1, 7), 7, dict(eps=1e-3)),
-}
-
-
-def make_ln(case, dtype=np.float64, seed=0):
-    shape, ns, kw = LN_CASES[case]
-    rng = np.random.default_rng(seed)
-    layer = LayerNorm(ns, dtype=dtype, **kw)
-    for _, p in layer.named_parameters():
-        p.value[...] = rng.uniform(0.5, 1.5, p.shape)
-    return layer, (2 * rng.standard_normal(shape) + 1).astype(dtype)
-
-
-@pytest.mark.parametrize("case", LN_CASES)
-def test_ln_gradcheck(case):
-    layer, x = make_ln(case)
-    # G seed 2 for "no_affine": seeds 0 and 1 give ∂ℓ/∂x elements of ~1e-7 by chance, where the rounding
-    # of finite differences shows as relative errors of 4e-4 and 1e-6 (PyTorch agrees to 1e-12 below)
-    res = gradcheck(layer, x, seed=2 if case == "no_affine" else 0)
-    assert res.max_error < 1e-6, str(res)
-
-
-@pytest.mark.parametrize("case", LN_CASES)
-def test_ln_matches_torch_float64(case):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: cross-checks skipped")
-    shape, ns, kw = LN_CASES[case]
-    layer, x = make_ln(case)
+@pytest.mark.parametrize("case", LN_SPECS)
+def test_ln_matches_torch_float64(case, torch):
+    ns, _, kw = LN_SPECS[case]
+    layer, x = make_ln(case, np.random.default_rng(0))
     tm = torch.nn.LayerNorm(ns, **kw).double()
     tm.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
     y, dx, yt, dxt = run_both(layer, tm, x)
@@ -180,39 +213,113 @@ def test_ln_matches_torch_float64(case):
         np.testing.assert_allclose(p.grad, dict(tm.named_parameters())[n].grad.numpy(), rtol=0, atol=1e-12)
 
 
-def test_ln_parallel_equals_serial_and_float32():
-    from layers.norm import layernorm_backward, layernorm_forward
-    rng = np.random.default_rng(0)
-    x, g, b, G = rng.standard_normal((7, 5)), rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal((7, 5))
-    outs = []
-    for nt in (1, 3):
-        y, m, r = layernorm_forward(x, g, b, 1e-5, nt)
-        dg, db = np.zeros(5), np.zeros(5)
-        dx = layernorm_backward(G, x, m, r, g, dg, db, nt)
-        outs.append((y, dx, dg, db))
-    for a, c in zip(*outs):
-        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-13)
-    l32, x32 = make_ln("3d", dtype=np.float32)
-    l64, x64 = make_ln("3d")
-    np.testing.assert_allclose(l32.forward(x32), l64.forward(x64), rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize("case", LN_SPECS)
+def test_ln_reference_and_fast_kernels_agree(case):
+    layer, x = make_ln(case, np.random.default_rng(2))
+    G = np.random.default_rng(3).standard_normal(x.shape)
+    assert_all_close(step(layer, x, G, False), step(layer, x, G, True), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_ln_float32_forward_and_backward(reference):
+    runs = []
+    for dtype in (np.float64, np.float32):
+        rng = np.random.default_rng(4)
+        layer, x = make_ln("LayerNorm (3, 4)", rng, dtype)
+        runs.append(step(layer, x, rng.standard_normal(x.shape).astype(dtype), reference))
+    assert all(a.dtype == np.float32 for a in runs[1])
+    assert_all_close(runs[1], runs[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ln_serial_and_parallel_agree(dtype, with_threads):
+    # (2048, 64): 131072 values, split over 2 threads; γ's and β's gradients through per-thread buffers
+    rng = np.random.default_rng(5)
+    layer = LayerNorm(64, dtype=dtype)
+    layer.weight.value[:] = rng.uniform(0.5, 1.5, 64)
+    layer.bias.value[:] = rng.standard_normal(64)
+    x = (2 * rng.standard_normal((2048, 64)) + 1).astype(dtype)
+    G = rng.standard_normal(x.shape).astype(dtype)
+    assert with_threads(2, chunks_for, x.size, row_cost=1) == 2
+    serial = with_threads(1, step, layer, x, G)
+    parallel = with_threads(2, step, layer, x, G)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_all_close(parallel, serial, rtol=tol, atol=tol)
+    if dtype == np.float32:
+        assert_all_close(parallel, step(layer, x, G, reference=True), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_ln_input_grad_false_returns_none_and_accumulates_parameters(reference):
+    layer, x = make_ln("LayerNorm (D,)", np.random.default_rng(6))
+    G = np.random.default_rng(7).standard_normal(x.shape)
+    _, _, g, b = step(layer, x, G, reference)
+    layer.zero_grad()
+    with engine.reference_kernels(reference):
+        layer.forward(x)
+        assert layer.backward(G, input_grad=False) is None
+    np.testing.assert_allclose(layer.weight.grad, g, rtol=1e-14)
+    np.testing.assert_allclose(layer.bias.grad, b, rtol=1e-14)
+    assert layer.pending_calls() == 0
 
 
 def test_ln_errors():
     with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 4\)"):
         LayerNorm(4).forward(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 3, 4\)"):
+        LayerNorm((3, 4)).forward(np.zeros(4))
     with pytest.raises(TypeError, match="normalized_shape"):
         LayerNorm("4")
     with pytest.raises(ValueError, match="normalized_shape"):
         LayerNorm((4, 0))
 
 
+# ---- no_grad and per-call state ----------------------------------------------------------------
+def _layers():
+    rng = np.random.default_rng(8)
+    yield make_bn("BatchNorm2d", rng)
+    yield make_ln("LayerNorm (3, 4)", rng)
+    yield Dropout(0.3, rng=0), rng.standard_normal((4, 6))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_no_grad_saves_nothing(train):
+    rng = np.random.default_rng(10)
+    for layer, x in _layers():
+        with engine.no_grad():
+            layer.forward(x, train=train)
+        assert layer.pending_calls() == 0, type(layer).__name__
+        layer.forward(x, train=train)
+        assert layer.pending_calls() == 1
+        assert layer.backward(rng.standard_normal(x.shape), input_grad=False) is None
+        assert layer.pending_calls() == 0
+
+
 # ---- Dropout -----------------------------------------------------------------------------------
-def test_dropout_gradcheck_with_fixed_mask():
-    layer = Dropout(0.3, rng=0, fix_mask=True)
-    x = np.random.default_rng(0).standard_normal((4, 6))
-    res = gradcheck(layer, x)
-    assert res.max_error < 1e-6, str(res)
-    assert 0 < (layer.mask == 0).sum() < x.size
+def test_dropout_each_call_keeps_its_own_mask():
+    # two calls in one forward draw two masks; each backward (newest first) uses its call's mask
+    rng = np.random.default_rng(9)
+    x = rng.uniform(1, 2, (50, 40))
+    d = Dropout(0.5, rng=0)
+    y1 = d.forward(x)
+    y2 = d.forward(x)
+    m1, m2 = y1 / x, y2 / x
+    assert not np.array_equal(m1, m2)
+    np.testing.assert_array_equal(d.mask, m2)
+    G2, G1 = rng.standard_normal(x.shape), rng.standard_normal(x.shape)
+    np.testing.assert_allclose(d.backward(G2), G2 * m2, rtol=1e-15)
+    np.testing.assert_allclose(d.backward(G1), G1 * m1, rtol=1e-15)
+    # the same through Sequential(d, Tanh(), d), on both kernel paths (one pair serves both):
+    # y = tanh(x ⊙ m_a) ⊙ m_b, ∂ℓ/∂x = ((∂ℓ/∂y ⊙ m_b) ⊙ (1 − tanh²(x ⊙ m_a))) ⊙ m_a
+    for reference in (False, True):
+        d, twin = Dropout(0.5, rng=3), Dropout(0.5, rng=3)
+        with engine.no_grad():
+            m_a, m_b = twin.forward(np.ones_like(x)), twin.forward(np.ones_like(x))
+        G = rng.standard_normal(x.shape)
+        y, dx = step(Sequential(d, Tanh(), d), x, G, reference)
+        np.testing.assert_allclose(y, np.tanh(x * m_a) * m_b, rtol=1e-15)
+        np.testing.assert_allclose(dx, G * m_b * (1 - np.tanh(x * m_a) ** 2) * m_a, rtol=1e-12, atol=1e-15)
+        assert d.pending_calls() == 0
 
 
 def test_dropout_statistics_seed_and_eval():
@@ -221,21 +328,28 @@ def test_dropout_statistics_seed_and_eval():
     y = d.forward(x)
     assert abs((y == 0).mean() - 0.25) < 0.01
     np.testing.assert_allclose(np.unique(y), [0, 1 / 0.75])
+    np.testing.assert_array_equal(d.mask, y)
+    G = np.random.default_rng(2).standard_normal(x.shape)
+    np.testing.assert_array_equal(d.backward(G), G * d.mask)
     np.testing.assert_array_equal(Dropout(0.25, rng=1).forward(x), y)          # seeded
     assert not np.array_equal(d.forward(x), y)                                  # redrawn per forward
-    np.testing.assert_array_equal(d.backward(np.full_like(x, 2.0)), 2 * d.mask)
     np.testing.assert_array_equal(d.forward(x, train=False), x)                 # identity in eval
-    np.testing.assert_array_equal(d.backward(x), x)
-    f = Dropout(0.5, rng=2, fix_mask=True)
-    m1 = f.forward(x) is not None and f.mask.copy()
-    f.forward(x)
-    np.testing.assert_array_equal(f.mask, m1)
-    f.resample()
-    f.forward(x)
-    assert not np.array_equal(f.mask, m1)
+    np.testing.assert_array_equal(d.backward(G), G)
     np.testing.assert_array_equal(Dropout(0.0).forward(x), x)
     np.testing.assert_array_equal(Dropout(1.0).forward(x), 0)
     assert Dropout(0.5).forward(x.astype(np.float32)).dtype == np.float32
+
+
+def test_dropout_fixed_mask_is_layer_state():
+    x = np.ones((20, 10))
+    f = Dropout(0.5, rng=2, fix_mask=True)
+    m1 = f.forward(x).copy()
+    np.testing.assert_array_equal(f.forward(x), m1)
+    with engine.no_grad():                                                      # gradcheck's forwards
+        np.testing.assert_array_equal(f.forward(x), m1)
+    f.resample()
+    assert not np.array_equal(f.forward(x), m1)
+    assert f.mask.shape == x.shape and f.pending_calls() == 3
 
 
 def test_dropout_errors():
@@ -243,3 +357,9 @@ def test_dropout_errors():
         Dropout(1.5)
     with pytest.raises(TypeError, match="x"):
         Dropout().forward([1.0, 2.0])
+    d = Dropout()
+    d.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\)"):
+        d.backward(np.ones((3, 2)))
+    with pytest.raises(TypeError, match="dy: expected dtype float64"):
+        d.backward(np.ones((2, 3), np.float32))

@@ -1,129 +1,171 @@
-"""MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d, Flatten: finite differences, PyTorch float64,
-overlapping windows, ties, errors."""
+"""MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d, Flatten: PyTorch float64, reference versus fast
+kernels, ties, overlapping windows, float32 on several threads, per-call state, errors.
+
+The finite-difference checks of every case (and of a pool used twice in one forward) run from
+the family's case table, scripts/gradcases_pooling.py, in tests/test_gradient_cases.py; the
+tests here build on the same table (SPECS)."""
 import numpy as np
 import pytest
 
-from engine import gradcheck
+import engine
+from engine.threads import chunks_for
+from gradcases_pooling import SPECS, distinct, make
 from layers.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d,
-                            maxpool2d_backward, maxpool2d_forward, maxpool2x2_forward)
+                            maxpool2d_forward, maxpool2d_forward_ref, maxpool2x2_forward)
 from torchcheck import run_both
 
-# (class name, input shape, kwargs)
-CASES = {
-    "max2d_2x2": ("MaxPool2d", (2, 3, 6, 6), dict(kernel_size=2)),
-    "max2d_overlap": ("MaxPool2d", (2, 2, 7, 6), dict(kernel_size=3, stride=2)),
-    "max2d_overlap_s1": ("MaxPool2d", (1, 2, 5, 5), dict(kernel_size=2, stride=1)),
-    "max2d_pad": ("MaxPool2d", (2, 2, 5, 7), dict(kernel_size=3, stride=2, padding=1)),
-    "max2d_dilation": ("MaxPool2d", (1, 2, 7, 7), dict(kernel_size=2, stride=1, dilation=2)),
-    "max2d_rect": ("MaxPool2d", (2, 1, 7, 8), dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 0))),
-    "max2d_batch1_notdiv": ("MaxPool2d", (1, 2, 5, 5), dict(kernel_size=2)),
-    "max1d": ("MaxPool1d", (2, 3, 9), dict(kernel_size=3, stride=2, padding=1)),
-    "max1d_overlap_dil": ("MaxPool1d", (2, 2, 10), dict(kernel_size=2, stride=1, dilation=3)),
-    "avg2d_2x2": ("AvgPool2d", (2, 3, 6, 6), dict(kernel_size=2)),
-    "avg2d_overlap": ("AvgPool2d", (2, 2, 7, 6), dict(kernel_size=3, stride=2)),
-    "avg2d_pad": ("AvgPool2d", (2, 2, 5, 7), dict(kernel_size=3, stride=2, padding=1)),
-    "avg2d_pad_exclude": ("AvgPool2d", (2, 2, 5, 7), dict(kernel_size=3, stride=1, padding=1,
-                                                          count_include_pad=False)),
-    "avg2d_rect": ("AvgPool2d", (1, 2, 7, 8), dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 0))),
-    "avg1d": ("AvgPool1d", (2, 3, 9), dict(kernel_size=3, stride=2, padding=1)),
-    "avg1d_exclude": ("AvgPool1d", (1, 2, 8), dict(kernel_size=4, stride=3, padding=2, count_include_pad=False)),
-    "gap": ("AdaptiveAvgPool2d", (2, 3, 5, 4), dict(output_size=(1, 1))),
-    "adaptive_2x3": ("AdaptiveAvgPool2d", (2, 2, 5, 7), dict(output_size=(2, 3))),
-    "flatten": ("Flatten", (2, 3, 4, 2), dict()),
-    "flatten_mid": ("Flatten", (2, 3, 4, 2), dict(start_dim=1, end_dim=2)),
-}
-CLASSES = dict(MaxPool1d=MaxPool1d, MaxPool2d=MaxPool2d, AvgPool1d=AvgPool1d, AvgPool2d=AvgPool2d,
-               AdaptiveAvgPool2d=AdaptiveAvgPool2d, Flatten=Flatten)
+
+def forward_backward(layer, x, G, reference):
+    """y and ∂ℓ/∂x of one forward and one backward with upstream gradient G, on one kernel path."""
+    with engine.reference_kernels(reference):
+        y = layer.forward(x)
+        return y, layer.backward(G)
 
 
-def make(case, dtype=np.float64, seed=0):
-    name, shape, kw = CASES[case]
-    rng = np.random.default_rng(seed)
-    # distinct values, well separated: no max-pool ties within finite-difference reach
-    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.01 + 0.003 * rng.standard_normal(shape)
-    return CLASSES[name](**kw), x.astype(dtype)
+def random_like(rng, a):
+    return rng.standard_normal(a.shape).astype(a.dtype)
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_gradcheck(case):
-    layer, x = make(case)
-    res = gradcheck(layer, x)
-    assert res.max_error < 1e-6, str(res)
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_matches_torch_float64(case):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: cross-checks skipped")
-    name, shape, kw = CASES[case]
-    layer, x = make(case)
-    tm = getattr(torch.nn, name)(**kw)
-    y, dx, yt, dxt = run_both(layer, tm, x)
+@pytest.mark.parametrize("case", SPECS)
+def test_matches_torch_float64(case, torch):
+    layer, x = make(case, np.random.default_rng(0))
+    cls, _, kw = SPECS[case]
+    y, dx, yt, dxt = run_both(layer, getattr(torch.nn, cls.__name__)(**kw), x)
     assert y.shape == yt.shape
     np.testing.assert_allclose(y, yt, rtol=0, atol=1e-13)
     np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-13)
 
 
-def test_max_ties_first_maximum_like_torch():
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: cross-checks skipped")
+@pytest.mark.parametrize("case", SPECS)
+def test_reference_and_fast_kernels_agree(case):
+    rng = np.random.default_rng(1)
+    layer, x = make(case, rng)
+    G = random_like(rng, layer.forward(x))
+    layer.zero_grad()
+    y_fast, dx_fast = forward_backward(layer, x, G, reference=False)
+    y_ref, dx_ref = forward_backward(layer, x, G, reference=True)
+    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dx_fast, dx_ref, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_max_ties_first_maximum_like_torch(reference, torch):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=(2, 2, 7, 7)).astype(np.float64)    # many ties
     for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=1), dict(kernel_size=3, stride=2, padding=1)):
         layer, tm = MaxPool2d(**kw), torch.nn.MaxPool2d(**kw)
-        y = layer.forward(x)
-        G = rng.standard_normal(y.shape)
-        dx = layer.backward(G)
+        G = rng.standard_normal(tm(torch.tensor(x)).shape)
+        _, dx = forward_backward(layer, x, G, reference)
         xt = torch.tensor(x, requires_grad=True)
         tm(xt).backward(torch.tensor(G))
         np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-14)
     # and the rule itself: the first maximum in row-major window order gets the gradient
-    x = np.ones((1, 1, 2, 2))
-    m = MaxPool2d(2)
-    m.forward(x)
-    np.testing.assert_array_equal(m.backward(np.ones((1, 1, 1, 1))), [[[[1, 0], [0, 0]]]])
+    _, dx = forward_backward(MaxPool2d(2), np.ones((1, 1, 2, 2)), np.full((1, 1, 1, 1), 0.7), reference)
+    np.testing.assert_array_equal(dx, [[[[0.7, 0], [0, 0]]]])
 
 
-def test_overlapping_windows_accumulate():
+@pytest.mark.parametrize("reference", [False, True])
+def test_overlapping_windows_accumulate(reference):
     x = np.zeros((1, 1, 1, 5))
     x[0, 0, 0, 2] = 1.0                           # the max of all three windows of size 3, stride 1
-    m = MaxPool2d((1, 3), stride=1)
-    assert m.forward(x).shape == (1, 1, 1, 3)
-    dx = m.backward(np.array([[[[1.0, 2.0, 4.0]]]]))
+    y, dx = forward_backward(MaxPool2d((1, 3), stride=1), x, np.array([[[[1.0, 2.0, 4.0]]]]), reference)
+    assert y.shape == (1, 1, 1, 3)
     np.testing.assert_array_equal(dx[0, 0, 0], [0, 0, 7, 0, 0])
-
-
-def test_parallel_kernel_matches_reference():
-    # maxpool kernel vs a NumPy reference on a non-divisible size
-    x = np.random.default_rng(0).standard_normal((3, 7, 9))
-    y, idx = maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, 3, 4)
-    ref = x[:, :6, :8].reshape(3, 3, 2, 4, 2).max(axis=(2, 4))
-    np.testing.assert_array_equal(y, ref)
-    dx = maxpool2d_backward(np.ones_like(y), idx, 7, 9)
-    assert dx.sum() == y.size and dx[:, 6].sum() == 0 and dx[:, :, 8].sum() == 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,s", [((4, 8, 8), (2, 2)), ((3, 7, 9), (2, 2)), ((2, 5, 6), (1, 1)),
                                      ((2, 9, 8), (3, 2)), ((1, 2, 2), (2, 2))])
-def test_2x2_kernel_equals_general_kernel(shape, s, dtype):
-    # values and arg-max indices, on data with many ties (the first maximum must win in both)
+def test_2x2_kernel_equals_general_and_reference_kernels(shape, s, dtype):
+    # values and arg-max indices, on data with many ties (the first maximum must win in all three)
     x = np.random.default_rng(1).integers(0, 3, size=shape).astype(dtype)
     OH, OW = (shape[1] - 2) // s[0] + 1, (shape[2] - 2) // s[1] + 1
-    y, idx = maxpool2d_forward(x, 2, 2, *s, 0, 0, 1, 1, OH, OW)
-    y2, idx2 = maxpool2x2_forward(x, *s, OH, OW)
-    np.testing.assert_array_equal(y2, y)
-    np.testing.assert_array_equal(idx2, idx)
+    y, idx = maxpool2d_forward_ref(x, 2, 2, *s, 0, 0, 1, 1, OH, OW)
+    for y2, idx2 in (maxpool2d_forward(x, 2, 2, *s, 0, 0, 1, 1, OH, OW), maxpool2x2_forward(x, *s, OH, OW)):
+        np.testing.assert_array_equal(y2, y)
+        np.testing.assert_array_equal(idx2, idx)
 
 
-@pytest.mark.parametrize("case", ["max2d_overlap", "avg2d_pad", "max1d", "gap", "flatten"])
-def test_float32(case):
-    l64, x64 = make(case)
-    l32, _ = make(case)
-    y64, y32 = l64.forward(x64), l32.forward(x64.astype(np.float32))
+# float32 inputs large enough that the engine splits them over 2 threads (> 2^17 values)
+BIG = {
+    "MaxPool2d 2x2": (MaxPool2d, (4, 16, 46, 46), dict(kernel_size=2)),
+    "MaxPool2d 3x3 s2 p1": (MaxPool2d, (4, 16, 45, 46), dict(kernel_size=3, stride=2, padding=1)),
+    "AvgPool2d 3x3 s2 p1 exclude pad": (AvgPool2d, (4, 16, 45, 46),
+                                        dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    "AvgPool1d 4 s3": (AvgPool1d, (8, 16, 1100), dict(kernel_size=4, stride=3)),
+    "AdaptiveAvgPool2d (3,5)": (AdaptiveAvgPool2d, (4, 16, 45, 46), dict(output_size=(3, 5))),
+}
+
+
+@pytest.mark.parametrize("case", BIG)
+def test_float32_on_two_threads_matches_reference_and_float64(case, with_threads):
+    cls, shape, kw = BIG[case]
+    rng = np.random.default_rng(2)
+    x32 = rng.standard_normal(shape).astype(np.float32)
+    x64 = x32.astype(np.float64)                       # the same values (and max-pool ties)
+    G32 = random_like(rng, cls(**kw).forward(x32))
+    G64 = G32.astype(np.float64)
+    assert with_threads(2, chunks_for, x32.size, row_cost=1) == 2
+    y, dx = with_threads(2, forward_backward, cls(**kw), x32, G32, False)
+    assert y.dtype == dx.dtype == np.float32
+    y_ref, dx_ref = forward_backward(cls(**kw), x32, G32, True)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-6)
+    y_serial, dx_serial = with_threads(1, forward_backward, cls(**kw), x32, G32, False)
+    np.testing.assert_array_equal(y, y_serial)
+    np.testing.assert_array_equal(dx, dx_serial)
+    y64, dx64 = forward_backward(cls(**kw), x64, G64, False)
+    np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, dx64, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["MaxPool2d 3x3 stride 2 (overlapping)", "AvgPool2d padding 1",
+                                  "MaxPool1d k3 s2 p1", "AdaptiveAvgPool2d (1,1)", "Flatten"])
+def test_float32_small(case):
+    rng = np.random.default_rng(3)
+    l64, x64 = make(case, rng)
+    l32 = make(case, rng)[0]
+    y64 = l64.forward(x64)
+    y32 = l32.forward(x64.astype(np.float32))
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-6)
-    dx32 = l32.backward(np.ones_like(y32))
+    G = random_like(rng, y64)
+    dx32 = l32.backward(G.astype(np.float32))
     assert dx32.dtype == np.float32
-    np.testing.assert_allclose(dx32, l64.backward(np.ones_like(y64)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx32, l64.backward(G), rtol=1e-5, atol=1e-6)
+
+
+# ---- per-call state ----------------------------------------------------------------------------
+@pytest.mark.parametrize("case", SPECS)
+def test_no_grad_saves_nothing_and_backward_consumes_its_call(case):
+    layer, x = make(case, np.random.default_rng(4))
+    with engine.no_grad():
+        y = layer.forward(x)
+    assert layer.pending_calls() == 0
+    with pytest.raises(RuntimeError, match="no forward call waits"):
+        layer.backward(y)
+    layer.forward(x)
+    assert layer.pending_calls() == 1
+    assert layer.backward(y, input_grad=False) is None
+    assert layer.pending_calls() == 0
+
+
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("cls,kw", [(MaxPool2d, dict(kernel_size=2)), (AvgPool2d, dict(kernel_size=3, padding=1)),
+                                    (AdaptiveAvgPool2d, dict(output_size=2)), (Flatten, {})])
+def test_two_calls_each_backward_gets_its_own_state(cls, kw, reference):
+    # calls of different shapes stacked: each backward (newest first) gets its own call's answer
+    rng = np.random.default_rng(5)
+    xs = [distinct(rng, (2, 3, 6, 8)), distinct(rng, (1, 2, 4, 4))]
+    Gs = [random_like(rng, cls(**kw).forward(x)) for x in xs]
+    expected = [forward_backward(cls(**kw), x, G, reference)[1] for x, G in zip(xs, Gs)]
+    layer = cls(**kw)
+    with engine.reference_kernels(reference):
+        for x in xs:
+            layer.forward(x)
+        assert layer.pending_calls() == 2
+        np.testing.assert_array_equal(layer.backward(Gs[1]), expected[1])
+        np.testing.assert_array_equal(layer.backward(Gs[0]), expected[0])
 
 
 def test_unbatched_input():
@@ -139,6 +181,8 @@ def test_errors():
         MaxPool2d(2, stride=0)
     with pytest.raises(ValueError, match="kernel_size"):
         AvgPool1d(0)
+    with pytest.raises(ValueError, match="kernel_size"):
+        MaxPool2d((2, 2, 2))
     with pytest.raises(ValueError, match="ceil_mode"):
         MaxPool2d(2, ceil_mode=True)
     with pytest.raises(ValueError, match="x: .*smaller than the pooling window"):
@@ -157,5 +201,10 @@ def test_errors():
         m.backward(np.zeros((1, 1, 2, 2), np.float32))
     with pytest.raises(ValueError, match="dy"):
         m.backward(np.zeros((1, 1, 3, 2)))
+    assert m.pending_calls() == 1                  # a refused backward leaves the call waiting
     with pytest.raises(ValueError, match="start_dim"):
         Flatten(2, 1).forward(np.zeros((2, 3, 4)))
+    f = Flatten()
+    f.forward(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="dy: expected 24 elements"):
+        f.backward(np.zeros((2, 11)))
