@@ -15,7 +15,7 @@ from gradcases_norm import BN_SPECS, LN_SPECS, make_bn, make_ln
 from layers.activations import Tanh
 from layers.dropout import Dropout
 from layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
-from torchcheck import run_both
+from crosscheck import crosscheck
 
 
 def step(layer, x, G, reference=False, train=True):
@@ -42,34 +42,21 @@ def with_running_stats(layer, x):
 
 
 # ---- BatchNorm ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("reference", [False, True])
 @pytest.mark.parametrize("case", BN_SPECS)
-def test_bn_matches_torch_float64(case, torch):
+def test_bn_matches_torch_float64(case, reference, torch):
+    # three train steps (outputs, every gradient, running statistics evolving on each side), then eval
     cls, C, _, _, kw = BN_SPECS[case]
     layer, x = make_bn(case, np.random.default_rng(0))
-    tm = getattr(torch.nn, cls.__name__)(C, **kw).double()
-    tm.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
-    rng = np.random.default_rng(1)
-    for k in range(3):                             # train steps: running stats follow torch's
-        xs = x * (k + 1) + k
-        G = rng.standard_normal(xs.shape)
-        y, dx, *grads = step(layer, xs, G)
-        tm.train()
-        tm.zero_grad()
-        xt = torch.tensor(xs, requires_grad=True)
-        yt = tm(xt)
-        yt.backward(torch.tensor(G))
-        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
-        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-11)
-        for g, (_, p) in zip(grads, tm.named_parameters()):
-            np.testing.assert_allclose(g, p.grad.numpy(), rtol=0, atol=1e-11)
-    sd, tsd = layer.state_dict(), tm.state_dict()
-    assert set(sd) == set(tsd)
-    for k in sd:
-        np.testing.assert_allclose(sd[k], tsd[k].numpy(), rtol=1e-13, atol=1e-14)
-    tm.eval()
-    y, dx, yt, dxt = run_both(layer, tm, x, G=rng.standard_normal(x.shape), train=False)
-    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
+    tm = getattr(torch.nn, cls.__name__)(C, **kw)
+    with engine.reference_kernels(reference):
+        for k in range(3):
+            crosscheck(layer, tm, x * (k + 1) + k, seed=k, load=(k == 0), rtol=1e-12, atol=1e-11)
+        sd, tsd = layer.state_dict(), tm.state_dict()
+        assert set(sd) == set(tsd)
+        for name in sd:
+            np.testing.assert_allclose(sd[name], tsd[name].numpy(), rtol=1e-13, atol=1e-14, err_msg=name)
+        crosscheck(layer, tm, x, train=False, seed=3, load=False, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("train", [True, False])
@@ -200,17 +187,13 @@ def test_bn_errors():
 
 
 # ---- LayerNorm ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("reference", [False, True])
 @pytest.mark.parametrize("case", LN_SPECS)
-def test_ln_matches_torch_float64(case, torch):
+def test_ln_matches_torch_float64(case, reference, torch):
     ns, _, kw = LN_SPECS[case]
     layer, x = make_ln(case, np.random.default_rng(0))
-    tm = torch.nn.LayerNorm(ns, **kw).double()
-    tm.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
-    y, dx, yt, dxt = run_both(layer, tm, x)
-    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
-    for n, p in layer.named_parameters():
-        np.testing.assert_allclose(p.grad, dict(tm.named_parameters())[n].grad.numpy(), rtol=0, atol=1e-12)
+    with engine.reference_kernels(reference):
+        crosscheck(layer, torch.nn.LayerNorm(ns, **kw), x, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", LN_SPECS)

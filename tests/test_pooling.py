@@ -12,7 +12,7 @@ from engine.threads import chunks_for
 from gradcases_pooling import SPECS, distinct, make
 from layers.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d,
                             maxpool2d_forward, maxpool2d_forward_ref, maxpool2x2_forward)
-from torchcheck import run_both
+from crosscheck import crosscheck
 
 
 def forward_backward(layer, x, G, reference):
@@ -26,14 +26,13 @@ def random_like(rng, a):
     return rng.standard_normal(a.shape).astype(a.dtype)
 
 
+@pytest.mark.parametrize("reference", [False, True])
 @pytest.mark.parametrize("case", SPECS)
-def test_matches_torch_float64(case, torch):
+def test_matches_torch_float64(case, reference, torch):
     layer, x = make(case, np.random.default_rng(0))
     cls, _, kw = SPECS[case]
-    y, dx, yt, dxt = run_both(layer, getattr(torch.nn, cls.__name__)(**kw), x)
-    assert y.shape == yt.shape
-    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-13)
+    with engine.reference_kernels(reference):
+        crosscheck(layer, getattr(torch.nn, cls.__name__)(**kw), x, rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("case", SPECS)
