@@ -1,8 +1,10 @@
 """layers.activations: every elementwise activation and Softmax(dim, temperature).
 
 Forward and backward against PyTorch in float64 (hypothesis-drawn shapes, batch 1 included, and
-options), finite-difference gradient checks away from kinks, float32 runs, overflow-free
-evaluation at ±1000, and refusals of bad input before any kernel runs.
+options), the reference kernels against the fast ones through `engine.reference_kernels()`,
+float32 runs, overflow-free evaluation at ±1000 (a sigmoid a naive 1/(1 + e^{−z}) would fail),
+and refusals of bad input before any kernel runs. The finite-difference checks are the family's
+table, scripts/gradcases_dense.py, run on both kernel paths by tests/test_gradient_cases.py.
 """
 import warnings
 
@@ -12,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from engine import gradcheck
+from engine import no_grad, reference_kernels
 from layers import GELU, Heaviside, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from layers import activations as A
 
@@ -99,15 +101,15 @@ def test_heaviside_forward_and_zero_backward(torch, rng):
 # ---- values at the kinks and by hand -------------------------------------------------------
 def test_values_by_hand():
     x = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
-    dy = np.ones_like(x)
+    dy = np.random.default_rng(0).standard_normal(x.shape)
     relu, lrelu = ReLU(), LeakyReLU(0.1)
     assert relu.forward(x).tolist() == [0, 0, 0, 0.5, 2]
-    assert relu.backward(dy).tolist() == [0, 0, 0, 1, 1]            # 0 at the kink, as PyTorch
+    assert relu.backward(dy).tolist() == (dy * [0, 0, 0, 1, 1]).tolist()      # 0 at the kink, as PyTorch
     np.testing.assert_allclose(lrelu.forward(x), [-0.2, -0.05, 0, 0.5, 2], rtol=1e-15)
-    assert lrelu.backward(dy).tolist() == [0.1, 0.1, 0.1, 1, 1]
+    np.testing.assert_allclose(lrelu.backward(dy), dy * [0.1, 0.1, 0.1, 1, 1], rtol=1e-15)
     assert LeakyReLU().negative_slope == 0.01
     ident = Identity()
-    assert ident.forward(x).tolist() == x.tolist() and ident.backward(2 * dy).tolist() == [2.0] * 5
+    assert ident.forward(x).tolist() == x.tolist() and ident.backward(dy).tolist() == dy.tolist()
     s = Sigmoid().forward(x)
     np.testing.assert_allclose(s, 1 / (1 + np.exp(-x)), rtol=1e-15)
     from scipy.special import erf
@@ -122,9 +124,10 @@ def test_softplus_threshold_switches_to_identity():
     y = sp.forward(x)
     np.testing.assert_allclose(y[:3], np.log1p(np.exp(2 * x[:3])) / 2, rtol=1e-15)
     assert y[3:].tolist() == x[3:].tolist()                       # βx > threshold: y = x exactly
-    d = sp.backward(np.ones_like(x))
-    np.testing.assert_allclose(d[:3], 1 / (1 + np.exp(-2 * x[:3])), rtol=1e-15)
-    assert d[3:].tolist() == [1.0, 1.0]
+    dy = np.random.default_rng(1).standard_normal(x.shape)
+    d = sp.backward(dy)
+    np.testing.assert_allclose(d[:3], dy[:3] / (1 + np.exp(-2 * x[:3])), rtol=1e-15)
+    assert d[3:].tolist() == dy[3:].tolist()                      # slope 1 on the linear branch
     assert Softplus().beta == 1.0 and Softplus().threshold == 20.0
 
 
@@ -140,7 +143,7 @@ def test_no_overflow_at_extreme_inputs(name, dtype):
     with warnings.catch_warnings(), np.errstate(all="raise"):
         warnings.simplefilter("error")
         y = layer.forward(x)
-        dx = layer.backward(np.ones_like(x))
+        dx = layer.backward(np.random.default_rng(2).standard_normal(x.shape).astype(dtype))
     assert y.dtype == dx.dtype == dtype
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx)), (y, dx)
 
@@ -148,26 +151,55 @@ def test_no_overflow_at_extreme_inputs(name, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_saturates_exactly(dtype):
     x = np.array([-1000.0, -100.0, 0.0, 100.0, 1000.0], dtype)
+    dy = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
     layer = Sigmoid()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = layer.forward(x)
-        d = layer.backward(np.ones_like(x))
+        d = layer.backward(dy)
     assert y[0] == 0.0 and y[2] == 0.5 and y[-1] == 1.0 and y[-2] == 1.0
     assert 0 < y[1] < 1e-40 if dtype == np.float64 else y[1] >= 0
-    assert d[0] == 0.0 and d[2] == 0.25 and d[-1] == 0.0
+    assert d[0] == 0.0 and d[2] == 0.25 * dy[2] and d[-1] == 0.0
     s = Softplus(threshold=1e9).forward(x)
     assert s[-1] == 1000.0 and s[0] == 0.0 and s[2] == pytest.approx(np.log(2.0))
 
 
-# ---- gradient checks -----------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["fast", "reference"])
+def test_sigmoid_is_not_the_naive_formula(path):
+    """σ(−720) ≈ 1e-313 (subnormal): the naive 1/(1 + e^{720}) overflows e^{720} to inf and
+    returns 0 (with an overflow warning); the stable form e^{z}/(1 + e^{z}) for z < 0 does not."""
+    with np.errstate(over="ignore"):
+        assert 1 / (1 + np.exp(np.float64(720.0))) == 0.0             # what the naive formula gives
+    x = np.array([-720.0, -745.0, -30.0])
+    dy = np.array([0.7, 1.3, -0.4])
+    layer = Sigmoid()
+    with reference_kernels(path == "reference"), warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        y = layer.forward(x)
+        d = layer.backward(dy)
+    assert y[0] > 0 and y[0] == pytest.approx(np.exp(-720.0), rel=1e-12)
+    assert np.all(np.isfinite(d)) and d[0] > 0 and d[0] == pytest.approx(0.7 * np.exp(-720.0), rel=1e-12)
+    np.testing.assert_allclose(y[2], np.exp(-30.0) / (1 + np.exp(-30.0)), rtol=1e-15)
+    assert Sigmoid().forward(np.array([-720.0]))[0] > 0
+
+
+# ---- reference and fast kernels ------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", list(ACTS))
-def test_gradcheck(name, rng):
-    opts = FIXED_OPTS.get(name, {})
-    for shape in [(1, 3), (4, 5), (2, 3, 2)]:
-        x = draw_x(rng, shape, name, opts, scale=1.5)
-        r = gradcheck(make(name), x)
-        assert r.max_error < 1e-6, f"{name} {shape}: {r}"
+def test_reference_and_fast_paths_agree(name, dtype, rng):
+    """The reference kernels (one scalar call per element) and the fast ones (the activation
+    chosen once per row) give the same numbers, forward and backward, kinks and extremes included."""
+    x = np.concatenate([draw_x(rng, 41, name, FIXED_OPTS.get(name, {})), np.array(EXTREME), [0.0, -0.0]])
+    x = x.astype(dtype).reshape(6, 9)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    out = {}
+    for ref in (False, True):
+        layer = make(name)
+        with reference_kernels(ref):
+            out[ref] = layer.forward(x), layer.backward(dy)
+    for a, b in zip(out[False], out[True]):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
 
 
 # ---- float32 -------------------------------------------------------------------------------
@@ -190,12 +222,19 @@ def test_backward_contract(name, rng):
     x = draw_x(rng, (3, 4), name, FIXED_OPTS.get(name, {}))
     dy = rng.standard_normal(x.shape)
     layer = make(name)
-    with pytest.raises(RuntimeError, match="backward called before forward"):
+    with pytest.raises(RuntimeError, match=r"backward: no forward call waits for a backward"):
         layer.backward(dy)
     layer.forward(x)
     dx1 = layer.backward(dy)
+    with pytest.raises(RuntimeError, match=r"backward: no forward call"):   # one backward per forward
+        layer.backward(dy)
+    layer.forward(x)
     assert layer.backward(dy, input_grad=False) is None
-    np.testing.assert_array_equal(layer.backward(dy), dx1)       # stateless: same result again
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(dy), dx1)       # no parameters: the same result again
+    with no_grad():
+        layer.forward(x)
+    assert layer.pending_calls() == 0
     assert layer.parameters() == [] and layer.state_dict() == {}
 
 
@@ -214,9 +253,9 @@ def test_activation_refuses_bad_input(name, rng):
     x = draw_x(rng, (2, 3), name, FIXED_OPTS.get(name, {}))
     layer.forward(x)
     with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\), got \(3, 2\)"):
-        layer.backward(np.ones((3, 2)))
+        layer.backward(rng.standard_normal((3, 2)))
     with pytest.raises(TypeError, match=r"dy: expected dtype float64, got float32"):
-        layer.backward(np.ones((2, 3), np.float32))
+        layer.backward(rng.standard_normal((2, 3)).astype(np.float32))
     # a refused forward leaves the stored forward state alone
     with pytest.raises(ValueError):
         layer.forward(bad)
@@ -258,15 +297,6 @@ def test_softmax_matches_torch_along_any_dim(torch, shape, data, temperature, sc
     np.testing.assert_allclose(y.sum(axis=dim), 1.0, rtol=1e-14)
 
 
-@pytest.mark.parametrize("dim,temperature", [(-1, 1.0), (0, 0.5), (1, 3.0), (2, 1.0), (-2, 0.2)])
-def test_softmax_gradcheck(rng, dim, temperature):
-    # logits x/T standard normal: a saturated softmax has gradient entries ~1e-8 on which the
-    # central differences' round-off (~1e-10 absolute) dominates the relative error
-    x = rng.standard_normal((3, 4, 2)) * temperature
-    r = gradcheck(Softmax(dim, temperature), x)
-    assert r.max_error < 1e-6, str(r)
-
-
 def test_softmax_no_overflow_and_temperature_limits():
     x = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -1000.0], [0.0, 1.0, 2.0]])
     with warnings.catch_warnings():
@@ -296,13 +326,15 @@ def test_softmax_float32_close_to_float64(rng):
 
 def test_softmax_backward_contract(rng):
     layer = Softmax(0)
-    with pytest.raises(RuntimeError, match=r"Softmax.backward called before forward"):
-        layer.backward(np.ones((2, 3)))
+    with pytest.raises(RuntimeError, match=r"Softmax.backward: no forward call waits for a backward"):
+        layer.backward(rng.standard_normal((2, 3)))
     x = rng.standard_normal((2, 3))
     layer.forward(x)
-    assert layer.backward(np.ones((2, 3)), input_grad=False) is None
-    # a constant upstream gradient along the softmax axis has no effect (rows of the Jacobian sum to 0)
-    np.testing.assert_allclose(layer.backward(np.ones((2, 3))), 0.0, atol=1e-16)
+    assert layer.backward(rng.standard_normal((2, 3)), input_grad=False) is None
+    # an upstream gradient constant along the softmax axis (dim 0 here: one random value per
+    # column) has no effect: the Jacobian's rows sum to 0
+    layer.forward(x)
+    np.testing.assert_allclose(layer.backward(np.repeat(rng.standard_normal((1, 3)), 2, axis=0)), 0.0, atol=1e-15)
 
 
 def test_softmax_refuses_bad_options_and_input(rng):
@@ -325,23 +357,24 @@ def test_softmax_refuses_bad_options_and_input(rng):
     layer = Softmax(dim=0)
     layer.forward(rng.standard_normal((2, 3)))
     with pytest.raises(TypeError, match=r"dy: expected dtype float64, got float32"):
-        layer.backward(np.ones((2, 3), np.float32))
+        layer.backward(rng.standard_normal((2, 3)).astype(np.float32))
     with pytest.raises(ValueError, match=r"dy: expected"):
-        layer.backward(np.ones((3, 3)))
+        layer.backward(rng.standard_normal((3, 3)))
 
 
 def test_softmax_backward_refuses_dy_of_another_shape_with_the_same_rows(rng):
     layer = Softmax(dim=-1)
     layer.forward(rng.standard_normal((2, 3, 4)))
     with pytest.raises(ValueError, match=r"dy: expected"):
-        layer.backward(np.ones((3, 2, 4)))
+        layer.backward(rng.standard_normal((3, 2, 4)))
     with pytest.raises(ValueError, match=r"dy: expected"):
-        layer.backward(np.ones((6, 4)))
+        layer.backward(rng.standard_normal((6, 4)))
 
 
 # ---- kernels -------------------------------------------------------------------------------
 def test_kernels_are_njit_pairs_without_fastmath():
     from numba.core.registry import CPUDispatcher
-    for k in (A.activation_forward, A.activation_backward, A.softmax_forward, A.softmax_backward):
+    for k in (A.activation_forward, A.activation_backward, A.activation_forward_ref, A.activation_backward_ref,
+              A.softmax_forward, A.softmax_backward):
         assert isinstance(k, CPUDispatcher), k
         assert k.targetoptions.get("fastmath") is not True
