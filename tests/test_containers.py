@@ -1,8 +1,15 @@
-"""Residual, Concat, SkipConcat: gradients by finite differences and against a PyTorch ResNet block."""
+"""Residual, Concat, SkipConcat: against PyTorch (tests/crosscheck.py) over dense layers on both
+kernel paths and as a ResNet block, a ResNet by finite differences, the backward contract, a
+forward refused part-way, refusals.
+
+The finite-difference checks of Residual and Concat over dense layers are cases of
+scripts/gradcases_dense.py, those of the conv-bn-relu Residual and of SkipConcat of
+scripts/gradcases_norm.py; tests/test_gradient_cases.py runs them on both kernel paths."""
 import numpy as np
 import pytest
 
-from engine import Sequential, gradcheck
+from crosscheck import crosscheck
+from engine import Sequential, gradcheck, reference_kernels
 from layers.activations import ReLU, Tanh
 from layers.containers import Concat, Residual, SkipConcat
 from layers.conv import Conv2d
@@ -22,14 +29,62 @@ def basic_block(C, rng, stride=1, Cin=None):
     return Residual(body, short)
 
 
-def test_residual_identity_gradcheck():
+def test_residual_identity_forward_and_names():
     rng = np.random.default_rng(0)
     layer = Residual(Sequential(Linear(4, 4, rng=rng), Tanh(), Linear(4, 4, rng=rng)))
     x = rng.standard_normal((3, 4))
-    assert gradcheck(layer, x).max_error < 1e-6
     y = layer.forward(x)
-    np.testing.assert_allclose(y - x, layer.block.forward(x))
+    np.testing.assert_allclose(y - x, layer.block.forward(x), rtol=1e-13, atol=1e-14)
     assert [n for n, _ in layer.named_parameters()] == ["block.0.weight", "block.0.bias", "block.2.weight", "block.2.bias"]
+
+
+class TorchResidual:
+    """torch counterparts of Residual(block[, shortcut]) and Concat(*branches, dim)."""
+
+    @staticmethod
+    def residual(torch, block, shortcut=None):
+        class R(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = block
+                if shortcut is not None:
+                    self.shortcut = shortcut
+
+            def forward(self, x):
+                return self.block(x) + (x if shortcut is None else self.shortcut(x))
+        return R()
+
+    @staticmethod
+    def concat(torch, *branches, dim):
+        class C(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                for i, b in enumerate(branches):
+                    self.add_module(str(i), b)
+
+            def forward(self, x):
+                return torch.cat([b(x) for b in branches], dim=dim)
+        return C()
+
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+def test_residual_and_concat_over_dense_layers_match_torch(torch, path):
+    rng = np.random.default_rng(5)
+    nn = torch.nn
+    x = rng.standard_normal((4, 3))
+    cases = [
+        (Residual(Sequential(Linear(3, 5, rng=rng), Tanh(), Linear(5, 3, rng=rng))),
+         TorchResidual.residual(torch, nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 3)))),
+        (Residual(Sequential(Linear(3, 2, rng=rng), Tanh()), shortcut=Linear(3, 2, bias=False, rng=rng)),
+         TorchResidual.residual(torch, nn.Sequential(nn.Linear(3, 2), nn.Tanh()), nn.Linear(3, 2, bias=False))),
+        (Concat(Linear(3, 2, rng=rng), Sequential(Linear(3, 4, rng=rng), Tanh()), dim=-1),
+         TorchResidual.concat(torch, nn.Linear(3, 2), nn.Sequential(nn.Linear(3, 4), nn.Tanh()), dim=-1)),
+        (SkipConcat(Linear(3, 2, rng=rng)),
+         TorchResidual.concat(torch, nn.Identity(), nn.Linear(3, 2), dim=1)),
+    ]
+    for model, tm in cases:
+        with reference_kernels(path == "reference"):
+            crosscheck(model, tm, x)
 
 
 def test_resnet_blocks_gradcheck():
@@ -41,8 +96,7 @@ def test_resnet_blocks_gradcheck():
     assert res.max_error < 1e-6, str(res)
 
 
-def test_resnet_block_matches_torch():
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: cross-checks skipped")
+def test_resnet_block_matches_torch(torch):
     rng = np.random.default_rng(2)
     block = basic_block(4, rng, stride=2, Cin=3)
 
@@ -58,21 +112,9 @@ def test_resnet_block_matches_torch():
             return self.block(x) + self.shortcut(x)
 
     tm = TorchBlock().double()
-    sd = block.state_dict()
-    assert set(sd) == set(tm.state_dict())
-    tm.load_state_dict({k: torch.tensor(v) for k, v in sd.items()})
+    assert set(block.state_dict()) == set(tm.state_dict())
     x = rng.standard_normal((3, 3, 7, 6))
-    y = block.forward(x)
-    G = rng.standard_normal(y.shape)
-    dx = block.backward(G)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = tm(xt)
-    yt.backward(torch.tensor(G))
-    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-11)
-    tp = dict(tm.named_parameters())
-    for n, p in block.named_parameters():
-        np.testing.assert_allclose(p.grad, tp[n].grad.numpy(), atol=1e-10, err_msg=n)
+    crosscheck(block, tm, x, rtol=1e-10, atol=1e-10)
     for k, v in block.state_dict().items():          # running statistics updated alike
         np.testing.assert_allclose(v, tm.state_dict()[k].numpy(), atol=1e-12, err_msg=k)
 
@@ -82,27 +124,42 @@ def test_concat_and_skipconcat():
     c = Concat(Conv2d(2, 3, 3, padding=1, rng=rng), Conv2d(2, 1, 1, rng=rng), dim=1)
     x = rng.standard_normal((2, 2, 4, 4))
     assert c.forward(x).shape == (2, 4, 4, 4)
-    assert gradcheck(c, x).max_error < 1e-6
+    res = gradcheck(c, x)
+    assert res.passed(), str(res)
     s = SkipConcat(Sequential(Conv2d(2, 3, 3, padding=1, rng=rng), Tanh()))
     y = s.forward(x)
     np.testing.assert_array_equal(y[:, :2], x)
-    assert gradcheck(s, x).max_error < 1e-6
     assert [n for n, _ in s.named_parameters()] == ["1.0.weight", "1.0.bias"]
-    last = Concat(Linear(3, 2, rng=rng), Linear(3, 4, rng=rng), dim=-1)
-    assert gradcheck(last, rng.standard_normal((2, 3))).max_error < 1e-6
 
 
-def test_backward_twice_and_input_grad_false():
+@pytest.mark.parametrize("make", [lambda r: Residual(Linear(3, 3, rng=r)),
+                                  lambda r: Concat(Linear(3, 3, rng=r), Tanh(), dim=1)], ids=["residual", "concat"])
+def test_two_forward_backward_pairs_and_input_grad_false(make):
     rng = np.random.default_rng(4)
-    r = Residual(Conv2d(2, 2, 3, padding=1, rng=rng))
-    x = rng.standard_normal((2, 2, 4, 4))
+    r = make(rng)
+    x = rng.standard_normal((2, 3))
     y = r.forward(x)
     G = rng.standard_normal(y.shape)
     dx = r.backward(G)
-    g = r.block.weight.grad.copy()
+    g = r.parameters()[0].grad.copy()
+    with pytest.raises(RuntimeError, match=r"backward: no forward call waits"):   # one backward per forward
+        r.backward(G)
+    r.forward(x)
     assert r.backward(G, input_grad=False) is None
-    np.testing.assert_allclose(r.block.weight.grad, 2 * g)
-    assert dx.shape == x.shape
+    np.testing.assert_allclose(r.parameters()[0].grad, 2 * g, rtol=1e-15)
+    assert dx.shape == x.shape and r.pending_calls() == 0
+
+
+def test_forward_refused_part_way_leaves_no_saved_call(rng):
+    """The block's second layer refuses the first one's output: nothing stays saved anywhere, so
+    the next forward/backward pair runs as if the refused one had never happened."""
+    first, second = Linear(3, 4, rng=0), Linear(3, 3, rng=1)
+    for model in (Residual(Sequential(first, second)), Concat(Linear(3, 2, rng=2), Sequential(first, second))):
+        x = rng.standard_normal((2, 3))
+        with pytest.raises(ValueError, match=r"x: expected shape \(N, 3\), got \(2, 4\)"):
+            model.forward(x)
+        assert model.pending_calls() == first.pending_calls() == second.pending_calls() == 0
+        assert all(b.pending_calls() == 0 for b in getattr(model, "branches", []))
 
 
 def test_errors():
