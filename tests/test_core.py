@@ -1,9 +1,11 @@
-"""engine.core (Parameter, Layer, Sequential) and engine.threads."""
+"""engine.core (Parameter, Layer, Sequential: registration, per-call saved state, no_grad,
+reference_kernels, several inputs and outputs) and engine.threads."""
 import numba
 import numpy as np
 import pytest
 
-from engine import Layer, Parameter, Sequential
+from engine import Layer, Parameter, Sequential, is_grad_enabled, no_grad, reference_kernels
+from engine.core import input_grad_flags, leaves, rebuild, use_reference
 from engine.numerics import FASTMATH
 from engine.threads import num_threads, set_num_threads
 from layers import MLP, GELU, Linear, ReLU, Sigmoid, Tanh
@@ -17,16 +19,17 @@ class Scale(Layer):
         self.s = Parameter(np.arange(1.0, n + 1).astype(dtype))
         self.c = Parameter(np.zeros(n, dtype))
         self.register_buffer("count", np.zeros(1))
-        self._x = None
 
     def forward(self, x, train=True):
         x = self._check_input(x, shape=(None, self.s.shape[0]))
-        self._x = x
+        self._save(x)
         return x * self.s.value + self.c.value
 
-    def backward(self, dy, input_grad=True):
-        self._need_forward("_x")
-        self.s.grad += (dy * self._x).sum(0)
+    def backward(self, dy, *, input_grad=True):
+        x, = self._saved()
+        dy = self._check_input(dy, name="dy", shape=x.shape)
+        self._release()
+        self.s.grad += (dy * x).sum(0)
         self.c.grad += dy.sum(0)
         return dy * self.s.value if input_grad else None
 
@@ -81,15 +84,146 @@ def test_layer_base_is_abstract_and_backward_before_forward():
     with pytest.raises(NotImplementedError):
         Layer().forward(np.ones(2))
     with pytest.raises(NotImplementedError):
-        Layer().backward(np.ones(2))
-    with pytest.raises(RuntimeError, match=r"Scale.backward called before forward"):
-        Scale(2).backward(np.ones((1, 2)))
+        Layer().backward(np.random.default_rng(0).standard_normal(2))
+    with pytest.raises(RuntimeError, match=r"Scale.backward: no forward call waits for a backward"):
+        Scale(2).backward(np.random.default_rng(0).standard_normal((1, 2)))
 
 
 def test_call_is_forward():
     s = Scale(3)
     x = np.ones((2, 3))
     np.testing.assert_array_equal(s(x), s.forward(x))
+
+
+class Record(Layer):
+    """y = 2x, recording which call each backward consumes (the call's tag, saved by forward)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def forward(self, x, train=True):
+        self._save(x, len(self.seen) + self.pending_calls())
+        return 2 * x
+
+    def backward(self, dy, *, input_grad=True):
+        x, tag = self._saved()
+        self._release()
+        self.seen.append(tag)
+        return 2 * dy if input_grad else None
+
+
+def test_calls_stack_and_backwards_consume_them_newest_first(rng):
+    r = Record()
+    x = rng.standard_normal((2, 3))
+    for _ in range(3):
+        r.forward(x)
+    assert r.pending_calls() == 3
+    for _ in range(3):
+        r.backward(x)
+    assert r.seen == [2, 1, 0] and r.pending_calls() == 0
+    with pytest.raises(RuntimeError, match=r"Record.backward: no forward call waits for a backward"):
+        r.backward(x)
+
+
+def test_no_grad_records_nothing_and_restores(rng):
+    s = Scale(2)
+    x = rng.standard_normal((3, 2))
+    assert is_grad_enabled()
+    with no_grad():
+        assert not is_grad_enabled()
+        y = s.forward(x)
+        with no_grad():
+            pass
+        assert not is_grad_enabled()                        # nested blocks restore the outer mode
+    assert is_grad_enabled() and s.pending_calls() == 0
+    np.testing.assert_array_equal(y, s.forward(x))          # the same numbers, now recorded
+    assert s.pending_calls() == 1
+    with pytest.raises(ZeroDivisionError):
+        with no_grad():
+            1 // 0
+    assert is_grad_enabled()                                # restored after an error too
+
+
+def test_reference_kernels_switch_nests_and_restores():
+    assert not use_reference()
+    with reference_kernels():
+        assert use_reference()
+        with reference_kernels(False):
+            assert not use_reference()
+        assert use_reference()
+    assert not use_reference()
+    with pytest.raises(KeyError):
+        with reference_kernels():
+            raise KeyError("x")
+    assert not use_reference()
+
+
+def test_zero_grad_drops_calls_whose_backward_never_came(rng):
+    seq = Sequential(Scale(2), Scale(2))
+    x = rng.standard_normal((3, 2))
+    seq.forward(x)
+    seq.forward(x)
+    assert seq[0].pending_calls() == seq[1].pending_calls() == 2
+    seq.zero_grad()
+    assert seq[0].pending_calls() == seq[1].pending_calls() == 0
+    seq.forward(x)
+    seq[1].clear_saved()
+    assert seq[0].pending_calls() == 1 and seq[1].pending_calls() == 0
+    seq.clear_saved()
+    assert seq[0].pending_calls() == 0
+
+
+def test_input_grad_is_keyword_only(rng):
+    s = Scale(2)
+    x = rng.standard_normal((3, 2))
+    s.forward(x)
+    with pytest.raises(TypeError):
+        s.backward(x, False)
+    for layer in (Linear(2, 2, rng=0), Sequential(Linear(2, 2, rng=0)), ReLU(), MLP([2, 2])):
+        layer.forward(x)
+        with pytest.raises(TypeError):
+            layer.backward(x, False)
+
+
+def test_input_grad_flags():
+    assert input_grad_flags(True, 3) == (True, True, True)
+    assert input_grad_flags(np.bool_(False), 2) == (False, False)
+    assert input_grad_flags([True, False], 2) == (True, False)
+    for bad in ((True,), "yes", 1, (True, 1)):
+        with pytest.raises(TypeError, match=r"input_grad: expected a bool or 2 bools"):
+            input_grad_flags(bad, 2)
+
+
+def test_leaves_and_rebuild_nested_outputs(rng):
+    a, b, c = (rng.standard_normal(2) for _ in range(3))
+    tree = (a, (b, c))
+    assert [id(v) for v in leaves(tree)] == [id(a), id(b), id(c)] and leaves(a) == [a]
+    out = rebuild(tree, iter([1, None, 3]))
+    assert out == (1, (None, 3))
+    assert rebuild(a, iter(["x"])) == "x"
+
+
+def test_register_parameter_under_any_name():
+    layer = Layer()
+    p = Parameter(np.zeros(3))
+    layer.register_parameter("0.weight", p)
+    assert [(n, q) for n, q in layer.named_parameters()] == [("0.weight", p)]
+    assert not hasattr(layer, "0.weight") or getattr(layer, "0.weight") is p
+    assert list(layer.state_dict()) == ["0.weight"]
+    with pytest.raises(TypeError, match=r"param: expected a Parameter, got ndarray"):
+        layer.register_parameter("w", np.zeros(3))
+
+
+def test_parameter_with_given_grad_array():
+    theta, grad = np.arange(6.0), np.zeros(6)
+    p = Parameter(theta[2:4], grad=grad[2:4])
+    p.grad += 1.0
+    assert grad.tolist() == [0, 0, 1, 1, 0, 0]             # accumulates into the given array
+    p.zero_grad()
+    assert np.all(grad == 0)
+    for bad in (np.zeros(3), np.zeros(2, np.float32), [0.0, 0.0]):
+        with pytest.raises(ValueError, match=r"grad: expected an array of shape \(2,\) and dtype float64"):
+            Parameter(np.zeros(2), grad=bad)
 
 
 # ---- state dicts ---------------------------------------------------------------------------
@@ -119,10 +253,10 @@ def test_load_state_dict_missing_or_unexpected_key_writes_nothing():
     new = {k: v + 1.0 for k, v in before.items()}
     bad = dict(new)
     del bad["2.bias"]
-    with pytest.raises(KeyError, match=r"missing keys \['2.bias'\]"):
+    with pytest.raises(ValueError, match=r"missing keys \['2.bias'\]"):
         model.load_state_dict(bad)
     bad = dict(new, **{"1.weight": np.ones(2)})
-    with pytest.raises(KeyError, match=r"unexpected keys \['1.weight'\]"):
+    with pytest.raises(ValueError, match=r"unexpected keys \['1.weight'\]"):
         model.load_state_dict(bad)
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
@@ -264,6 +398,7 @@ def test_sequential_chains_forward_and_backward(rng):
     np.testing.assert_allclose(dx, df0 @ l1.weight.value, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(l1.weight.grad, df0.T @ x, rtol=1e-12, atol=1e-14)
     g = {n: p.grad.copy() for n, p in seq.named_parameters()}
+    seq.forward(x)
     assert seq.backward(dy, input_grad=False) is None
     for n, p in seq.named_parameters():
         np.testing.assert_allclose(p.grad, 2 * g[n], rtol=1e-14, atol=0)
