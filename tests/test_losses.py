@@ -177,6 +177,91 @@ def test_extreme_logits_finite_and_match_torch(case):
     assert_matches_torch(loss, pred, target, kw, factory, rtol=1e-10)
 
 
+@pytest.mark.parametrize("case", KINDS, ids=["-".join(k) for k in KINDS])
+def test_logits_at_the_float_limit_never_nan(case):
+    """pred = ±1e308: no NaN from 0·∞ in the value (a mathematically infinite value may be inf),
+    and a finite gradient (every loss here has a finite gradient there for "mean" over 24
+    elements). Before: cross-entropy NaN (the smoothing term 0·(−∞) at ε = 0), and MSE,
+    GaussianNLL and the squared hinge inf gradients from f − y overflowing."""
+    rng = np.random.default_rng(11)
+    loss, pred, target, kw, _ = build(*case, "mean", rng, 6, 4)
+    pred = rng.choice([-1e308, 1e308], pred.shape)
+    value = loss.forward(pred, target, **kw)
+    dpred = loss.backward()
+    assert not np.isnan(value)
+    assert np.isfinite(dpred).all()
+    if getattr(loss, "dvar", None) is not None:
+        assert not np.isnan(loss.dvar).any()
+
+
+B = 1e308
+F = np.array([[B, -B, -B], [-B, B, -B]])
+F_RIGHT, F_WRONG = np.array([0, 1]), np.array([1, 0])
+ONE_HOT = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("target", [F_RIGHT, ONE_HOT], ids=["labels", "probs"])
+@pytest.mark.parametrize("weight", [None, np.array([1.0, 2.0, 3.0])], ids=["-", "weight"])
+def test_cross_entropy_right_class_at_1e308_is_zero(target, weight):
+    """ε = 0, the right class at +1e308 and the others at −1e308: ℓ = 0, ∂ℓ/∂f = p − t = 0
+    (before: NaN from 0·log 0 = 0·(−∞) in the smoothing term)."""
+    loss = CrossEntropyLoss(label_smoothing=0.0, weight=weight)
+    assert loss.forward(F, target) == 0.0
+    np.testing.assert_array_equal(loss.backward(), 0.0)
+
+
+def test_cross_entropy_at_1e308_gives_the_representable_values(torch):
+    """ε = 0.1: ℓ_n = Σ_{c≠y} (ε/C)(lse − f_c) = 2·(0.1/3)·2e308 = 1.33e307, finite although
+    lse − f_c = 2e308 overflows (PyTorch: inf); a wrong label costs 2e308: inf for real."""
+    loss = CrossEntropyLoss(label_smoothing=0.1)
+    assert loss.forward(F, F_RIGHT) == pytest.approx(2 * (0.1 / 3) * 2 * B, rel=1e-12)
+    g = loss.backward()
+    t = torch.nn.functional.cross_entropy(torch.tensor(F, requires_grad=True), torch.tensor(F_RIGHT),
+                                          label_smoothing=0.1)
+    assert np.isinf(t.item())                          # where PyTorch overflows
+    np.testing.assert_allclose(g, [[1 / 30, -1 / 60, -1 / 60], [-1 / 60, 1 / 30, -1 / 60]], rtol=1e-12)
+    plain = CrossEntropyLoss()
+    assert plain.forward(F, F_WRONG) == np.inf
+    np.testing.assert_allclose(plain.backward(), [[0.5, -0.5, 0.0], [-0.5, 0.5, 0.0]], rtol=1e-15)
+
+
+def test_other_losses_at_1e308_give_the_representable_values():
+    """Means of terms near the float range: each term scaled before it is summed, f − y taken in
+    halves when it overflows (before: inf where the mean is finite)."""
+    Fb = np.array([[B, -B], [-B, B]])
+    flipped = np.array([[0.0, 1.0], [1.0, 0.0]])
+    bce = BCEWithLogitsLoss()
+    assert bce.forward(Fb, 1.0 - flipped) == 0.0
+    assert bce.forward(Fb, flipped) == pytest.approx(1e308, rel=1e-12)     # mean of four 1e308
+    np.testing.assert_allclose(bce.backward(), [[0.25, -0.25], [-0.25, 0.25]], rtol=1e-15)
+    mm = MultiMarginLoss()
+    # row 0 (label 1): h = 1 + 2e308 for class 0 and h = 1 for class 2, weight 1/C, mean over 2 rows
+    assert mm.forward(F, F_WRONG) == pytest.approx(2 / 3 * B, rel=1e-12)
+    mm2 = MultiMarginLoss(p=2)
+    assert mm2.forward(F, F_WRONG) == np.inf                                # (2e308)² for real
+    big = 2 * 2 / 3 / 2 * B                                                  # 2 h w/(C N), h = 2e308
+    np.testing.assert_allclose(mm2.backward()[0], [big, -big - 1 / 3, 1 / 3], rtol=1e-12)
+    mse = MSELoss()
+    assert mse.forward(Fb, -Fb) == np.inf                                   # (2e308)² for real
+    np.testing.assert_allclose(mse.backward(), Fb, rtol=1e-15)              # 2·2e308/4 = 1e308
+    one_big = np.zeros(100)
+    one_big[0] = 1e155                                  # (1e155)² = 1e310 overflows, its mean 1e308 not
+    assert MSELoss().forward(one_big, np.zeros(100)) == pytest.approx(1e308, rel=1e-12)
+    gnll = GaussianNLLLoss()
+    gnll.forward(Fb, -Fb, 1.0)
+    np.testing.assert_allclose(gnll.backward(), Fb / 2, rtol=1e-15)         # 2e308/4
+
+
+def test_gaussian_nll_zero_variance_with_zero_eps_is_refused():
+    """eps = 0 lets v = max(var, eps) be 0, a division by zero (before: ZeroDivisionError from
+    the kernel)."""
+    with pytest.raises(ValueError, match="^var: expected positive variances with eps=0"):
+        GaussianNLLLoss(eps=0.0).forward(np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="^var: "):
+        GaussianNLLLoss(eps=0.0).forward(np.zeros((2, 2)), np.ones((2, 2)), 0.0)
+    assert np.isfinite(GaussianNLLLoss(eps=0.0).forward(np.zeros((2, 2)), np.ones((2, 2)), 0.5))
+
+
 def test_bce_gradient_uses_the_overflow_free_sigmoid():
     """∂ℓ/∂z = σ(z) − y: at z = −720, σ(z) ≈ 1e-313 > 0, where the naive 1/(1 + e^{−z}) gives 0."""
     loss = BCEWithLogitsLoss(reduction="sum")
@@ -271,6 +356,12 @@ BAD = [
     (lambda: GaussianNLLLoss()(f64, f64, np.ones((3, 4), np.float32)), TypeError, "var"),
     (lambda: GaussianNLLLoss(eps=-1.0), ValueError, "eps"),
     (lambda: GaussianNLLLoss(full=1), TypeError, "full"),
+    (lambda: GaussianNLLLoss(full="False"), TypeError, "full"),
+    (lambda: MultiMarginLoss(p=1.0), TypeError, "p"),
+    (lambda: MultiMarginLoss(p=True), TypeError, "p"),
+    (lambda: CrossEntropyLoss(label_smoothing="0.1"), TypeError, "label_smoothing"),
+    (lambda: CrossEntropyLoss(weight=np.ones(4, complex)), TypeError, "weight"),
+    (lambda: CrossEntropyLoss(reduction=None), ValueError, "reduction"),
 ]
 
 

@@ -8,10 +8,15 @@ them that checks its inputs and remembers what the backward needs:
     dpred = loss.backward()               # ∂value/∂pred, a fresh array of pred's dtype and shape
 
 Notation: `f` is the network output f_K (the notes' column vector f_K for one example is a row
-`f[n]` of the batch-first array), `y` the target. The forward kernels return the *sum* of the
-per-element (or per-example) losses Σ_n ℓ_n; the class divides by the count for
-`reduction="mean"` and passes the matching `scale` (1/count or 1) to the backward kernel.
-Sums are accumulated in float64 whatever the input dtype.
+`f[n]` of the batch-first array), `y` the target. The kernels take `scale` (1/count for
+`reduction="mean"`, 1 for "sum"): the forward returns scale·Σ_n ℓ_n and the backward its
+gradient. Sums are accumulated in float64 whatever the input dtype.
+
+At the edges of the float range (logits of ±1e308) no value is NaN: a term whose target weight
+is 0 contributes exactly 0 (never 0·∞), differences such as lse − f_c or f − y that overflow
+are taken in halves (`classification.scaled_diff`), and the scale is folded into each term
+before it is summed, so a mean whose terms are representable is finite and a value is inf only
+where the loss really exceeds the float range.
 
 Constructor arguments and semantics follow the `torch.nn` class of the same name
 (`reduction="none"` is not offered: `forward` returns a float).

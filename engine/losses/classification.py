@@ -11,22 +11,43 @@ from ..numerics import log1p_exp, sigmoid
 from ._base import Loss, check_pred_target
 
 
+@njit(cache=True, inline="always")
+def scaled_diff(k, a, b):
+    """k·(a − b) without overflow in a − b: when |a − b| exceeds the float range (a and b of
+    opposite signs near ±1e308) it is 2·(k·(a/2 − b/2)), which overflows only when the product
+    itself does (|k| ≤ 1 keeps it finite). k = 0 gives 0 (never 0·∞ = NaN)."""
+    if k == 0.0:
+        return 0.0
+    d = a - b
+    if math.isinf(d):
+        return 2.0 * (k * (0.5 * a - 0.5 * b))
+    return k * d
+
+
 @njit(cache=True)
-def bce_with_logits_forward(f, y, weight, pos_weight):
+def bce_with_logits_forward(f, y, weight, pos_weight, scale):
     """Binary cross-entropy on logits z = f (002: ℓ = −y log ŷ − (1−y) log(1−ŷ), ŷ = σ(z)).
 
     With u = weight of the element and w = pos_weight of the column:
         ℓ = u [−w y log σ(z) − (1−y) log(1−σ(z))] = u [(1−y) z + (1 + (w−1) y) softplus(−z)],
     softplus(−z) = log(1+e^{−z}) = max(−z, 0) + log1p(e^{−|z|})  (engine.numerics.log1p_exp: no
     overflow for any z).
-    Shapes: f, y, weight (M, C); pos_weight (C,) (ones for plain BCE). Returns Σ ℓ.
+    Shapes: f, y, weight (M, C); pos_weight (C,) (ones for plain BCE). Returns scale·Σ ℓ, the
+    scale folded into each term's two coefficients (k₁ z + k₂ softplus(−z)), so that a mean of
+    terms near the float range does not overflow in the sum, and a zero coefficient contributes
+    0 whatever z is.
     """
     M, C = f.shape
     s = 0.0
     for n in range(M):
         for c in range(C):
             z, t, w = float(f[n, c]), float(y[n, c]), pos_weight[c]
-            s += weight[n, c] * ((1.0 - t) * z + (1.0 + (w - 1.0) * t) * log1p_exp(-z))
+            k = scale * weight[n, c]
+            k1, k2 = k * (1.0 - t), k * (1.0 + (w - 1.0) * t)
+            if k1 != 0.0:
+                s += k1 * z
+            if k2 != 0.0:
+                s += k2 * log1p_exp(-z)
     return s
 
 
@@ -44,52 +65,64 @@ def bce_with_logits_backward(f, y, weight, pos_weight, scale):
 
 
 @njit(cache=True)
-def _log_softmax_row(f, n, logp, p):
-    """logp[c] = f[n, c] − logsumexp(f[n]) and p[n, c] = softmax(f[n])_c, with the max m
-    subtracted before exp, one exp per entry: e_c = e^{f_c − m}, p_c = e_c / Σe, log p_c =
-    f_c − m − log Σe. This is engine.numerics.logsumexp fused with the softmax: the e_c that
-    give log Σe also give p, so each logit costs one exp (the scalar call that dominates this
-    loss) instead of two."""
+def _softmax_row(f, n, p):
+    """p[n, c] = softmax(f[n])_c with the max m subtracted before exp; returns
+    lse = logsumexp(f[n]) = m + log Σ_c e^{f_c − m}, so that −log p_c = lse − f_c. This is
+    engine.numerics.logsumexp fused with the softmax: the e_c that give log Σe also give p, so
+    each logit costs one exp (the scalar call that dominates this loss) instead of two.
+    −log p_c is left to the caller as scaled_diff(a_c, lse, f_c): it skips a_c = 0 (never
+    0·(−∞), which made the loss NaN at logits ±1e308) and does not overflow when lse − f_c
+    exceeds the float range."""
     C = f.shape[1]
     m = float(f[n, 0])
     for c in range(1, C):
         m = max(m, float(f[n, c]))
     s = 0.0
     for c in range(C):
-        logp[c] = math.exp(float(f[n, c]) - m)
-        s += logp[c]
-    inv, lse = 1.0 / s, m + math.log(s)
+        e = math.exp(float(f[n, c]) - m)
+        p[n, c] = e
+        s += e
+    inv = 1.0 / s
     for c in range(C):
-        p[n, c] = logp[c] * inv
-        logp[c] = float(f[n, c]) - lse
+        p[n, c] = p[n, c] * inv
+    return m + math.log(s)
 
 
 @njit(cache=True)
-def cross_entropy_forward(f, labels, weight, smoothing, ignore_index):
+def label_weight_sum(labels, weight, ignore_index):
+    """Σ_n w_{y_n} over the rows whose label is not ignore_index: what "mean" divides by."""
+    count = 0.0
+    for n in range(labels.shape[0]):
+        if labels[n] != ignore_index:
+            count += weight[labels[n]]
+    return count
+
+
+@njit(cache=True)
+def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale):
     """Softmax cross-entropy with integer labels (002; 000 §5 negative log-likelihood).
 
-    p = softmax(f[n]);  ℓ_n = −Σ_c a_c log p_c  with the weighted, smoothed one-hot target
+    p = softmax(f[n]);  ℓ_n = −Σ_c a_c log p_c = Σ_c a_c (lse_n − f[n, c])  with the weighted,
+    smoothed one-hot target
         a_c = (1−ε) w_{y_n} [c = y_n] + ε w_c / C
     (w = class weights, ones by default; ε = label_smoothing; w = 1, ε = 0 give ℓ_n = −log p_{y_n}).
     Rows whose label is `ignore_index` contribute 0. Shapes: f (N, C), labels (N,) int64,
-    weight (C,). Returns (Σ_n ℓ_n, p (N, C) for the backward, Σ_n w_{y_n} over the rows not
-    ignored: what "mean" divides by).
+    weight (C,). Returns (scale·Σ_n ℓ_n, p (N, C) for the backward); the scale is folded into
+    each a_c (see scaled_diff), so terms with a_c = 0 contribute exactly 0.
     """
     N, C = f.shape
     p = np.empty_like(f)
-    logp = np.empty(C)
     s = 0.0
-    count = 0.0
     for n in range(N):
-        _log_softmax_row(f, n, logp, p)
+        lse = _softmax_row(f, n, p)
         y = labels[n]
         if y == ignore_index:
             continue
-        for c in range(C):
-            s -= smoothing * weight[c] / C * logp[c]
-        s -= (1.0 - smoothing) * weight[y] * logp[y]
-        count += weight[y]
-    return s, p, count
+        if smoothing != 0.0:
+            for c in range(C):
+                s += scaled_diff(scale * smoothing * weight[c] / C, lse, float(f[n, c]))
+        s += scaled_diff(scale * (1.0 - smoothing) * weight[y], lse, float(f[n, y]))
+    return s, p
 
 
 @njit(cache=True)
@@ -114,17 +147,18 @@ def cross_entropy_backward(p, labels, weight, smoothing, ignore_index, scale):
 
 
 @njit(cache=True)
-def cross_entropy_soft_forward(f, y, weight, smoothing):
+def cross_entropy_soft_forward(f, y, weight, smoothing, scale):
     """Softmax cross-entropy with class-probability targets y (N, C):
-    ℓ_n = −Σ_c a_c log p_c,  a_c = w_c ((1−ε) y[n, c] + ε/C). Returns (Σ_n ℓ_n, p (N, C))."""
+    ℓ_n = −Σ_c a_c log p_c,  a_c = w_c ((1−ε) y[n, c] + ε/C). Returns (scale·Σ_n ℓ_n, p (N, C));
+    a_c = 0 contributes exactly 0 (see scaled_diff)."""
     N, C = f.shape
     p = np.empty_like(f)
-    logp = np.empty(C)
     s = 0.0
     for n in range(N):
-        _log_softmax_row(f, n, logp, p)
+        lse = _softmax_row(f, n, p)
         for c in range(C):
-            s -= weight[c] * ((1.0 - smoothing) * float(y[n, c]) + smoothing / C) * logp[c]
+            a = weight[c] * ((1.0 - smoothing) * float(y[n, c]) + smoothing / C)
+            s += scaled_diff(scale * a, lse, float(f[n, c]))
     return s, p
 
 
@@ -144,39 +178,55 @@ def cross_entropy_soft_backward(p, y, weight, smoothing, scale):
     return df
 
 
+@njit(cache=True, inline="always")
+def _hinge(margin, fy, fi):
+    """(h, q) with h = margin + (f_i − f_y) (the logits' difference first: exact for close logits,
+    and 1 + (−1e308 − (−1e308)) = 1 where (1 + 1e308) − 1e308 = 0) and q = h/4, computed from
+    quarters when f_i − f_y overflows (then h = ±inf and q finite)."""
+    d = fi - fy
+    if math.isinf(d):
+        return margin + d, 0.25 * margin + (0.25 * fi - 0.25 * fy)
+    h = margin + d
+    return h, 0.25 * h
+
+
 @njit(cache=True)
-def multi_margin_forward(f, labels, weight, power, margin):
+def multi_margin_forward(f, labels, weight, power, margin, scale):
     """Multi-class hinge loss: ℓ_n = (w_{y_n}/C) Σ_{i≠y_n} max(0, margin − f[n, y_n] + f[n, i])^p,
     p ∈ {1, 2}, w class weights (ones by default). Shapes: f (N, C), labels (N,), weight (C,).
-    Returns Σ_n ℓ_n."""
+    Returns scale·Σ_n ℓ_n, each term k h^p (k = scale·w/C) computed as 4 (k q) (p = 1) or
+    16 (k q) q (p = 2) from q = h/4 (see _hinge), so it overflows only where the term does."""
     N, C = f.shape
     s = 0.0
     for n in range(N):
         y = labels[n]
         fy = float(f[n, y])
+        k = scale * weight[y] / C
         for i in range(C):
             if i != y:
-                h = margin - fy + float(f[n, i])
-                if h > 0:
-                    s += weight[y] * (h if power == 1 else h * h) / C
+                h, q = _hinge(margin, fy, float(f[n, i]))
+                if h > 0 and k != 0.0:
+                    s += 4.0 * (k * q) if power == 1 else 16.0 * (k * q) * q
     return s
 
 
 @njit(cache=True)
 def multi_margin_backward(f, labels, weight, power, margin, scale):
     """For each active term h = margin − f_y + f_i > 0:  ∂/∂f_i = w_y p h^{p−1}/C,
-    ∂/∂f_y = −w_y p h^{p−1}/C (summed over i); inactive terms give 0. Times scale."""
+    ∂/∂f_y = −w_y p h^{p−1}/C (summed over i); inactive terms give 0. Times scale
+    (for p = 2, 8 (k q) with k = scale·w_y/C and q = h/4, finite where h itself overflows)."""
     N, C = f.shape
     df = np.zeros_like(f)
     for n in range(N):
         y = labels[n]
         fy = float(f[n, y])
+        k = scale * weight[y] / C
         gy = 0.0
         for i in range(C):
             if i != y:
-                h = margin - fy + float(f[n, i])
+                h, q = _hinge(margin, fy, float(f[n, i]))
                 if h > 0:
-                    g = scale * weight[y] * (1.0 if power == 1 else 2.0 * h) / C
+                    g = k if power == 1 else 8.0 * (k * q)
                     df[n, i] = g
                     gy -= g
         df[n, y] = gy
@@ -231,7 +281,7 @@ class BCEWithLogitsLoss(Loss):
                                  f"got {self.weight.shape}") from None
         f, y, u = pred.reshape(-1, C), target.reshape(-1, C), u.reshape(-1, C)
         self._saved = (f, y, u, pw, pred.shape)
-        return bce_with_logits_forward(f, y, u, pw) * self._scale(f.size)
+        return bce_with_logits_forward(f, y, u, pw, self._scale(f.size))
 
     def backward(self):
         f, y, u, pw, shape = self._need_forward()
@@ -265,16 +315,19 @@ class CrossEntropyLoss(Loss):
         eps = self.label_smoothing
         if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.integer):
             labels = check_labels("target", target, N, C, ignore=self.ignore_index)
-            s, p, count = cross_entropy_forward(pred, labels, w, eps, self.ignore_index)
+            count = label_weight_sum(labels, w, self.ignore_index)
+            scale = self._scale(count)
+            s, p = cross_entropy_forward(pred, labels, w, eps, self.ignore_index, 0.0 if math.isnan(scale) else scale)
             self._saved = (p, labels, w, False, count)
         else:
             if isinstance(target, np.ndarray) and target.shape != (N, C):
                 raise ValueError(f"target: expected integer labels of shape ({N},) or class "
                                  f"probabilities of shape ({N}, {C}), got {target.shape}")
             target = check_array("target", target, dtype=pred.dtype)
-            s, p = cross_entropy_soft_forward(pred, target, w, eps)
+            scale = self._scale(N)
+            s, p = cross_entropy_soft_forward(pred, target, w, eps, scale)
             self._saved = (p, target, w, True, N)
-        return s * self._scale(self._saved[-1])
+        return math.nan if math.isnan(scale) else s
 
     def _scale(self, count):
         if self.reduction == "mean" and count == 0:
@@ -300,9 +353,7 @@ class MultiMarginLoss(Loss):
 
     def __init__(self, p=1, margin=1.0, weight=None, reduction="mean"):
         super().__init__(reduction)
-        if isinstance(p, bool) or p not in (1, 2):
-            raise ValueError(f"p: expected 1 or 2, got {p!r}")
-        self.p = int(p)
+        self.p = check_int("p", p, low=1, high=2)
         self.margin = check_float("margin", margin)
         self.weight = _class_weight("weight", weight)
 
@@ -312,7 +363,7 @@ class MultiMarginLoss(Loss):
         w = _weight_for("weight", self.weight, C)
         labels = check_labels("target", target, N, C)
         self._saved = (pred, labels, w)
-        return multi_margin_forward(pred, labels, w, self.p, self.margin) * self._scale(N)
+        return multi_margin_forward(pred, labels, w, self.p, self.margin, self._scale(N))
 
     def backward(self):
         f, labels, w = self._need_forward()

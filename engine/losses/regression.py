@@ -6,17 +6,21 @@ import math
 import numpy as np
 from numba import njit
 
-from ..checks import check_array, check_float
+from ..checks import check_array, check_bool, check_float
 from ._base import Loss, check_pred_target
+from .classification import scaled_diff
 
 
 @njit(cache=True)
-def mse_forward(f, y):
-    """Σ_i (f_i − y_i)²  over every element; f, y flat arrays of one length."""
+def mse_forward(f, y, scale):
+    """scale·Σ_i (f_i − y_i)² over every element; f, y flat arrays of one length. Each term is
+    t² with t = √scale (f_i − y_i) (scaled_diff: no overflow in f_i − y_i), so a mean whose
+    terms are near the float range does not overflow in the sum."""
+    r = math.sqrt(scale)
     s = 0.0
     for i in range(f.size):
-        d = float(f[i]) - float(y[i])
-        s += d * d
+        t = scaled_diff(r, float(f[i]), float(y[i]))
+        s += t * t
     return s
 
 
@@ -25,16 +29,16 @@ def mse_backward(f, y, scale):
     """∂ℓ/∂f_i = scale · 2 (f_i − y_i)."""
     df = np.empty_like(f)
     for i in range(f.size):
-        df[i] = scale * 2.0 * (float(f[i]) - float(y[i]))
+        df[i] = scaled_diff(2.0 * scale, float(f[i]), float(y[i]))
     return df
 
 
 @njit(cache=True)
-def l1_forward(f, y):
-    """Σ_i |f_i − y_i|  over every element; f, y flat arrays of one length."""
+def l1_forward(f, y, scale):
+    """scale·Σ_i |f_i − y_i| over every element; f, y flat arrays of one length."""
     s = 0.0
     for i in range(f.size):
-        s += abs(float(f[i]) - float(y[i]))
+        s += abs(scaled_diff(scale, float(f[i]), float(y[i])))
     return s
 
 
@@ -43,18 +47,19 @@ def l1_backward(f, y, scale):
     """∂ℓ/∂f_i = scale · sign(f_i − y_i), with sign(0) = 0 as in PyTorch (a subgradient)."""
     df = np.empty_like(f)
     for i in range(f.size):
-        d = float(f[i]) - float(y[i])
-        df[i] = scale * (1.0 if d > 0 else (-1.0 if d < 0 else 0.0))
+        fi, yi = float(f[i]), float(y[i])
+        df[i] = scale * (1.0 if fi > yi else (-1.0 if fi < yi else 0.0))
     return df
 
 
 @njit(cache=True)
-def gaussian_nll_forward(f, y, var, eps, full):
+def gaussian_nll_forward(f, y, var, eps, full, scale):
     """Gaussian negative log-likelihood (000 §5: −log Pr(y | μ = f, σ² = v)):
     ℓ = ½ (log v + (f − y)² / v) [+ ½ log 2π if full],  v = max(var, eps).
 
     Shapes: f, y (A, B, D); var (A, 1, D) (one variance shared along axis 1, broadcast)
-    or (A, B, D). Returns Σ ℓ over every element of f.
+    or (A, B, D). Returns scale·Σ ℓ over every element of f, the residual term as t² with
+    t = √(scale/2v) (f − y) (no overflow where (f − y)² alone would, for a finite mean).
     """
     A, B, D = f.shape
     shared = var.shape[1] == 1
@@ -63,10 +68,10 @@ def gaussian_nll_forward(f, y, var, eps, full):
         for b in range(B):
             for d in range(D):
                 v = max(float(var[a, 0 if shared else b, d]), eps)
-                r = float(f[a, b, d]) - float(y[a, b, d])
-                s += 0.5 * (math.log(v) + r * r / v)
+                t = scaled_diff(math.sqrt(0.5 * scale / v), float(f[a, b, d]), float(y[a, b, d]))
+                s += 0.5 * scale * math.log(v) + t * t
     if full:
-        s += f.size * 0.5 * math.log(2.0 * math.pi)
+        s += scale * f.size * 0.5 * math.log(2.0 * math.pi)
     return s
 
 
@@ -79,14 +84,16 @@ def gaussian_nll_backward(f, y, var, eps, scale):
     shared = var.shape[1] == 1
     df = np.empty_like(f)
     dvar = np.zeros_like(var)
+    h = math.sqrt(0.5 * scale)
     for a in range(A):
         for b in range(B):
             bv = 0 if shared else b
             for d in range(D):
                 v = max(float(var[a, bv, d]), eps)
-                r = float(f[a, b, d]) - float(y[a, b, d])
-                df[a, b, d] = scale * r / v
-                dvar[a, bv, d] += scale * 0.5 * (1.0 / v - r * r / (v * v))
+                fi, yi = float(f[a, b, d]), float(y[a, b, d])
+                df[a, b, d] = scaled_diff(scale / v, fi, yi)
+                t = scaled_diff(h / v, fi, yi)             # t² = scale·½ (f − y)²/v²
+                dvar[a, bv, d] += 0.5 * scale / v - t * t
     return df, dvar
 
 
@@ -121,7 +128,7 @@ class MSELoss(Loss):
         pred, target = check_pred_target(pred, target)
         f, y = pred.reshape(-1), target.reshape(-1)
         self._saved = (f, y, pred.shape)
-        return mse_forward(f, y) * self._scale(f.size)
+        return mse_forward(f, y, self._scale(f.size))
 
     def backward(self):
         f, y, shape = self._need_forward()
@@ -135,7 +142,7 @@ class L1Loss(Loss):
         pred, target = check_pred_target(pred, target)
         f, y = pred.reshape(-1), target.reshape(-1)
         self._saved = (f, y, pred.shape)
-        return l1_forward(f, y) * self._scale(f.size)
+        return l1_forward(f, y, self._scale(f.size))
 
     def backward(self):
         f, y, shape = self._need_forward()
@@ -155,15 +162,16 @@ class GaussianNLLLoss(Loss):
 
     def __init__(self, full=False, eps=1e-6, reduction="mean"):
         super().__init__(reduction)
-        if not isinstance(full, bool):
-            raise TypeError(f"full: expected a bool, got {full!r}")
-        self.full = full
+        self.full = check_bool("full", full)
         self.eps = check_float("eps", eps, low=0.0)
         self.dvar = None
 
     def forward(self, pred, target, var):
         pred, target = check_pred_target(pred, target)
         var_shape, var, k = _check_var(var, pred)
+        if self.eps == 0.0 and not var.all():
+            raise ValueError("var: expected positive variances with eps=0 (v = max(var, eps) divides), "
+                             "got a zero entry")
         # View pred as (A, B, D) with B the axis k along which var is shared: var is (A, 1, D).
         # Without a shared axis, A = pred.size and B = D = 1.
         shape = pred.shape
@@ -174,7 +182,7 @@ class GaussianNLLLoss(Loss):
         f, y, v = pred.reshape(A, B, D), target.reshape(A, B, D), var.reshape(A, 1, D)
         self._saved = (f, y, v, shape, var_shape)
         self.dvar = None
-        return gaussian_nll_forward(f, y, v, self.eps, self.full) * self._scale(pred.size)
+        return gaussian_nll_forward(f, y, v, self.eps, self.full, self._scale(pred.size))
 
     def backward(self):
         f, y, v, shape, var_shape = self._need_forward()
