@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine import Sequential, fit
+from engine import Sequential, fit, no_grad
 from engine.data import xor
 from engine.losses import CrossEntropyLoss, MSELoss
 from engine.optim import SGD, Adam
@@ -82,16 +82,61 @@ def test_progress_bar_only_when_asked(capsys, monkeypatch):
     X, y, m = small_problem()
     monkeypatch.setenv("CI", "true")
     fit(m, CrossEntropyLoss(), Adam(m.parameters()), X, y, epochs=1, batch_size=64, seed=0, progress="auto")
-    assert capsys.readouterr().err == ""
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and quiet.out == ""
     fit(m, CrossEntropyLoss(), Adam(m.parameters()), X, y, epochs=1, batch_size=64, seed=0, progress=True)
-    assert "epoch 1/1" in capsys.readouterr().err
+    shown = capsys.readouterr()
+    assert "epoch 1/1" in shown.out + shown.err and "2/2" in shown.err     # an epoch line and the bar
 
 
 def test_predict_and_evaluate_use_eval_mode_in_batches():
     X, y, m = small_problem()
-    assert np.allclose(predict(m, X, batch_size=7), m.forward(X, train=False))
+    with no_grad():
+        full = m.forward(X, train=False)
+    assert np.allclose(predict(m, X, batch_size=7), full)
     loss, metrics = evaluate(m, CrossEntropyLoss(), X, y, metrics=["accuracy"])
     assert np.isfinite(loss) and 0 <= metrics["accuracy"] <= 1
+    assert m.pending_calls() == 0                             # evaluation records nothing for a backward
+
+
+def test_fit_leaves_no_saved_calls_and_ignores_a_stray_forward():
+    """A forward whose backward never came (an evaluation pass in train mode) before fit neither
+    stays saved nor misaligns fit's backwards: the run is bit-identical to one without it."""
+    runs = []
+    for stray in (False, True):
+        X, y, _ = small_problem()
+        m = Sequential(Linear(2, 8, rng=0), Tanh(), Linear(8, 2, rng=1))
+        if stray:
+            m.forward(X[:5])
+            assert m[0].pending_calls() == 1
+        fit(m, CrossEntropyLoss(), SGD(m.parameters(), lr=0.1), X, y, epochs=2, batch_size=32, seed=0,
+            validation_data=(X, y), progress=False)
+        assert all(layer.pending_calls() == 0 for layer in m)
+        runs.append(np.concatenate([p.value.ravel() for p in m.parameters()]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_fit_updates_a_tied_parameter_once_per_step():
+    """Two Linear layers sharing one weight: the optimizer sees it once, and fit's result equals
+    a hand-written loop of zero_grad, forward, backward, step."""
+    def tied():
+        l1, l2 = Linear(2, 2, rng=0), Linear(2, 2, rng=1)
+        l2.weight = l1.weight
+        return Sequential(l1, Tanh(), l2)
+
+    X, y, _ = small_problem()
+    m = tied()
+    assert len(m.parameters()) == 3
+    fit(m, CrossEntropyLoss(), SGD(m.parameters(), lr=0.1), X, y, epochs=1, batch_size=len(X), seed=0,
+        progress=False)
+    ref = tied()
+    opt, loss = SGD(ref.parameters(), lr=0.1), CrossEntropyLoss()
+    ref.zero_grad()
+    loss.forward(ref.forward(X), y)
+    ref.backward(loss.backward())
+    opt.step()
+    for (n, p), (_, q) in zip(m.named_parameters(), ref.named_parameters()):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-13, atol=1e-15, err_msg=n)
 
 
 @pytest.mark.parametrize("kw, match", [
