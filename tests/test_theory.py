@@ -115,3 +115,52 @@ def test_softmax_temperature():
     assert np.isfinite(th.softmax_temperature(np.array([1e4, 0.0]), 0.01)).all()
     with pytest.raises(ValueError, match="T"):
         th.softmax_temperature(eta, 0.0)
+
+
+def test_softmax_temperature_at_tiny_temperatures():
+    """The maximum is subtracted before dividing by T: at T = 1e-308, η/T is ±inf and the old
+    (η/T) − max(η/T) gave inf − inf = NaN; now the one-hot limit, ties shared, as layers.Softmax."""
+    np.testing.assert_array_equal(th.softmax_temperature(np.array([3.0, 0.0, 1.0]), 1e-308), [1, 0, 0])
+    np.testing.assert_array_equal(th.softmax_temperature([[3, 0, 1], [1, 1, 0]], 5e-324),
+                                  [[1, 0, 0], [0.5, 0.5, 0]])
+    np.testing.assert_allclose(th.softmax_temperature([1e308, -1e308], 1e308), [1 / (1 + math.exp(-2)),
+                                                                                 1 / (1 + math.exp(2))])
+    torch = pytest.importorskip("torch", reason="the comparison with PyTorch needs torch")
+    eta = np.random.default_rng(3).normal(size=(4, 5)) * 100
+    for T in (1e-300, 1e-3, 1.0, 1e300):
+        ref = torch.softmax(torch.tensor(eta) / T, dim=-1).numpy() if T >= 1e-3 else None
+        got = th.softmax_temperature(eta, T)
+        assert np.isfinite(got).all()
+        if ref is not None:
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-300)
+
+
+BAD = [
+    (lambda: th.softmax_temperature([1 + 1j, 2.0]), TypeError, "eta"),        # was: imaginary part dropped
+    (lambda: th.softmax_temperature([1.0, np.nan]), ValueError, "eta"),
+    (lambda: th.softmax_temperature(5.0), ValueError, "eta"),
+    (lambda: th.softmax_temperature([1.0, 2.0], "1"), TypeError, "T"),
+    (lambda: th.least_squares([1, 2, 3], [1, 2, "a"]), TypeError, "y"),      # was: unnamed ValueError
+    (lambda: th.least_squares([[[1.0]]], [1.0]), ValueError, "x"),
+    (lambda: th.least_squares([1.0, 2.0], [True, False]), TypeError, "y"),
+    (lambda: th.linear_loss(0.0, np.zeros(3), [1.0, 2.0], [1.0, 2.0, 3.0]), ValueError, "y"),
+    (lambda: th.linear_loss(np.zeros(2), np.zeros(3), [1.0, 2.0], [1.0, 2.0]), ValueError, "phi1"),
+    (lambda: th.linear_loss_grad(np.nan, 0.0, [1.0], [1.0]), ValueError, "phi0"),
+    (lambda: th.level_line_tangent("1", 0.0, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]), TypeError, "phi0"),
+    (lambda: th.mlp_param_count([2, 3], bias="False"), TypeError, "bias"),   # was: a bias counted
+    (lambda: th.mlp_param_count(3), TypeError, "widths"),
+    (lambda: th.conv2d_param_count(3, 4, (3, 0)), ValueError, "kernel_size"),
+    (lambda: th.conv2d_param_count(3, 4, 3, bias=0), TypeError, "bias"),
+    (lambda: th.conv2d_param_count(3.0, 4, 3), TypeError, "in_channels"),
+    (lambda: th.mlp_vs_cnn_256(channels=0), ValueError, "channels"),
+    (lambda: th.max_regions(0, 3), ValueError, "D_i"),                       # was: named n0
+    (lambda: th.gaussian_radial_density([1.0, np.nan], 2), ValueError, "r"),
+    (lambda: th.receptive_field(3), TypeError, "kernel_sizes"),
+    (lambda: th.receptive_field([]), ValueError, "kernel_sizes"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_input_names_the_argument(call, exc, name):
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        call()
