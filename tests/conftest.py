@@ -2,7 +2,8 @@
 
 - `rng`: a fresh, seeded numpy Generator per test (reproducible failures).
 - `torch`: PyTorch in float64 on one thread, or the test is skipped with a reason.
-- `serial_and_parallel`: runs a callable with 1 and then 2 Numba threads (restoring the count).
+- `with_threads`: runs a callable with n Numba threads (restoring the count).
+- hypothesis runs derandomized and without deadlines everywhere (the "handprop" profile).
 """
 import matplotlib
 
@@ -10,6 +11,12 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# hypothesis: the same examples on every run (CI included), no per-example deadline (the first
+# call of a kernel compiles it)
+settings.register_profile("handprop", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("handprop")
 
 
 @pytest.fixture
