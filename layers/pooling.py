@@ -453,25 +453,45 @@ def maxpool2d_backward(dy, idx, H, W):
     return dx.reshape((B, H, W))
 
 
-@njit(parallel=True, cache=True)
-def avgpool2d_forward(x, KH, KW, sh, sw, pt, pl, OH, OW, include_pad):
-    """avgpool2d_forward_ref as passes over output rows: for each tap (a, c), the outputs whose
-    tap is inside the image add x[r, l·s_w + c − p_l] in one loop over l (no bounds test)."""
-    B, H, W = x.shape
-    cols = np.empty((KW, 2), np.int64)       # column tap c: the outputs l whose tap is inside
+@njit(cache=True)
+def _col_taps(KW, sw, pl, OW, W):
+    """For each column tap c of the window: the outputs l = lo..hi−1 whose input column
+    l·s_w + c − p_l lies inside [0, W)  -> (KW, 2)."""
+    cols = np.empty((KW, 2), np.int64)
     for c in range(KW):
         cols[c, 0], cols[c, 1] = _taps(c, 1, pl, sw, OW, W)
+    return cols
+
+
+@njit(cache=True, inline="always")
+def _gather_row(yr, xr, cols, sw, pl):
+    """yr[l] += xr[l·s_w + c − p_l] for every column tap c and its outputs l inside the row."""
+    for c in range(cols.shape[0]):
+        for l in range(cols[c, 0], cols[c, 1]):
+            yr[l] += xr[l * sw + c - pl]
+
+
+@njit(cache=True, inline="always")
+def _scatter_row(dr, gr, cols, sw, pl):
+    """dr[l·s_w + c − p_l] += gr[l]: _gather_row transposed."""
+    for c in range(cols.shape[0]):
+        for l in range(cols[c, 0], cols[c, 1]):
+            dr[l * sw + c - pl] += gr[l]
+
+
+@njit(parallel=True, cache=True)
+def avgpool2d_forward(x, KH, KW, sh, sw, pt, pl, OH, OW, include_pad):
+    """avgpool2d_forward_ref as passes over output rows: for each window row a inside the image
+    and each column tap c, the outputs whose tap is inside add x[r, l·s_w + c − p_l] in one loop
+    over l (no bounds test), then divide by |i, l|."""
+    B, H, W = x.shape
+    cols = _col_taps(KW, sw, pl, OW, W)
     y = np.zeros((B, OH, OW), x.dtype)
     for bi in prange(B):
         for i in range(OH):
             yr = y[bi, i]
-            for a in range(KH):
-                r = i * sh - pt + a
-                if 0 <= r < H:
-                    xr = x[bi, r]
-                    for c in range(KW):
-                        for l in range(cols[c, 0], cols[c, 1]):
-                            yr[l] += xr[l * sw + c - pl]
+            for r in range(max(i * sh - pt, 0), min(i * sh - pt + KH, H)):
+                _gather_row(yr, x[bi, r], cols, sw, pl)
             for l in range(OW):
                 yr[l] /= _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
     return y
@@ -480,24 +500,18 @@ def avgpool2d_forward(x, KH, KW, sh, sw, pt, pl, OH, OW, include_pad):
 @njit(parallel=True, cache=True)
 def avgpool2d_backward(dy, H, W, KH, KW, sh, sw, pt, pl, include_pad):
     """The forward's passes transposed: g[l] = ∂ℓ/∂y[i, l] / |i, l| once per output row, then
-    for each tap (a, c) the inputs x[r, l·s_w + c − p_l] receive g[l] in one loop over l."""
+    for each window row inside the image and each column tap c, the inputs x[r, l·s_w + c − p_l]
+    receive g[l] in one loop over l."""
     B, OH, OW = dy.shape
-    cols = np.empty((KW, 2), np.int64)
-    for c in range(KW):
-        cols[c, 0], cols[c, 1] = _taps(c, 1, pl, sw, OW, W)
+    cols = _col_taps(KW, sw, pl, OW, W)
     dx = np.zeros((B, H, W), dy.dtype)
     for bi in prange(B):
         g = np.empty(OW, dy.dtype)
         for i in range(OH):
             for l in range(OW):
                 g[l] = dy[bi, i, l] / _avg_count(i, l, KH, KW, sh, sw, pt, pl, H, W, include_pad)
-            for a in range(KH):
-                r = i * sh - pt + a
-                if 0 <= r < H:
-                    dr = dx[bi, r]
-                    for c in range(KW):
-                        for l in range(cols[c, 0], cols[c, 1]):
-                            dr[l * sw + c - pl] += g[l]
+            for r in range(max(i * sh - pt, 0), min(i * sh - pt + KH, H)):
+                _scatter_row(dx[bi, r], g, cols, sw, pl)
     return dx
 
 
