@@ -225,7 +225,8 @@ def test_integer_inputs_are_not_perturbed_and_get_none(rng):
     assert set(r.errors) == {"x", "E"} and r.passed(), str(r)   # no entry for the integer input
     assert len(layer.seen) > 1 and all(np.array_equal(s, idx) for s in layer.seen)
     assert idx.tolist() == [2, 0, 2, 1]
-    with pytest.raises(ValueError, match=r"AddRow.backward: expected None as the gradient of the non-floating input 'idx'"):
+    with pytest.raises(ValueError, match=r"AddRow.backward: expected None as the gradient of the "
+                                         r"non-floating input 'idx'"):
         gradcheck(AddRow(3, 3, bug=True), x, idx, input_names=["x", "idx"])
 
 
