@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.checks import check_array, check_float
+from engine.checks import check_array, check_float, check_int, check_rng
+
+from .theory import real_array
 
 __all__ = ["regions_1d", "regions_2d", "count_patterns", "activation_patterns", "affine_map", "estimate_vs_exact", "pattern_estimate_1d", "pattern_estimate_2d",
            "network_stages", "Piece1D", "Regions1D", "Polygon", "Regions2D", "slice_through"]
@@ -49,35 +51,34 @@ DEFAULT_MAP_TOL = 1e-8
 def network_stages(net):
     """The network as [(Ω_k, β_k, slope_k), …] in float64, where slope_k is the negative slope of
     the activation after layer k (0 for ReLU, a for LeakyReLU(a)) or None for no activation (the
-    output layer, or a Linear followed directly by another Linear).
+    output layer, a Linear followed directly by another Linear, or LeakyReLU(1), the identity).
 
-    Accepts the notes' `MLP` (activation "relu", "leaky_relu" or "identity") or a `Sequential` of
-    `Linear`, `ReLU`, `LeakyReLU` and `Identity`. Anything else raises TypeError (unsupported layer
-    type) or ValueError (an activation that is not piecewise linear with two pieces)."""
+    Accepts the notes' `MLP` (activation "relu", "leaky_relu", "identity" or "linear") or a
+    `Sequential` of `Linear`, `ReLU`, `LeakyReLU` and `Identity`. An MLP is read through its
+    `to_sequential()`, so both give the same stages and the same regions. Anything else raises
+    TypeError (unsupported layer type) or ValueError (an activation that is not piecewise linear
+    with two pieces); non-finite weights or biases raise ValueError naming them."""
     from engine.core import Sequential
     from layers.activations import Activation, Identity, LeakyReLU, ReLU
     from layers.dense import Linear
     from layers.mlp import MLP
 
     if isinstance(net, MLP):
-        slopes = {"relu": 0.0, "identity": None}
-        if net.activation == "leaky_relu":
-            slope = float(net.act_layer.negative_slope)
-        elif net.activation in slopes:
-            slope = slopes[net.activation]
-        else:
+        if net.activation not in ("relu", "leaky_relu", "identity", "linear"):
             raise ValueError(f"net: exact region counting needs ReLU or LeakyReLU activations, "
                              f"got MLP(activation={net.activation!r})")
-        Ws, bs = net.weights, net.biases
-        K = len(Ws)
-        return [(np.array(Ws[k], np.float64), np.array(bs[k], np.float64), slope if k < K - 1 else None)
-                for k in range(K)]
+        for k, (W, b) in enumerate(zip(net.weights, net.biases)):     # before to_sequential copies them
+            check_array(f"net.weights[{k}]", W)
+            check_array(f"net.biases[{k}]", b)
+        net = net.to_sequential()
     if isinstance(net, Sequential):
         stages = []
         for i, layer in enumerate(net.layers):
             if isinstance(layer, Linear):
-                b = layer.bias.value if layer.has_bias else np.zeros(layer.out_features)
-                stages.append([np.array(layer.weight.value, np.float64), np.array(b, np.float64), None])
+                W = check_array(f"net.layers[{i}].weight", layer.weight.value)
+                b = check_array(f"net.layers[{i}].bias", layer.bias.value) if layer.has_bias \
+                    else np.zeros(layer.out_features)
+                stages.append([np.array(W, np.float64), np.array(b, np.float64), None])
             elif isinstance(layer, (ReLU, LeakyReLU, Identity)):
                 if not stages or stages[-1][2] is not None:
                     raise ValueError(f"net.layers[{i}]: expected a Linear before the activation "
@@ -161,23 +162,28 @@ class Regions1D:
 
     def points(self, s):
         """Input points x(s) for parameters s (any shape) → (..., D_in)."""
-        s = np.asarray(s, np.float64)
+        s = real_array("s", s)
         return self.start + s[..., None] * (self.end - self.start)
 
     def evaluate(self, s):
         """The network's output at parameters s ∈ [0, 1] from the pieces' affine maps, (len(s), D_out)."""
-        s = np.atleast_1d(np.asarray(s, np.float64))
+        s = np.atleast_1d(real_array("s", s))
         idx = np.clip(np.searchsorted(self.breaks, s, side="right") - 1, 0, len(self.pieces) - 1)
         slopes = np.array([p.slope for p in self.pieces])
         icpts = np.array([p.intercept for p in self.pieces])
         return slopes[idx] * s[:, None] + icpts[idx]
 
 
+def _point(name, v, D_in):
+    """An input point or direction (D_in,) (any array-like of D_in real numbers)."""
+    return check_array(name, real_array(name, v).reshape(-1), shape=(D_in,))
+
+
 def _segment_args(net, start, end):
     stages = network_stages(net)
     D_in = stages[0][0].shape[1]
-    start = check_array("start", np.asarray(start, np.float64).reshape(-1), shape=(D_in,))
-    end = check_array("end", np.asarray(end, np.float64).reshape(-1), shape=(D_in,))
+    start = _point("start", start, D_in)
+    end = _point("end", end, D_in)
     if np.allclose(start, end, rtol=0, atol=1e-14 * (1 + np.abs(start).max())):
         raise ValueError("end: expected a point different from start (degenerate segment), got end == start")
     return stages, start, end
@@ -284,7 +290,7 @@ class Regions2D:
         return affine_map(self.stages, self.pieces[i].pattern)
 
     def to_input(self, st):
-        st = np.asarray(st, np.float64)
+        st = _slice_points(st)
         return self.origin + st[..., 0:1] * self.u + st[..., 1:2] * self.v
 
     def total_area(self):
@@ -292,7 +298,7 @@ class Regions2D:
 
     def locate(self, st):
         """Index of the piece containing each slice point st (n, 2) (−1 if none), by half-plane tests."""
-        st = np.atleast_2d(np.asarray(st, np.float64))
+        st = np.atleast_2d(_slice_points(st))
         idx = np.full(len(st), -1, np.int64)
         for i, p in enumerate(self.pieces):
             inside = _inside(p.vertices, st, 1e-12)
@@ -301,13 +307,21 @@ class Regions2D:
 
     def evaluate(self, st):
         """The output at slice points st (n, 2) from the pieces' affine maps, (n, D_out)."""
-        st = np.atleast_2d(np.asarray(st, np.float64))
+        st = np.atleast_2d(_slice_points(st))
         idx = self.locate(st)
         out = np.full((len(st), self.pieces[0].M.shape[0]), np.nan)
         for i in np.unique(idx[idx >= 0]):
             m = idx == i
             out[m] = st[m] @ self.pieces[i].M.T + self.pieces[i].offset
         return out
+
+
+def _slice_points(st):
+    """Slice coordinates (..., 2)."""
+    st = real_array("st", st)
+    if st.ndim == 0 or st.shape[-1] != 2:
+        raise ValueError(f"st: expected slice coordinates of shape (..., 2), got {st.shape}")
+    return st
 
 
 def _area(P):
@@ -391,21 +405,21 @@ def slice_through(p0, p1, p2, margin=0.25):
     """(origin, u, v, extent) of the 2-D slice through three input points: origin = p0,
     u = p1 − p0, v = p2 − p0, so the points sit at (s, t) = (0, 0), (1, 0), (0, 1); the extent
     adds `margin` around the unit square."""
-    p0, p1, p2 = (np.asarray(p, np.float64).reshape(-1) for p in (p0, p1, p2))
+    p0 = real_array("p0", p0).reshape(-1)
+    p1, p2 = (check_array(n, real_array(n, p).reshape(-1), shape=p0.shape) for n, p in (("p1", p1), ("p2", p2)))
+    margin = check_float("margin", margin, low=0.0)
     return p0, p1 - p0, p2 - p0, ((-margin, 1 + margin), (-margin, 1 + margin))
 
 
 def _slice_args(stages, origin, u, v, extent):
     D_in = stages[0][0].shape[1]
-    origin = check_array("origin", np.asarray(origin, np.float64).reshape(-1), shape=(D_in,))
-    u = check_array("u", np.asarray(u, np.float64).reshape(-1), shape=(D_in,))
-    v = check_array("v", np.asarray(v, np.float64).reshape(-1), shape=(D_in,))
+    origin, u, v = _point("origin", origin, D_in), _point("u", u, D_in), _point("v", v, D_in)
     try:
         (s0, s1), (t0, t1) = extent
-        s0, s1, t0, t1 = (float(a) for a in (s0, s1, t0, t1))
     except (TypeError, ValueError):
         raise ValueError(f"extent: expected ((s0, s1), (t0, t1)), got {extent!r}") from None
-    if not all(np.isfinite([s0, s1, t0, t1])) or not (s1 > s0 and t1 > t0):
+    s0, s1, t0, t1 = (check_float(f"extent[{i // 2}][{i % 2}]", a) for i, a in enumerate((s0, s1, t0, t1)))
+    if not (s1 > s0 and t1 > t0):
         raise ValueError(f"extent: expected finite s0 < s1 and t0 < t1, got {extent!r}")
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
@@ -521,7 +535,7 @@ def _share_edge(P, Q, tol):
 def activation_patterns(net, X):
     """Boolean activation patterns (N, H) of the hidden units at input points X (N, D_in)."""
     stages = network_stages(net)
-    X = check_array("X", np.asarray(X, np.float64), ndim=2)
+    X = real_array("X", X, ndim=2)
     if X.shape[1] != stages[0][0].shape[1]:
         raise ValueError(f"X: expected shape (N, {stages[0][0].shape[1]}), got {X.shape}")
     h, pats = X, []
@@ -552,16 +566,19 @@ def pattern_estimate_1d(net, start, end, n_samples=1000, rng=0):
     """(sampled count of distinct patterns on n_samples uniform random points of the segment, exact
     Regions1D). Random, not evenly spaced, points: a grid can land exactly on boundaries (dyadic
     joints of the tent map, for instance), where z = 0 gives a pattern of no region (over-count)."""
+    n_samples = check_int("n_samples", n_samples, low=1)
+    gen = check_rng("rng", rng)
     r = regions_1d(net, start, end)
-    s = np.random.default_rng(rng).uniform(0.0, 1.0, n_samples)
+    s = gen.uniform(0.0, 1.0, n_samples)
     return count_patterns(net, r.points(s)), r
 
 
 def pattern_estimate_2d(net, origin, u, v, extent, n_samples=10000, rng=0):
     """(sampled count of distinct patterns on n_samples uniform points of the slice, exact Regions2D)."""
+    n_samples = check_int("n_samples", n_samples, low=1)
+    g = check_rng("rng", rng)
     r = regions_2d(net, origin, u, v, extent)
     (s0, s1), (t0, t1) = r.extent
-    g = np.random.default_rng(rng)
     st = np.stack([g.uniform(s0, s1, n_samples), g.uniform(t0, t1, n_samples)], axis=1)
     return count_patterns(net, r.to_input(st)), r
 
@@ -571,9 +588,12 @@ def estimate_vs_exact(net, origin, u, v, extent, n_samples=(100, 1000, 10000), r
     {"exact_activation", "exact_linear", "estimates": {n: distinct patterns among n uniform samples}}.
     Typical outcome: the estimate climbs towards the exact activation count from below as n grows
     (small regions are hit last) and can exceed the linear-region count (merged regions)."""
+    if not isinstance(n_samples, (list, tuple, np.ndarray)):
+        raise TypeError(f"n_samples: expected a list of sample sizes, got {type(n_samples).__name__}")
+    n_samples = [check_int(f"n_samples[{i}]", n, low=1) for i, n in enumerate(n_samples)]
+    g = check_rng("rng", rng)
     r = regions_2d(net, origin, u, v, extent)
     (s0, s1), (t0, t1) = r.extent
-    g = np.random.default_rng(rng)
     est = {}
     for n in n_samples:
         st = np.stack([g.uniform(s0, s1, n), g.uniform(t0, t1, n)], axis=1)

@@ -309,3 +309,70 @@ def test_sequential_variants_output_relu_and_stacked_linears():
     assert r.n_activation_regions <= 3
     with pytest.raises(ValueError, match="layers"):
         regions_1d(Sequential(ReLU(), Linear(1, 1)), [0.0], [1.0])
+
+
+@pytest.mark.parametrize("dims", [([2, 8, 8, 1]), ([1, 5, 4, 2])])
+def test_mlp_and_to_sequential_agree_for_every_slope(dims):
+    """The MLP is read through its to_sequential(), so both give one answer; LeakyReLU(1) is the
+    identity: the net is affine, 1 region (before: the MLP counted every unit's sign, 15 pieces
+    on a segment and 110 polygons on a slice, while its Sequential gave 1)."""
+    D_in = dims[0]
+    start, end = -3 * np.ones(D_in), 3 * np.ones(D_in) * np.arange(1, D_in + 1)
+    for slope in (0.0, 0.1, 1.0, -0.5):
+        net = MLP(dims, activation="leaky_relu", negative_slope=slope, rng=0)
+        a, b = regions_1d(net, start, end), regions_1d(net.to_sequential(), start, end)
+        assert (a.n_activation_regions, a.n_linear_regions) == (b.n_activation_regions, b.n_linear_regions)
+        if D_in == 2:
+            a2 = regions_2d(net, [0, 0], [1, 0], [0, 1], ((-3, 3), (-3, 3)))
+            b2 = regions_2d(net.to_sequential(), [0, 0], [1, 0], [0, 1], ((-3, 3), (-3, 3)))
+            assert (a2.n_activation_regions, a2.n_linear_regions) == (b2.n_activation_regions, b2.n_linear_regions)
+        if slope == 1.0:
+            assert a.n_activation_regions == a.n_linear_regions == 1
+            assert count_patterns(net, np.random.default_rng(0).normal(size=(50, D_in))) == 1
+
+
+def test_non_finite_weights_are_refused_by_name():
+    """Before: NaN weights gave a count (NaN comparisons are False: every unit 'inactive')."""
+    net = MLP([2, 4, 1], rng=0)
+    net.weights[1][0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^net\.weights\[1\]: expected finite values"):
+        regions_1d(net, [0.0, 0.0], [1.0, 1.0])
+    seq = MLP([2, 4, 1], rng=0).to_sequential()
+    seq.layers[0].bias.value[3] = np.inf
+    with pytest.raises(ValueError, match=r"^net\.layers\[0\]\.bias: expected finite values"):
+        regions_2d(seq, [0, 0], [1, 0], [0, 1], ((0, 1), (0, 1)))
+    with pytest.raises(ValueError, match=r"^net\.layers\[0\]\.bias"):
+        count_patterns(seq, np.zeros((3, 2)))
+
+
+_NET = MLP([2, 3, 1], rng=0)
+BAD = [
+    (lambda: regions_1d(_NET, [0.0, 1j], [1.0, 1.0]), TypeError, "start"),          # was: imaginary part dropped
+    (lambda: regions_1d(_NET, [0.0, "a"], [1.0, 1.0]), TypeError, "start"),
+    (lambda: regions_1d(_NET, [0.0, 0.0], [1.0, np.nan]), ValueError, "end"),
+    (lambda: regions_1d(_NET, [0.0, 0.0], [1.0, 1.0], tol="0"), TypeError, "tol"),
+    (lambda: regions_2d(_NET, [0, 0], [1, 0], [0, 1], (("0", 1), (0, 1))), TypeError, r"extent\[0\]\[0\]"),
+    (lambda: regions_2d(_NET, [0, 0], [1, 0], [0, 1], ((0, np.inf), (0, 1))), TypeError, r"extent\[0\]\[1\]"),
+    (lambda: regions_2d(_NET, [0, 0], [True, False], [0, 1], ((0, 1), (0, 1))), TypeError, "u"),
+    (lambda: pattern_estimate_1d(_NET, [0, 0], [1, 1], rng=-1), ValueError, "rng"),  # was: unnamed
+    (lambda: pattern_estimate_1d(_NET, [0, 0], [1, 1], n_samples=0), ValueError, "n_samples"),
+    (lambda: pattern_estimate_2d(_NET, [0, 0], [1, 0], [0, 1], BIG, rng="0"), TypeError, "rng"),
+    (lambda: count_patterns(_NET, np.zeros((3, 3))), ValueError, "X"),
+    (lambda: count_patterns(_NET, [[1 + 0j, 0.0]]), TypeError, "X"),
+    (lambda: slice_through([0, 0], [1, 0], [0, 1, 2]), ValueError, "p2"),
+    (lambda: slice_through([0, 0], [1, 0], [0, 1], margin=-1), ValueError, "margin"),
+    (lambda: regions_1d(_NET, [0, 0], [1, 1]).evaluate([0.5j]), TypeError, "s"),
+    (lambda: regions_2d(_NET, [0, 0], [1, 0], [0, 1], BIG).evaluate([[0.0, 1.0, 2.0]]), ValueError, "st"),
+    (lambda: shallow_network([[1.0]], [0.0, 1.0], [1.0]), ValueError, "b"),
+    (lambda: shallow_network([[1.0]], [0.0], [1.0], b_out="0"), TypeError, "b_out"),
+    (lambda: shallow_network([[1.0]], [0.0], [1.0], activation="relu"), TypeError, "activation"),
+    (lambda: tent_network(0), ValueError, "L"),
+    (lambda: bounds.zaslavsky(2, True), TypeError, "n"),
+    (lambda: bounds.two_to_h([3, "4"]), TypeError, r"widths\[1\]"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_arguments_name_the_argument(call, exc, name):
+    with pytest.raises(exc, match=rf"^{name}(?!\w)"):
+        call()
