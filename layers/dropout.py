@@ -4,8 +4,9 @@ Train mode: each element is kept with probability 1 − p and scaled by 1/(1 −
     y = x ⊙ m,   m_i = 𝟙[u_i ≥ p] / (1 − p),  u_i ~ U[0, 1),    ∂ℓ/∂x = ∂ℓ/∂y ⊙ m;
 eval mode (`train=False`): the identity. E[y] = x in both.
 
-The mask comes from the layer's own generator `rng` (a seed or a numpy Generator), so a run is
-reproducible. By default a new mask is drawn at every train-mode forward, and each call saves
+The mask is drawn from the layer's generator (engine.seeding): its own when built with `rng` (a
+seed or a numpy Generator), else the engine's default one (`engine.manual_seed`); `fit(seed=)`
+gives it a stream of its own, so a run is reproducible. By default a new mask is drawn at every train-mode forward, and each call saves
 the mask it used for its own backward (a layer used twice in one forward gets two masks, each
 backward the right one). Gradient checking needs the layer to be a fixed function while the
 inputs are perturbed, so `fix_mask=True` keeps the first mask drawn (for a given input shape and
@@ -35,11 +36,14 @@ def dropout_backward(dy, mask):
 
 class Dropout(Layer):
     """Dropout(p=0.5, rng=None, fix_mask=False): zero each element with probability p in train mode
-    and scale the rest by 1/(1 − p); identity with `train=False`. Any float dtype and shape."""
+    and scale the rest by 1/(1 − p); identity with `train=False`. Any float dtype and shape.
+    `rng`: a seed or a numpy Generator of the layer's own, None for the engine's default one."""
+
+    stochastic = True
 
     def __init__(self, p=0.5, rng=None, fix_mask=False):
         self.p = check_float("p", p, low=0, high=1)
-        self.rng = np.random.default_rng(rng)
+        self.set_generator(rng)
         self.fix_mask = bool(fix_mask)
         self._last_mask = None      # the last mask used; with fix_mask, the fixed one
 
@@ -56,7 +60,7 @@ class Dropout(Layer):
     def _draw(self, shape, dtype):
         if self.p == 1:
             return np.zeros(shape, dtype)
-        return ((self.rng.random(shape) >= self.p) / (1.0 - self.p)).astype(dtype)
+        return ((self.generator.random(shape) >= self.p) / (1.0 - self.p)).astype(dtype)
 
     def forward(self, x, train=True):
         x = check_array("x", x)

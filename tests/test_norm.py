@@ -323,6 +323,20 @@ def test_dropout_statistics_seed_and_eval():
     assert Dropout(0.5).forward(x.astype(np.float32)).dtype == np.float32
 
 
+def test_dropout_draws_from_its_generator():
+    x = np.ones((30, 20))
+    assert Dropout.stochastic
+    engine.manual_seed(7)
+    a = Dropout(0.5).forward(x)
+    engine.manual_seed(7)
+    np.testing.assert_array_equal(Dropout(0.5).forward(x), a)              # the engine's default generator
+    d = Dropout(0.5, rng=1)
+    d.set_generator(7)
+    np.testing.assert_array_equal(d.forward(x), Dropout(0.5, rng=7).forward(x))
+    with pytest.raises(ValueError, match="rng"):
+        Dropout(0.5, rng=-1)
+
+
 def test_dropout_fixed_mask_is_layer_state():
     x = np.ones((20, 10))
     f = Dropout(0.5, rng=2, fix_mask=True)
