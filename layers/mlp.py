@@ -202,7 +202,8 @@ class MLP(Layer):
                                self.grad, self.widths, self._code, self._p0, self._p1, call.flat[0], call.flat[1],
                                call.flat[2], input_grad, gemm_for(self.dtype))
             call.dfs = self._blocks(call.flat[2], N, K + 1)
-            self._pool.append(call.flat)       # free for the next forward; the views stay readable until then
+            if N == self._pool_N:              # free for the next forward of this batch size; views stay readable
+                self._pool.append(call.flat)
         self._last_backward = call
         return dx if input_grad else None
 

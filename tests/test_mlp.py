@@ -227,6 +227,27 @@ def test_stored_quantities_need_forward_and_backward(rng):
     np.testing.assert_allclose(m.preactivations[0], x2 @ m.weights[0].T + m.biases[0], rtol=1e-14)
 
 
+@pytest.mark.parametrize("sizes", [(4, 6), (6, 4), (4, 6, 4)])
+def test_calls_of_different_batch_sizes_in_flight(sizes, rng):
+    """One MLP used on batches of different sizes in one forward (then backward in reverse
+    order): each call's buffers fit its batch, and later forwards of either size get buffers of
+    their own size (the fast path reuses freed buffers), as the reference path computes."""
+    m = MLP([3, 5, 2], activation="tanh", rng=0)
+    xs = [rng.standard_normal((N, 3)) for N in sizes]
+    Gs = [rng.standard_normal((N, 2)) for N in sizes]
+    out = {}
+    for ref in (False, True):
+        m.zero_grad()
+        with reference_kernels(ref):
+            ys = [m.forward(x) for x in xs]
+            dxs = [m.backward(G) for G in reversed(Gs)][::-1]
+            again = [m.forward(x) for x in xs[::-1]]
+            m.zero_grad()
+        out[ref] = ys + dxs + again
+    for a, b in zip(out[False], out[True]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
 def test_no_hidden_layer_and_batch_size_changes(rng):
     m = MLP([3, 2], rng=0)                                    # a single Linear
     x = rng.standard_normal((4, 3))
