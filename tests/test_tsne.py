@@ -318,3 +318,127 @@ def test_bad_input_errors(rng):
         kl_divergence(P, X[:30, :2])
     with pytest.raises(ValueError, match="P: expected affinities summing to 1"):
         kl_divergence(2 * P, X[:, :2])
+
+
+# ------------------------------------------------------------------ scale, overflow, complex input
+SCALES = [10.0 ** e for e in (-300, -155, -150, -20, 20, 150, 155, 300)]
+
+
+def test_affinities_do_not_depend_on_the_scale(rng):
+    """X is centred and divided by a power of two before any distance (affinities.normalise):
+    10^k X gives the same P to 1e-9 for k from -300 to 300 (before: NaN at 1e-155, where squared
+    distances underflow, and an overflow at 1e155), and 2^k X the bit-identical P."""
+    X = _blobs(rng, n=40, d=5)
+    for method in ("barnes_hut", "exact"):
+        P0 = joint_probabilities(X, 5.0, method=method)
+        for c in SCALES:
+            P = joint_probabilities(X * c, 5.0, method=method)
+            assert np.isfinite(P.data).all()
+            np.testing.assert_array_equal(P.indices, P0.indices)
+            assert abs(P - P0).max() <= 1e-9 * P0.max(), c
+        for k in (-900, -1, 3, 900):
+            P = joint_probabilities(np.ldexp(X, k), 5.0, method=method)
+            assert (P != P0).nnz == 0, k
+
+
+def test_affinities_do_not_depend_on_an_offset(rng):
+    """Centring first: an offset of 1e8 no longer cancels the spread in ‖x_j‖² − 2 x_i·x_j (before:
+    wrong nearest neighbours). P agrees to the precision X + 1e8 keeps of X (~1e-8)."""
+    X = _blobs(rng, n=60, d=4)
+    P0 = joint_probabilities(X, 8.0)
+    P = joint_probabilities(X + 1e8, 8.0)
+    np.testing.assert_array_equal(P.indices, P0.indices)
+    assert abs(P - P0).max() <= 1e-6 * P0.max()
+
+
+def test_embedding_bit_identical_under_powers_of_two(rng):
+    """Dividing by powers of two is exact, so 2^k X gives the bit-identical embedding."""
+    X = _blobs(rng, n=40, d=5)
+    Y0 = TSNE(perplexity=5, max_iter=100, random_state=0).fit_transform(X)
+    for k in (-900, -1, 1, 900):
+        np.testing.assert_array_equal(TSNE(perplexity=5, max_iter=100, random_state=0).fit_transform(np.ldexp(X, k)), Y0)
+
+
+def test_embedding_finite_and_of_the_same_quality_at_any_scale(rng):
+    """40 points scaled by 1e-155 gave an all-NaN embedding. Now every scale gives a finite map
+    from the same start (one iteration: equal to 1e-9); the descent is chaotic (a 1e-15 change
+    in P grows ~2x per iteration: different maps after ~50 iterations, as for two seeds), so
+    quality is compared, not the map: KL within 15 % and trustworthiness within 0.02 of the
+    unscaled fit's (two seeds differ by as much on 200 points)."""
+    X = _blobs(rng, n=40, d=5)
+    start = TSNE(perplexity=5, max_iter=1, random_state=0).fit_transform(X)
+    for c in SCALES:
+        Y = TSNE(perplexity=5, max_iter=1, random_state=0).fit_transform(X * c)
+        np.testing.assert_allclose(Y, start, rtol=0, atol=1e-9 * np.abs(start).max())
+        Y = TSNE(perplexity=5, max_iter=300, random_state=0).fit_transform(X * c)
+        assert np.isfinite(Y).all(), c
+    X = _blobs(rng, n=200, d=8, centres=5)
+    ref = TSNE(perplexity=10, max_iter=500, random_state=0).fit(X)
+    t_ref = trustworthiness(X, ref.embedding_, 5)
+    for c in (1e-155, 1e155):
+        t = TSNE(perplexity=10, max_iter=500, random_state=0).fit(X * c)
+        assert abs(t.kl_divergence_ - ref.kl_divergence_) <= 0.15 * ref.kl_divergence_, c
+        assert abs(trustworthiness(X * c, t.embedding_, 5) - t_ref) <= 0.02, c
+
+
+def test_trustworthiness_does_not_depend_on_the_scale(rng):
+    """Before: at 1e-155 every squared distance in X was 0, every rank a tie."""
+    X = rng.standard_normal((60, 5))
+    Y = X[:, :2] + 0.3 * rng.standard_normal((60, 2))
+    t = trustworthiness(X, Y, 5)
+    for c in (1e-155, 1e155):
+        assert trustworthiness(X * c, Y, 5) == pytest.approx(t, abs=1e-12)
+        assert trustworthiness(X, Y * c, 5) == pytest.approx(t, abs=1e-12)
+
+
+def test_step_sizes_that_overflow_are_refused(rng):
+    """learning_rate=1e308 made the map ±inf and the fit end in a ZeroDivisionError (Z = 0);
+    the bound (|y| ≤ 1e100 whatever the data) refuses it by name, and accepts every usual value."""
+    X = rng.standard_normal((40, 3))
+    with pytest.raises(ValueError, match=r"^learning_rate: 1e\+308 .* beyond ±1e\+100"):
+        TSNE(perplexity=5, max_iter=10, learning_rate=1e308).fit(X)
+    with pytest.raises(ValueError, match=r"^early_exaggeration: 1e\+300 with learning_rate='auto'"):
+        TSNE(perplexity=5, max_iter=10, early_exaggeration=1e300).fit(X)
+    with pytest.raises(ValueError, match=r"^init: expected coordinates within"):
+        TSNE(perplexity=5, max_iter=10, init=np.full((40, 2), 1e200)).fit(X)
+    big = TSNE(perplexity=5, max_iter=10, learning_rate=1e90, early_exaggeration=100.0).fit(X)
+    assert np.isfinite(big.embedding_).all() and np.isfinite(big.kl_divergence_)
+    assert np.isfinite(TSNE(perplexity=5, max_iter=50, learning_rate=1e6).fit_transform(X)).all()
+
+
+def test_complex_input_is_refused(rng):
+    """Before: a complex init lost its imaginary part (a ComplexWarning), as did a complex P."""
+    X = rng.standard_normal((40, 3))
+    with pytest.raises(TypeError, match=r"^X: expected a real"):
+        TSNE(perplexity=5).fit(X + 1j)
+    with pytest.raises(TypeError, match=r"^init: expected a real"):
+        TSNE(perplexity=5, init=np.ones((40, 2), complex)).fit(X)
+    P = joint_probabilities(X, 5.0)
+    with pytest.raises(TypeError, match=r"^P: expected real"):
+        kl_divergence(P.astype(complex), X[:, :2])
+    with pytest.raises(TypeError, match=r"^P: expected real"):
+        kl_divergence(P.toarray() + 0j, X[:, :2])
+
+
+@pytest.mark.parametrize("kw, exc, name", [
+    ({"random_state": -1, "init": "random"}, ValueError, "random_state"),   # was: unnamed
+    ({"random_state": 1.5}, TypeError, "random_state"),
+    ({"verbose": "yes"}, TypeError, "verbose"),                               # was: int() message
+    ({"progress": "False"}, ValueError, "progress"),
+    ({"progress": 1}, TypeError, "progress"),
+    ({"n_components": 2.0}, TypeError, "n_components"),
+    ({"perplexity": "5"}, TypeError, "perplexity"),
+    ({"early_exaggeration": 0.5}, ValueError, "early_exaggeration"),
+    ({"learning_rate": np.inf}, TypeError, "learning_rate"),
+    ({"max_iter": True}, TypeError, "max_iter"),
+    ({"angle": "0.5"}, TypeError, "angle"),
+    ({"method": ["exact"]}, ValueError, "method"),
+    ({"init": np.ones((40, 2), bool)}, TypeError, "init"),
+])
+def test_bad_arguments_name_the_argument(rng, kw, exc, name):
+    X = rng.standard_normal((40, 3))
+    kw = {"perplexity": 5, "max_iter": 10, **kw}
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        TSNE(**kw).fit(X)
+    with pytest.raises(TypeError, match=r"^n_neighbors: expected an int"):
+        trustworthiness(X, X[:, :2], 5.0)

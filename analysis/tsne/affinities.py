@@ -21,6 +21,13 @@ smallest per row are kept in a bounded max-heap. The selected neighbours' distan
 recomputed directly as Σ_d (x_id - x_jd)², free of the cancellation of the dot-product form.
 Rows are arranged in the returned arrays by increasing neighbour index.
 
+Scale: the affinities do not depend on the scale or the position of the data (β_i adapts to
+the distances), but squared distances of data of size 1e-155 underflow and of size 1e155
+overflow, and a common offset large against the spread cancels in ‖x_j‖² − 2 x_i·x_j.
+`normalise` therefore centres X and divides it by powers of two (exact: no rounding) until its
+largest coordinate lies in [0.5, 1) before any distance is taken: data scaled by any 2^k gives
+bit-identical affinities, and by any other factor the same affinities up to rounding (~1e-15).
+
 Data layout: X (N, D) float64, batch-first rows (the notes' column vectors x_i are rows here).
 """
 import numpy as np
@@ -29,6 +36,27 @@ from numba import njit, prange
 from ._common import FASTMATH
 
 _BLOCK = 32  # rows per distance block; fixed, so results do not depend on the thread count
+
+
+def _pow2_unit(A):
+    """A / 2^e with e such that max |A / 2^e| lies in [0.5, 1) (A unchanged when it is all zeros).
+    Division by a power of two is exact, so 2^k A gives the same bits for any k."""
+    m = float(np.abs(A).max()) if A.size else 0.0
+    if m == 0.0:
+        return A
+    return np.ldexp(A, -np.frexp(m)[1])
+
+
+def normalise(X):
+    """X (N, D) finite float64 → the centred X, scaled by a power of two to max |x| in [0.5, 1).
+
+    First scaled (so that the mean cannot overflow at 1e308), then centred, then scaled again
+    (so that the spread, not the offset, sets the scale). t-SNE's affinities, its PCA
+    initialisation and trustworthiness are invariant under this map, and afterwards no
+    squared distance under- or overflows.
+    """
+    X1 = _pow2_unit(np.asarray(X, np.float64))
+    return np.ascontiguousarray(_pow2_unit(X1 - X1.mean(axis=0)))
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -249,7 +277,8 @@ def symmetrize(ind, P):
 
 
 def joint_probabilities(X, perplexity, k, n_chunks, tol=1e-5, max_steps=200):
-    """Sparse symmetric P of t-SNE for float64 C-contiguous X (N, D) using k neighbours.
+    """Sparse symmetric P of t-SNE for float64 C-contiguous X (N, D) using k neighbours
+    (X as given: the callers pass `normalise(X)`).
 
     Returns (indptr, indices, data, H) where H (N,) holds the entropies reached by calibration
     (exp(H) is each row's perplexity). k = N - 1 gives the dense P of the exact method.

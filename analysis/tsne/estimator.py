@@ -50,6 +50,14 @@ Defaults and differences, and why
   estimate for method="barnes_hut", like scikit-learn); `metrics.kl_divergence(P, Y)` gives it
   with the exact Z, to compare embeddings made by different programs.
 
+Scale: the result does not depend on the scale or position of X. X is centred and divided by a
+power of two before anything else (affinities.normalise: exact, no rounding), so X·2^k gives the
+bit-identical embedding for any k, and X·c for any other c > 0 the same affinities up to rounding
+(~1e-15 relative) and the same initial map. (The embedding itself then agrees only as far as the
+descent's chaos allows: a 1e-15 change in P or Y₀ changes the final map and its KL divergence by
+as much as two different seeds do.) Learning rates and exaggerations that could carry the map
+out of the float range are refused (see `learning_rate`); complex input is refused, not cast.
+
 Progress: `progress="auto"` shows a bar over the iterations (KL divergence as its postfix) on a
 terminal or in Jupyter and nothing in pipes or CI (engine.progress); it is removed when the fit
 ends. `verbose` keeps scikit-learn's meaning: 0 prints nothing, > 0 prints the affinity step,
@@ -62,17 +70,18 @@ Determinism: every parallel kernel writes disjoint per-point outputs and all sum
 added in index order, so the same input and seed give bit-identical embeddings whatever the
 number of threads.
 """
-import numbers
 import sys
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
+from engine.checks import check_bool, check_choice, check_float, check_int, check_rng
 from engine.progress import progress
 
 from ._common import num_threads, pool
 from .affinities import joint_probabilities as _joint
+from .affinities import normalise
 from .exact import p_log_p
 from .metrics import _as_float_matrix
 from .optimize import run, run_2d
@@ -86,6 +95,9 @@ _REPORT_EVERY = 50
 # was idle); 3,000 points / 300 iterations 1.7 vs 2.9 s; 6,000 points 5.0 vs 5.9 s. Results do
 # not depend on the thread count (bit-identical), only the time does.
 _SERIAL_BELOW = 4096
+# Bound on the map's coordinates: squared distances (≤ 4·d·1e200) stay finite and Z ≥ N·1e-201 > 0.
+# `_check_steps` refuses learning rates, exaggerations and initial maps that could leave it.
+_MAP_LIMIT = 1e100
 
 
 def _neighbours(N, perplexity, method):
@@ -93,23 +105,25 @@ def _neighbours(N, perplexity, method):
 
 
 def _check_points(X, perplexity):
+    """X as a finite float64 matrix with enough points for the perplexity, then `normalise`d
+    (centred and scaled by a power of two: the result does not depend on X's scale)."""
     X = _as_float_matrix("X", X)
     N = X.shape[0]
     need = int(np.floor(3.0 * perplexity)) + 1
     if N < need:
         raise ValueError(f"X: t-SNE with perplexity={perplexity:g} needs at least 3·perplexity + 1 = {need} "
                          f"points (k = 3·perplexity neighbours per point), got {N}; lower the perplexity")
-    return X
+    return normalise(X)
 
 
 def joint_probabilities(X, perplexity=30.0, method="barnes_hut"):
     """The symmetric affinities P of t-SNE as a scipy.sparse CSR matrix (N, N), summing to 1.
 
     method="barnes_hut": over the ⌊3·perplexity⌋ exact nearest neighbours; "exact": all points.
+    Independent of the scale and position of X (see affinities.normalise).
     """
-    _check_perplexity(perplexity)
-    if method not in ("barnes_hut", "exact"):
-        raise ValueError(f"method: expected 'barnes_hut' or 'exact', got {method!r}")
+    perplexity = _check_perplexity(perplexity)
+    check_choice("method", method, ("barnes_hut", "exact"))
     X = _check_points(X, perplexity)
     N = X.shape[0]
     indptr, indices, data, _H = _joint(X, perplexity, _neighbours(N, perplexity, method), num_threads())
@@ -117,10 +131,28 @@ def joint_probabilities(X, perplexity=30.0, method="barnes_hut"):
 
 
 def _check_perplexity(perplexity):
-    if isinstance(perplexity, bool) or not isinstance(perplexity, numbers.Real) or not np.isfinite(perplexity):
-        raise TypeError(f"perplexity: expected a finite real number, got {perplexity!r}")
-    if perplexity < 1.0:
-        raise ValueError(f"perplexity: expected a number >= 1 (an effective number of neighbours), got {perplexity}")
+    """A number >= 1 (an effective number of neighbours)."""
+    return check_float("perplexity", perplexity, low=1.0)
+
+
+def _check_steps(lr, lr_late, alpha, max_iter, y0_max, learning_rate):
+    """Refuse step sizes that could carry the map beyond ±_MAP_LIMIT (then squared distances
+    overflow and the gradient is NaN). Per coordinate |∂C/∂y| ≤ α + 2 ≤ 2(α + 1) (|p w Δ| and
+    |w² Δ|/Z are at most ½ per unit of mass), the gains grow by at most 0.2 per iteration and
+    momentum ≤ 0.8 sums to at most 5 steps, so after T iterations
+        |y| ≤ |y_0| + 10 · max(η (α + 1), 2 η_late) · (T + 0.1 T²).
+    A ValueError names the argument that makes the bound too large."""
+    reach = 10.0 * max(lr * (alpha + 1.0), 2.0 * lr_late) * (max_iter + 0.1 * max_iter * max_iter)
+    if y0_max + reach <= _MAP_LIMIT:
+        return
+    allowed = (_MAP_LIMIT - y0_max) / (10.0 * (max_iter + 0.1 * max_iter * max_iter))
+    if learning_rate == "auto" or alpha + 1.0 > lr:
+        raise ValueError(f"early_exaggeration: {alpha:g} with learning_rate={learning_rate!r} over max_iter="
+                         f"{max_iter} iterations can move the map beyond ±{_MAP_LIMIT:g}, where squared "
+                         f"distances overflow; expected learning_rate·(early_exaggeration + 1) <= {allowed:.3g}")
+    raise ValueError(f"learning_rate: {lr:g} with early_exaggeration={alpha:g} over max_iter={max_iter} "
+                     f"iterations can move the map beyond ±{_MAP_LIMIT:g}, where squared distances "
+                     f"overflow; expected learning_rate·(early_exaggeration + 1) <= {allowed:.3g}")
 
 
 class TSNE:
@@ -132,12 +164,15 @@ class TSNE:
     perplexity : float >= 1, effective number of neighbours; needs N >= 3·perplexity + 1.
     early_exaggeration : float >= 1, α multiplying P during the first 250 iterations.
     learning_rate : "auto" (max(N / (4α), 50) while exaggerated, max(N / 4, 50) after) or a
-        positive float used throughout.
+        positive float used throughout. Learning rates and exaggerations that could carry the map
+        beyond ±1e100 in max_iter iterations (where squared distances overflow) are refused
+        with a ValueError naming the argument (`_check_steps`; about η (α + 1) > 1e94 at 1,000
+        iterations, nothing a fit would use).
     max_iter : int >= 1, total number of iterations (exaggerated ones included).
-    init : "pca", "random" or an array (N, n_components).
+    init : "pca", "random" or an array (N, n_components) of real numbers within ±5e99.
     method : "barnes_hut" (O(N log N) per iteration) or "exact" (O(N²), the reference).
     angle : float in [0, 1], θ of Barnes-Hut; 0 gives the exact forces.
-    random_state : None, int or numpy.random.Generator, for init="random".
+    random_state : None, int >= 0 or numpy.random.Generator, for init="random".
     verbose : int; > 0 prints the affinity step and every 50 iterations (iteration, KL, gradient
         norm, elapsed seconds) on stdout.
     progress : "auto", True or False (not in scikit-learn), a progress bar over the iterations:
@@ -165,37 +200,39 @@ class TSNE:
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
-        nc = self.n_components
-        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc < 1:
-            raise ValueError(f"n_components: expected a positive int, got {nc!r}")
-        if self.method not in ("barnes_hut", "exact"):
-            raise ValueError(f"method: expected 'barnes_hut' or 'exact', got {self.method!r}")
-        if self.method == "barnes_hut" and nc > 3:
+        """Every argument, with engine.checks' named errors; returns them normalised."""
+        nc = check_int("n_components", self.n_components, low=1)
+        method = check_choice("method", self.method, ("barnes_hut", "exact"))
+        if method == "barnes_hut" and nc > 3:
             raise ValueError(f"n_components: method='barnes_hut' supports 1, 2 or 3 components (a binary, "
                              f"quad- or octree), got {nc}; use method='exact' for more")
         _check_perplexity(self.perplexity)
-        ee = self.early_exaggeration
-        if isinstance(ee, bool) or not isinstance(ee, numbers.Real) or not np.isfinite(ee) or ee < 1:
-            raise ValueError(f"early_exaggeration: expected a number >= 1, got {ee!r}")
-        lr = self.learning_rate
-        if isinstance(lr, str):
-            if lr != "auto":
-                raise ValueError(f"learning_rate: expected 'auto' or a positive number, got {lr!r}")
-        elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not np.isfinite(lr) or lr <= 0:
-            raise ValueError(f"learning_rate: expected 'auto' or a positive number, got {lr!r}")
-        mi = self.max_iter
-        if isinstance(mi, bool) or not isinstance(mi, numbers.Integral) or mi < 1:
-            raise ValueError(f"max_iter: expected a positive int, got {mi!r}")
-        a = self.angle
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0.0 <= a <= 1.0:
-            raise ValueError(f"angle: expected a number in [0, 1], got {a!r}")
+        check_float("early_exaggeration", self.early_exaggeration, low=1.0)
+        if isinstance(self.learning_rate, str):
+            if self.learning_rate != "auto":
+                raise ValueError(f"learning_rate: expected 'auto' or a positive number, got {self.learning_rate!r}")
+        else:
+            check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_int("max_iter", self.max_iter, low=1)
+        check_float("angle", self.angle, low=0.0, high=1.0)
         if isinstance(self.init, str):
             if self.init not in ("pca", "random"):
                 raise ValueError(f"init: expected 'pca', 'random' or an array (N, n_components), got {self.init!r}")
         elif not isinstance(self.init, np.ndarray):
             raise TypeError(f"init: expected 'pca', 'random' or a numpy.ndarray, got {type(self.init).__name__}")
-        if not (isinstance(self.progress, bool) or self.progress == "auto"):
-            raise ValueError(f"progress: expected True, False or 'auto', got {self.progress!r}")
+        elif self.init.dtype.kind not in "fiu":       # complex: the imaginary part would be dropped
+            raise TypeError(f"init: expected a real (float or integer) array, got dtype {self.init.dtype}")
+        check_rng("random_state", self.random_state)
+        if not isinstance(self.verbose, (bool, np.bool_)):   # scikit-learn's verbose: an int (or a bool)
+            check_int("verbose", self.verbose, low=0)
+        if isinstance(self.progress, str):
+            if self.progress != "auto":
+                raise ValueError(f"progress: expected True, False or 'auto', got {self.progress!r}")
+        else:
+            try:
+                check_bool("progress", self.progress)
+            except TypeError:
+                raise TypeError(f"progress: expected True, False or 'auto', got {self.progress!r}") from None
 
     def _initial_map(self, X):
         N, D = X.shape
@@ -204,13 +241,15 @@ class TSNE:
             Y0 = self.init
             if Y0.shape != (N, nc):
                 raise ValueError(f"init: expected an array of shape ({N}, {nc}), got {Y0.shape}")
-            if not np.issubdtype(Y0.dtype, np.number) or not np.isfinite(Y0).all():
+            Y0 = np.array(Y0, dtype=np.float64, order="C")
+            if not np.isfinite(Y0).all():
                 raise ValueError("init: expected finite real values")
-            return np.array(Y0, dtype=np.float64, order="C")
+            if np.abs(Y0).max() > 0.5 * _MAP_LIMIT:
+                raise ValueError(f"init: expected coordinates within ±{0.5 * _MAP_LIMIT:g} (squared distances "
+                                 f"of the map must not overflow), got {np.abs(Y0).max():g}")
+            return Y0
         if self.init == "random":
-            rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
-                else np.random.default_rng(self.random_state)
-            return 1e-4 * rng.standard_normal((N, nc))
+            return 1e-4 * check_rng("random_state", self.random_state).standard_normal((N, nc))
         # "pca": eigenvectors of the covariance, sign fixed so each one's largest entry is > 0
         if nc > D:
             raise ValueError(f"init: 'pca' gives at most n_features = {D} components, n_components is {nc}; "
@@ -248,6 +287,7 @@ class TSNE:
             lr_late = max(N / 4.0, 50.0)
         else:
             lr = lr_late = float(self.learning_rate)
+        _check_steps(lr, lr_late, alpha, int(self.max_iter), float(np.abs(Y).max()), self.learning_rate)
         verbose = int(self.verbose) if self.verbose else 0
         t0 = time.perf_counter()
         with progress(total=self.max_iter, desc="t-SNE affinities", enabled=self.progress, leave=False) as bar:

@@ -18,7 +18,9 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from ._common import FASTMATH, num_threads
-from .affinities import _BLOCK, knn_exact
+from engine.checks import check_int
+
+from .affinities import _BLOCK, knn_exact, normalise
 from .exact import attractive_forces, p_log_p, repulsive_exact
 
 
@@ -96,11 +98,12 @@ def trustworthiness(X, Y, n_neighbors=5):
     N = X.shape[0]
     if Y.shape[0] != N:
         raise ValueError(f"Y: expected {N} rows (one per row of X), got shape {Y.shape}")
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)):
-        raise TypeError(f"n_neighbors: expected an int, got {n_neighbors!r}")
-    k = int(n_neighbors)
+    k = check_int("n_neighbors", n_neighbors)
     if not 1 <= k < N / 2:
         raise ValueError(f"n_neighbors: expected an int in [1, N/2) = [1, {N / 2:g}), got {k}")
+    # ranks do not change under centring and scaling; normalised, no squared distance under- or
+    # overflows (data of size 1e-155 would give all-zero distances: every rank a tie)
+    X, Y = normalise(X), normalise(Y)
     T = num_threads()
     nbrs, _ = knn_exact(Y, k, T)
     excess = _rank_excess(X, nbrs, T)
@@ -109,6 +112,8 @@ def trustworthiness(X, Y, n_neighbors=5):
 
 
 def _as_csr(P, N):
+    if (sp.issparse(P) or isinstance(P, np.ndarray)) and P.dtype.kind not in "fiu":
+        raise TypeError(f"P: expected real (float or integer) affinities, got dtype {P.dtype}")
     if sp.issparse(P):
         P = sp.csr_matrix(P, dtype=np.float64)
     elif isinstance(P, np.ndarray):
