@@ -21,7 +21,7 @@ import numpy as np
 
 from .core import Layer, leaves, no_grad, rebuild
 
-FLOOR = 1e-3
+FLOOR = 1e-2
 
 
 @dataclass

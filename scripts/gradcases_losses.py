@@ -5,10 +5,9 @@
 and the report runs `engine.gradcheck_loss(loss_object, pred, target, **forward_kwargs)`.
 One case per loss x reduction x target kind / option. Inputs are float64 and kept away from
 kinks: |pred - target| >= 0.1 for L1, |margin - f_y + f_i| >= 0.1 for MultiMargin, variances
-in [0.5, 2] for GaussianNLL (its `dvar` is checked in tests/test_losses.py). The smooth losses
-redraw inputs until every entry of the gradient is at least 1% of the largest: the reported
-relative error |a - n| / (|a| + |n|) of a nearly-zero entry measures only the rounding noise
-of the central difference (~1e-10 |loss|), not the gradient.
+in [0.5, 2] for GaussianNLL (its `dvar` is checked in tests/test_losses.py). Nothing is
+redrawn: entries of the gradient far below its largest are judged against a floor scaled to
+that largest (engine.gradcheck), where the central differences' rounding noise lives.
 
     python scripts/gradcases_losses.py      # runs the cases itself and prints the errors
 """
@@ -40,21 +39,6 @@ def margin_logits(rng, labels, margin, C):
     return f
 
 
-def nonzero_grad(make):
-    """Redraw `make(rng)` until no entry of dpred is below 1% of the largest."""
-    def wrapped(rng):
-        for _ in range(1000):
-            case = make(rng)
-            _, loss, pred, target, kw = case
-            loss.forward(pred, target, **kw)
-            g = abs(loss.backward())
-            g = g[g > 0]                 # exact zeros (ignored rows) are checked as they are
-            if g.size and g.min() >= 0.01 * g.max():
-                return case
-        raise RuntimeError("no draw with a gradient away from zero")
-    return wrapped
-
-
 def _mse(reduction):
     def make(rng):
         pred = rng.standard_normal((N, C))
@@ -76,7 +60,7 @@ def _bce(reduction, soft, pos_weight, weight=False):
         pw = rng.uniform(0.5, 3.0, C) if pos_weight else None
         w = rng.uniform(0.5, 2.0, (N, 1)) if weight else None
         return "loss", losses.BCEWithLogitsLoss(reduction, pos_weight=pw, weight=w), pred, target, {}
-    return nonzero_grad(make)
+    return make
 
 
 def _ce(reduction, soft, smoothing, weight=False, ignore=False):
@@ -88,7 +72,7 @@ def _ce(reduction, soft, smoothing, weight=False, ignore=False):
         w = rng.uniform(0.5, 2.0, C) if weight else None
         loss = losses.CrossEntropyLoss(reduction, label_smoothing=smoothing, weight=w)
         return "loss", loss, pred, target, {}
-    return nonzero_grad(make)
+    return make
 
 
 def _multi_margin(reduction, p, weight=False):
@@ -108,7 +92,7 @@ def _gaussian_nll(reduction, var_kind, full):
         var = rng.uniform(0.5, 2.0, var_shape)
         loss = losses.GaussianNLLLoss(full=full, reduction=reduction)
         return "loss", loss, pred, target, {"var": var}
-    return nonzero_grad(make)
+    return make
 
 
 CASES = []
