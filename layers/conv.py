@@ -32,7 +32,7 @@ from engine.checks import check_choice, check_dtype, check_int, check_tuple
 from engine.core import Layer, Parameter, use_reference
 from engine.init import default_uniform
 from engine.numerics import FASTMATH
-from engine.threads import chunks_for, parallel_call
+from engine.threads import chunks_for, num_threads, parallel_call
 
 from .im2col import (GATHER, ROWS, SEGMENTS, col2im, col2im_gather, col2im_rows, gather_map, im2col,
                      im2col_gather, im2col_rows, pad_into, padded_size, rows_slack)
@@ -191,9 +191,12 @@ class _ConvNd(Layer):
         if self.has_bias:
             self.bias = Parameter(default_uniform((out_channels,), fan_in, rng, self.dtype))
         self._zero_bias = np.zeros(out_channels, self.dtype)
-        # the fast kernels' per-thread workspaces, reused across calls while the shapes stay the
-        # same: nothing in them outlives a kernel call (the backward rebuilds its column matrix
-        # from the saved input), so several calls per forward cannot corrupt each other
+        # for the fast kernels: the geometry in 2D form, the plan of the last input shape, and the
+        # per-thread workspaces, reused across calls while the shapes stay the same. Nothing in
+        # the workspaces outlives a kernel call (the backward rebuilds its column matrix from the
+        # saved input), so several calls per forward cannot corrupt each other.
+        self._geom = self._geom_2d()
+        self._plan = (None, None)
         self._ws = None
 
     def output_shape(self, input_shape):
@@ -218,13 +221,12 @@ class _ConvNd(Layer):
     def forward(self, x, train=True):
         x, out = self._check_x(x)
         z = self._forward_ref(x, out) if use_reference() else self._forward_fast(x, out)
-        self._save(x)
+        self._save(x, out)
         return z
 
     def backward(self, dy, *, input_grad=True):
-        x, = self._saved()
-        want = (x.shape[0], self.out_channels) + self.output_shape(x.shape[2:])
-        dy = self._check_input(dy, name="dy", shape=want, finite=False)
+        x, out = self._saved()
+        dy = self._check_input(dy, name="dy", shape=(x.shape[0], self.out_channels) + out, finite=False)
         self._release()
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         if use_reference():
@@ -251,7 +253,7 @@ class _ConvNd(Layer):
         return conv2d_backward_ref(dy, x, w, dw, db, *self.stride, pt, pl, *self.dilation, self.groups)
 
     # ---- fast path: im2col + GEMM on a 2D geometry (Conv1d is a 2D convolution of height 1) ----
-    def _geom(self):
+    def _geom_2d(self):
         """((KH, KW), (sh, sw), (dh, dw), (pt, pl)) of the 2D form."""
         if self.nd == 1:
             (K,), (s,), (d,), ((p, _),) = self.kernel_size, self.stride, self.dilation, self._pads
@@ -265,11 +267,15 @@ class _ConvNd(Layer):
     def kernel_plan(self, x_shape):
         """How the fast kernels run on an input of shape `x_shape` (N, C_in, ...): a ConvPlan
         (im2col and col2im path, GEMM grid columns per sample, samples per GEMM, chunks of the
-        batch, and whether the GEMMs work on the output in place); see `conv_plan`."""
-        spatial = tuple(x_shape[2:])
-        out = self.output_shape(spatial)
-        (H, W), (OH, OW) = ((1, spatial[0]), (1, out[0])) if self.nd == 1 else (spatial, out)
-        return conv_plan(x_shape[0], H, W, OH, OW, *self._geom(), self.weight.value.size)
+        batch, and whether the GEMMs work on the output in place); see `conv_plan`. Kept for
+        the last shape and thread count (a few µs per call otherwise)."""
+        key = (tuple(x_shape), num_threads())
+        if self._plan[0] != key:
+            spatial = key[0][2:]
+            out = self.output_shape(spatial)
+            (H, W), (OH, OW) = ((1, spatial[0]), (1, out[0])) if self.nd == 1 else (spatial, out)
+            self._plan = (key, conv_plan(key[0][0], H, W, OH, OW, *self._geom, self.weight.value.size))
+        return self._plan[1]
 
     def _workspace(self, plan, C, KH, KW):
         """Per-thread workspaces for `plan`: column matrices, output blocks, gradient buffers."""
@@ -282,7 +288,7 @@ class _ConvNd(Layer):
 
     def _forward_fast(self, x, out):
         x4 = self._as_4d(x)
-        (KH, KW), (sh, sw), (dh, dw), (pt, pl) = self._geom()
+        (KH, KW), (sh, sw), (dh, dw), (pt, pl) = self._geom
         OH, OW = (1, out[0]) if self.nd == 1 else out
         plan = self.kernel_plan(x.shape)
         ws, zs, _ = self._workspace(plan, x.shape[1], KH, KW)
@@ -293,7 +299,7 @@ class _ConvNd(Layer):
 
     def _backward_fast(self, dy, x, db, input_grad):
         x4 = self._as_4d(x)
-        (KH, KW), (sh, sw), (dh, dw), (pt, pl) = self._geom()
+        (KH, KW), (sh, sw), (dh, dw), (pt, pl) = self._geom
         OH, OW = (1, dy.shape[2]) if self.nd == 1 else dy.shape[2:]
         plan = self.kernel_plan(x.shape)
         ws, zs, dws = self._workspace(plan, x.shape[1], KH, KW)
