@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from engine.checks import check_int
+from engine.checks import check_int, check_rng
 
 __all__ = ["layer_norms", "gradient_norms", "GradientTrace", "register_norms", "deep_mlp",
            "vanishing_profile"]
@@ -35,7 +35,12 @@ _NORMS = {}
 def register_norms(layer_type):
     """Decorator: `@register_norms(RNN) def rnn_norms(model): return {"dh_T_dx_t": …}` makes
     `layer_norms` (and so `GradientTrace`) report those arrays for models of that type."""
+    if not isinstance(layer_type, type):
+        raise TypeError(f"layer_type: expected a Layer class, got {type(layer_type).__name__} {layer_type!r}")
+
     def deco(fn):
+        if not callable(fn):
+            raise TypeError(f"fn: expected a function fn(model) -> dict, got {type(fn).__name__}")
         _NORMS[layer_type] = fn
         return fn
     return deco
@@ -87,6 +92,14 @@ def gradient_norms(model, X, y=None, loss=None):
     (an engine.losses loss) and targets y the upstream gradient is ∂loss/∂f_K; without, it is
     ∂ℓ/∂f_K = 1/N for every output (ℓ = mean over the batch of the sum of outputs), which isolates
     the network's own amplification. Parameter gradients are zeroed first."""
+    from engine.core import Layer
+    from engine.losses import Loss
+    if not isinstance(model, Layer):
+        raise TypeError(f"model: expected a Layer, got {type(model).__name__}")
+    if loss is not None and not isinstance(loss, Loss):
+        raise TypeError(f"loss: expected an engine.losses loss or None, got {type(loss).__name__}")
+    if loss is not None and y is None:
+        raise ValueError("y: expected targets for the loss, got None")
     model.zero_grad()
     out = model.forward(X)
     if loss is None:
@@ -107,6 +120,8 @@ class GradientTrace:
 
     def __init__(self, every=1, probes=None):
         self.every = check_int("every", every, low=1)
+        if probes is not None and not isinstance(probes, dict):
+            raise TypeError(f"probes: expected a dict {{name: fn(model)}} or None, got {type(probes).__name__}")
         self.probes = dict(probes or {})
         for k, f in self.probes.items():
             if not callable(f):
@@ -153,10 +168,15 @@ def deep_mlp(depth, width, activation, init="default", d_in=None, d_out=1, rng=0
 
     depth = check_int("depth", depth, low=1)
     width = check_int("width", width, low=1)
-    widths = [d_in or width] + [width] * depth + [d_out]
-    gen = np.random.default_rng(rng)
+    d_in = width if d_in is None else check_int("d_in", d_in, low=1)
+    d_out = check_int("d_out", d_out, low=1)
+    default = isinstance(init, str) and init == "default"
+    if not default:
+        weight_variance(init, 1, 1)                        # a named error for an unknown scheme now
+    widths = [d_in] + [width] * depth + [d_out]
+    gen = check_rng("rng", rng)
     net = MLP(widths, activation=activation, rng=gen)
-    if init != "default":
+    if not default:
         for k, (W, b) in enumerate(zip(net.weights, net.biases)):
             W[...] = gen.normal(0.0, math.sqrt(weight_variance(init, widths[k], widths[k + 1])), W.shape)
             b[...] = 0.0
@@ -168,7 +188,8 @@ def vanishing_profile(activation, depth=50, width=32, init="default", batch_size
     MSE loss against N(0, 1) targets: the data behind the vanishing-gradients figure."""
     from engine.losses import MSELoss
 
-    gen = np.random.default_rng(rng)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    gen = check_rng("rng", rng)
     net = deep_mlp(depth, width, activation, init=init, rng=gen)
     X = gen.normal(size=(batch_size, width))
     y = gen.normal(size=(batch_size, 1))

@@ -35,7 +35,9 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import erf, expit
 
-from engine.checks import check_float, check_int
+from engine.checks import check_float, check_int, check_rng
+
+from .theory import real_array
 
 __all__ = ["mean_field", "MeanField", "order_chaos_boundary", "weight_variance", "predict_variance",
            "measure_variance", "VarianceProfile", "critical_weight_variance", "expect", "ACTIVATIONS"]
@@ -88,6 +90,9 @@ def _gauss_hermite(n):
 
 def expect(f, n=101):
     """E_z[f(z)] for z ~ N(0, 1) by n-point probabilists' Gauss–Hermite quadrature."""
+    if not callable(f):
+        raise TypeError(f"f: expected a function of an array of z values, got {type(f).__name__}")
+    n = check_int("n", n, low=1)
     z, w = _gauss_hermite(n)
     return float(np.dot(w, f(z)))
 
@@ -267,7 +272,11 @@ def order_chaos_boundary(sigma_b2, activation="tanh", n_quad=101):
     """σ_w² on the order-to-chaos boundary χ₁(σ_w², σ_b²) = 1, for each σ_b² in the array
     (Poole et al. 2016, Fig. 1; Schoenholz et al. 2017, Fig. 1). For tanh it starts at σ_w² = 1
     for σ_b² = 0 and grows with σ_b²."""
-    sb = np.atleast_1d(np.asarray(sigma_b2, np.float64))
+    sb = np.atleast_1d(real_array("sigma_b2", sigma_b2))
+    if (sb < 0).any():
+        raise ValueError(f"sigma_b2: expected non-negative bias variances, got a minimum of {sb.min()}")
+    n_quad = check_int("n_quad", n_quad, low=5)
+    _resolve(activation, 0.01)                         # a named error for an unknown activation now
     out = np.empty_like(sb)
     for i, b2 in enumerate(sb):
         g = lambda w2: mean_field(activation, w2, float(b2), n_quad=n_quad).chi1 - 1.0
@@ -292,6 +301,8 @@ def weight_variance(init, fan_in, fan_out):
     "lecun" 1/fan_in, "xavier"/"glorot" 2/(fan_in + fan_out), "he"/"kaiming" 2/fan_in (the notes'
     σ²_Ω = 2/D_h), "normal" 1 (standard normal), "small" 10⁻⁴ (0.01·normal); a number σ_w² gives
     σ_w²/fan_in (the mean-field convention)."""
+    fan_in = check_int("fan_in", fan_in, low=1)
+    fan_out = check_int("fan_out", fan_out, low=1)
     if isinstance(init, str):
         if init not in INITS:
             raise ValueError(f"init: expected one of {list(INITS)} or a number sigma_w2, got {init!r}")
@@ -314,6 +325,8 @@ class VarianceProfile:
 
 
 def _check_widths(widths):
+    if not isinstance(widths, (list, tuple, np.ndarray)):
+        raise TypeError(f"widths: expected a list of layer sizes, got {type(widths).__name__} {widths!r}")
     w = [check_int(f"widths[{i}]", v, low=1) for i, v in enumerate(widths)]
     if len(w) < 2:
         raise ValueError(f"widths: expected at least 2 sizes, got {w}")
@@ -329,6 +342,7 @@ def predict_variance(widths, activation="relu", init="he", sigma_b2=0.0, input_v
     sigma_b2 = check_float("sigma_b2", sigma_b2, low=0.0)
     input_var = check_float("input_var", input_var, low=0.0)
     grad_var = check_float("grad_var", grad_var, low=0.0)
+    negative_slope = check_float("negative_slope", negative_slope)
     mf = MeanField(activation, 1.0, 0.0, negative_slope, 101)
     K = len(w) - 2
     v = [weight_variance(init, w[k], w[k + 1]) for k in range(K + 1)]
@@ -357,7 +371,14 @@ def measure_variance(widths, activation="relu", init="he", sigma_b2=0.0, input_v
     w = _check_widths(widths)
     n_seeds = check_int("n_seeds", n_seeds, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
-    gen = np.random.default_rng(rng)
+    sigma_b2 = check_float("sigma_b2", sigma_b2, low=0.0)
+    input_var = check_float("input_var", input_var, low=0.0)
+    grad_var = check_float("grad_var", grad_var, low=0.0)
+    negative_slope = check_float("negative_slope", negative_slope)
+    _resolve(activation, negative_slope)
+    for k in range(len(w) - 1):
+        weight_variance(init, w[k], w[k + 1])            # a named error for a bad scheme before any draw
+    gen = check_rng("rng", rng)
     name = _MLP_NAMES.get(activation, activation)
     K = len(w) - 2
     F = np.empty((n_seeds, K + 1))
@@ -381,6 +402,7 @@ def critical_weight_variance(activation="relu", D_h=100, negative_slope=0.01):
     D_h (biases zero, unit input variance), solved numerically from D_h σ²_Ω E[φ(z)²] = 1
     (000 §9.2: for ReLU E[ReLU(z)²] = ½, so σ²_Ω = 2/D_h)."""
     D_h = check_int("D_h", D_h, low=1)
+    negative_slope = check_float("negative_slope", negative_slope)
     mf = MeanField(activation, 1.0, 0.0, negative_slope, 101)
     g = lambda v: D_h * v * mf.second_moment(1.0) - 1.0
     return brentq(g, 1e-12, 1e3, xtol=1e-16, rtol=1e-15)

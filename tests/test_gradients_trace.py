@@ -118,3 +118,26 @@ def test_depth_50_trace_manual_loop(act):
     assert np.isfinite(a["preact"]).all()
     if act == "sigmoid":
         assert a["preact"][0, 0] < 1e-10 * a["preact"][0, -1]
+
+
+BAD = [
+    (lambda: deep_mlp(3, 4, "relu", d_in=0), ValueError, "d_in"),              # was: silently width
+    (lambda: deep_mlp(3, 4, "relu", d_out=1.0), TypeError, "d_out"),
+    (lambda: deep_mlp(3, 4, "relu", rng=-1), ValueError, "rng"),              # was: unnamed
+    (lambda: deep_mlp(3, 4, "relu", init="glorious"), ValueError, "init"),
+    (lambda: vanishing_profile("relu", depth=3, batch_size=0), ValueError, "batch_size"),
+    (lambda: vanishing_profile("relu", depth=3, rng="0"), TypeError, "rng"),
+    (lambda: gradient_norms("net", np.zeros((2, 2))), TypeError, "model"),
+    (lambda: gradient_norms(MLP([2, 2, 1], rng=0), np.zeros((2, 2)), np.zeros((2, 1)), "mse"), TypeError, "loss"),
+    (lambda: gradient_norms(MLP([2, 2, 1], rng=0), np.zeros((2, 2)), None, MSELoss()), ValueError, "y"),
+    (lambda: GradientTrace(every=0), ValueError, "every"),
+    (lambda: GradientTrace(probes=[len]), TypeError, "probes"),
+    (lambda: register_norms("MLP"), TypeError, "layer_type"),
+    (lambda: register_norms(MLP)(3), TypeError, "fn"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_arguments_name_the_argument(call, exc, name):
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        call()

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from analysis import signal as sg
 from analysis.signal import (critical_weight_variance, expect, mean_field, measure_variance,
                              order_chaos_boundary, predict_variance, weight_variance)
 
@@ -125,3 +126,30 @@ def test_custom_activation_pair_matches_named():
     assert custom.c_star == pytest.approx(named.c_star, abs=1e-10)
     with pytest.raises(TypeError, match="activation"):
         mean_field(3, 1.0, 0.0)
+
+
+BAD = [
+    (lambda: sg.measure_variance([4, 4, 1], rng=-1), ValueError, "rng"),               # was: unnamed
+    (lambda: sg.measure_variance([4, 4, 1], negative_slope="0.1", activation="leaky_relu"), TypeError,
+     "negative_slope"),                                                              # was: a numpy error
+    (lambda: sg.measure_variance([4, 4, 1], init="glorious"), ValueError, "init"),
+    (lambda: sg.predict_variance(5), TypeError, "widths"),
+    (lambda: sg.predict_variance([4, 4, 1], negative_slope=np.nan), TypeError, "negative_slope"),
+    (lambda: sg.weight_variance("he", 0, 3), ValueError, "fan_in"),                   # was: ZeroDivisionError
+    (lambda: sg.weight_variance("he", 3, 2.5), TypeError, "fan_out"),
+    (lambda: sg.weight_variance(True, 3, 3), TypeError, "init"),
+    (lambda: sg.expect(np.sin, n=0), ValueError, "n"),
+    (lambda: sg.expect(3.0), TypeError, "f"),
+    (lambda: sg.order_chaos_boundary([0.1, -0.2]), ValueError, "sigma_b2"),
+    (lambda: sg.order_chaos_boundary([0.1, 1j]), TypeError, "sigma_b2"),
+    (lambda: sg.order_chaos_boundary(0.1, activation="swish"), ValueError, "activation"),
+    (lambda: sg.order_chaos_boundary(0.1, n_quad=2), ValueError, "n_quad"),
+    (lambda: sg.critical_weight_variance("leaky_relu", negative_slope=[0.1]), TypeError, "negative_slope"),
+    (lambda: sg.mean_field("tanh", -1.0, 0.0), ValueError, "sigma_w2"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_arguments_name_the_argument(call, exc, name):
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        call()
