@@ -373,3 +373,64 @@ def test_load_mnist_errors(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, dtype=np.uint8))
     with pytest.raises(ValueError, match="labels"):
         load_mnist(tmp_path)
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def test_truncated_or_corrupt_gz_names_its_path(tmp_path):
+    """Before: EOFError ('Compressed file ended before the end-of-stream marker was reached')
+    without the path."""
+    path = tmp_path / "images.idx.gz"
+    write_idx(path, np.arange(600, dtype=np.uint8).reshape(6, 100))
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match=r"images\.idx\.gz: truncated or corrupt gzip data"):
+        read_idx(path)
+    bad = bytearray(whole)
+    bad[-8] ^= 0xFF                                       # the CRC-32 of the gzip trailer
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ValueError, match=r"images\.idx\.gz: truncated or corrupt gzip data"):
+        read_idx(path)
+    path.write_bytes(whole[:12])                          # inside the gzip header
+    with pytest.raises(ValueError, match=r"images\.idx\.gz"):
+        read_idx(path)
+
+
+def test_minibatches_on_zero_rows_is_refused():
+    """Before: an epoch of no batches, silently (fit then divided by zero)."""
+    with pytest.raises(ValueError, match=r"^X: expected at least one sample, got shape \(0, 3\)"):
+        minibatches(np.zeros((0, 3)), np.zeros(0), 4)
+
+
+BAD = [
+    (lambda: minibatches(np.zeros((4, 2)), np.zeros(4), 2, shuffle="False"), TypeError, "shuffle"),  # was: truthy
+    (lambda: minibatches(np.zeros((4, 2)), np.zeros(4), 2, drop_last=1), TypeError, "drop_last"),
+    (lambda: minibatches(np.zeros((4, 2)), np.zeros(4), 2, seed=-1), ValueError, "seed"),
+    (lambda: load_digits(scaled="False"), TypeError, "scaled"),                  # was: scaled
+    (lambda: load_digits(as_images=1), TypeError, "as_images"),
+    (lambda: digits_split(scaled=None), TypeError, "scaled"),
+    (lambda: digits_split(test_fraction="0.2"), TypeError, "test_fraction"),
+    (lambda: read_idx(None), TypeError, "path"),                                 # was: unnamed
+    (lambda: write_idx(3, np.zeros(3, np.uint8)), TypeError, "path"),
+    (lambda: write_idx("x.idx", np.zeros(3, complex)), TypeError, "array"),
+    (lambda: load_mnist(None), TypeError, "directory"),
+    (lambda: linear_regression(n=5, weight=[1j]), TypeError, "weight"),         # was: imaginary part dropped
+    (lambda: linear_regression(n=5, weight=[np.nan]), ValueError, "weight"),    # was: y all NaN
+    (lambda: linear_regression(n=5, bias="a"), TypeError, "bias"),
+    (lambda: gabor_model(np.zeros(3), "0", 1.0), TypeError, "phi0"),
+    (lambda: gabor_model(np.zeros(3, complex), 0.0, 1.0), TypeError, "x"),
+    (lambda: xor(n=8, seed=-3), ValueError, "seed"),
+]
+
+
+@pytest.mark.parametrize("call, exc, name", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_arguments_name_the_argument(call, exc, name):
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        call()
+
+
+@pytest.mark.parametrize("kw", [{"scaled": "False"}, {"as_images": 0}])
+def test_load_mnist_checks_its_options_first(tmp_path, kw):
+    _write_fake_mnist(tmp_path, "train", 3, False)
+    with pytest.raises(TypeError, match=rf"^{next(iter(kw))}\b"):
+        load_mnist(tmp_path, **kw)

@@ -1,8 +1,7 @@
 """Minibatch iteration: one pass over the data (an epoch) in batches."""
 import numpy as np
 
-from engine.checks import check_int
-
+from engine.checks import check_bool, check_int
 from engine.checks import check_rng as as_rng
 
 
@@ -26,7 +25,8 @@ def minibatches(X, y, batch_size, shuffle=True, seed=None, drop_last=False):
     Yields:
         (Xb, yb): ``X[idx]``, ``y[idx]`` for consecutive chunks idx of the order (copies).
 
-    Arguments are checked when ``minibatches`` is called, not at the first ``next``.
+    Arguments are checked when ``minibatches`` is called, not at the first ``next``; zero
+    samples are refused (an epoch of no batches would silently train nothing).
     """
     X = np.asarray(X)
     y = np.asarray(y)
@@ -36,7 +36,11 @@ def minibatches(X, y, batch_size, shuffle=True, seed=None, drop_last=False):
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X, y: expected the same number of samples, got X.shape[0]="
                          f"{X.shape[0]}, y.shape[0]={y.shape[0]}")
+    if X.shape[0] == 0:
+        raise ValueError(f"X: expected at least one sample, got shape {X.shape}")
     batch_size = check_int("batch_size", batch_size, low=1)
+    shuffle = check_bool("shuffle", shuffle)
+    drop_last = check_bool("drop_last", drop_last)
     n = X.shape[0]
     order = as_rng("seed", seed).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n

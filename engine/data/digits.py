@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from engine.checks import check_dtype, check_float
+from engine.checks import check_bool, check_dtype, check_float
 
 
 DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits.npz")
@@ -31,6 +31,8 @@ def _read_npz():
 def _features(pixels, scaled, dtype, as_images):
     """uint8 pixels (N, 64) -> float array (N, 64), or (N, 1, 8, 8) if as_images."""
     dtype = check_dtype(dtype)
+    scaled = check_bool("scaled", scaled)
+    as_images = check_bool("as_images", as_images)
     X = pixels.astype(dtype)
     if scaled:
         X /= 16.0
@@ -101,6 +103,7 @@ def digits_split(test_fraction=0.2, scaled=True, dtype=np.float64, as_images=Fal
         (X_train, y_train), (X_test, y_test): X of shape (N, 64) or (N, 1, 8, 8), y (N,) int64.
         With test_fraction=0.2, N_train = 1438 and N_test = 359.
     """
+    _features(np.zeros((1, 64), np.uint8), scaled, dtype, as_images)   # the options, before any work
     train_idx, test_idx = digits_split_indices(test_fraction)
     X, y = load_digits(scaled=scaled, dtype=dtype, as_images=as_images)
     return (X[train_idx], y[train_idx]), (X[test_idx], y[test_idx])

@@ -19,10 +19,11 @@ through gzip. The library never downloads MNIST; ``load_mnist`` reads files you 
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 
-from engine.checks import check_choice, check_dtype
+from engine.checks import check_bool, check_choice, check_dtype
 
 
 IDX_DTYPES = {
@@ -35,6 +36,15 @@ IDX_DTYPES = {
 }
 _CODE_OF = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}  # native dtype -> code
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _path(name, path):
+    """A path (str, bytes or os.PathLike) as str; anything else a TypeError naming the argument."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name}: expected a path (str or os.PathLike), got {type(path).__name__} {path!r}") from None
+    return os.fsdecode(path)
 
 
 def _open(path, mode):
@@ -53,13 +63,17 @@ def read_idx(path):
     uint8, int8, int16, int32, float32 or float64 according to the type code.
 
     Raises: FileNotFoundError naming the path; ValueError naming the path for a bad magic
-    number, an unknown type code, or a data size that does not match the header.
+    number, an unknown type code, a data size that does not match the header, or gzip data
+    that is truncated or corrupt.
     """
-    path = os.fspath(path)
+    path = _path("path", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"IDX file not found: {path}")
-    with _open(path, "rb") as f:
-        data = f.read()
+    try:
+        with _open(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:   # a truncated or corrupt .gz
+        raise ValueError(f"{path}: truncated or corrupt gzip data ({type(e).__name__}: {e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path}: not an IDX file: the magic number must start with two zero "
                          f"bytes, got {data[:4].hex() or 'an empty file'}")
@@ -87,6 +101,7 @@ def write_idx(path, array):
     ``array`` must have 1..255 dimensions and dtype uint8, int8, int16, int32, float32 or
     float64 (other dtypes are refused, not cast). ``read_idx(path)`` gives the array back.
     """
+    path = _path("path", path)
     array = np.asarray(array)
     native = array.dtype.newbyteorder("=")
     if native not in _CODE_OF:
@@ -99,7 +114,7 @@ def write_idx(path, array):
     code = _CODE_OF[native]
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     body = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-    with _open(os.fspath(path), "wb") as f:
+    with _open(path, "wb") as f:
         f.write(header + body)
 
 
@@ -137,7 +152,9 @@ def load_mnist(directory, kind="train", scaled=True, dtype=np.float64, as_images
     """
     check_choice("kind", kind, tuple(MNIST_FILES))
     dtype = check_dtype(dtype)
-    directory = os.fspath(directory)
+    scaled = check_bool("scaled", scaled)
+    as_images = check_bool("as_images", as_images)
+    directory = _path("directory", directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"MNIST directory not found: {directory}")
     image_name, label_name = MNIST_FILES[kind]

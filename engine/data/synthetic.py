@@ -16,9 +16,22 @@ import math
 
 import numpy as np
 
-from engine.checks import check_dtype, check_float, check_int
-
+from engine.checks import check_array, check_dtype, check_float, check_int
 from engine.checks import check_rng as as_rng
+
+
+def _reals(name, v):
+    """v (an array, nested lists or a number) as a finite float64 array; complex, boolean, string
+    and object values refused by name (np.array(v, np.float64) would drop an imaginary part,
+    read True as 1 and raise an unnamed error for strings). A local copy of
+    analysis.theory.real_array (engine.data does not import analysis)."""
+    try:
+        a = np.asarray(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(v).__name__}") from None
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected real numbers (float or int), got dtype {a.dtype}")
+    return check_array(name, a.astype(np.float64, copy=False))
 
 
 def _class_sizes(n, n_classes):
@@ -139,13 +152,13 @@ def linear_regression(n=100, n_features=1, noise=0.1, seed=None, weight=None, bi
     rng = as_rng("seed", seed)
     if weight is None:
         weight = rng.standard_normal((1, D))
-    weight = np.array(weight, dtype=np.float64).reshape(-1)
+    weight = _reals("weight", weight).reshape(-1)
     if weight.shape != (D,):
         raise ValueError(f"weight: expected shape (1, {D}) (n_features={D}), got {weight.size} entries")
     weight = weight.reshape(1, D)
     if bias is None:
         bias = rng.standard_normal(1)
-    bias = np.array(bias, dtype=np.float64).reshape(-1)
+    bias = _reals("bias", bias).reshape(-1)
     if bias.shape != (1,):
         raise ValueError(f"bias: expected a scalar or shape (1,), got {bias.size} entries")
     X = rng.uniform(-1.0, 1.0, size=(n, D))
@@ -197,7 +210,11 @@ def gabor_model(x, phi0, phi1):
         x: array of any shape (or a scalar); phi0, phi1: scalars.
     Returns: f[x, φ], same shape as x, float64 (or x's float dtype).
     """
-    z = phi0 + 0.06 * phi1 * np.asarray(x)
+    phi0, phi1 = check_float("phi0", phi0), check_float("phi1", phi1)
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"x: expected real numbers (float or int), got dtype {x.dtype}")
+    z = phi0 + 0.06 * phi1 * x
     return np.sin(z) * np.exp(-z * z / 32.0)
 
 
