@@ -1,6 +1,4 @@
 """Networks the notes use as worked examples, built from the engine's layers with given weights."""
-import numpy as np
-
 from engine.checks import check_array, check_float, check_int
 from engine.core import Layer, Sequential
 from layers import Linear, ReLU
