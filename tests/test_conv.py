@@ -14,7 +14,7 @@ from engine.blas import gemm_for
 from gradcases_conv import CONV1D, CONV2D, make_conv, make_reused
 from layers.conv import Conv1d, Conv2d, conv2d_backward, conv2d_forward, conv_output_size
 from layers.im2col import GATHER, ROWS, SEGMENTS, padded_size
-from torchcheck import run_both
+from crosscheck import crosscheck
 
 ALL = [(2, c) for c in CONV2D] + [(1, c) for c in CONV1D]
 
@@ -57,28 +57,18 @@ def _torch_conv(torch, layer, nd, opts):
 def test_matches_torch_float64(torch, nd, case):
     layer, x = make_conv(nd, case, np.random.default_rng(0))
     tm = _torch_conv(torch, layer, nd, (CONV1D if nd == 1 else CONV2D)[case][-1])
-    y, dx, yt, dxt = run_both(layer, tm, x)
-    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(layer.weight.grad, tm.weight.grad.numpy(), rtol=0, atol=1e-11)
-    if layer.has_bias:
-        np.testing.assert_allclose(layer.bias.grad, tm.bias.grad.numpy(), rtol=0, atol=1e-11)
+    crosscheck(layer, tm, x, rtol=0, atol=1e-11)
 
 
 # ---- one layer used twice in one forward ---------------------------------------------------
 @pytest.mark.parametrize("nd", [2, 1])
 def test_reused_layer_matches_torch(torch, nd):
-    """Sequential(c, ReLU(), c): each call keeps its own input, the backward consumes them in
+    """Sequential(c, Tanh(), c): each call keeps its own input, the backward consumes them in
     reverse order and the weight gradients of both uses add up, as in PyTorch."""
     conv, model, x = make_reused(nd, np.random.default_rng(0))
     tc = _torch_conv(torch, conv, nd, dict(padding=1))
-    tm = torch.nn.Sequential(tc, torch.nn.ReLU(), tc)
-    y, dx, yt, dxt = run_both(model, tm, x)
+    crosscheck(model, torch.nn.Sequential(tc, torch.nn.Tanh(), tc), x, rtol=0, atol=1e-11)
     assert conv.pending_calls() == 0
-    np.testing.assert_allclose(y, yt, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, dxt, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(conv.weight.grad, tc.weight.grad.numpy(), rtol=0, atol=1e-11)
-    np.testing.assert_allclose(conv.bias.grad, tc.bias.grad.numpy(), rtol=0, atol=1e-11)
     assert_paths_agree(model, x)
 
 
