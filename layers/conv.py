@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
-from engine.checks import check_choice, check_dtype, check_int, check_tuple
+from engine.checks import check_bool, check_choice, check_dtype, check_int, check_rng, check_tuple
 from engine.core import Layer, Parameter, use_reference
 from engine.init import default_uniform
 from engine.numerics import FASTMATH
@@ -183,11 +183,11 @@ class _ConvNd(Layer):
         self._pads = _padding(padding, nd, self.kernel_size, self.stride, self.dilation)
         check_choice("padding_mode", padding_mode, ("zeros",))
         self.dtype = check_dtype(dtype)
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)
         fan_in = (in_channels // groups) * int(np.prod(self.kernel_size))
         self.weight = Parameter(default_uniform(
             (out_channels, in_channels // groups) + self.kernel_size, fan_in, rng, self.dtype))
-        self.has_bias = bool(bias)
+        self.has_bias = check_bool("bias", bias)
         if self.has_bias:
             self.bias = Parameter(default_uniform((out_channels,), fan_in, rng, self.dtype))
         self._zero_bias = np.zeros(out_channels, self.dtype)

@@ -377,3 +377,10 @@ def test_theory_receptive_field_agrees(ks, ss, ds):
         g = l.backward(g)
     nz = np.flatnonzero(g[0, 0])
     assert nz[-1] - nz[0] + 1 == theory.receptive_field(ks, ss, ds)
+
+
+def test_constructor_arguments_are_named_in_errors():
+    with pytest.raises(TypeError, match="bias: expected True or False"):
+        Conv2d(3, 4, 3, bias="False")
+    with pytest.raises(ValueError, match="rng: expected a non-negative int seed, got -1"):
+        Conv1d(3, 4, 3, rng=-1)
