@@ -18,7 +18,7 @@ as fast as NumPy makes it, so `engine.reference_kernels()` changes nothing here.
 import numpy as np
 from numba import njit
 
-from engine.checks import check_array, check_float
+from engine.checks import check_array, check_bool, check_float
 from engine.core import Layer
 
 
@@ -44,7 +44,7 @@ class Dropout(Layer):
     def __init__(self, p=0.5, rng=None, fix_mask=False):
         self.p = check_float("p", p, low=0, high=1)
         self.set_generator(rng)
-        self.fix_mask = bool(fix_mask)
+        self.fix_mask = check_bool("fix_mask", fix_mask)
         self._last_mask = None      # the last mask used; with fix_mask, the fixed one
 
     @property
@@ -60,9 +60,11 @@ class Dropout(Layer):
     def _draw(self, shape, dtype):
         if self.p == 1:
             return np.zeros(shape, dtype)
-        return ((self.generator.random(shape) >= self.p) / (1.0 - self.p)).astype(dtype)
+        u = np.asarray(self.generator.random(shape))          # (a 0-d shape draws a Python float)
+        return ((u >= self.p) / (1.0 - self.p)).astype(dtype)
 
     def forward(self, x, train=True):
+        train = check_bool("train", train)
         x = check_array("x", x)
         if not train or self.p == 0:
             self._save(x.shape, x.dtype, None)
@@ -71,15 +73,16 @@ class Dropout(Layer):
         if not (self.fix_mask and m is not None and m.shape == x.shape and m.dtype == x.dtype):
             m = self._last_mask = self._draw(x.shape, x.dtype)
         self._save(x.shape, x.dtype, m)
-        return dropout_forward(x, m)
+        return dropout_forward(x.reshape(-1), m.reshape(-1)).reshape(x.shape)     # flat: a 0-d x stays 0-d
 
     def backward(self, dy, *, input_grad=True):
         shape, dtype, m = self._saved()
         dy = check_array("dy", dy, shape=shape, dtype=dtype, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         if not input_grad:
             return None
-        return dy.copy() if m is None else dropout_backward(dy, m)
+        return dy.copy() if m is None else dropout_backward(dy.reshape(-1), m.reshape(-1)).reshape(shape)
 
     def extra_repr(self):
         return {"p": self.p, "fix_mask": self.fix_mask}

@@ -21,6 +21,28 @@ Layer norm (notes 004 §3.7.5) normalises each example over its last dimensions 
 instead: the same μ, σ², x̂ and chain rule per row m of x (M, D), with γ, β of the normalised
 shape, y_{m,j} = γ_j x̂_{m,j} + β_j, g_{m,j} = γ_j ∂ℓ/∂y_{m,j}. Same in train and eval.
 
+Statistics without cancellation. The sums run over x − K_c, where K_c is the group's first value
+(a sample of the data, "the shifted data" algorithm), then the variance is taken around the mean
+(two passes):
+    μ_c = K_c + (1/M) Σ_m (x_m − K_c),   σ²_c = (1/M) Σ_m (x_m − μ_c)²,
+and the output is computed as γ_c (x_m − μ_c) r_c + β_c (never as x_m a_c + b_c with b_c = β_c −
+μ_c a_c, which cancels). Summing the raw x_m lost the data under a large common offset: a
+constant channel of 10¹² + 0.3 gave x̂ up to 0.47 instead of 0 (the rounding of Σ x_m is M times
+the spacing of floats near 10¹², and x − μ picked it up). With the shift a constant group gives
+x − K_c = 0 exactly, so μ_c = K_c, σ²_c = 0 and y = β exactly, for any offset, in float64 and
+float32, on both kernel paths. For other data the only error left is μ_c's own rounding to float64
+(half a unit in the last place of the offset, ~6·10⁻⁵ at 10¹²), which moves x̂ by that over σ_c:
+as much as rounding the input itself to float64 does. Float32 inputs are summed in float64, so
+there x̂ is exact to float32 rounding (~10⁻⁷ relative) whatever the offset.
+
+Overflow. The statistics are float64 whatever the dtype. A batch whose values spread over more than
+~10¹⁵⁴ (float64 inputs) has a variance float64 cannot hold: the forward refuses it with a
+ValueError rather than normalising by an infinite σ. Float32 inputs never overflow the float64
+statistics, but their variance can exceed float32's largest value (~3.4·10³⁸, values spread over
+~10¹⁹); a train-mode forward whose running_var (or running_mean) would then become infinite is
+refused before anything is updated, so the running statistics stay finite (and loadable: a state
+dict with Inf is refused by load_state_dict).
+
 Kernels see x as (N, C, S) (batch norm) or (M, D) (layer norm). Statistics and sums accumulate in
 float64 whatever the dtype. Reading order: the reference kernels (loops over the formulas above),
 the Layer classes, then the fast kernels (channels or rows split over threads, the closed-form
@@ -32,7 +54,7 @@ import numbers
 import numpy as np
 from numba import njit, prange
 
-from engine.checks import check_dtype, check_float, check_int
+from engine.checks import check_bool, check_dtype, check_float, check_int
 from engine.core import Layer, Parameter, use_reference
 from engine.numerics import FASTMATH
 from engine.threads import chunks_for, parallel_call, pool
@@ -43,18 +65,21 @@ from engine.threads import chunks_for, parallel_call, pool
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True)
 def normalize_stats_ref(x):
-    """μ_c = (1/M) Σ x[:, c, :] and σ²_c = (1/M) Σ (x[:, c, :] − μ_c)² (biased), M = N·S, for each
-    group c of x (N, C, S), in float64. Batch norm: the groups are the channels; layer norm
-    passes x (1, M, D): the groups are the rows."""
+    """μ_c = K_c + (1/M) Σ (x[:, c, :] − K_c) with K_c = x[0, c, 0] (shifted by a sample: no
+    cancellation under a common offset), then σ²_c = (1/M) Σ (x[:, c, :] − μ_c)² (biased),
+    M = N·S, for each group c of x (N, C, S), in float64. Batch norm: the groups are the
+    channels; layer norm passes x (1, M, D): the groups are the rows."""
     N, C, S = x.shape
     M = N * S
     mean = np.zeros(C)
     var = np.zeros(C)
     for c in range(C):
+        K = np.float64(x[0, c, 0])
+        s = 0.0
         for n in range(N):
             for j in range(S):
-                mean[c] += x[n, c, j]
-        mean[c] /= M
+                s += x[n, c, j] - K
+        mean[c] = K + s / M
         for n in range(N):
             for j in range(S):
                 var[c] += (x[n, c, j] - mean[c]) ** 2
@@ -160,6 +185,15 @@ def layernorm_backward_ref(dy, x, mean, rstd, gamma, dgamma, dbeta):
 # ---------------------------------------------------------------------------------------------
 # layers
 # ---------------------------------------------------------------------------------------------
+def check_stats(ok, group):
+    """Refuse statistics float64 cannot hold (module docstring, Overflow): `ok` says per group
+    whether μ and σ² are finite; `group(i)` names the i-th group (a channel or a row)."""
+    bad = ~ok
+    if bad.any():
+        raise ValueError(f"x: the variance of {group(int(np.flatnonzero(bad)[0]))} overflows float64 "
+                         "(its values spread over more than ~1e154); scale the input down")
+
+
 class _BatchNorm(Layer):
     ranks = (2, 3, 4)
 
@@ -168,10 +202,10 @@ class _BatchNorm(Layer):
         self.num_features = check_int("num_features", num_features, low=1)
         self.eps = check_float("eps", eps, low=0, low_open=True)
         self.momentum = None if momentum is None else check_float("momentum", momentum, low=0, high=1)
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
+        self.affine = check_bool("affine", affine)
+        self.track_running_stats = check_bool("track_running_stats", track_running_stats)
         self.dtype = check_dtype(dtype)
-        C = num_features
+        C = self.num_features
         if self.affine:
             self.weight = Parameter(np.ones(C, self.dtype))
             self.bias = Parameter(np.zeros(C, self.dtype))
@@ -184,13 +218,29 @@ class _BatchNorm(Layer):
     def _gb(self):
         return (self.weight.value, self.bias.value) if self.affine else (self._ones, self._zeros)
 
+    def _running_update(self, mean, var, M):
+        """The running statistics after this batch, in the buffers' dtype, checked but not yet
+        written: (1 − f) r + f · (batch statistic), f = momentum or 1/num_batches_tracked."""
+        f = 1.0 / float(self.num_batches_tracked + 1) if self.momentum is None else self.momentum
+        with np.errstate(over="ignore"):
+            rm = ((1 - f) * self.running_mean.astype(np.float64) + f * mean).astype(self.dtype)
+            rv = ((1 - f) * self.running_var.astype(np.float64) + f * var * (M / (M - 1))).astype(self.dtype)
+        bad = ~(np.isfinite(rm) & np.isfinite(rv))
+        if bad.any():
+            c = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"x: the running statistics of channel {c} would overflow {np.dtype(self.dtype)} "
+                             f"(batch mean {mean[c]:.3g}, variance {var[c]:.3g}); scale the input down or use float64")
+        return rm, rv
+
     def forward(self, x, train=True):
+        train = check_bool("train", train)
         x = self._check_input(x, ndim=self.ranks)
         if x.shape[1] != self.num_features:
             raise ValueError(f"x: expected {self.num_features} channels in dimension 1, got shape {x.shape}")
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
         M = x3.shape[0] * x3.shape[2]
         batch_stats = train or not self.track_running_stats
+        update = None
         if batch_stats and M < 2 and train:
             raise ValueError(f"x: expected more than 1 value per channel when training, got shape {x.shape}")
         ref = use_reference()
@@ -200,11 +250,9 @@ class _BatchNorm(Layer):
             else:
                 with pool(chunks_for(x3.size, row_cost=1)):
                     mean, var = batchnorm_stats(x3)
-            if train and self.track_running_stats:
-                self.num_batches_tracked += 1
-                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean[...] = (1 - f) * self.running_mean + f * mean
-                self.running_var[...] = (1 - f) * self.running_var + f * var * (M / max(M - 1, 1))
+            check_stats(np.isfinite(mean) & np.isfinite(var), lambda c: f"channel {c}")
+            if train and self.track_running_stats:       # checked now, written once all is computed
+                update = self._running_update(mean, var, M)
         else:
             mean = self.running_mean.astype(np.float64)     # copies: later updates leave this call's alone
             var = self.running_var.astype(np.float64)
@@ -214,12 +262,16 @@ class _BatchNorm(Layer):
         else:
             with pool(chunks_for(x3.size, row_cost=1)):
                 y, rstd = batchnorm_forward(x3, mean, var, g, b, self.eps)
+        if update is not None:
+            self.num_batches_tracked += 1
+            self.running_mean[...], self.running_var[...] = update
         self._save(x.shape, x3, mean, rstd, batch_stats)
         return y.reshape(x.shape)
 
     def backward(self, dy, *, input_grad=True):
         shape, x3, mean, rstd, batch_stats = self._saved()
         dy = self._check_input(dy, name="dy", shape=shape, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         dy3 = dy.reshape(x3.shape)
         g, _ = self._gb()
@@ -264,9 +316,9 @@ class LayerNorm(Layer):
         self.normalized_shape = tuple(check_int(f"normalized_shape[{i}]", s, low=1)
                                       for i, s in enumerate(normalized_shape))
         self.eps = check_float("eps", eps, low=0, low_open=True)
-        self.elementwise_affine = bool(elementwise_affine)
+        self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
         self.dtype = check_dtype(dtype)
-        self.has_bias = self.elementwise_affine and bool(bias)
+        self.has_bias = self.elementwise_affine and check_bool("bias", bias)
         if self.elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, self.dtype))
             if self.has_bias:
@@ -275,6 +327,7 @@ class LayerNorm(Layer):
         self._ones, self._zeros = np.ones(D, self.dtype), np.zeros(D, self.dtype)
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         k = len(self.normalized_shape)
         x = self._check_input(x)
         if x.ndim < k or x.shape[x.ndim - k:] != self.normalized_shape:
@@ -287,12 +340,16 @@ class LayerNorm(Layer):
             y, mean, rstd = layernorm_forward_ref(x2, g, b, self.eps)
         else:
             y, mean, rstd = parallel_call(layernorm_forward, chunks_for(x2.size, row_cost=1), x2, g, b, self.eps)
+        lead = x.shape[:x.ndim - k]                      # rstd = 0 where σ² overflowed
+        check_stats(np.isfinite(mean) & (rstd > 0),
+                    lambda m: f"x[{', '.join(str(i) for i in np.unravel_index(m, lead))}]" if lead else "x")
         self._save(x.shape, x2, mean, rstd)
         return y.reshape(x.shape)
 
     def backward(self, dy, *, input_grad=True):
         shape, x2, mean, rstd = self._saved()
         dy = self._check_input(dy, name="dy", shape=shape, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         dy2 = dy.reshape(x2.shape)
         D = self._ones.size
@@ -319,18 +376,20 @@ class LayerNorm(Layer):
 # γ's and β's gradients are sums over rows, collected in per-thread buffers.
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def batchnorm_stats(x):
-    """Per-channel batch mean μ (C,) and biased variance σ² (C,) of x (N, C, S), in float64."""
+    """Per-channel batch mean μ = K + mean(x − K), K = x[0, c, 0], and biased variance σ² =
+    mean((x − μ)²) (C,) of x (N, C, S), in float64 (as normalize_stats_ref)."""
     N, C, S = x.shape
     mean = np.zeros(C)
     var = np.zeros(C)
     M = N * S
     for c in prange(C):
+        K = np.float64(x[0, c, 0])                # the shift: a sample of the channel
         s = 0.0
         for n in range(N):
             xr = x[n, c]
             for j in range(S):
-                s += xr[j]
-        mu = s / M
+                s += xr[j] - K
+        mu = K + s / M
         v = 0.0
         for n in range(N):
             xr = x[n, c]
@@ -350,13 +409,14 @@ def batchnorm_forward(x, mean, var, gamma, beta, eps):
     y = np.empty_like(x)
     rstd = 1.0 / np.sqrt(var + eps)
     for c in prange(C):
+        mu = mean[c]
         a = gamma[c] * rstd[c]
-        b = beta[c] - mean[c] * a
+        b = beta[c]
         for n in range(N):
             xr = x[n, c]
             yr = y[n, c]
             for j in range(S):
-                yr[j] = xr[j] * a + b
+                yr[j] = (xr[j] - mu) * a + b      # not x a + (β − μ a): that cancels when μ is large
     return y, rstd
 
 
@@ -403,7 +463,8 @@ def batchnorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, batch_stats, inp
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def layernorm_forward(x, gamma, beta, eps, nthreads):
-    """Row-wise y = γ ⊙ (x − μ)/√(σ² + ε) + β.  x (M, D), γ, β (D,) -> y (M, D), mean (M,), rstd (M,)."""
+    """Row-wise y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² as normalize_stats_ref (shifted by the
+    row's first value, then centred).  x (M, D), γ, β (D,) -> y (M, D), mean (M,), rstd (M,)."""
     M, D = x.shape
     y = np.empty_like(x)
     mean = np.empty(M)
@@ -411,10 +472,11 @@ def layernorm_forward(x, gamma, beta, eps, nthreads):
     for t in prange(nthreads):
         for m in range(t * M // nthreads, (t + 1) * M // nthreads):
             xr = x[m]
+            K = np.float64(xr[0])                 # the shift: the row's first value
             s = 0.0
             for j in range(D):
-                s += xr[j]
-            mu = s / D
+                s += xr[j] - K
+            mu = K + s / D
             v = 0.0
             for j in range(D):
                 d = xr[j] - mu

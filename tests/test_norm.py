@@ -177,13 +177,30 @@ def test_bn_errors():
         BatchNorm1d(3, eps=0)
     with pytest.raises(ValueError, match="num_features"):
         BatchNorm2d(0)
+    for name in ("affine", "track_running_stats"):       # through check_bool: "no" built an affine layer
+        for bad in ("no", "False", 0, 1, None):
+            with pytest.raises(TypeError, match=f"^{name}: expected True or False"):
+                BatchNorm1d(3, **{name: bad})
+    for bad in (True, "0.1", float("nan")):
+        with pytest.raises(TypeError, match="^momentum: expected a finite real number"):
+            BatchNorm1d(3, momentum=bad)
+    with pytest.raises(ValueError, match=r"x: expected a 2 or 3-dimensional array, got shape \(\)"):
+        BatchNorm1d(1).forward(np.array(1.0))
     bn = BatchNorm1d(3)
     with pytest.raises(RuntimeError, match="no forward call waits"):
         bn.backward(np.zeros((2, 3)))
+    before = bn.state_dict()
+    for bad in ("False", 0, None):                        # "False" trained and updated the statistics
+        with pytest.raises(TypeError, match="^train: expected True or False"):
+            bn.forward(np.ones((2, 3)) * [[1], [2]], train=bad)
+    for k, v in bn.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
     bn.forward(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\)"):
         bn.backward(np.zeros((3, 3)))
-    assert bn.pending_calls() == 1
+    with pytest.raises(TypeError, match="^input_grad: expected True or False"):
+        bn.backward(np.zeros((2, 3)), input_grad="False")
+    assert bn.pending_calls() == 1 and np.all(bn.weight.grad == 0)
 
 
 # ---- LayerNorm ---------------------------------------------------------------------------------
@@ -255,6 +272,134 @@ def test_ln_errors():
         LayerNorm("4")
     with pytest.raises(ValueError, match="normalized_shape"):
         LayerNorm((4, 0))
+    for name in ("elementwise_affine", "bias"):
+        for bad in ("no", 0, None):
+            with pytest.raises(TypeError, match=f"^{name}: expected True or False"):
+                LayerNorm(4, **{name: bad})
+    ln = LayerNorm(4)
+    with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 4\), got \(\)"):
+        ln.forward(np.array(1.0))
+    with pytest.raises(TypeError, match="^train: expected True or False"):
+        ln.forward(np.ones((2, 4)), train="no")
+    ln.forward(np.random.default_rng(0).standard_normal((2, 4)))
+    with pytest.raises(TypeError, match="^input_grad: expected True or False"):
+        ln.backward(np.ones((2, 4)), input_grad=None)
+    assert ln.pending_calls() == 1 and np.all(ln.weight.grad == 0)
+
+
+# ---- statistics under a large common offset, and overflow ----------------------------------------
+NORM_KINDS = {
+    "BatchNorm1d (N, C)": (lambda dt, **kw: BatchNorm1d(3, dtype=dt, **kw), (6, 3)),
+    "BatchNorm1d (N, C, L)": (lambda dt, **kw: BatchNorm1d(3, dtype=dt, **kw), (4, 3, 5)),
+    "BatchNorm2d": (lambda dt, **kw: BatchNorm2d(3, dtype=dt, **kw), (4, 3, 5, 7)),
+    "BatchNorm2d on 2 threads": (lambda dt, **kw: BatchNorm2d(4, dtype=dt, **kw), (16, 4, 64, 32)),
+    "LayerNorm (D,)": (lambda dt, **kw: LayerNorm(35, dtype=dt), (6, 35)),
+    "LayerNorm (3, 4) on 2 threads": (lambda dt, **kw: LayerNorm((3, 4), dtype=dt), (16384, 3, 4)),
+}
+
+
+def _beta_like(layer, shape):
+    """β broadcast to the output's shape (per channel for batch norm, per position for layer norm)."""
+    b = layer.bias.value
+    if isinstance(layer, LayerNorm):
+        return np.broadcast_to(b, shape)
+    return np.broadcast_to(b.reshape((1, -1) + (1,) * (len(shape) - 2)), shape)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("offset", [0.3, 1e6 + 0.3, 1e12 + 0.3, -1e12 + 0.3, 3e38])
+@pytest.mark.parametrize("kind", NORM_KINDS)
+def test_constant_input_gives_beta_exactly(kind, offset, dtype, reference, with_threads):
+    """A constant group (channel or row) normalises to x̂ = 0, so y = β exactly, whatever its
+    offset: the sums run over x − K (K the group's first value, which is 0 here) and y is
+    γ (x − μ) r + β (issue 11, item 6: a channel of 1e12 + 0.3 gave x̂ up to 0.47). The gradient
+    is finite and the running statistics stay finite."""
+    make, shape = NORM_KINDS[kind]
+    for train in ([True, False] if kind.startswith("Batch") else [True]):
+        layer = make(dtype, track_running_stats=train)      # eval without tracking: batch statistics
+        rng = np.random.default_rng(0)
+        layer.bias.value[...] = rng.standard_normal(layer.bias.shape)
+        layer.weight.value[...] = rng.uniform(0.5, 1.5, layer.weight.shape)
+        x = np.full(shape, offset, dtype)
+        G = rng.standard_normal(shape).astype(dtype)
+        y, dx, *_ = with_threads(2, step, layer, x, G, reference, train)
+        np.testing.assert_array_equal(y, _beta_like(layer, shape))
+        assert np.isfinite(dx).all()
+        for name, b in layer.named_buffers():
+            assert np.isfinite(b).all(), name
+        if train and not kind.startswith("Layer"):
+            f = np.float64(offset).astype(dtype).astype(np.float64)
+            np.testing.assert_allclose(layer.running_mean, 0.1 * f, rtol=1e-6)
+            np.testing.assert_allclose(layer.running_var, 0.9, rtol=1e-6)
+
+
+# x = offset + z: the normalised values against the exact ones (the data minus the offset, which
+# float64 subtracts exactly here, then normalised). Float64: off by μ's rounding to float64 at most,
+# ~spacing(offset)/σ (6e-5 at 1e12, σ ≈ 1), the same order as rounding the input itself.
+# Float32: summed in float64, exact to the float32 rounding of y (|y| < 5: ~3e-7) at any offset
+# where the data still differ (the spacing of float32 near 1e6 is 0.06).
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("dtype,offset", [(np.float64, 0.0), (np.float64, 1e6), (np.float64, 1e12),
+                                          (np.float64, -1e12), (np.float32, 0.0), (np.float32, 1e3),
+                                          (np.float32, 1e6), (np.float32, -1e6)])
+@pytest.mark.parametrize("kind", ["BatchNorm2d", "BatchNorm2d on 2 threads", "LayerNorm (D,)",
+                                  "LayerNorm (3, 4) on 2 threads"])
+def test_offset_data_normalised_to_float_rounding(kind, dtype, offset, reference, with_threads):
+    make, shape = NORM_KINDS[kind]
+    layer = make(dtype)
+    x = (offset + np.random.default_rng(1).standard_normal(shape)).astype(dtype)
+    z = x.astype(np.float64) - offset                                         # exact (Sterbenz)
+    axes = tuple(range(len(shape) - len(layer.normalized_shape), len(shape))) \
+        if isinstance(layer, LayerNorm) else (0,) + tuple(range(2, len(shape)))
+    zc = z - z.mean(axis=axes, keepdims=True)
+    xhat = zc / np.sqrt((zc ** 2).mean(axis=axes, keepdims=True) + layer.eps)
+    with engine.reference_kernels(reference):
+        y = with_threads(2, layer.forward, x)
+    sigma = np.sqrt((zc ** 2).mean(axis=axes)).min()
+    tol = 3e-7 if dtype == np.float32 else 1e-12 + 1.5 * np.spacing(abs(offset)) / sigma
+    np.testing.assert_allclose(y, xhat, rtol=0, atol=tol)
+
+
+def test_statistics_that_overflow_are_refused_and_leave_the_layer_as_it_was():
+    """Float64 inputs spread over more than ~1e154 have a variance float64 cannot hold: refused
+    (not normalised by σ = ∞). Float32 inputs never overflow the float64 statistics, but their
+    variance can overflow the float32 running_var: a train forward that would store Inf is refused
+    before anything changes; without running statistics, or in eval, it is computed."""
+    x = np.array([[1e200, 1.0], [-1e200, 2.0]])
+    for reference in (False, True):
+        with engine.reference_kernels(reference):
+            for layer in (BatchNorm1d(2), BatchNorm1d(2, track_running_stats=False)):
+                before = layer.state_dict()
+                for train in (True, False) if not layer.track_running_stats else (True,):
+                    with pytest.raises(ValueError, match="x: the variance of channel 0 overflows float64"):
+                        layer.forward(x, train=train)
+                for k, v in layer.state_dict().items():
+                    np.testing.assert_array_equal(v, before[k])
+                assert layer.pending_calls() == 0
+            with pytest.raises(ValueError, match=r"x: the variance of x\[1\] overflows float64"):
+                LayerNorm(2).forward(np.array([[1.0, 2.0], [1e200, -1e200]]))
+            with pytest.raises(ValueError, match=r"x: the variance of x overflows float64"):
+                LayerNorm(2).forward(np.array([1e200, -1e200]))
+
+            x32 = np.array([[1e30, 1.0], [-1e30, 2.0]], np.float32)
+            bn = BatchNorm1d(2, dtype=np.float32)
+            bn.forward(np.array([[1, 1], [2, 3]], np.float32))
+            before = bn.state_dict()
+            with pytest.raises(ValueError, match="x: the running statistics of channel 0 would overflow float32"):
+                bn.forward(x32)
+            for k, v in bn.state_dict().items():
+                np.testing.assert_array_equal(v, before[k])
+            assert bn.pending_calls() == 1
+            np.testing.assert_allclose(bn.forward(x32, train=False)[:, 1], (x32[:, 1] - bn.running_mean[1])
+                                       / np.sqrt(bn.running_var[1] + 1e-5), rtol=1e-6)
+            unt = BatchNorm1d(2, dtype=np.float32, track_running_stats=False)
+            np.testing.assert_allclose(unt.forward(x32)[:, 0], [1, -1], rtol=1e-6)
+            np.testing.assert_allclose(LayerNorm(2, dtype=np.float32).forward(x32[:, :1].T.copy()), [[1, -1]],
+                                       rtol=1e-6)
+            big = BatchNorm1d(2, dtype=np.float32)                   # variance 1e36 fits float32
+            big.forward(np.array([[1e18, 1.0], [-1e18, 2.0]], np.float32))
+            assert np.isfinite(big.running_var).all() and big.running_var[0] > 1e35
 
 
 # ---- no_grad and per-call state ----------------------------------------------------------------
@@ -349,7 +494,30 @@ def test_dropout_fixed_mask_is_layer_state():
     assert f.mask.shape == x.shape and f.pending_calls() == 3
 
 
+def test_dropout_0d_input_comes_back_0d():
+    d = Dropout(0.5, rng=0)
+    for train in (True, False):
+        ys = [d.forward(np.array(2.0), train=train) for _ in range(20)]
+        assert all(isinstance(y, np.ndarray) and y.shape == () for y in ys)     # was a Python float
+        assert {float(y) for y in ys} <= {0.0, 4.0, 2.0}
+        dxs = [d.backward(np.array(1.5)) for _ in range(20)][::-1]
+        assert all(isinstance(g, np.ndarray) and g.shape == () for g in dxs)
+        np.testing.assert_array_equal([float(g) for g in dxs], [0.75 * float(y) for y in ys])
+
+
 def test_dropout_errors():
+    for bad in ("yes", "False", 0, None):                 # "False" fixed the mask
+        with pytest.raises(TypeError, match="^fix_mask: expected True or False"):
+            Dropout(0.5, fix_mask=bad)
+    d = Dropout(0.5, rng=0)
+    for bad in ("no", None, 0):                          # None dropped nothing (read as eval)
+        with pytest.raises(TypeError, match="^train: expected True or False"):
+            d.forward(np.ones((2, 3)), train=bad)
+    assert d.pending_calls() == 0 and d.mask is None
+    d.forward(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="^input_grad: expected True or False"):
+        d.backward(np.ones((2, 3)), input_grad="no")
+    assert d.pending_calls() == 1
     with pytest.raises(ValueError, match="p"):
         Dropout(1.5)
     with pytest.raises(TypeError, match="x"):
