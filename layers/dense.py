@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
-from engine.checks import check_dtype, check_int
+from engine.checks import check_bool, check_dtype, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
 from engine.threads import chunks_for, parallel_call
@@ -105,13 +105,14 @@ class Linear(Layer):
     def __init__(self, in_features, out_features, bias=True, dtype=np.float64, rng=None):
         self.in_features = check_int("in_features", in_features, low=1)
         self.out_features = check_int("out_features", out_features, low=1)
+        self.has_bias = check_bool("bias", bias)
         self.dtype = check_dtype(dtype)
-        rng = np.random.default_rng(rng)
-        self.weight = Parameter(default_uniform((out_features, in_features), in_features, rng, self.dtype))
-        self.has_bias = bool(bias)
+        rng = check_rng("rng", rng)                   # every argument checked before the first draw
+        d_in, d_out = self.in_features, self.out_features
+        self.weight = Parameter(default_uniform((d_out, d_in), d_in, rng, self.dtype))
         if self.has_bias:
-            self.bias = Parameter(default_uniform((out_features,), in_features, rng, self.dtype))
-        self._zero_bias = np.zeros(out_features, self.dtype)
+            self.bias = Parameter(default_uniform((d_out,), d_in, rng, self.dtype))
+        self._zero_bias = np.zeros(d_out, self.dtype)
 
     def _chunks(self, n_rows):
         return chunks_for(n_rows, row_cost=self.in_features * self.out_features)
@@ -120,6 +121,7 @@ class Linear(Layer):
         return self.bias.value if self.has_bias else self._zero_bias
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x = self._check_input(x, shape=(None, self.in_features))
         if use_reference():
             f = linear_forward_ref(x, self.weight.value, self._b())
@@ -132,6 +134,7 @@ class Linear(Layer):
     def backward(self, dy, *, input_grad=True):
         x, = self._saved()
         dy = self._check_input(dy, name="dy", shape=(x.shape[0], self.out_features), finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)
         if use_reference():
@@ -156,16 +159,17 @@ class Bilinear(Layer):
         self.in1_features = check_int("in1_features", in1_features, low=1)
         self.in2_features = check_int("in2_features", in2_features, low=1)
         self.out_features = check_int("out_features", out_features, low=1)
+        self.has_bias = check_bool("bias", bias)
         self.dtype = check_dtype(dtype)
-        rng = np.random.default_rng(rng)
-        shape = (out_features, in1_features, in2_features)
-        self.weight = Parameter(default_uniform(shape, in1_features, rng, self.dtype))
-        self.has_bias = bool(bias)
+        rng = check_rng("rng", rng)                   # every argument checked before the first draw
+        O, I = self.out_features, self.in1_features
+        self.weight = Parameter(default_uniform((O, I, self.in2_features), I, rng, self.dtype))
         if self.has_bias:
-            self.bias = Parameter(default_uniform((out_features,), in1_features, rng, self.dtype))
-        self._zero_bias = np.zeros(out_features, self.dtype)
+            self.bias = Parameter(default_uniform((O,), I, rng, self.dtype))
+        self._zero_bias = np.zeros(O, self.dtype)
 
     def forward(self, x1, x2, train=True):
+        check_bool("train", train)
         x1 = self._check_input(x1, name="x1", shape=(None, self.in1_features))
         x2 = self._check_input(x2, name="x2", shape=(x1.shape[0], self.in2_features))
         b = self.bias.value if self.has_bias else self._zero_bias

@@ -27,7 +27,7 @@ from numba import njit, prange
 from numba.typed import List
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
-from engine.checks import check_dtype, check_int
+from engine.checks import check_bool, check_dtype, check_int, check_rng
 from engine.core import Layer, Parameter, Sequential, use_reference
 from engine.init import default_uniform
 from engine.threads import chunks_for, parallel_call
@@ -110,7 +110,9 @@ class MLP(Layer):
 
     def __init__(self, widths, activation="relu", negative_slope=0.01, beta=1.0, threshold=20.0,
                  dtype=np.float64, rng=None):
-        if not isinstance(widths, (list, tuple, np.ndarray)) or len(widths) < 2:
+        if not isinstance(widths, (list, tuple, np.ndarray)) or getattr(widths, "ndim", 1) != 1:
+            raise TypeError(f"widths: expected a list of layer sizes, got {type(widths).__name__} {widths!r}")
+        if len(widths) < 2:
             raise ValueError(f"widths: expected a list of at least 2 layer sizes, got {widths!r}")
         widths = [check_int(f"widths[{i}]", w, low=1) for i, w in enumerate(widths)]
         self.act_layer = make_activation(activation, negative_slope, beta, threshold)   # the standalone equivalent
@@ -120,7 +122,7 @@ class MLP(Layer):
         self.dtype = check_dtype(dtype)
         self._code, self._p0, self._p1 = self.act_layer.code, self.act_layer.p0, self.act_layer.p1
 
-        rng = np.random.default_rng(rng)
+        rng = check_rng("rng", rng)                   # every argument checked before the first draw
         self.theta = np.empty(sum(widths[k + 1] * (widths[k] + 1) for k in range(len(widths) - 1)), self.dtype)
         self.grad = np.zeros_like(self.theta)
         p = 0
@@ -173,6 +175,7 @@ class MLP(Layer):
         return out
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x = self._check_input(x, shape=(None, int(self.widths[0])))
         N, K = x.shape[0], self.K
         if use_reference():
@@ -191,6 +194,7 @@ class MLP(Layer):
         call, = self._saved()
         N, K = call.x.shape[0], self.K
         dy = self._check_input(dy, name="dy", shape=(N, int(self.widths[-1])), finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         if use_reference():
             dx, dfs = mlp_backward_ref(dy, call.x, List(self.weights), List(call.fs), _typed_list(call.hs, call.x),

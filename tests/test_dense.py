@@ -231,6 +231,30 @@ def test_linear_refuses_bad_options():
         Linear(2, 2, dtype=np.int64)
 
 
+@pytest.mark.parametrize("cls,args", [(Linear, (2, 3)), (Bilinear, (2, 3, 4))])
+def test_bias_and_rng_checked_by_name_before_any_draw(cls, args):
+    """bias through check_bool ("False" built a layer with a bias, 0 one without), rng through
+    check_rng (numpy's "expected non-negative integer" named nothing), both before the layer draws
+    from a given Generator (a refused call leaves its state alone)."""
+    for bad in ("False", "True", 0, 1, None, 1.0):
+        with pytest.raises(TypeError, match=rf"^bias: expected True or False, got {type(bad).__name__}"):
+            cls(*args, bias=bad)
+    assert not hasattr(cls(*args, bias=np.bool_(False)), "bias")
+    with pytest.raises(ValueError, match=r"^rng: expected a non-negative int seed, got -1$"):
+        cls(*args, rng=-1)
+    for bad in (1.5, "a", True, np.random.RandomState(0)):
+        with pytest.raises(TypeError, match=r"^rng: expected an int, a numpy.random.Generator or None"):
+            cls(*args, rng=bad)
+    g = np.random.default_rng(5)
+    state = g.bit_generator.state
+    with pytest.raises(TypeError, match="bias"):
+        cls(*args, bias="no", rng=g)
+    with pytest.raises(TypeError, match="dtype"):
+        cls(*args, dtype=np.int32, rng=g)
+    assert g.bit_generator.state == state
+    np.testing.assert_array_equal(cls(*args, rng=g).weight.value, cls(*args, rng=5).weight.value)
+
+
 def test_linear_refuses_bad_input(rng):
     layer = Linear(3, 2, rng=0)
     with pytest.raises(TypeError, match=r"x: expected dtype float64, got float32"):
@@ -263,6 +287,28 @@ def test_linear_refuses_bad_input(rng):
     dx = layer.backward(dy)
     np.testing.assert_allclose(layer.weight.grad, dy.T @ x, rtol=1e-13)
     assert dx.shape == (4, 3) and layer.pending_calls() == 0
+
+
+def test_train_and_input_grad_are_booleans(rng):
+    layer, bil = Linear(3, 2, rng=0), Bilinear(3, 2, 4, rng=0)
+    x, x2 = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    for v in ("False", 0, None):
+        with pytest.raises(TypeError, match="train: expected True or False"):
+            layer.forward(x, train=v)
+        with pytest.raises(TypeError, match="train: expected True or False"):
+            bil.forward(x, x2, train=v)
+    assert layer.pending_calls() == bil.pending_calls() == 0
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3\), got \(\)"):
+        layer.forward(np.array(1.0))
+    layer.forward(x)
+    bil.forward(x, x2)
+    for v in ("False", 0, None):
+        with pytest.raises(TypeError, match="input_grad: expected True or False"):
+            layer.backward(rng.standard_normal((4, 2)), input_grad=v)
+        with pytest.raises(TypeError, match="input_grad: expected a bool or 2 bools"):
+            bil.backward(rng.standard_normal((4, 4)), input_grad=v)
+    assert layer.pending_calls() == bil.pending_calls() == 1
+    assert np.all(layer.weight.grad == 0) and np.all(bil.weight.grad == 0)
 
 
 def test_kernels_are_njit_without_fastmath():

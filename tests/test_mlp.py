@@ -366,9 +366,28 @@ def test_mlp_refuses_bad_options():
         MLP([2, -3, 1])
     with pytest.raises(TypeError, match=r"widths\[0\]: expected an int, got float"):
         MLP([2.0, 3])
-    for bad in ([4], [], "abc"):
+    for bad in ([4], []):
         with pytest.raises(ValueError, match=r"widths: expected a list of at least 2 layer sizes"):
             MLP(bad)
+    for bad in ("abc", 5, None, np.ones((2, 2), np.int64)):                   # not a list: TypeError
+        with pytest.raises(TypeError, match=r"widths: expected a list of layer sizes"):
+            MLP(bad)
+    with pytest.raises(TypeError, match=r"widths\[1\]: expected an int, got list"):
+        MLP([3, [4]])
+    for bad in (3, None, ["relu"], b"relu"):
+        with pytest.raises(TypeError, match=r"activation: expected one of"):
+            MLP([2, 2], activation=bad)
+    # every option is checked, whether or not the activation uses it (a bad one was ignored)
+    with pytest.raises(TypeError, match=r"negative_slope: expected a finite real number"):
+        MLP([2, 2], activation="relu", negative_slope="x")
+    with pytest.raises(ValueError, match=r"beta: expected a number in \(0.0, inf\]"):
+        MLP([2, 2], activation="tanh", beta=-1.0)
+    # rng through engine.checks.check_rng, by name (numpy's message named nothing)
+    with pytest.raises(ValueError, match=r"^rng: expected a non-negative int seed, got -1$"):
+        MLP([2, 2], rng=-1)
+    for bad in (1.5, "0", True):
+        with pytest.raises(TypeError, match=r"^rng: expected an int, a numpy.random.Generator or None"):
+            MLP([2, 2], rng=bad)
     with pytest.raises(ValueError, match=r"beta: expected a number in \(0.0, inf\], got 0"):
         MLP([2, 2], activation="softplus", beta=0)
     with pytest.raises(TypeError, match=r"negative_slope: expected a finite real number"):
@@ -379,6 +398,11 @@ def test_mlp_refuses_bad_options():
 
 def test_mlp_refuses_bad_input(rng):
     m = MLP([3, 4, 2], rng=0)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3\), got \(\)"):
+        m.forward(np.array(1.0))                                   # 0-d: refused by name
+    for v in ("False", 0, None):
+        with pytest.raises(TypeError, match="train: expected True or False"):
+            m.forward(rng.standard_normal((2, 3)), train=v)
     with pytest.raises(TypeError, match=r"x: expected dtype float64, got float32"):
         m.forward(rng.standard_normal((2, 3)).astype(np.float32))
     with pytest.raises(TypeError, match=r"x: expected dtype float64, got int64"):
@@ -395,6 +419,9 @@ def test_mlp_refuses_bad_input(rng):
         m.backward(rng.standard_normal((4, 3)))
     with pytest.raises(TypeError, match=r"dy: expected dtype float64, got float32"):
         m.backward(dy.astype(np.float32))
+    for v in ("False", 0, None):                              # None was read as False
+        with pytest.raises(TypeError, match="input_grad: expected True or False"):
+            m.backward(dy, input_grad=v)
     assert np.all(m.grad == 0) and m.pending_calls() == 1     # nothing ran, the call still waits
     with pytest.raises(ValueError):
         m.forward(rng.standard_normal((5, 2)))                # refused: the last forward stays
