@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.checks import check_array, check_float, check_int
+from engine.checks import check_array, check_bool, check_choice, check_dim, check_float, check_int
 from engine.core import Layer, use_reference
 from engine.numerics import sigmoid
 
@@ -183,6 +183,15 @@ def activation_backward_ref(dh, f, code, p0, p1):
 # ---------------------------------------------------------------------------------------------
 # layers
 # ---------------------------------------------------------------------------------------------
+def check_axis(name, dim, x):
+    """engine.checks.check_dim for an axis of the input x, the message naming x's shape too (the
+    axis and the input are refused together: either may be the mistake)."""
+    try:
+        return check_dim(name, dim, x.ndim)
+    except ValueError as e:
+        raise ValueError(f"{e} (x of shape {x.shape})") from None
+
+
 class Activation(Layer):
     """An elementwise activation layer. It has no parameters and accepts float32 or float64
     input of any shape; the gradient comes back in the input's dtype."""
@@ -193,6 +202,7 @@ class Activation(Layer):
         self.p0, self.p1 = 0.0, 0.0
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x = check_array("x", x)
         kernel = activation_forward_ref if use_reference() else activation_forward
         h = kernel(x.reshape(-1), self.code, self.p0, self.p1).reshape(x.shape)
@@ -202,6 +212,7 @@ class Activation(Layer):
     def backward(self, dy, *, input_grad=True):
         f, = self._saved()
         dy = check_array("dy", dy, shape=f.shape, dtype=f.dtype, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         if not input_grad:
             return None
@@ -239,9 +250,9 @@ class Tanh(Activation):
 class GELU(Activation):
     def __init__(self, approximate="none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        if not isinstance(approximate, str):
+            raise TypeError(f"approximate: expected 'none' or 'tanh', got {type(approximate).__name__} {approximate!r}")
+        self.approximate = check_choice("approximate", approximate, ("none", "tanh"))
         self.code = A_GELU_TANH if approximate == "tanh" else A_GELU
 
     def extra_repr(self):
@@ -310,33 +321,38 @@ class Softmax(Layer):
     T → 0 tends to one-hot at the maximum, T → ∞ to uniform."""
 
     def __init__(self, dim=-1, temperature=1.0):
-        self.dim = check_int("dim", dim)
+        self.dim = check_int("dim", dim)              # checked against the input's rank in forward
         self.temperature = check_float("temperature", temperature, low=0.0, low_open=True)
 
-    def _to_rows(self, a):
-        moved = np.moveaxis(a, self.dim, -1)
-        return np.ascontiguousarray(moved).reshape(-1, a.shape[self.dim]), moved.shape
+    @staticmethod
+    def _to_rows(a, d):
+        moved = np.moveaxis(a, d, -1)
+        return np.ascontiguousarray(moved).reshape(-1, a.shape[d]), moved.shape
 
-    def _from_rows(self, r, moved_shape):
-        return np.ascontiguousarray(np.moveaxis(r.reshape(moved_shape), -1, self.dim))
+    @staticmethod
+    def _from_rows(r, moved_shape, d):
+        return np.ascontiguousarray(np.moveaxis(r.reshape(moved_shape), -1, d))
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x = check_array("x", x)
-        if not -x.ndim <= self.dim < x.ndim:
-            raise ValueError(f"dim: expected an axis in [{-x.ndim}, {x.ndim - 1}] for x of shape {x.shape}, got {self.dim}")
-        rows, moved = self._to_rows(x)
+        if x.ndim == 0:
+            raise ValueError("x: expected an array with at least 1 dimension (softmax runs along dim), got shape ()")
+        d = check_axis("dim", self.dim, x)
+        rows, moved = self._to_rows(x, d)
         y = softmax_forward(rows, self.temperature)
-        self._save(y, moved, x.shape)
-        return self._from_rows(y, moved)
+        self._save(y, moved, x.shape, d)
+        return self._from_rows(y, moved, d)
 
     def backward(self, dy, *, input_grad=True):
-        y, moved, shape = self._saved()
+        y, moved, shape, d = self._saved()
         dy = check_array("dy", dy, shape=shape, dtype=y.dtype, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         if not input_grad:
             return None
-        rows, _ = self._to_rows(dy)
-        return self._from_rows(softmax_backward(rows, y, self.temperature), moved)
+        rows, _ = self._to_rows(dy, d)
+        return self._from_rows(softmax_backward(rows, y, self.temperature), moved, d)
 
     def extra_repr(self):
         return {"dim": self.dim, "temperature": self.temperature}
@@ -410,11 +426,17 @@ ACTIVATIONS = {"identity": Identity, "linear": Identity, "relu": ReLU, "leaky_re
 
 
 def make_activation(name, negative_slope=0.01, beta=1.0, threshold=20.0):
-    """A new activation layer by name ("relu", "gelu_tanh", …), options used where they apply."""
+    """A new activation layer by name ("relu", "gelu_tanh", …), options used where they apply and
+    checked always (a bad `beta` is refused for a ReLU too, not ignored)."""
+    names = sorted(ACTIVATIONS) + ["gelu_tanh"]
+    if not isinstance(name, str):
+        raise TypeError(f"activation: expected one of {names}, got {type(name).__name__} {name!r}")
+    check_choice("activation", name, names)
+    check_float("negative_slope", negative_slope)
+    check_float("beta", beta, low=0.0, low_open=True)
+    check_float("threshold", threshold)
     if name == "gelu_tanh":
         return GELU("tanh")
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS) + ['gelu_tanh']}, got {name!r}")
     if name == "leaky_relu":
         return LeakyReLU(negative_slope)
     if name == "softplus":

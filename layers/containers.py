@@ -10,10 +10,10 @@ each branch's input gradient for its slice of ∂ℓ/∂y. `SkipConcat(block)` =
 """
 import numpy as np
 
-from engine.checks import check_array, check_int
+from engine.checks import check_array, check_bool, check_int
 from engine.core import Layer, check_layer, common_dtype
 
-from .activations import Identity
+from .activations import Identity, check_axis
 
 
 class Residual(Layer):
@@ -27,6 +27,7 @@ class Residual(Layer):
         self.dtype = common_dtype([block] + ([shortcut] if shortcut is not None else []))
 
     def forward(self, x, train=True):
+        train = check_bool("train", train)
         x = check_array("x", x)
         with self._all_or_nothing():
             fx = self.block.forward(x, train=train)
@@ -34,12 +35,15 @@ class Residual(Layer):
             if fx.shape != sx.shape:
                 raise ValueError(f"block: output shape {fx.shape} differs from the skip path's {sx.shape} "
                                  "(give a shortcut layer that maps x to the block's output shape)")
-        self._save(fx.shape)
-        return fx + sx
+        y = fx + sx
+        self._save(y.shape, y.dtype)
+        return y
 
     def backward(self, dy, *, input_grad=True):
-        shape, = self._saved()
-        dy = check_array("dy", dy, shape=shape, finite=False)
+        shape, dtype = self._saved()
+        # all of dy's checks here, before this call is released: the block's backward must not refuse it
+        dy = check_array("dy", dy, shape=shape, dtype=dtype, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         # reverse order of the forward (block, then shortcut), as a layer shared by both needs
         dxs = dy if self._shortcut is None else self._shortcut.backward(dy, input_grad=input_grad)
@@ -62,26 +66,34 @@ class Concat(Layer):
         for i, b in enumerate(branches):
             setattr(self, str(i), check_layer(f"branches[{i}]", b))
         self.branches = list(branches)
-        self.dim = check_int("dim", dim)
+        self.dim = check_int("dim", dim)             # checked against the outputs' rank in forward
         self.dtype = common_dtype(branches, "branches")
 
     def forward(self, x, train=True):
+        train = check_bool("train", train)
         x = check_array("x", x)
+        if x.ndim == 0:
+            raise ValueError("x: expected an array with at least 1 dimension (the branches' outputs are "
+                             "joined along dim), got shape ()")
         with self._all_or_nothing():
             ys = [b.forward(x, train=train) for b in self.branches]
             ref = ys[0]
-            d = self.dim % ref.ndim
+            if ref.ndim == 0:
+                raise ValueError("branches[0]: output of shape () has no axis to concatenate along")
+            d = check_axis("dim", self.dim, ref)
             for i, y in enumerate(ys):
                 if y.ndim != ref.ndim or y.shape[:d] + y.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
                     raise ValueError(f"branches[{i}]: output shape {y.shape} cannot be concatenated along "
                                      f"dim {self.dim} with {ref.shape}")
         sizes = [y.shape[d] for y in ys]
-        self._save(sizes, d, ref.shape[:d] + (sum(sizes),) + ref.shape[d + 1:])
-        return np.concatenate(ys, axis=d)
+        y = np.concatenate(ys, axis=d)
+        self._save(sizes, d, y.shape, y.dtype)
+        return y
 
     def backward(self, dy, *, input_grad=True):
-        sizes, d, shape = self._saved()
-        dy = check_array("dy", dy, shape=shape, finite=False)
+        sizes, d, shape, dtype = self._saved()
+        dy = check_array("dy", dy, shape=shape, dtype=dtype, finite=False)     # all checks before the release
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         parts = np.split(dy, np.cumsum(sizes)[:-1], axis=d)
         dx = None
@@ -97,4 +109,4 @@ class SkipConcat(Concat):
     to what the block computes from it. Parameter names "1.…" (branch 0 is the identity)."""
 
     def __init__(self, block, dim=1):
-        super().__init__(Identity(), block, dim=dim)
+        super().__init__(Identity(), check_layer("block", block), dim=dim)

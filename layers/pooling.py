@@ -29,10 +29,11 @@ with its taps written out, average windows as passes over whole rows).
 import numpy as np
 from numba import njit, prange
 
-from engine.checks import check_array, check_int, check_tuple
+from engine.checks import check_array, check_bool, check_int, check_tuple
 from engine.core import Layer, use_reference
 from engine.threads import chunks_for, pool
 
+from .activations import check_axis
 from .conv import conv_output_size
 
 
@@ -182,6 +183,7 @@ class _Pool(Layer):
         return (1,) + tuple(spatial) if self.nd == 1 else tuple(spatial)
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x = check_array("x", x, ndim=(self.nd + 1, self.nd + 2))
         out = self._output_size(x.shape[-self.nd:])
         H, W = self._hw(x.shape[-self.nd:])
@@ -193,6 +195,7 @@ class _Pool(Layer):
     def backward(self, dy, *, input_grad=True):
         shape, dtype, out, idx = self._saved()
         dy = check_array("dy", dy, shape=shape[:-self.nd] + out, dtype=dtype, finite=False)
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         if not input_grad:
             return None
@@ -210,7 +213,7 @@ class _PoolNd(_Pool):
         for p, k in zip(self.padding, self.kernel_size):
             if 2 * p > k:
                 raise ValueError(f"padding: expected at most half the kernel size {self.kernel_size}, got {self.padding}")
-        if ceil_mode:
+        if check_bool("ceil_mode", ceil_mode):
             raise ValueError("ceil_mode: only ceil_mode=False is supported, got True")
 
     def output_shape(self, input_shape):
@@ -266,7 +269,7 @@ class MaxPool2d(_MaxPool):
 class _AvgPool(_PoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.count_include_pad = check_bool("count_include_pad", count_include_pad)
 
     def _forward(self, xp, OH, OW):
         (KH, KW), (sh, sw), (pt, pl), _ = self._geom()
@@ -327,24 +330,26 @@ class Flatten(Layer):
     reference and fast kernel)."""
 
     def __init__(self, start_dim=1, end_dim=-1):
-        self.start_dim = check_int("start_dim", start_dim)
+        self.start_dim = check_int("start_dim", start_dim)     # checked against the input's rank in forward
         self.end_dim = check_int("end_dim", end_dim)
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x = check_array("x", x)
-        s, e = self.start_dim % x.ndim, self.end_dim % x.ndim
+        if x.ndim == 0:
+            raise ValueError("x: expected an array with at least 1 dimension, got shape ()")
+        s, e = check_axis("start_dim", self.start_dim, x), check_axis("end_dim", self.end_dim, x)
         if s > e:
             raise ValueError(f"start_dim: expected start_dim <= end_dim for input shape {x.shape}, "
                              f"got {self.start_dim} and {self.end_dim}")
-        self._save(x.shape, x.dtype)
-        return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+        out = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+        self._save(x.shape, x.dtype, out)
+        return x.reshape(out)
 
     def backward(self, dy, *, input_grad=True):
-        shape, dtype = self._saved()
-        dy = check_array("dy", dy, dtype=dtype, finite=False)
-        n = int(np.prod(shape))
-        if dy.size != n:
-            raise ValueError(f"dy: expected {n} elements (input shape {shape}), got shape {dy.shape}")
+        shape, dtype, out = self._saved()
+        dy = check_array("dy", dy, shape=out, dtype=dtype, finite=False)     # the output's shape, not just its size
+        input_grad = check_bool("input_grad", input_grad)
         self._release()
         return dy.reshape(shape) if input_grad else None
 

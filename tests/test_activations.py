@@ -266,8 +266,11 @@ def test_activation_refuses_bad_input(name, rng):
 
 
 def test_activation_options_refused():
-    with pytest.raises(ValueError, match=r"approximate: expected 'none' or 'tanh', got 'bad'"):
+    with pytest.raises(ValueError, match=r"approximate: expected one of \['none', 'tanh'\], got 'bad'"):
         GELU(approximate="bad")
+    for v in (1, None, b"tanh", ["tanh"]):
+        with pytest.raises(TypeError, match=r"approximate: expected 'none' or 'tanh', got"):
+            GELU(approximate=v)
     with pytest.raises(TypeError, match=r"negative_slope: expected a finite real number, got 'a'"):
         LeakyReLU("a")
     with pytest.raises(TypeError, match=r"negative_slope: expected a finite real number, got nan"):
@@ -277,6 +280,52 @@ def test_activation_options_refused():
             Softplus(beta=beta)
     with pytest.raises(TypeError, match=r"threshold: expected a finite real number, got None"):
         Softplus(threshold=None)
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+def test_0d_input_comes_back_0d(name):
+    """An elementwise layer maps a 0-d array to a 0-d array, gradient included (never shape (1,))."""
+    layer = make(name)
+    for dt in (np.float64, np.float32):
+        for path in (False, True):
+            with reference_kernels(path):
+                y = layer.forward(np.array(0.7, dt))
+                dx = layer.backward(np.array(-1.3, dt))
+            assert isinstance(y, np.ndarray) and y.shape == () and y.dtype == dt
+            assert isinstance(dx, np.ndarray) and dx.shape == () and dx.dtype == dt
+            want = make(name).forward(np.array([0.7], dt))
+            np.testing.assert_array_equal(y, want[0])
+
+
+@pytest.mark.parametrize("layer", [make("relu"), make("gelu"), Softmax(0)], ids=["relu", "gelu", "softmax"])
+def test_train_and_input_grad_are_booleans(layer, rng):
+    """train and input_grad through engine.checks.check_bool: "False", 0 and None are refused by
+    name, not read as truth values; a refused backward leaves the call waiting."""
+    x = rng.standard_normal((2, 3))
+    for v in ("False", 0, None):
+        with pytest.raises(TypeError, match="train: expected True or False"):
+            layer.forward(x, train=v)
+    assert layer.pending_calls() == 0
+    layer.forward(x, train=np.bool_(True))
+    for v in ("False", 0, None):
+        with pytest.raises(TypeError, match="input_grad: expected True or False"):
+            layer.backward(rng.standard_normal((2, 3)), input_grad=v)
+    assert layer.pending_calls() == 1
+    assert layer.backward(rng.standard_normal((2, 3)), input_grad=np.bool_(False)) is None
+
+
+def test_make_activation_checks_every_option():
+    """Options are checked whatever the activation (a bad beta was ignored for ReLU), and the name
+    must be a string of the list (TypeError otherwise, naming `activation`)."""
+    from layers.activations import make_activation
+    for kw, err, name in [(dict(negative_slope="a"), TypeError, "negative_slope"),
+                          (dict(beta=0.0), ValueError, "beta"), (dict(beta=None), TypeError, "beta"),
+                          (dict(threshold=float("inf")), TypeError, "threshold")]:
+        with pytest.raises(err, match=f"{name}: expected"):
+            make_activation("relu", **kw)
+    for bad, err in [(3, TypeError), (None, TypeError), (b"relu", TypeError), ("RELU", ValueError), ("", ValueError)]:
+        with pytest.raises(err, match="activation: expected one of"):
+            make_activation(bad)
 
 
 # ---- softmax -------------------------------------------------------------------------------
@@ -346,8 +395,15 @@ def test_softmax_refuses_bad_options_and_input(rng):
     with pytest.raises(TypeError, match=r"dim: expected an int, got float 1.0"):
         Softmax(dim=1.0)
     layer = Softmax(dim=2)
-    with pytest.raises(ValueError, match=r"dim: expected an axis in \[-2, 1\] for x of shape \(2, 3\), got 2"):
+    with pytest.raises(ValueError, match=r"dim: expected an axis in \[-2, 1\] .*got 2 \(x of shape \(2, 3\)\)"):
         layer.forward(np.ones((2, 3)))
+    assert layer.pending_calls() == 0
+    with pytest.raises(ValueError, match=r"dim: expected an axis in \[-1, 0\] .*got 1 \(x of shape \(6,\)\)"):
+        Softmax(dim=1).forward(np.ones(6))
+    with pytest.raises(ValueError, match=r"x: expected an array with at least 1 dimension"):
+        Softmax(dim=0).forward(np.array(1.0))
+    with pytest.raises(TypeError, match=r"dim: expected an int, got bool True"):
+        Softmax(dim=True)
     with pytest.raises(ValueError, match=r"dim: expected an axis in \[-2, 1\]"):
         Softmax(dim=-3).forward(np.ones((2, 3)))
     with pytest.raises(TypeError, match=r"x: expected a float32 or float64 array, got int64"):

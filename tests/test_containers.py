@@ -177,6 +177,52 @@ def test_errors():
         Residual(Conv2d(1, 1, 1), shortcut=Conv2d(1, 1, 1, dtype=np.float32))
 
 
+def test_dims_booleans_and_0d_inputs_refused_by_name(rng):
+    """Concat's dim through check_dim against the outputs' rank (dim=5 on 2-D outputs was read as
+    5 % 2 = 1); train and input_grad through check_bool; a 0-d input comes back 0-d through a
+    Residual of elementwise layers and is refused by a Concat (no axis to join along)."""
+    x = rng.standard_normal((2, 3))
+    for model in (Concat(ReLU(), Tanh(), dim=5), SkipConcat(Tanh(), dim=-3)):
+        with pytest.raises(ValueError, match=r"dim: expected an axis in \[-2, 1\] .*\(x of shape \(2, 3\)\)"):
+            model.forward(x)
+        assert model.pending_calls() == 0 and all(b.pending_calls() == 0 for b in model.branches)
+    with pytest.raises(TypeError, match="dim: expected an int, got bool"):
+        Concat(ReLU(), dim=True)
+    with pytest.raises(TypeError, match="block: expected a Layer"):
+        SkipConcat(None)
+    r, c = Residual(Tanh()), Concat(ReLU(), Tanh(), dim=1)
+    for model in (r, c):
+        for v in ("False", 0, None):
+            with pytest.raises(TypeError, match="train: expected True or False"):
+                model.forward(x, train=v)
+        model.forward(x)
+        with pytest.raises(TypeError, match="input_grad: expected True or False"):
+            model.backward(rng.standard_normal(model.forward(x).shape), input_grad="no")
+        model.zero_grad()
+    y = r.forward(np.array(0.5))
+    assert y.shape == () and r.backward(np.array(1.0)).shape == ()
+    with pytest.raises(ValueError, match="x: expected an array with at least 1 dimension"):
+        c.forward(np.array(0.5))
+    assert c.pending_calls() == 0
+
+
+@pytest.mark.parametrize("make", [lambda: Residual(Sequential(Linear(3, 3, rng=0), Linear(3, 3, rng=0))),
+                                  lambda: Concat(Linear(3, 2, rng=0), Linear(3, 3, rng=1))],
+                         ids=["residual", "concat"])
+def test_backward_refused_by_the_container_keeps_every_call(make, rng):
+    """dy of the wrong dtype is refused by the container itself, before it releases its call (it was
+    refused by a layer inside, after the container had dropped its own call), and the correct
+    backward afterwards works."""
+    model = make()
+    x = rng.standard_normal((2, 3))
+    y = model.forward(x)
+    pending = [(n, l.pending_calls()) for n, l in model.named_layers()]
+    with pytest.raises(TypeError, match="dy: expected dtype float64, got float32"):
+        model.backward(rng.standard_normal(y.shape).astype(np.float32))
+    assert [(n, l.pending_calls()) for n, l in model.named_layers()] == pending
+    assert model.backward(rng.standard_normal(y.shape)).shape == x.shape
+
+
 def test_digits_cnns_learn_quickly():
     """scripts/train_digits_cnn.py's models: two epochs already separate the digits well (the full
     runs, 30 epochs, reach >= 98.5%; that is the script's own exit status, not a unit test)."""

@@ -208,5 +208,55 @@ def test_errors():
         Flatten(2, 1).forward(np.zeros((2, 3, 4)))
     f = Flatten()
     f.forward(np.zeros((2, 3, 4)))
-    with pytest.raises(ValueError, match="dy: expected 24 elements"):
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 12\), got \(2, 11\)"):
         f.backward(np.zeros((2, 11)))
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 12\), got \(3, 8\)"):
+        f.backward(np.zeros((3, 8)))                # the output's shape, not just its size (was accepted)
+    assert f.pending_calls() == 1
+
+
+@pytest.mark.parametrize("kw,name,on_rank_6", [(dict(start_dim=5), "start_dim", (2, 3, 4, 5, 6, 7)),
+                                               (dict(start_dim=-3), "start_dim", (2, 3, 4, 210)),
+                                               (dict(end_dim=2), "end_dim", (2, 12, 5, 6, 7)),
+                                               (dict(end_dim=-3), "end_dim", (2, 60, 6, 7))])
+def test_flatten_dims_outside_the_input_are_refused_not_wrapped(kw, name, on_rank_6):
+    """Flatten(start_dim=5) on a 2-D input was read as 5 % 2 = 1 and flattened nothing (issue 11,
+    item 10): every axis goes through engine.checks.check_dim against the input's rank."""
+    f = Flatten(**kw)
+    with pytest.raises(ValueError, match=rf"{name}: expected an axis in \[-2, 1\] .*got {kw[name]} \(x of shape \(2, 3\)\)"):
+        f.forward(np.zeros((2, 3)))
+    assert f.pending_calls() == 0
+    assert Flatten(**kw).forward(np.zeros((2, 3, 4, 5, 6, 7))).shape == on_rank_6     # valid for a larger rank
+
+
+def test_0d_input_is_refused_by_name():
+    for layer in (Flatten(), Flatten(0, -1), MaxPool2d(1), AvgPool1d(1), AdaptiveAvgPool2d(1)):
+        with pytest.raises(ValueError, match="x: expected"):
+            layer.forward(np.array(1.0))
+        assert layer.pending_calls() == 0
+
+
+@pytest.mark.parametrize("make,name,bad", [
+    (lambda v: AvgPool2d(2, count_include_pad=v), "count_include_pad", ["False", 0, None]),
+    (lambda v: AvgPool1d(2, ceil_mode=v), "ceil_mode", ["False", 0, None]),       # "False" was read as True
+    (lambda v: MaxPool2d(2, ceil_mode=v), "ceil_mode", ["False", 0, None]),       # 0 and None were accepted
+    (lambda v: Flatten(start_dim=v), "start_dim", [True, 1.0, "1"]),
+])
+def test_options_refused_by_name(make, name, bad):
+    for v in bad:
+        with pytest.raises(TypeError, match=f"{name}: expected"):
+            make(v)
+
+
+@pytest.mark.parametrize("layer,x", [(MaxPool2d(2), np.zeros((1, 1, 4, 4))), (AvgPool1d(2), np.zeros((1, 2, 4))),
+                                     (Flatten(), np.zeros((2, 3, 4)))])
+def test_train_and_input_grad_are_booleans(layer, x):
+    for v in ("False", 0, None):
+        with pytest.raises(TypeError, match="train: expected True or False"):
+            layer.forward(x, train=v)
+    assert layer.pending_calls() == 0
+    y = layer.forward(x)
+    with pytest.raises(TypeError, match="input_grad: expected True or False"):
+        layer.backward(np.ones_like(y), input_grad="False")
+    assert layer.pending_calls() == 1
+    assert layer.backward(np.ones_like(y), input_grad=False) is None
