@@ -13,6 +13,11 @@ from .numerics import FASTMATH
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
+class NonFiniteError(ValueError):
+    """An array that must be finite holds NaN or Inf. Inside training, where the data were checked
+    first, this means the run diverged (fit reports it as TrainingDiverged)."""
+
+
 def check_dtype(dtype):
     """Normalise a layer's `dtype` argument; only float32 and float64 are supported."""
     try:
@@ -73,7 +78,7 @@ def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
     if not x.flags.c_contiguous:
         x = x.copy(order="C")    # (np.ascontiguousarray would turn a 0-d array into shape (1,))
     if finite and not all_finite(x):
-        raise ValueError(f"{name}: expected finite values, got NaN or Inf")
+        raise NonFiniteError(f"{name}: expected finite values, got NaN or Inf")
     return x
 
 

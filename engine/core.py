@@ -330,8 +330,15 @@ class Layer:
             np.savez(f, **self.state_dict())
 
     def load(self, path):
-        with np.load(path) as f:
-            return self.load_state_dict({k: f[k] for k in f.files})
+        """Read a state dict written by `save` (checked as `load_state_dict` does). A file that is
+        not a complete `.npz` archive is refused with a ValueError naming it."""
+        import zipfile
+        try:
+            with np.load(path) as f:
+                state = {k: f[k] for k in f.files}
+        except (zipfile.BadZipFile, EOFError, ValueError) as e:
+            raise ValueError(f"path: {path!r} is not a complete .npz state file ({type(e).__name__}: {e})") from None
+        return self.load_state_dict(state)
 
     # ---- helpers for subclasses -------------------------------------------------------------
     def _check_input(self, x, name="x", **kw):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import all_finite, check_array, check_int
+from .checks import NonFiniteError, all_finite, check_array, check_int
 from .core import Layer, no_grad
 from .data.batches import minibatches
 from .progress import progress as progress_bar
@@ -71,6 +71,8 @@ def _probe(model, loss, X, y, xname, yname):
     try:
         with no_grad():
             out = model.forward(X[:1], train=False)
+    except NonFiniteError:
+        return          # X is finite: the model's own values are not; the first step reports it
     except (TypeError, ValueError) as e:
         raise type(e)(f"{xname}: the model refuses it: {e}") from None
     if not isinstance(out, np.ndarray):
@@ -80,6 +82,31 @@ def _probe(model, loss, X, y, xname, yname):
     except (TypeError, ValueError) as e:
         shape = "(" + ", ".join(["N"] + [str(d) for d in out.shape[1:]]) + ")"
         raise type(e)(f"{yname}: the loss refuses it for the model's output of shape {shape}: {e}") from None
+
+
+def _probe_train(model, X, batch_size):
+    """The smallest batch fit will train on (the last one, when N is not a multiple of
+    batch_size), forwarded in train mode under no_grad, then every parameter, buffer and random
+    generator put back: a model that refuses it (BatchNorm on one row) is refused before the
+    first step instead of after some."""
+    rest = len(X) % batch_size
+    n = rest if rest else min(batch_size, len(X))
+    buffers = [(b, b.copy()) for _, b in model.named_buffers() if isinstance(b, np.ndarray)]
+    gens = {id(l.generator): l.generator for _, l in model.named_layers() if l.stochastic}
+    gen_states = {k: g.bit_generator.state for k, g in gens.items()}
+    try:
+        with no_grad():
+            model.forward(X[:n], train=True)
+    except NonFiniteError:
+        pass            # as in _probe: divergence is the training loop's to report
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"batch_size: with {len(X)} rows and batch_size={batch_size} a batch has {n} "
+                         f"row(s), which the model refuses in training: {e}") from None
+    finally:
+        for b, old in buffers:
+            b[...] = old
+        for k, g in gens.items():
+            g.bit_generator.state = gen_states[k]
 
 
 def _check_fit_args(model, loss, optimizer, X, y, epochs, batch_size, validation_data, metrics, seed, progress,
@@ -106,6 +133,7 @@ def _check_fit_args(model, loss, optimizer, X, y, epochs, batch_size, validation
     X = check_array("X", X)
     y = _check_targets("y", y, len(X))
     _probe(model, loss, X, y, "X", "y")
+    _probe_train(model, X, batch_size)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
@@ -168,14 +196,17 @@ def _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, me
         total, sums = 0.0, {_metric_name(m): 0.0 for m in metrics}
         for step, (Xb, yb) in enumerate(minibatches(X, y, batch_size, seed=rng), start=1):
             model.zero_grad()
-            pred = model.forward(Xb, train=True)
-            if not all_finite(pred):
-                raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
-                                       "the model's output has NaN or Inf")
-            value = float(loss.forward(pred, yb))
-            if not np.isfinite(value):
-                raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: loss is {value}")
-            model.backward(loss.backward(), input_grad=False)
+            try:    # X was checked finite, so a non-finite array inside the model means divergence
+                pred = model.forward(Xb, train=True)
+                if not all_finite(pred):
+                    raise NonFiniteError("the model's output has NaN or Inf")
+                value = float(loss.forward(pred, yb))
+                if not np.isfinite(value):
+                    raise NonFiniteError(f"loss is {value}")
+                model.backward(loss.backward(), input_grad=False)
+            except NonFiniteError as e:
+                model.zero_grad()
+                raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: {e}") from None
             for name, p in model.named_parameters():
                 if not all_finite(p.grad):
                     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
