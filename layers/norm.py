@@ -21,19 +21,22 @@ Layer norm (notes 004 §3.7.5) normalises each example over its last dimensions 
 instead: the same μ, σ², x̂ and chain rule per row m of x (M, D), with γ, β of the normalised
 shape, y_{m,j} = γ_j x̂_{m,j} + β_j, g_{m,j} = γ_j ∂ℓ/∂y_{m,j}. Same in train and eval.
 
-Statistics without cancellation. The sums run over x − K_c, where K_c is the group's first value
-(a sample of the data, "the shifted data" algorithm), then the variance is taken around the mean
-(two passes):
-    μ_c = K_c + (1/M) Σ_m (x_m − K_c),   σ²_c = (1/M) Σ_m (x_m − μ_c)²,
-and the output is computed as γ_c (x_m − μ_c) r_c + β_c (never as x_m a_c + b_c with b_c = β_c −
-μ_c a_c, which cancels). Summing the raw x_m lost the data under a large common offset: a
+Statistics without cancellation. Summing the raw x_m lost the data under a large common offset: a
 constant channel of 10¹² + 0.3 gave x̂ up to 0.47 instead of 0 (the rounding of Σ x_m is M times
-the spacing of floats near 10¹², and x − μ picked it up). With the shift a constant group gives
-x − K_c = 0 exactly, so μ_c = K_c, σ²_c = 0 and y = β exactly, for any offset, in float64 and
-float32, on both kernel paths. For other data the only error left is μ_c's own rounding to float64
-(half a unit in the last place of the offset, ~6·10⁻⁵ at 10¹²), which moves x̂ by that over σ_c:
-as much as rounding the input itself to float64 does. Float32 inputs are summed in float64, so
-there x̂ is exact to float32 rounding (~10⁻⁷ relative) whatever the offset.
+the spacing of floats near 10¹², and x − μ picked it up). So the sums run over d_m = x_m − K_c,
+K_c the group's first value (a sample of the data: "shifted data"), and the output is computed as
+γ_c (x_m − μ_c) r_c + β_c (never as x_m a_c + b_c with b_c = β_c − μ_c a_c, which cancels):
+  reference kernels, two passes:  μ_c = K_c + (1/M) Σ d_m,   σ²_c = (1/M) Σ (x_m − μ_c)²;
+  fast kernels, one pass:         μ_c = K_c + δ_c, δ_c = (1/M) Σ d_m,   σ²_c = (1/M) Σ d_m² − δ_c²,
+whose relative error in σ² is about the sums' rounding times (1 + δ²/σ²): as a data point, K lies
+within √M σ of μ, usually within a few σ; where it lies farther than 8σ (δ² > 64 σ², `shift_far`)
+the fast kernel recomputes σ² around μ in a second pass, so it never loses more than ~6 bits to
+the subtraction (the one pass reads the data once: 15-30% faster than two). A constant group
+gives d = 0 exactly, so μ_c = K_c, σ²_c = 0 and y = β exactly, for any offset, in float64 and
+float32, on both paths. For other data the only error left is μ_c's own rounding to float64 (half
+a unit in the last place of the offset, ~6·10⁻⁵ at 10¹²), which moves x̂ by that over σ_c: as
+much as rounding the input itself to float64 does. Float32 inputs are summed in float64, so there
+x̂ is exact to float32 rounding (~10⁻⁷ relative) whatever the offset.
 
 Overflow. The statistics are float64 whatever the dtype. A batch whose values spread over more than
 ~10¹⁵⁴ (float64 inputs) has a variance float64 cannot hold: the forward refuses it with a
@@ -374,10 +377,21 @@ class LayerNorm(Layer):
 # Batch norm: prange over disjoint channels, in engine.threads.pool(chunks_for(size, row_cost=1))
 # (one thread per 2^16 values at most). Layer norm: nthreads chunks of rows through parallel_call;
 # γ's and β's gradients are sums over rows, collected in per-thread buffers.
+SHIFT_FAR = 64.0      # (μ − K)² > 64 σ²: the shifted sums may lose log2(65) bits; recompute around μ
+
+
+@njit(cache=True, inline="always")
+def shift_far(dm, v):
+    """True when the shift K lies more than 8σ from the mean (dm = μ − K, v = σ² from the
+    shifted sums), or the sums are not finite: then σ² is recomputed around μ."""
+    return not (dm * dm <= SHIFT_FAR * v)
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def batchnorm_stats(x):
-    """Per-channel batch mean μ = K + mean(x − K), K = x[0, c, 0], and biased variance σ² =
-    mean((x − μ)²) (C,) of x (N, C, S), in float64 (as normalize_stats_ref)."""
+    """Per-channel batch mean μ and biased variance σ² (C,) of x (N, C, S), in float64, from the
+    shifted sums in one pass (module docstring): d = x − K, K = x[0, c, 0], μ = K + mean(d),
+    σ² = mean(d²) − (μ − K)²; around μ in a second pass where K is far from μ (shift_far)."""
     N, C, S = x.shape
     mean = np.zeros(C)
     var = np.zeros(C)
@@ -385,19 +399,26 @@ def batchnorm_stats(x):
     for c in prange(C):
         K = np.float64(x[0, c, 0])                # the shift: a sample of the channel
         s = 0.0
+        q = 0.0
         for n in range(N):
             xr = x[n, c]
             for j in range(S):
-                s += xr[j] - K
-        mu = K + s / M
-        v = 0.0
-        for n in range(N):
-            xr = x[n, c]
-            for j in range(S):
-                d = xr[j] - mu
-                v += d * d
+                d = xr[j] - K
+                s += d
+                q += d * d
+        dm = s / M
+        mu = K + dm
+        v = q / M - dm * dm
+        if shift_far(dm, v):
+            v = 0.0
+            for n in range(N):
+                xr = x[n, c]
+                for j in range(S):
+                    d = xr[j] - mu
+                    v += d * d
+            v /= M
         mean[c] = mu
-        var[c] = v / M
+        var[c] = 0.0 if v < 0.0 else v            # (rounding may leave a negative ulp; NaN is kept, and refused)
     return mean, var
 
 
@@ -463,8 +484,8 @@ def batchnorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, batch_stats, inp
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def layernorm_forward(x, gamma, beta, eps, nthreads):
-    """Row-wise y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² as normalize_stats_ref (shifted by the
-    row's first value, then centred).  x (M, D), γ, β (D,) -> y (M, D), mean (M,), rstd (M,)."""
+    """Row-wise y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² from the row's shifted sums as
+    batchnorm_stats (K = the row's first value).  x (M, D), γ, β (D,) -> y (M, D), mean (M,), rstd (M,)."""
     M, D = x.shape
     y = np.empty_like(x)
     mean = np.empty(M)
@@ -474,14 +495,23 @@ def layernorm_forward(x, gamma, beta, eps, nthreads):
             xr = x[m]
             K = np.float64(xr[0])                 # the shift: the row's first value
             s = 0.0
+            q = 0.0
             for j in range(D):
-                s += xr[j] - K
-            mu = K + s / D
-            v = 0.0
-            for j in range(D):
-                d = xr[j] - mu
-                v += d * d
-            r = 1.0 / np.sqrt(v / D + eps)
+                d = xr[j] - K
+                s += d
+                q += d * d
+            dm = s / D
+            mu = K + dm
+            v = q / D - dm * dm
+            if shift_far(dm, v):
+                v = 0.0
+                for j in range(D):
+                    d = xr[j] - mu
+                    v += d * d
+                v /= D
+            if v < 0.0:
+                v = 0.0
+            r = 1.0 / np.sqrt(v + eps)
             yr = y[m]
             for j in range(D):
                 yr[j] = (xr[j] - mu) * r * gamma[j] + beta[j]

@@ -361,6 +361,35 @@ def test_offset_data_normalised_to_float_rounding(kind, dtype, offset, reference
     np.testing.assert_allclose(y, xhat, rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("first", [0.5, 5.0, 7.9, 8.1, 1e3, -1e6])
+def test_fast_statistics_agree_with_the_reference_whatever_the_first_value(first, dtype, with_threads):
+    """The fast kernels sum x − K in one pass (K the group's first value), σ² = mean(d²) − δ²,
+    which loses digits as δ²/σ² grows; past (μ − K)² > 64 σ² they recompute σ² around μ. Either
+    way σ² stays within 1e-13 of the two-pass reference (seen in running_var), and the outputs
+    and gradients agree, with the first value an outlier of up to 1e6 σ in groups of 65536
+    (BatchNorm2d channels and LayerNorm rows, 2 threads): outputs and gradients to 1e-11 of each
+    array's largest value (sums over 65536 terms in another order)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 2, 64, 64)).astype(dtype)
+    x[0, :, 0, 0] = first
+    G = rng.standard_normal(x.shape).astype(dtype)
+    runs = {}
+    for reference in (False, True):
+        bn, ln = BatchNorm2d(2, dtype=dtype), LayerNorm((64, 64), dtype=dtype)
+        ln.bias.value[...] = 0.5
+        runs[reference] = (with_threads(2, step, bn, x, G, reference), with_threads(2, step, ln, x, G, reference),
+                           bn.running_var.copy())
+    tol = 1e-11 if dtype == np.float64 else 5e-7          # of each array's largest value
+    for k in (0, 1):
+        for a, b in zip(runs[False][k], runs[True][k]):
+            assert np.abs(a - b).max() <= tol * np.abs(b).max()
+    np.testing.assert_allclose(runs[False][2], runs[True][2], rtol=1e-13 if dtype == np.float64 else 1e-7)
+    unbiased = x.var(axis=(0, 2, 3), dtype=np.float64) * 65536 / 65535
+    np.testing.assert_allclose(runs[True][2], (0.9 + 0.1 * unbiased).astype(dtype),
+                               rtol=1e-13 if dtype == np.float64 else 1e-7)
+
+
 def test_statistics_that_overflow_are_refused_and_leave_the_layer_as_it_was():
     """Float64 inputs spread over more than ~1e154 have a variance float64 cannot hold: refused
     (not normalised by σ = ∞). Float32 inputs never overflow the float64 statistics, but their
