@@ -35,7 +35,7 @@ class Residual(Layer):
             if fx.shape != sx.shape:
                 raise ValueError(f"block: output shape {fx.shape} differs from the skip path's {sx.shape} "
                                  "(give a shortcut layer that maps x to the block's output shape)")
-        y = fx + sx
+        y = np.asarray(fx + sx)                 # (0-d + 0-d is a NumPy scalar, not an array)
         self._save(y.shape, y.dtype)
         return y
 
@@ -48,7 +48,7 @@ class Residual(Layer):
         # reverse order of the forward (block, then shortcut), as a layer shared by both needs
         dxs = dy if self._shortcut is None else self._shortcut.backward(dy, input_grad=input_grad)
         dxb = self.block.backward(dy, input_grad=input_grad)
-        return dxb + dxs if input_grad else None
+        return np.asarray(dxb + dxs) if input_grad else None
 
     def __repr__(self):
         s = f"Residual(\n  (block): {self.block!r}\n"
