@@ -321,7 +321,7 @@ class LayerNorm(Layer):
         self.eps = check_float("eps", eps, low=0, low_open=True)
         self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
         self.dtype = check_dtype(dtype)
-        self.has_bias = self.elementwise_affine and check_bool("bias", bias)
+        self.has_bias = check_bool("bias", bias) and self.elementwise_affine     # (checked either way)
         if self.elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, self.dtype))
             if self.has_bias:

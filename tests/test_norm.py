@@ -276,6 +276,8 @@ def test_ln_errors():
         for bad in ("no", 0, None):
             with pytest.raises(TypeError, match=f"^{name}: expected True or False"):
                 LayerNorm(4, **{name: bad})
+    with pytest.raises(TypeError, match="^bias: expected True or False"):
+        LayerNorm(4, elementwise_affine=False, bias="no")           # (was not looked at without affine)
     ln = LayerNorm(4)
     with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 4\), got \(\)"):
         ln.forward(np.array(1.0))
