@@ -9,6 +9,10 @@
   ``gabor`` (regression: X (n, D), y (n, 1)); ``gabor_model`` is the Gabor function itself.
 - ``minibatches``: one epoch of (Xb, yb) batches, deterministic for a seed.
 - MNIST IDX files you already have: ``read_idx``, ``write_idx``, ``load_mnist``.
+- Text (``text``): the bundled tiny-Shakespeare corpus (``load_text``, sha256 checked; see
+  TINYSHAKESPEARE_SOURCE.md), ``text_split`` (fixed 90/10), ``word_tokens``, ``Vocabulary``
+  (characters or words, min_count, unknown token), ``lm_windows`` ((N, T) inputs, next-token
+  targets) and ``bptt_batches`` (B parallel contiguous streams for truncated BPTT).
 
 Nothing here uses the network or needs scikit-learn.
 """
@@ -17,6 +21,8 @@ from .digits import digits_split, digits_split_indices, load_digits
 from .idx import load_mnist, read_idx, write_idx
 from .synthetic import (GABOR_PHI, GABOR_RANGE, circles, gabor, gabor_model, linear_regression,
                         moons, sine, spirals, xor)
+from .text import (BPTTBatches, Vocabulary, bptt_batches, lm_windows, load_text, text_split,
+                   word_tokens)
 
 __all__ = [
     "load_digits", "digits_split", "digits_split_indices",
@@ -24,4 +30,5 @@ __all__ = [
     "GABOR_PHI", "GABOR_RANGE",
     "minibatches",
     "read_idx", "write_idx", "load_mnist",
+    "load_text", "text_split", "word_tokens", "Vocabulary", "lm_windows", "bptt_batches", "BPTTBatches",
 ]
