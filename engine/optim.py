@@ -166,6 +166,21 @@ def _check_beta(name, v):
     return v
 
 
+# torch.optim's implementation flags: in its param_groups, no effect on the maths here
+_TORCH_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
+
+
+def _check_step(name, v):
+    """A step count: an int >= 0, or an integral float / 0-d array (torch stores a float32 tensor)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected an int >= 0, got {type(v).__name__} {v!r}")
+    if not (math.isfinite(v) and v >= 0 and v == int(v)):
+        raise ValueError(f"{name}: expected an int >= 0, got {v!r}")
+    return int(v)
+
+
 class Optimizer:
     """Base class: holds `params` (a list of Parameters), `lr`, the step count `t`, and one list of
     state arrays per parameter. Subclasses implement `_update(theta, g, state)`.
@@ -196,6 +211,147 @@ class Optimizer:
         for (theta, g), state in zip(flats, self.state):
             self._update(theta, -g if self.maximize else g, state)
 
+    # ---- checkpoints ----
+    # Subclasses name their state arrays (self.state[i][j] is called _buffer_names[j]) and their
+    # hyper-parameters as torch.optim does; `_needed()` says which arrays the options use.
+    _buffer_names = ()
+    _hyper_names = ()
+    _nonnegative = ()          # buffers that hold sums of squares (a negative one would give NaN)
+
+    def _needed(self):
+        return (True,) * len(self._buffer_names)
+
+    def _group_extras(self):
+        return {}
+
+    def state_dict(self):
+        """The optimizer's state as torch.optim lays it out (copies, NumPy arrays):
+
+            {"state": {i: {"step": t, <buffer name>: array shaped like params[i], ...}},
+             "param_groups": [{<hyper-parameters>, "params": [0, 1, ..., n-1]}]}
+
+        with torch's buffer names (momentum_buffer, sum, square_avg, grad_avg, exp_avg,
+        exp_avg_sq, max_exp_avg_sq), only those the options use. One parameter group. "step" is
+        the number of steps taken (the same for every parameter here; torch keeps one per
+        parameter, and SGD keeps none). `lr` is the current one (a schedule may have changed it).
+        """
+        needed = self._needed()
+        state = {}
+        for i, (p, arrays) in enumerate(zip(self.params, self.state)):
+            s = {"step": self.t}
+            for name, need, a in zip(self._buffer_names, needed, arrays):
+                if need:
+                    s[name] = a.reshape(p.value.shape).copy()
+            state[i] = s
+        group = {k: getattr(self, k) for k in self._hyper_names}
+        group.update(self._group_extras())
+        group["params"] = list(range(len(self.params)))
+        return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict):
+        """Restore what `state_dict()` returned (or a torch.optim state dict converted to NumPy,
+        e.g. `{k: v.numpy()}` for its tensors): hyper-parameters, step count and state arrays.
+
+        Everything is checked before anything is written, and a refused dict leaves the optimizer
+        exactly as it was: the keys, one parameter group listing params 0..n-1 (as many as this
+        optimizer has), each hyper-parameter (the constructor's checks), the state arrays the
+        loaded options need (no more, no fewer), their shapes and dtypes (the parameter's: never
+        cast, so a resumed run is bit-identical), finiteness, sums of squares >= 0, and one step
+        count >= 0 shared by all parameters. An empty "state" (torch's before its first step)
+        means fresh state arrays and step 0. torch's implementation flags (foreach, fused,
+        capturable, differentiable) are accepted and ignored.
+        """
+        name = "state_dict"
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}: expected a dict with keys 'state' and 'param_groups', got "
+                            f"{type(state_dict).__name__}")
+        keys = set(state_dict)
+        if keys != {"state", "param_groups"}:
+            raise ValueError(f"{name}: expected the keys ['param_groups', 'state'], got "
+                             f"{sorted(map(str, keys))}")
+        n = len(self.params)
+        groups = state_dict["param_groups"]
+        if not isinstance(groups, (list, tuple)) or len(groups) != 1:
+            raise ValueError(f"{name}['param_groups']: expected a list of one parameter group "
+                             f"(dict), got {groups!r:.200}")
+        group = groups[0]
+        gname = f"{name}['param_groups'][0]"
+        if not isinstance(group, dict):
+            raise TypeError(f"{gname}: expected a dict, got {type(group).__name__}")
+        params = group.get("params")
+        if not (isinstance(params, (list, tuple)) and list(params) == list(range(n))):
+            raise ValueError(f"{gname}['params']: expected [0, ..., {n - 1}] (this optimizer has "
+                             f"{n} parameters), got {params!r:.200}")
+        extras = self._group_extras()
+        allowed = set(self._hyper_names) | set(extras) | {"params"} | _TORCH_FLAGS
+        missing = set(self._hyper_names) - set(group)
+        unexpected = set(group) - allowed
+        if missing or unexpected:
+            raise ValueError(f"{gname}: missing keys {sorted(missing)}, unexpected keys "
+                             f"{sorted(map(str, unexpected))}")
+        for k, v in extras.items():
+            if k in group and group[k] != v:
+                raise ValueError(f"{gname}['{k}']: expected {v!r} for {type(self).__name__}, "
+                                 f"got {group[k]!r}")
+        for k in _TORCH_FLAGS & set(group):
+            if group[k] is not None and not isinstance(group[k], (bool, np.bool_)):
+                raise TypeError(f"{gname}['{k}']: expected None, True or False, got {group[k]!r}")
+        hyper = {k: group[k] for k in self._hyper_names}
+        try:                  # the constructor's checks, on a throwaway optimizer
+            fresh = type(self)(self.params, **hyper)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{gname}: {e}") from None
+
+        state = state_dict["state"]
+        sname = f"{name}['state']"
+        if not isinstance(state, dict):
+            raise TypeError(f"{sname}: expected a dict {{param index: dict}}, got "
+                            f"{type(state).__name__}")
+        if state and set(state) != set(range(n)):
+            raise ValueError(f"{sname}: expected the keys 0..{n - 1} (or none: a fresh state), "
+                             f"got {sorted(map(str, state))}")
+        wanted = {nm for nm, need in zip(self._buffer_names, fresh._needed()) if need}
+        step, arrays = 0, []
+        for i in range(len(state)):
+            entry, ename = state[i], f"{sname}[{i}]"
+            if not isinstance(entry, dict):
+                raise TypeError(f"{ename}: expected a dict, got {type(entry).__name__}")
+            if set(entry) != wanted | {"step"}:
+                raise ValueError(f"{ename}: expected the keys {sorted(wanted | {'step'})} for "
+                                 f"these options, got {sorted(map(str, entry))}")
+            s = _check_step(f"{ename}['step']", entry["step"])
+            if i > 0 and s != step:
+                raise ValueError(f"{ename}['step']: expected the same step count for every "
+                                 f"parameter ({step}), got {s}")
+            step = s
+            p = self.params[i].value
+            row = []
+            for nm, need, init in zip(self._buffer_names, fresh._needed(), fresh.state[i]):
+                if not need:
+                    row.append(init)
+                    continue
+                a, aname = entry[nm], f"{ename}['{nm}']"
+                if not isinstance(a, np.ndarray):
+                    raise TypeError(f"{aname}: expected a numpy.ndarray, got {type(a).__name__}")
+                if a.dtype != p.dtype:
+                    raise TypeError(f"{aname}: expected dtype {p.dtype} (the parameter's; never "
+                                    f"cast), got {a.dtype}")
+                if a.shape != p.shape:
+                    raise ValueError(f"{aname}: expected shape {p.shape} (params[{i}]'s), got "
+                                     f"{a.shape}")
+                if not np.isfinite(a).all():
+                    raise ValueError(f"{aname}: expected finite values, got NaN or Inf")
+                if nm in self._nonnegative and (a < 0).any():
+                    raise ValueError(f"{aname}: expected values >= 0 (a sum of squares), got "
+                                     f"{a.min()}")
+                row.append(np.array(a, dtype=p.dtype, order="C").reshape(-1))
+            arrays.append(row)
+        # all checked: write
+        for k in self._hyper_names:
+            setattr(self, k, getattr(fresh, k))
+        self.t = step
+        self.state = arrays if state else fresh.state
+
     def __repr__(self):
         return f"{type(self).__name__}(lr={self.lr}, {len(self.params)} parameters)"
 
@@ -224,6 +380,12 @@ class SGD(Optimizer):
         self.nesterov = nesterov
         self.state = [[self._zeros(p, self.momentum != 0)] for p in self.params]
 
+    _buffer_names = ("momentum_buffer",)
+    _hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+    def _needed(self):
+        return (self.momentum != 0,)
+
     def _update(self, theta, g, state):
         sgd_step(theta, g, state[0], self.lr, self.momentum, self.dampening, self.nesterov,
                  self.weight_decay, self.t == 1)
@@ -241,6 +403,11 @@ class Adagrad(Optimizer):
                                                      initial_accumulator_value, low=0.0)
         self.eps = check_float("eps", eps, low=0.0)
         self.state = [[self._zeros(p, fill=self.initial_accumulator_value)] for p in self.params]
+
+    _buffer_names = ("sum",)
+    _nonnegative = ("sum",)
+    _hyper_names = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
+                    "maximize")
 
     def _update(self, theta, g, state):
         clr = self.lr / (1.0 + (self.t - 1) * self.lr_decay)
@@ -262,6 +429,13 @@ class RMSprop(Optimizer):
         self.centered = centered
         self.state = [[self._zeros(p), self._zeros(p, centered), self._zeros(p, self.momentum > 0)]
                       for p in self.params]
+
+    _buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
+    _nonnegative = ("square_avg",)
+    _hyper_names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+
+    def _needed(self):
+        return (True, self.centered, self.momentum > 0)
 
     def _update(self, theta, g, state):
         rmsprop_step(theta, g, state[0], state[1], state[2], self.lr, self.alpha, self.eps,
@@ -286,6 +460,16 @@ class Adam(Optimizer):
         self.amsgrad = amsgrad
         self.state = [[self._zeros(p), self._zeros(p), self._zeros(p, amsgrad)]
                       for p in self.params]
+
+    _buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _nonnegative = ("exp_avg_sq", "max_exp_avg_sq")
+    _hyper_names = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+
+    def _needed(self):
+        return (True, True, self.amsgrad)
+
+    def _group_extras(self):
+        return {"decoupled_weight_decay": self._decoupled}
 
     def _update(self, theta, g, state):
         m, v, vmax = state

@@ -40,6 +40,50 @@ class LRScheduler:
     def _next_lr(self, lr):
         raise NotImplementedError
 
+    # ---- checkpoints ----
+    _hyper_names = ()          # the constructor's arguments after `optimizer`, as torch names them
+
+    def state_dict(self):
+        """What the schedule holds, torch's names (its `__dict__` without the optimizer):
+        {"last_epoch": t, "base_lrs": [base_lr], "_last_lr": [lr], <hyper-parameters>}.
+        The optimizer's current lr is part of the *optimizer's* state dict: restore both."""
+        d = {"last_epoch": self.last_epoch, "base_lrs": [self.base_lr],
+             "_last_lr": list(self._last_lr)}
+        d.update({k: getattr(self, k) for k in self._hyper_names})
+        return d
+
+    def load_state_dict(self, state_dict):
+        """Restore what `state_dict()` returned. Every key and value is checked (exactly the keys
+        `state_dict()` gives; last_epoch an int >= 0; base_lrs and _last_lr one number >= 0 each;
+        the hyper-parameters the constructor's checks) before anything is written."""
+        name = "state_dict"
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}: expected a dict, got {type(state_dict).__name__}")
+        expected = {"last_epoch", "base_lrs", "_last_lr"} | set(self._hyper_names)
+        missing, unexpected = expected - set(state_dict), set(state_dict) - expected
+        if missing or unexpected:
+            raise ValueError(f"{name}: missing keys {sorted(missing)}, unexpected keys "
+                             f"{sorted(map(str, unexpected))}")
+        last_epoch = check_int(f"{name}['last_epoch']", state_dict["last_epoch"], low=0)
+        lrs = {}
+        for k in ("base_lrs", "_last_lr"):
+            v = state_dict[k]
+            if not isinstance(v, (list, tuple)) or len(v) != 1:
+                raise ValueError(f"{name}['{k}']: expected a list of one learning rate, got "
+                                 f"{v!r:.200}")
+            lrs[k] = check_float(f"{name}['{k}'][0]", v[0], low=0.0)
+        hyper = {k: state_dict[k] for k in self._hyper_names}
+        try:                  # the constructor's checks, on a throwaway schedule
+            fresh = type(self)(self.optimizer, **hyper)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name}: {e}") from None
+        # all checked: write
+        for k in self._hyper_names:
+            setattr(self, k, getattr(fresh, k))
+        self.last_epoch = last_epoch
+        self.base_lr = lrs["base_lrs"]
+        self._last_lr = [lrs["_last_lr"]]
+
 
 class StepLR(LRScheduler):
     """lr_t = base_lr · γ^⌊t / step_size⌋: multiply by γ every `step_size` epochs."""
@@ -48,6 +92,8 @@ class StepLR(LRScheduler):
         super().__init__(optimizer)
         self.step_size = check_int("step_size", step_size, low=1)
         self.gamma = check_float("gamma", gamma, low=0.0)
+
+    _hyper_names = ("step_size", "gamma")
 
     def _next_lr(self, lr):
         return lr * self.gamma if self.last_epoch % self.step_size == 0 else lr
@@ -59,6 +105,8 @@ class ExponentialLR(LRScheduler):
     def __init__(self, optimizer, gamma):
         super().__init__(optimizer)
         self.gamma = check_float("gamma", gamma, low=0.0)
+
+    _hyper_names = ("gamma",)
 
     def _next_lr(self, lr):
         return lr * self.gamma
@@ -77,6 +125,8 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer)
         self.T_max = check_int("T_max", T_max, low=1)
         self.eta_min = check_float("eta_min", eta_min, low=0.0)
+
+    _hyper_names = ("T_max", "eta_min")
 
     def _next_lr(self, lr):
         t, T = self.last_epoch, self.T_max
