@@ -6,6 +6,7 @@ from .containers import Concat, Residual, SkipConcat
 from .conv import Conv1d, Conv2d
 from .dense import Bilinear, Linear
 from .dropout import Dropout
+from .embedding import Embedding
 from .mlp import MLP
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d
@@ -14,4 +15,4 @@ __all__ = ["Linear", "Bilinear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Heaviside", "Softmax", "MLP",
            "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
            "AdaptiveAvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
-           "Residual", "Concat", "SkipConcat"]
+           "Residual", "Concat", "SkipConcat", "Embedding"]

@@ -205,6 +205,8 @@ def bad_array(draw, cat, x, strict, ranks):
     """(label, bad value, must_raise) for an input array x, of category `cat` (INPUT_MUTATIONS):
     a wrong type, a wrong dtype, a NaN or Inf at a drawn position, a zero-size dimension, or a
     different rank."""
+    if x.dtype.kind in "iu" and cat in ("dtype", "non-finite"):    # integer ids (Embedding)
+        return draw(bad_ids(cat, x))
     if cat == "type":
         kind = draw(st.sampled_from(["list", "None", "str", "python float", "numpy scalar"]))
         value = {"list": lambda: x.tolist(), "None": lambda: None, "str": lambda: "x",
@@ -233,6 +235,21 @@ def bad_array(draw, cat, x, strict, ranks):
            "first two axes merged": lambda: x.reshape((-1,) + x.shape[2:])}[kind]()
     must = ranks is not None and bad.ndim not in ranks
     return f"rank {bad.ndim} ({kind}): shape {bad.shape}", bad, must
+
+
+@st.composite
+def bad_ids(draw, cat, x):
+    """(label, bad value, must_raise) for integer token ids x: a float or boolean array in place of
+    ids ("dtype": never cast), or an id that is negative or beyond any table ("non-finite": the
+    integers' counterpart of NaN)."""
+    if cat == "dtype":
+        dt = draw(st.sampled_from([np.float64, np.float32, np.float16, np.bool_]))
+        return f"ids of dtype {np.dtype(dt)}", _astype(x, dt), True
+    i = draw(st.integers(0, x.size - 1))
+    v = draw(st.sampled_from([-1, -(2**40), 2**40]))
+    bad = x.copy()
+    bad.flat[i] = v
+    return f"id {v} at flat position {i}", bad, True
 
 
 @st.composite
