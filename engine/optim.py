@@ -171,7 +171,7 @@ _TORCH_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
 def _check_step(name, v):
-    """A step count: an int >= 0, or an integral float / 0-d array (torch stores a float32 tensor)."""
+    """A step count: an int >= 0, or an integral float or 0-d array (torch: a float32 tensor)."""
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v.item()
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -217,6 +217,7 @@ class Optimizer:
     _buffer_names = ()
     _hyper_names = ()
     _nonnegative = ()          # buffers that hold sums of squares (a negative one would give NaN)
+    _step_optional = False     # SGD: torch's state has no "step"
 
     def _needed(self):
         return (True,) * len(self._buffer_names)
@@ -258,8 +259,9 @@ class Optimizer:
         loaded options need (no more, no fewer), their shapes and dtypes (the parameter's: never
         cast, so a resumed run is bit-identical), finiteness, sums of squares >= 0, and one step
         count >= 0 shared by all parameters. An empty "state" (torch's before its first step)
-        means fresh state arrays and step 0. torch's implementation flags (foreach, fused,
-        capturable, differentiable) are accepted and ignored.
+        means fresh state arrays and step 0; torch's SGD keeps no step, and its momentum buffers
+        load as step 1 (all SGD needs to know: that it is not the first step). torch's
+        implementation flags (foreach, fused, capturable, differentiable) are accepted and ignored.
         """
         name = "state_dict"
         if not isinstance(state_dict, dict):
@@ -316,10 +318,13 @@ class Optimizer:
             entry, ename = state[i], f"{sname}[{i}]"
             if not isinstance(entry, dict):
                 raise TypeError(f"{ename}: expected a dict, got {type(entry).__name__}")
-            if set(entry) != wanted | {"step"}:
+            keys = set(entry)
+            optional = self._step_optional and wanted and keys == wanted
+            if not (keys == wanted | {"step"} or optional):
                 raise ValueError(f"{ename}: expected the keys {sorted(wanted | {'step'})} for "
                                  f"these options, got {sorted(map(str, entry))}")
-            s = _check_step(f"{ename}['step']", entry["step"])
+            # torch's SGD keeps no step: its momentum buffer exists once one step was taken
+            s = _check_step(f"{ename}['step']", entry["step"]) if "step" in entry else 1
             if i > 0 and s != step:
                 raise ValueError(f"{ename}['step']: expected the same step count for every "
                                  f"parameter ({step}), got {s}")
@@ -382,6 +387,7 @@ class SGD(Optimizer):
 
     _buffer_names = ("momentum_buffer",)
     _hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    _step_optional = True
 
     def _needed(self):
         return (self.momentum != 0,)

@@ -79,7 +79,8 @@ def test_resumed_run_is_bit_identical(ocls, okw, scls, skw, tmp_path):
     net.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     sched.load_state_dict(ck["scheduler"])
-    assert opt.t == STOP and sched.last_epoch == STOP and opt.lr == ck["optimizer"]["param_groups"][0]["lr"]
+    assert opt.t == STOP and sched.last_epoch == STOP
+    assert opt.lr == ck["optimizer"]["param_groups"][0]["lr"]
     train(net, opt, sched, data[STOP:])
     resumed = net.state_dict()
     assert whole.keys() == resumed.keys()
@@ -210,6 +211,46 @@ def test_adam_state_dict_matches_torch(cls, kw):
         np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
+TORCH_RUNS = [(o.__name__, kw) for o, kw, _, _ in RUNS] + [("SGD", dict(lr=0.1, momentum=0.9))]
+
+
+@pytest.mark.parametrize("cls, kw", TORCH_RUNS,
+                         ids=[f"{c}-{i}" for i, (c, _) in enumerate(TORCH_RUNS)])
+def test_every_optimizer_continues_a_torch_run(cls, kw):
+    """torch's state dict of every optimizer, loaded into a default-constructed one of ours, steps
+    on as torch does; the state keys are torch's (SGD adds "step", which torch's SGD lacks)."""
+    torch = pytest.importorskip("torch", reason="PyTorch cross-checks need torch")
+    import engine.optim as optim
+    rng = np.random.default_rng(1)
+    shapes = [(3, 4), (5,)]
+    tparams = [torch.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+    topt = getattr(torch.optim, cls)(tparams, **kw)
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(7)]
+    for g in grads[:3]:
+        for tp, gi in zip(tparams, g):
+            tp.grad = torch.tensor(gi)
+        topt.step()
+    params = [Parameter(tp.detach().numpy().copy()) for tp in tparams]
+    opt = getattr(optim, cls)(params)
+    opt.load_state_dict(_np(topt.state_dict()))
+    for g in grads[3:]:
+        for p, tp, gi in zip(params, tparams, g):
+            p.grad[...] = gi
+            tp.grad = torch.tensor(gi)
+        opt.step()
+        topt.step()
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+    ours, theirs = opt.state_dict(), _np(topt.state_dict())
+    for i, entry in theirs["state"].items():
+        assert set(ours["state"][i]) - set(entry) <= {"step"}
+        assert set(entry) <= set(ours["state"][i])
+        for k, v in entry.items():
+            np.testing.assert_allclose(ours["state"][i][k], v, rtol=1e-12, atol=1e-300)
+    (g,), (tg,) = ours["param_groups"], theirs["param_groups"]
+    assert set(g) <= set(tg) and {k: tg[k] for k in g} == g
+
+
 def test_fresh_torch_state_means_step_zero():
     torch = pytest.importorskip("torch", reason="PyTorch cross-checks need torch")
     p = Parameter(np.ones(3))
@@ -262,7 +303,8 @@ BAD_OPT = [
     (lambda: [1], TypeError, r"state_dict: expected a dict"),
     (_spoil(_delete(["state"])), ValueError, r"state_dict: expected the keys"),
     (_spoil(_set(["param_groups"], [])), ValueError, r"state_dict\['param_groups'\]"),
-    (_spoil(_set(["param_groups", 0, "params"], [0])), ValueError, r"\['params'\]: .* 2 parameters"),
+    (_spoil(_set(["param_groups", 0, "params"], [0])), ValueError,
+     r"\['params'\]: .* 2 parameters"),
     (_spoil(_set(["param_groups", 0, "lr"], -1.0)), ValueError, r"\['param_groups'\]\[0\]: lr"),
     (_spoil(_set(["param_groups", 0, "betas"], (1.5, 0.9))), ValueError, r"betas\[0\]"),
     (_spoil(_set(["param_groups", 0, "amsgrad"], "yes")), TypeError, "amsgrad"),
@@ -275,11 +317,16 @@ BAD_OPT = [
     (_spoil(_delete(["state", 1])), ValueError, r"\['state'\]: expected the keys 0..1"),
     (_spoil(_set(["state", 0], None)), TypeError, r"\['state'\]\[0\]: expected a dict"),
     (_spoil(_delete(["state", 1, "exp_avg"])), ValueError, r"\['state'\]\[1\]: expected the keys"),
-    (_spoil(_set(["state", 1, "exp_avg"], np.ones(5))), ValueError, r"\['exp_avg'\]: expected shape \(4,\)"),
-    (_spoil(_set(["state", 1, "exp_avg"], np.ones(4, np.float32))), TypeError, r"\['exp_avg'\]: expected dtype float64"),
-    (_spoil(_set(["state", 1, "exp_avg"], [1.0] * 4)), TypeError, r"\['exp_avg'\]: expected a numpy"),
-    (_spoil(_set(["state", 0, "exp_avg"], np.full((2, 3), np.nan))), ValueError, r"\['exp_avg'\]: expected finite"),
-    (_spoil(_set(["state", 0, "exp_avg_sq"], np.full((2, 3), -1.0))), ValueError, r"\['exp_avg_sq'\]: expected values >= 0"),
+    (_spoil(_set(["state", 1, "exp_avg"], np.ones(5))), ValueError,
+     r"\['exp_avg'\]: expected shape \(4,\)"),
+    (_spoil(_set(["state", 1, "exp_avg"], np.ones(4, np.float32))), TypeError,
+     r"\['exp_avg'\]: expected dtype float64"),
+    (_spoil(_set(["state", 1, "exp_avg"], [1.0] * 4)), TypeError,
+     r"\['exp_avg'\]: expected a numpy"),
+    (_spoil(_set(["state", 0, "exp_avg"], np.full((2, 3), np.nan))), ValueError,
+     r"\['exp_avg'\]: expected finite"),
+    (_spoil(_set(["state", 0, "exp_avg_sq"], np.full((2, 3), -1.0))), ValueError,
+     r"\['exp_avg_sq'\]: expected values >= 0"),
     (_spoil(_set(["state", 1, "step"], 2)), ValueError, r"\[1\]\['step'\]: expected the same step"),
     (_spoil(_set(["state", 0, "step"], -1)), ValueError, r"\[0\]\['step'\]"),
     (_spoil(_set(["state", 0, "step"], 1.5)), ValueError, r"\[0\]\['step'\]"),
