@@ -380,3 +380,56 @@ def test_schedule_load_refuses_bad_dicts_and_writes_nothing(spoil, exc, msg):
     with pytest.raises(exc, match=msg):
         s.load_state_dict(spoil(s.state_dict()))
     assert s.state_dict() == before and s.optimizer.lr == 0.1
+
+
+@pytest.mark.parametrize("ocls, okw, scls, skw", RUNS, ids=RUN_IDS)
+def test_float32_parameters_resume_bit_identical(ocls, okw, scls, skw):
+    """Optimizer + schedule alone, float32 parameters: the state arrays keep float32 through the
+    dict, and the resumed steps equal the uninterrupted ones bit for bit."""
+    rng = np.random.default_rng(3)
+    shapes = [(3, 4), (5,)]
+    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(9)]
+
+    def run(params, opt, sched, gs):
+        for g in gs:
+            for p, gi in zip(params, g):
+                p.grad[...] = gi
+            opt.step()
+            sched.step()
+
+    a = [Parameter(v.copy()) for v in init]
+    oa = ocls(a, **okw)
+    run(a, oa, scls(oa, **skw), grads)
+    b = [Parameter(v.copy()) for v in init]
+    ob = ocls(b, **okw)
+    sb = scls(ob, **skw)
+    run(b, ob, sb, grads[:4])
+    sd, ssd = pickle.loads(pickle.dumps((ob.state_dict(), sb.state_dict())))
+    assert all(v.dtype == np.float32 for e in sd["state"].values() for v in e.values()
+               if isinstance(v, np.ndarray))
+    c = [Parameter(p.value.copy()) for p in b]
+    oc = ocls(c)
+    sc = scls(oc, **skw)
+    oc.load_state_dict(sd)
+    sc.load_state_dict(ssd)
+    run(c, oc, sc, grads[4:])
+    for p, q in zip(a, c):
+        assert q.value.dtype == np.float32 and np.array_equal(p.value, q.value)
+
+
+@pytest.mark.parametrize("scls, skw", [(s, kw) for _, _, s, kw in RUNS[:4]],
+                         ids=[s.__name__ for _, _, s, _ in RUNS[:4]])
+def test_schedule_state_dict_values_are_torchs(scls, skw):
+    torch = pytest.importorskip("torch", reason="PyTorch cross-checks need torch")
+    opt = SGD([Parameter(np.zeros(2))], lr=0.1)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    s, ts = scls(opt, **skw), getattr(torch.optim.lr_scheduler, scls.__name__)(topt, **skw)
+    for _ in range(7):
+        s.step()
+        topt.step()
+        ts.step()
+    ours, theirs = s.state_dict(), ts.state_dict()
+    assert set(ours) <= set(theirs)
+    for k, v in ours.items():
+        np.testing.assert_allclose(v, theirs[k], rtol=1e-12, atol=0, err_msg=k)
