@@ -108,11 +108,15 @@ def check_bool(name, v):
     return bool(v)
 
 
-def check_dim(name, dim, ndim):
-    """An axis of an array with `ndim` dimensions, negative counting from the end -> in [0, ndim)."""
+def check_dim(name, dim, ndim, shape=None):
+    """An axis of an array with `ndim` dimensions, negative counting from the end -> in [0, ndim).
+    With the input's `shape` the message names it too (the axis and the input are refused
+    together: either may be the mistake)."""
     dim = check_int(name, dim)
     if not -ndim <= dim < ndim:
-        raise ValueError(f"{name}: expected an axis in [{-ndim}, {ndim - 1}] for a {ndim}-dimensional input, got {dim}")
+        of = f" (x of shape {shape})" if shape is not None else ""
+        raise ValueError(f"{name}: expected an axis in [{-ndim}, {ndim - 1}] for a {ndim}-dimensional input, "
+                         f"got {dim}{of}")
     return dim % ndim
 
 

@@ -183,15 +183,6 @@ def activation_backward_ref(dh, f, code, p0, p1):
 # ---------------------------------------------------------------------------------------------
 # layers
 # ---------------------------------------------------------------------------------------------
-def check_axis(name, dim, x):
-    """engine.checks.check_dim for an axis of the input x, the message naming x's shape too (the
-    axis and the input are refused together: either may be the mistake)."""
-    try:
-        return check_dim(name, dim, x.ndim)
-    except ValueError as e:
-        raise ValueError(f"{e} (x of shape {x.shape})") from None
-
-
 class Activation(Layer):
     """An elementwise activation layer. It has no parameters and accepts float32 or float64
     input of any shape; the gradient comes back in the input's dtype."""
@@ -338,7 +329,7 @@ class Softmax(Layer):
         x = check_array("x", x)
         if x.ndim == 0:
             raise ValueError("x: expected an array with at least 1 dimension (softmax runs along dim), got shape ()")
-        d = check_axis("dim", self.dim, x)
+        d = check_dim("dim", self.dim, x.ndim, x.shape)
         rows, moved = self._to_rows(x, d)
         y = softmax_forward(rows, self.temperature)
         self._save(y, moved, x.shape, d)

@@ -10,10 +10,10 @@ each branch's input gradient for its slice of ∂ℓ/∂y. `SkipConcat(block)` =
 """
 import numpy as np
 
-from engine.checks import check_array, check_bool, check_int
+from engine.checks import check_array, check_bool, check_dim, check_int
 from engine.core import Layer, check_layer, common_dtype
 
-from .activations import Identity, check_axis
+from .activations import Identity
 
 
 class Residual(Layer):
@@ -80,7 +80,7 @@ class Concat(Layer):
             ref = ys[0]
             if ref.ndim == 0:
                 raise ValueError("branches[0]: output of shape () has no axis to concatenate along")
-            d = check_axis("dim", self.dim, ref)
+            d = check_dim("dim", self.dim, ref.ndim, ref.shape)
             for i, y in enumerate(ys):
                 if y.ndim != ref.ndim or y.shape[:d] + y.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
                     raise ValueError(f"branches[{i}]: output shape {y.shape} cannot be concatenated along "

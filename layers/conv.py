@@ -183,11 +183,11 @@ class _ConvNd(Layer):
         self._pads = _padding(padding, nd, self.kernel_size, self.stride, self.dilation)
         check_choice("padding_mode", padding_mode, ("zeros",))
         self.dtype = check_dtype(dtype)
-        rng = check_rng("rng", rng)
+        self.has_bias = check_bool("bias", bias)
+        rng = check_rng("rng", rng)            # last: a refused argument draws nothing from a given Generator
         fan_in = (in_channels // groups) * int(np.prod(self.kernel_size))
         self.weight = Parameter(default_uniform(
             (out_channels, in_channels // groups) + self.kernel_size, fan_in, rng, self.dtype))
-        self.has_bias = check_bool("bias", bias)
         if self.has_bias:
             self.bias = Parameter(default_uniform((out_channels,), fan_in, rng, self.dtype))
         self._zero_bias = np.zeros(out_channels, self.dtype)
@@ -219,6 +219,7 @@ class _ConvNd(Layer):
         return self.bias.value if self.has_bias else self._zero_bias
 
     def forward(self, x, train=True):
+        check_bool("train", train)
         x, out = self._check_x(x)
         z = self._forward_ref(x, out) if use_reference() else self._forward_fast(x, out)
         self._save(x, out)
@@ -226,6 +227,7 @@ class _ConvNd(Layer):
 
     def backward(self, dy, *, input_grad=True):
         x, out = self._saved()
+        check_bool("input_grad", input_grad)
         dy = self._check_input(dy, name="dy", shape=(x.shape[0], self.out_channels) + out, finite=False)
         self._release()
         db = self.bias.grad if self.has_bias else np.zeros_like(self._zero_bias)

@@ -29,11 +29,10 @@ with its taps written out, average windows as passes over whole rows).
 import numpy as np
 from numba import njit, prange
 
-from engine.checks import check_array, check_bool, check_int, check_tuple
+from engine.checks import check_array, check_bool, check_dim, check_int, check_tuple
 from engine.core import Layer, use_reference
 from engine.threads import chunks_for, pool
 
-from .activations import check_axis
 from .conv import conv_output_size
 
 
@@ -338,7 +337,7 @@ class Flatten(Layer):
         x = check_array("x", x)
         if x.ndim == 0:
             raise ValueError("x: expected an array with at least 1 dimension, got shape ()")
-        s, e = check_axis("start_dim", self.start_dim, x), check_axis("end_dim", self.end_dim, x)
+        s, e = check_dim("start_dim", self.start_dim, x.ndim, x.shape), check_dim("end_dim", self.end_dim, x.ndim, x.shape)
         if s > e:
             raise ValueError(f"start_dim: expected start_dim <= end_dim for input shape {x.shape}, "
                              f"got {self.start_dim} and {self.end_dim}")
