@@ -75,6 +75,27 @@ def _ce(reduction, soft, smoothing, weight=False, ignore=False):
     return make
 
 
+def _ce_seq(reduction, soft, smoothing, shape, weight=False, ignore=False):
+    """Logits (N, C, d₁, …) with labels (N, d₁, …) or probabilities of the logits' shape (a
+    language model's (N, C, T)); the last axis is kept at least C long, so that a label equal to
+    it is out of range (the bad-input suite draws such labels from pred.shape[-1])."""
+    def make(rng):
+        Cs = shape[1]
+        pred = rng.standard_normal(shape)
+        if soft:
+            target = np.moveaxis(rng.dirichlet(np.ones(Cs), (shape[0],) + shape[2:]), -1, 1).copy()
+        else:
+            target = rng.integers(0, Cs, (shape[0],) + shape[2:])
+            if ignore:
+                target[0, 0] = 1
+                target[..., -1] = 1
+        w = rng.uniform(0.5, 2.0, Cs) if weight else None
+        loss = losses.CrossEntropyLoss(reduction, label_smoothing=smoothing, weight=w,
+                                       ignore_index=1 if ignore else -100)
+        return "loss", loss, pred, target, {}
+    return make
+
+
 def _multi_margin(reduction, p, weight=False):
     def make(rng):
         labels = rng.integers(0, C, N)
@@ -110,6 +131,11 @@ for _r in ("mean", "sum"):
         (f"CrossEntropyLoss[{_r},probs,smoothing]", _ce(_r, True, 0.1)),
         (f"CrossEntropyLoss[{_r},labels,weight,ignore]", _ce(_r, False, 0.1, True, True)),
         (f"CrossEntropyLoss[{_r},probs,weight]", _ce(_r, True, 0.1, True)),
+        (f"CrossEntropyLoss[{_r},(N,C,T) labels]", _ce_seq(_r, False, 0.0, (3, 4, 5))),
+        (f"CrossEntropyLoss[{_r},(N,C,T) labels,weight,smoothing,ignore]",
+         _ce_seq(_r, False, 0.1, (3, 4, 5), True, True)),
+        (f"CrossEntropyLoss[{_r},(N,C,H,W) labels,weight]", _ce_seq(_r, False, 0.0, (2, 3, 2, 4), True)),
+        (f"CrossEntropyLoss[{_r},(N,C,T) probs,weight,smoothing]", _ce_seq(_r, True, 0.1, (2, 4, 4), True)),
         (f"MultiMarginLoss[{_r},p=1]", _multi_margin(_r, 1)),
         (f"MultiMarginLoss[{_r},p=2]", _multi_margin(_r, 2)),
         (f"MultiMarginLoss[{_r},p=2,weight]", _multi_margin(_r, 2, weight=True)),

@@ -386,8 +386,8 @@ def bad_labels(draw, cat, y, n_classes):
         i = draw(st.integers(0, y.size - 1))
         v = draw(st.sampled_from([n_classes, -1, n_classes + 1000]))
         bad = y.copy()
-        bad[i] = v
-        return f"label {v} at row {i} (classes 0..{n_classes - 1})", bad
+        bad.flat[i] = v                                 # (labels (N, d1, ...) of (N, C, d1, ...) logits)
+        return f"label {v} at flat position {i} (classes 0..{n_classes - 1})", bad
     if cat == "empty":
         return "no labels: shape (0,)", np.zeros(0, y.dtype)
     kind = draw(st.sampled_from(["0-d", "trailing axis", "leading axis"]))
@@ -416,7 +416,7 @@ def check_loss_forward(case_id, make, category, data):
     labels = x.dtype.kind in "iu"
     relational = False
     if labels:
-        label, bad = data.draw(bad_labels(category, x, pred.shape[-1]), label="mutation")
+        label, bad = data.draw(bad_labels(category, x, pred.shape[1]), label="mutation")   # the class axis
         must = True
     else:
         # the other float dtype disagrees with the other float inputs (none beside labels: valid)

@@ -238,6 +238,19 @@ def _check_logits(pred):
     return check_array("pred", pred, ndim=2)
 
 
+def _classes_last(a):
+    """(N, C, d₁, …) -> (N·d₁⋯, C) rows, C-contiguous: position (n, i₁, …) is row
+    n·d₁⋯ + (i₁, …) in row-major order, the order of the flattened (N, d₁, …) labels."""
+    C = a.shape[1]
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(-1, C)
+
+
+def _classes_back(df, shape):
+    """The inverse of _classes_last: (N·d₁⋯, C) rows -> a fresh (N, C, d₁, …) array."""
+    N, C = shape[:2]
+    return np.ascontiguousarray(np.moveaxis(df.reshape((N,) + shape[2:] + (C,)), -1, 1))
+
+
 def _class_weight(name, w):
     """None or a 1-D float array of per-class weights (kept as float64: a hyperparameter)."""
     return None if w is None else check_array(name, w, ndim=1).astype(np.float64)
@@ -294,12 +307,15 @@ class BCEWithLogitsLoss(Loss):
 class CrossEntropyLoss(Loss):
     """Softmax cross-entropy from logits, as torch.nn.CrossEntropyLoss.
 
-    pred: logits (N, C). target: integer class labels (N,) in [0, C) (or equal to
-    ignore_index: that row is skipped), or class probabilities (N, C) of pred's dtype.
-    weight: optional class weights (C,); label_smoothing ε mixes the target with the uniform
-    distribution, t ← (1−ε) t + ε/C. "mean" divides by N for probability targets and by
-    Σ_n w_{y_n} over the rows not ignored for labels (N without weights), as PyTorch; when that
-    is 0 the value is NaN, as PyTorch's. The extra axes (N, C, d1, ...) are not offered.
+    pred: logits (N, C), or (N, C, d₁, …, d_K) with the classes on axis 1 (a language model's
+    (N, C, T) logits, an image's (N, C, H, W)). target: integer class labels (N,) or
+    (N, d₁, …, d_K) in [0, C) (or equal to ignore_index: that position is skipped), or class
+    probabilities of pred's shape and dtype. weight: optional class weights (C,);
+    label_smoothing ε mixes the target with the uniform distribution, t ← (1−ε) t + ε/C.
+    "mean" divides by M = N·d₁⋯d_K for probability targets and by Σ w_y over the positions not
+    ignored for labels (their number without weights), as PyTorch; when that is 0 the value is
+    NaN, as PyTorch's. Extra axes are handled by moving the class axis last, (N, d…, C) →
+    (M, C) rows for the same kernels, and the gradient back; (N, C) inputs are used as they are.
     """
 
     def __init__(self, reduction="mean", label_smoothing=0.0, weight=None, ignore_index=-100):
@@ -309,24 +325,32 @@ class CrossEntropyLoss(Loss):
         self.ignore_index = check_int("ignore_index", ignore_index)
 
     def forward(self, pred, target):
-        pred = _check_logits(pred)
-        N, C = pred.shape
+        pred = check_array("pred", pred)
+        if pred.ndim < 2:
+            raise ValueError(f"pred: expected logits of shape (N, C) or (N, C, d1, ...), got shape {pred.shape}")
+        N, C = pred.shape[:2]
+        extra = pred.shape[2:]
         w = _weight_for("weight", self.weight, C)
         eps = self.label_smoothing
+        f = pred if not extra else _classes_last(pred)
+        M = f.shape[0]
         if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.integer):
-            labels = check_labels("target", target, N, C, ignore=self.ignore_index)
+            if target.shape != (N,) + extra:
+                raise ValueError(f"target: expected integer labels of shape {(N,) + extra}, got {target.shape}")
+            labels = check_labels("target", target.reshape(-1), M, C, ignore=self.ignore_index)
             count = label_weight_sum(labels, w, self.ignore_index)
             scale = self._scale(count)
-            s, p = cross_entropy_forward(pred, labels, w, eps, self.ignore_index, 0.0 if math.isnan(scale) else scale)
-            self._saved = (p, labels, w, False, count)
+            s, p = cross_entropy_forward(f, labels, w, eps, self.ignore_index, 0.0 if math.isnan(scale) else scale)
+            self._saved = (p, labels, w, False, count, pred.shape)
         else:
-            if isinstance(target, np.ndarray) and target.shape != (N, C):
-                raise ValueError(f"target: expected integer labels of shape ({N},) or class "
-                                 f"probabilities of shape ({N}, {C}), got {target.shape}")
+            if isinstance(target, np.ndarray) and target.shape != pred.shape:
+                raise ValueError(f"target: expected integer labels of shape {(N,) + extra} or class "
+                                 f"probabilities of shape {pred.shape}, got {target.shape}")
             target = check_array("target", target, dtype=pred.dtype)
-            scale = self._scale(N)
-            s, p = cross_entropy_soft_forward(pred, target, w, eps, scale)
-            self._saved = (p, target, w, True, N)
+            y = target if not extra else _classes_last(target)
+            scale = self._scale(M)
+            s, p = cross_entropy_soft_forward(f, y, w, eps, scale)
+            self._saved = (p, y, w, True, M, pred.shape)
         return math.nan if math.isnan(scale) else s
 
     def _scale(self, count):
@@ -335,11 +359,13 @@ class CrossEntropyLoss(Loss):
         return super()._scale(count)
 
     def backward(self):
-        p, target, w, soft, count = self._need_forward()
+        p, target, w, soft, count, shape = self._need_forward()
         scale = self._scale(count)
         if soft:
-            return cross_entropy_soft_backward(p, target, w, self.label_smoothing, scale)
-        return cross_entropy_backward(p, target, w, self.label_smoothing, self.ignore_index, scale)
+            df = cross_entropy_soft_backward(p, target, w, self.label_smoothing, scale)
+        else:
+            df = cross_entropy_backward(p, target, w, self.label_smoothing, self.ignore_index, scale)
+        return df if len(shape) == 2 else _classes_back(df, shape)
 
     def _repr_args(self):
         return {"reduction": self.reduction, "label_smoothing": self.label_smoothing,
