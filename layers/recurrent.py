@@ -1,0 +1,875 @@
+"""Recurrent layers: RNN, LSTM, GRU and their cells, with explicit backpropagation through time
+(notes 000 §8, 003 §2.3–2.5, 004 §5.1–5.4), as torch.nn's.
+
+One step, in the notes' column-vector notation (x_t the input, h_{t−1} the previous state):
+
+RNN (003 §2.3), a = tanh or ReLU:
+    h_t = a[β_x + Ω_x x_t + β_h + Ω_h h_{t−1}]
+    ∂ℓ/∂p_t = a'(p_t) ⊙ ∂ℓ/∂h_t                     (tanh' = 1 − h_t², ReLU' = 𝟙[h_t > 0])
+    ∂ℓ/∂x_t = Ω_xᵀ ∂ℓ/∂p_t,   ∂ℓ/∂h_{t−1} = Ω_hᵀ ∂ℓ/∂p_t,
+    ∂ℓ/∂Ω_x += ∂ℓ/∂p_t x_tᵀ,  ∂ℓ/∂Ω_h += ∂ℓ/∂p_t h_{t−1}ᵀ,  ∂ℓ/∂β_x = ∂ℓ/∂β_h += ∂ℓ/∂p_t
+
+LSTM (003 §2.4 with torch's output gate, see ../shared/notes/README.md), gates stacked i, f, g, o:
+    [i; f; g; o] = [σ; σ; tanh; σ](β_x + Ω_x x_t + β_h + Ω_h h_{t−1})
+    c_t = f ⊙ c_{t−1} + i ⊙ g,       h_t = o ⊙ tanh(c_t)
+    backward, with ∂ℓ/∂c_t accumulating the path through h_t:
+    ∂ℓ/∂o = ∂ℓ/∂h_t ⊙ tanh(c_t),     ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
+    ∂ℓ/∂i = ∂ℓ/∂c_t ⊙ g,  ∂ℓ/∂g = ∂ℓ/∂c_t ⊙ i,  ∂ℓ/∂f = ∂ℓ/∂c_t ⊙ c_{t−1},  ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
+    preactivations: σ' = s(1 − s), tanh' = 1 − g²; then as the RNN with p = the four stacked.
+
+GRU (003 §2.5 with torch's placement of the reset gate), gates stacked r, z, n:
+    r = σ(W_ir x + b_ir + W_hr h + b_hr),   z = σ(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),     h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+    ∂ℓ/∂n = ∂ℓ/∂h_t ⊙ (1 − z),   ∂ℓ/∂z = ∂ℓ/∂h_t ⊙ (h_{t−1} − n),   ∂ℓ/∂h_{t−1} = ∂ℓ/∂h_t ⊙ z + …
+    ∂ℓ/∂p_n = ∂ℓ/∂n (1 − n²),   ∂ℓ/∂r = ∂ℓ/∂p_n ⊙ (W_hn h + b_hn),   ∂ℓ/∂(W_hn h + b_hn) = ∂ℓ/∂p_n ⊙ r
+    the input side's preactivation gradient is [∂ℓ/∂p_r; ∂ℓ/∂p_z; ∂ℓ/∂p_n], the hidden side's
+    [∂ℓ/∂p_r; ∂ℓ/∂p_z; ∂ℓ/∂p_n ⊙ r].
+
+Batch-first rows: one example per row, so Ω_x x_t is x_t Ω_xᵀ with x_t (N, I) and Ω_x = weight_ih
+(G·H, I), G = 1, 4, 3 gates; Ω_hᵀ ∂ℓ/∂p_t is ∂ℓ/∂p_t Ω_h, and ∂ℓ/∂Ω_h += ∂ℓ/∂p_tᵀ h_{t−1}.
+
+BPTT (000 §8): the forward keeps every step's state (and the LSTM's cells and gates, the GRU's
+gates and W_hn h + b_hn); the backward runs t = T−1 … 0 (0 … T−1 for the reverse direction of a
+bidirectional layer), adding at each step the output's gradient ∂ℓ/∂y_t to the gradient that
+arrived through h_t from step t+1. Stacked layers take the previous layer's output (both
+directions concatenated), after dropout in train mode (not after the last layer).
+
+Reading order: the reference step kernels (one step, loops), the Layer classes (which drive the
+reference steps one at a time), then the fast kernels: one compiled function per layer and
+direction running the whole sequence, with X Ω_xᵀ for all t as one product before the recurrence
+and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h as one product each after it.
+"""
+import numpy as np
+from numba import njit
+
+from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
+from engine.core import Layer, Parameter, input_grad_flags, use_reference
+from engine.init import default_uniform
+
+GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# reference kernels: one step, the equations above as loops
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _affine_ref(x, h, Wih, Whh, bih, bhh):
+    """(p_x, p_h): p_x = β_x + Ω_x x (N, GH) and p_h = β_h + Ω_h h (N, GH), kept apart for the GRU."""
+    N, I = x.shape
+    GH, H = Whh.shape
+    px = np.empty((N, GH), x.dtype)
+    ph = np.empty((N, GH), x.dtype)
+    for n in range(N):
+        for j in range(GH):
+            s = bih[j]
+            for i in range(I):
+                s += Wih[j, i] * x[n, i]
+            px[n, j] = s
+            s = bhh[j]
+            for k in range(H):
+                s += Whh[j, k] * h[n, k]
+            ph[n, j] = s
+    return px, ph
+
+
+@njit(cache=True)
+def _affine_backward_ref(dpx, dph, x, h, Wih, Whh, dWih, dWhh, dbih, dbhh):
+    """∂ℓ/∂x = ∂ℓ/∂p_x Ω_x, ∂ℓ/∂h = ∂ℓ/∂p_h Ω_h (returned); ∂ℓ/∂Ω_x += ∂ℓ/∂p_xᵀ x,
+    ∂ℓ/∂Ω_h += ∂ℓ/∂p_hᵀ h, ∂ℓ/∂β_x += Σ_n ∂ℓ/∂p_x, ∂ℓ/∂β_h += Σ_n ∂ℓ/∂p_h."""
+    N, I = x.shape
+    GH, H = Whh.shape
+    dx = np.zeros_like(x)
+    dh = np.zeros_like(h)
+    for n in range(N):
+        for j in range(GH):
+            dbih[j] += dpx[n, j]
+            dbhh[j] += dph[n, j]
+            for i in range(I):
+                dx[n, i] += dpx[n, j] * Wih[j, i]
+                dWih[j, i] += dpx[n, j] * x[n, i]
+            for k in range(H):
+                dh[n, k] += dph[n, j] * Whh[j, k]
+                dWhh[j, k] += dph[n, j] * h[n, k]
+    return dx, dh
+
+
+@njit(cache=True)
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
+
+
+@njit(cache=True)
+def rnn_step_forward_ref(x, h, Wih, Whh, bih, bhh, relu):
+    """h_t = a[β_x + Ω_x x_t + β_h + Ω_h h_{t−1}], a = ReLU if relu else tanh.  -> h_t (N, H)."""
+    px, ph = _affine_ref(x, h, Wih, Whh, bih, bhh)
+    hn = np.empty_like(h)
+    for n in range(h.shape[0]):
+        for k in range(h.shape[1]):
+            p = px[n, k] + ph[n, k]
+            hn[n, k] = max(p, 0.0) if relu else np.tanh(p)
+    return hn
+
+
+@njit(cache=True)
+def rnn_step_backward_ref(dh_t, x, h_prev, h_t, Wih, Whh, dWih, dWhh, dbih, dbhh, relu):
+    """∂ℓ/∂p_t = a'(p_t) ⊙ ∂ℓ/∂h_t; returns (∂ℓ/∂x_t, ∂ℓ/∂h_{t−1} = Ω_hᵀ ∂ℓ/∂p_t), accumulates
+    the parameters' gradients."""
+    dp = np.empty_like(dh_t)
+    for n in range(dh_t.shape[0]):
+        for k in range(dh_t.shape[1]):
+            d = (1.0 if h_t[n, k] > 0 else 0.0) if relu else 1.0 - h_t[n, k] * h_t[n, k]
+            dp[n, k] = dh_t[n, k] * d
+    return _affine_backward_ref(dp, dp, x, h_prev, Wih, Whh, dWih, dWhh, dbih, dbhh)
+
+
+@njit(cache=True)
+def lstm_step_forward_ref(x, h, c, Wih, Whh, bih, bhh):
+    """[i; f; g; o] = [σ; σ; tanh; σ](p), c_t = f ⊙ c + i ⊙ g, h_t = o ⊙ tanh(c_t).
+    -> (h_t, c_t, gates (N, 4H) activated)."""
+    px, ph = _affine_ref(x, h, Wih, Whh, bih, bhh)
+    N, H = h.shape
+    gates = np.empty((N, 4 * H), x.dtype)
+    hn = np.empty_like(h)
+    cn = np.empty_like(c)
+    for n in range(N):
+        for k in range(H):
+            i = _sig(px[n, k] + ph[n, k])
+            f = _sig(px[n, H + k] + ph[n, H + k])
+            g = np.tanh(px[n, 2 * H + k] + ph[n, 2 * H + k])
+            o = _sig(px[n, 3 * H + k] + ph[n, 3 * H + k])
+            gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k] = i, f, g, o
+            cn[n, k] = f * c[n, k] + i * g
+            hn[n, k] = o * np.tanh(cn[n, k])
+    return hn, cn, gates
+
+
+@njit(cache=True)
+def lstm_step_backward_ref(dh_t, dc_t, x, h_prev, c_prev, c_t, gates, Wih, Whh, dWih, dWhh, dbih, dbhh):
+    """From ∂ℓ/∂h_t and ∂ℓ/∂c_t (the gradient through c_t from step t+1): returns
+    (∂ℓ/∂x_t, ∂ℓ/∂h_{t−1}, ∂ℓ/∂c_{t−1}); accumulates the parameters' gradients."""
+    N, H = dh_t.shape
+    dp = np.empty((N, 4 * H), x.dtype)
+    dc_prev = np.empty_like(dc_t)
+    for n in range(N):
+        for k in range(H):
+            i, f, g, o = gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k]
+            tc = np.tanh(c_t[n, k])
+            dc = dc_t[n, k] + dh_t[n, k] * o * (1.0 - tc * tc)
+            dp[n, k] = dc * g * i * (1.0 - i)
+            dp[n, H + k] = dc * c_prev[n, k] * f * (1.0 - f)
+            dp[n, 2 * H + k] = dc * i * (1.0 - g * g)
+            dp[n, 3 * H + k] = dh_t[n, k] * tc * o * (1.0 - o)
+            dc_prev[n, k] = dc * f
+    dx, dh = _affine_backward_ref(dp, dp, x, h_prev, Wih, Whh, dWih, dWhh, dbih, dbhh)
+    return dx, dh, dc_prev
+
+
+@njit(cache=True)
+def gru_step_forward_ref(x, h, Wih, Whh, bih, bhh):
+    """r, z = σ(p_x + p_h) (their blocks), n = tanh(p_x,n + r ⊙ p_h,n), h_t = (1 − z) ⊙ n + z ⊙ h.
+    -> (h_t, gates (N, 4H): r, z, n and p_h,n = W_hn h + b_hn)."""
+    px, ph = _affine_ref(x, h, Wih, Whh, bih, bhh)
+    N, H = h.shape
+    gates = np.empty((N, 4 * H), x.dtype)
+    hn = np.empty_like(h)
+    for n in range(N):
+        for k in range(H):
+            r = _sig(px[n, k] + ph[n, k])
+            z = _sig(px[n, H + k] + ph[n, H + k])
+            nn = np.tanh(px[n, 2 * H + k] + r * ph[n, 2 * H + k])
+            gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k] = r, z, nn, ph[n, 2 * H + k]
+            hn[n, k] = (1.0 - z) * nn + z * h[n, k]
+    return hn, gates
+
+
+@njit(cache=True)
+def gru_step_backward_ref(dh_t, x, h_prev, gates, Wih, Whh, dWih, dWhh, dbih, dbhh):
+    """Returns (∂ℓ/∂x_t, ∂ℓ/∂h_{t−1}); accumulates the parameters' gradients (docstring above)."""
+    N, H = dh_t.shape
+    dpx = np.empty((N, 3 * H), x.dtype)
+    dph = np.empty((N, 3 * H), x.dtype)
+    for n in range(N):
+        for k in range(H):
+            r, z, nn, hn = gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k]
+            d = dh_t[n, k]
+            dpn = d * (1.0 - z) * (1.0 - nn * nn)
+            dpr = dpn * hn * r * (1.0 - r)
+            dpz = d * (h_prev[n, k] - nn) * z * (1.0 - z)
+            dpx[n, k], dpx[n, H + k], dpx[n, 2 * H + k] = dpr, dpz, dpn
+            dph[n, k], dph[n, H + k], dph[n, 2 * H + k] = dpr, dpz, dpn * r
+    dx, dh = _affine_backward_ref(dpx, dph, x, h_prev, Wih, Whh, dWih, dWhh, dbih, dbhh)
+    for n in range(N):
+        for k in range(H):
+            dh[n, k] += dh_t[n, k] * gates[n, H + k]
+    return dx, dh
+
+
+# ---- one layer and direction on the reference steps (a Python loop over t) ------------------
+def _dir_forward_ref(mode, X, h0, c0, W, relu, reverse):
+    """Run one direction of one layer over X (T, N, I) one step at a time.
+    -> (Y (T, N, H), h_T, c_T, saved)."""
+    T = X.shape[0]
+    Wih, Whh, bih, bhh = W
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    Y = np.empty((T,) + h0.shape, X.dtype)
+    C = np.empty_like(Y) if mode == "LSTM" else None
+    Gs = [None] * T
+    h, c = h0, c0
+    for t in order:
+        if mode == "RNN":
+            h = rnn_step_forward_ref(X[t], h, Wih, Whh, bih, bhh, relu)
+        elif mode == "LSTM":
+            h, c, Gs[t] = lstm_step_forward_ref(X[t], h, c, Wih, Whh, bih, bhh)
+            C[t] = c
+        else:
+            h, Gs[t] = gru_step_forward_ref(X[t], h, Wih, Whh, bih, bhh)
+        Y[t] = h
+    return Y, h, c, (Y, C, Gs)
+
+
+def _dir_backward_ref(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse):
+    """BPTT over one direction of one layer: t = T−1 … 0 (0 … T−1 reversed). -> (dX, dh0, dc0)."""
+    Y, C, Gs = saved
+    T = X.shape[0]
+    Wih, Whh, _, _ = W
+    dWih, dWhh, dbih, dbhh = dW
+    dX = np.empty_like(X)
+    dh, dc = dhT.copy(), (dcT.copy() if mode == "LSTM" else None)
+    for t in (range(T) if reverse else range(T - 1, -1, -1)):
+        prev = t + 1 if reverse else t - 1
+        first = prev < 0 or prev >= T
+        h_prev = h0 if first else Y[prev]
+        dh = dh + dY[t]                                      # ∂ℓ/∂h_t: from y_t and from step t+1
+        if mode == "RNN":
+            dX[t], dh = rnn_step_backward_ref(dh, X[t], h_prev, Y[t], Wih, Whh, dWih, dWhh, dbih, dbhh, relu)
+        elif mode == "LSTM":
+            c_prev = c0 if first else C[prev]
+            dX[t], dh, dc = lstm_step_backward_ref(dh, dc, X[t], h_prev, c_prev, C[t], Gs[t], Wih, Whh,
+                                                   dWih, dWhh, dbih, dbhh)
+        else:
+            dX[t], dh = gru_step_backward_ref(dh, X[t], h_prev, Gs[t], Wih, Whh, dWih, dWhh, dbih, dbhh)
+    return dX, dh, dc
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+# ---------------------------------------------------------------------------------------------
+def detach_state(state):
+    """A copy of a (nested) recurrent state with no gradient link: what `h.detach()` (and
+    `tuple(s.detach() for s in state)`) does in torch, for truncated BPTT. The engine keeps no
+    graph between calls, so the state returned by one forward never carries gradient into an
+    earlier batch anyway; passing it to the next forward as `hx` makes it a plain input whose
+    gradient (returned by `backward` as dh0) the caller is free to drop. The copy only guarantees
+    that the next forward's saved arrays are not the previous call's outputs (which a caller
+    might change in place). None stays None."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(detach_state(s) for s in state)
+    if not isinstance(state, np.ndarray):
+        raise TypeError(f"state: expected an array or a tuple of arrays, got {type(state).__name__}")
+    return state.copy()
+
+
+def _grad_or_zero(name, g, shape, dtype):
+    """An upstream gradient, None for zero (-> None), checked against the output's shape."""
+    if g is None:
+        return None
+    return check_array(name, g, shape=shape, dtype=dtype, finite=False)
+
+
+class _RNNBase(Layer):
+    """What RNN, LSTM and GRU share: parameters with torch's names, the state checks, the
+    sequence driver over layers and directions, inter-layer dropout."""
+
+    mode = "RNN"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype=np.float64, rng=None, fix_mask=False, nonlinearity="tanh"):
+        self.input_size = check_int("input_size", input_size, low=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, low=1)
+        self.num_layers = check_int("num_layers", num_layers, low=1)
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.dropout = check_float("dropout", dropout, low=0, high=1)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.dtype = check_dtype(dtype)
+        self.fix_mask = check_bool("fix_mask", fix_mask)
+        given = rng is not None
+        rng = check_rng("rng", rng)                    # every argument checked before the first draw
+        H, G = self.hidden_size, GATES[self.mode]
+        self.num_directions = 2 if self.bidirectional else 1
+        self.stochastic = self.dropout > 0 and self.num_layers > 1
+        self._weights = []                             # [layer][direction] -> (Wih, Whh, bih, bhh) Parameters
+        for k in range(self.num_layers):
+            row = []
+            for d in range(self.num_directions):
+                sfx = f"_l{k}" + ("_reverse" if d else "")
+                fan = self.input_size if k == 0 else H * self.num_directions
+                ps = [Parameter(default_uniform((G * H, fan), H, rng, self.dtype)),
+                      Parameter(default_uniform((G * H, H), H, rng, self.dtype))]
+                self.register_parameter("weight_ih" + sfx, ps[0])
+                self.register_parameter("weight_hh" + sfx, ps[1])
+                if self.bias:
+                    ps += [Parameter(default_uniform((G * H,), H, rng, self.dtype)),
+                           Parameter(default_uniform((G * H,), H, rng, self.dtype))]
+                    self.register_parameter("bias_ih" + sfx, ps[2])
+                    self.register_parameter("bias_hh" + sfx, ps[3])
+                row.append(ps)
+            self._weights.append(row)
+        if given:
+            self.set_generator(rng)                    # dropout masks continue the same stream
+        self._masks = {}                               # fixed dropout masks (fix_mask), by layer
+
+    # ---- arguments ----
+    def _values(self, k, d):
+        ps = self._weights[k][d]
+        if self.bias:
+            return tuple(p.value for p in ps)
+        z = np.zeros(ps[0].shape[0], self.dtype)
+        return ps[0].value, ps[1].value, z, z
+
+    def _grads(self, k, d):
+        ps = self._weights[k][d]
+        if self.bias:
+            return tuple(p.grad for p in ps)
+        return ps[0].grad, ps[1].grad, np.zeros(ps[0].shape[0], self.dtype), np.zeros(ps[0].shape[0], self.dtype)
+
+    def _state_shape(self, N):
+        return (self.num_layers * self.num_directions, N, self.hidden_size)
+
+    def _check_x(self, x):
+        x = check_array("x", x, dtype=self.dtype)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            order = "(N, T, input_size)" if self.batch_first else "(T, N, input_size)"
+            raise ValueError(f"x: expected a 3-dimensional array {order} with input_size = {self.input_size}, "
+                             f"got shape {x.shape}")
+        return x
+
+    def _check_hx(self, hx, N):
+        shape = self._state_shape(N)
+        if self.mode != "LSTM":
+            return (check_array("hx (h_0)", hx, shape=shape, dtype=self.dtype),)
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
+        return (check_array("hx[0] (h_0)", hx[0], shape=shape, dtype=self.dtype),
+                check_array("hx[1] (c_0)", hx[1], shape=shape, dtype=self.dtype))
+
+    def _mask(self, k, shape):
+        """The dropout mask applied to layer k's input (k ≥ 1), drawn from self.generator (kept
+        while fix_mask holds and the shape is the same)."""
+        m = self._masks.get(k)
+        if not (self.fix_mask and m is not None and m.shape == shape):
+            p = self.dropout
+            m = np.zeros(shape, self.dtype) if p == 1 else \
+                ((self.generator.random(shape) >= p) / (1.0 - p)).astype(self.dtype)
+            self._masks[k] = m
+        return m
+
+    def resample(self):
+        """Forget the fixed dropout masks: the next train-mode forward draws new ones."""
+        self._masks = {}
+
+    # ---- forward / backward ----
+    def forward(self, x, hx=None, train=True):
+        train = check_bool("train", train)
+        x = self._check_x(x)
+        X = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x     # (T, N, I)
+        T, N, _ = X.shape
+        states = None if hx is None else self._check_hx(hx, N)
+        zero = np.zeros(self._state_shape(N), self.dtype)
+        h0 = zero if states is None else states[0]
+        c0 = (zero if states is None else states[1]) if self.mode == "LSTM" else None
+        relu = self.nonlinearity == "relu"
+        ref = use_reference()
+        D, H = self.num_directions, self.hidden_size
+        hn = np.empty_like(zero)
+        cn = np.empty_like(zero) if self.mode == "LSTM" else None
+        inp, saved, masks = X, [], []
+        for k in range(self.num_layers):
+            mask = None
+            if k > 0 and train and self.dropout > 0:
+                mask = self._mask(k, inp.shape)
+                inp = inp * mask
+            masks.append(mask)
+            out = np.empty((T, N, D * H), self.dtype)
+            row = []
+            for d in range(D):
+                s = k * D + d
+                W = self._values(k, d)
+                c_init = c0[s] if cn is not None else None
+                if ref:
+                    Y, h, c, sv = _dir_forward_ref(self.mode, inp, h0[s], c_init, W, relu, d == 1)
+                else:
+                    Y, h, c, sv = _dir_forward_fast(self.mode, inp, h0[s], c_init, W, relu, d == 1)
+                out[:, :, d * H:(d + 1) * H] = Y
+                hn[s] = h
+                if cn is not None:
+                    cn[s] = c
+                row.append(sv)
+            saved.append((inp, row))
+            inp = out
+        y = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
+        self._save(x.shape, states is not None, h0, c0, saved, masks, ref)
+        return (y, (hn, cn)) if self.mode == "LSTM" else (y, hn)
+
+    def backward(self, dy, dstate=None, *, input_grad=True):
+        xshape, has_hx, h0, c0, saved, masks, _ = self._saved()
+        N = xshape[0] if self.batch_first else xshape[1]
+        T = xshape[1] if self.batch_first else xshape[0]
+        D, H = self.num_directions, self.hidden_size
+        yshape = (xshape[0], xshape[1], D * H)
+        dy = _grad_or_zero("dy", dy, yshape, self.dtype)
+        sshape = self._state_shape(N)
+        if self.mode == "LSTM":
+            if dstate is None:
+                dstate = (None, None)
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError(f"dstate: expected a tuple (dh_n, dc_n) of two arrays or None, "
+                                f"got {type(dstate).__name__}")
+            dhn = _grad_or_zero("dstate[0] (dh_n)", dstate[0], sshape, self.dtype)
+            dcn = _grad_or_zero("dstate[1] (dc_n)", dstate[1], sshape, self.dtype)
+        else:
+            dhn = _grad_or_zero("dh_n", dstate, sshape, self.dtype)
+            dcn = None
+        flags = input_grad_flags(input_grad, 2 if has_hx else 1)
+        self._release()
+        relu = self.nonlinearity == "relu"
+        ref = use_reference()
+        if dy is None:
+            dout = np.zeros((T, N, D * H), self.dtype)
+        else:
+            dout = np.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
+        zero = np.zeros(sshape, self.dtype)
+        dhn = zero if dhn is None else dhn
+        dh0 = np.empty_like(zero)
+        dc0 = np.empty_like(zero) if self.mode == "LSTM" else None
+        if self.mode == "LSTM" and dcn is None:
+            dcn = zero
+        for k in range(self.num_layers - 1, -1, -1):
+            inp, row = saved[k]
+            dinp = None
+            for d in range(D):
+                s = k * D + d
+                dYd = np.ascontiguousarray(dout[:, :, d * H:(d + 1) * H])
+                args = (self.mode, dYd, dhn[s], None if dcn is None else dcn[s], inp, h0[s],
+                        None if c0 is None else c0[s], row[d], self._values(k, d), self._grads(k, d), relu, d == 1)
+                dX, dh, dc = _dir_backward_ref(*args) if ref else _dir_backward_fast(*args)
+                dinp = dX if dinp is None else dinp + dX
+                dh0[s] = dh
+                if dc0 is not None:
+                    dc0[s] = dc
+            if masks[k] is not None:
+                dinp = dinp * masks[k]
+            dout = dinp
+        dx = np.ascontiguousarray(dout.transpose(1, 0, 2)) if self.batch_first else dout
+        dx = dx if flags[0] else None
+        if not has_hx:
+            return dx
+        dhx = ((dh0, dc0) if self.mode == "LSTM" else dh0) if flags[1] else None
+        return dx, dhx
+
+    def extra_repr(self):
+        r = {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers}
+        if self.mode == "RNN":
+            r["nonlinearity"] = self.nonlinearity
+        r.update(bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                 bidirectional=self.bidirectional)
+        return r
+
+
+class RNN(_RNNBase):
+    """Elman RNN, torch.nn.RNN: h_t = a(x_t Ω_xᵀ + β_x + h_{t−1} Ω_hᵀ + β_h), a = tanh or ReLU.
+
+    forward(x, hx=None) -> (output, h_n): x (T, N, input_size) (or (N, T, input_size) with
+    batch_first), hx and h_n (num_layers · num_directions, N, hidden_size), output (T, N,
+    num_directions · hidden_size). backward(dy, dh_n=None) -> dx, or (dx, dh_0) when forward got hx;
+    None for a zero upstream gradient. Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
+    bias_hh_l{k} (suffix _reverse for the backward direction), all U(±1/√hidden_size) as torch.
+    `dropout` between layers in train mode, drawn from self.generator (`rng` seeds it as well as the
+    weights); `fix_mask=True` keeps the masks drawn first (for gradient checks) until `resample()`.
+    """
+
+    mode = "RNN"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float64, rng=None, fix_mask=False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, rng, fix_mask, nonlinearity)
+
+    def backward(self, dy, dh_n=None, *, input_grad=True):
+        return super().backward(dy, dh_n, input_grad=input_grad)
+
+
+class LSTM(_RNNBase):
+    """torch.nn.LSTM (gates i, f, g, o stacked in weight_ih/weight_hh as torch): forward(x, hx=None)
+    with hx = (h_0, c_0) -> (output, (h_n, c_n)); backward(dy, dstate=None) with dstate = (dh_n,
+    dc_n) (either may be None) -> dx, or (dx, (dh_0, dc_0)) when forward got hx. Otherwise as RNN."""
+
+    mode = "LSTM"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype=np.float64, rng=None, fix_mask=False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, rng, fix_mask)
+
+
+class GRU(_RNNBase):
+    """torch.nn.GRU (gates r, z, n; the reset gate multiplies W_hn h + b_hn, as torch):
+    forward(x, hx=None) -> (output, h_n); backward(dy, dh_n=None) as RNN."""
+
+    mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype=np.float64, rng=None, fix_mask=False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, rng, fix_mask)
+
+    def backward(self, dy, dh_n=None, *, input_grad=True):
+        return super().backward(dy, dh_n, input_grad=input_grad)
+
+
+# ---- cells: one step, exactly the reference step kernels ------------------------------------
+class _CellBase(Layer):
+    mode = "RNN"
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, nonlinearity="tanh"):
+        self.input_size = check_int("input_size", input_size, low=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, low=1)
+        self.bias = check_bool("bias", bias)
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        self.dtype = check_dtype(dtype)
+        rng = check_rng("rng", rng)
+        H, G = self.hidden_size, GATES[self.mode]
+        self.weight_ih = Parameter(default_uniform((G * H, self.input_size), H, rng, self.dtype))
+        self.weight_hh = Parameter(default_uniform((G * H, H), H, rng, self.dtype))
+        if self.bias:
+            self.bias_ih = Parameter(default_uniform((G * H,), H, rng, self.dtype))
+            self.bias_hh = Parameter(default_uniform((G * H,), H, rng, self.dtype))
+
+    def _wb(self):
+        z = np.zeros(GATES[self.mode] * self.hidden_size, self.dtype)
+        W = (self.weight_ih.value, self.weight_hh.value)
+        dW = (self.weight_ih.grad, self.weight_hh.grad)
+        if self.bias:
+            return W + (self.bias_ih.value, self.bias_hh.value), dW + (self.bias_ih.grad, self.bias_hh.grad)
+        return W + (z, z), dW + (np.zeros_like(z), np.zeros_like(z))
+
+    def forward(self, x, hx=None, train=True):
+        check_bool("train", train)
+        x = check_array("x", x, shape=(None, self.input_size), dtype=self.dtype)
+        shape = (x.shape[0], self.hidden_size)
+        zero = np.zeros(shape, self.dtype)
+        if hx is None:
+            h, c = zero, zero
+        elif self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
+            h = check_array("hx[0] (h_0)", hx[0], shape=shape, dtype=self.dtype)
+            c = check_array("hx[1] (c_0)", hx[1], shape=shape, dtype=self.dtype)
+        else:
+            h, c = check_array("hx (h_0)", hx, shape=shape, dtype=self.dtype), None
+        (Wih, Whh, bih, bhh), _ = self._wb()
+        if self.mode == "RNN":
+            hn = rnn_step_forward_ref(x, h, Wih, Whh, bih, bhh, self.nonlinearity == "relu")
+            self._save(x, h, None, hn, None, None, hx is not None)
+            return hn
+        if self.mode == "LSTM":
+            hn, cn, gates = lstm_step_forward_ref(x, h, c, Wih, Whh, bih, bhh)
+            self._save(x, h, c, hn, cn, gates, hx is not None)
+            return hn, cn
+        hn, gates = gru_step_forward_ref(x, h, Wih, Whh, bih, bhh)
+        self._save(x, h, None, hn, None, gates, hx is not None)
+        return hn
+
+    def _backward(self, dh, dc, input_grad):
+        x, h, c, hn, cn, gates, has_hx = self._saved()
+        shape = hn.shape
+        if self.mode == "LSTM":                         # two outputs: either gradient may be None
+            dh = _grad_or_zero("dh", dh, shape, self.dtype)
+            dc = _grad_or_zero("dc", dc, shape, self.dtype)
+        else:                                           # one output: its gradient is an array
+            dh = check_array("dh", dh, shape=shape, dtype=self.dtype, finite=False)
+        flags = input_grad_flags(input_grad, 2 if has_hx else 1)
+        self._release()
+        (Wih, Whh, _, _), (dWih, dWhh, dbih, dbhh) = self._wb()
+        zero = np.zeros(shape, self.dtype)
+        dh = zero if dh is None else dh
+        if self.mode == "RNN":
+            dx, dhp = rnn_step_backward_ref(dh, x, h, hn, Wih, Whh, dWih, dWhh, dbih, dbhh,
+                                            self.nonlinearity == "relu")
+            dhx = dhp
+        elif self.mode == "LSTM":
+            dx, dhp, dcp = lstm_step_backward_ref(dh, zero if dc is None else dc, x, h, c, cn, gates,
+                                                  Wih, Whh, dWih, dWhh, dbih, dbhh)
+            dhx = (dhp, dcp)
+        else:
+            dx, dhx = gru_step_backward_ref(dh, x, h, gates, Wih, Whh, dWih, dWhh, dbih, dbhh)
+        dx = dx if flags[0] else None
+        if not has_hx:
+            return dx
+        return dx, (dhx if flags[1] else None)
+
+    def extra_repr(self):
+        r = {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias}
+        if self.mode == "RNN":
+            r["nonlinearity"] = self.nonlinearity
+        return r
+
+
+class RNNCell(_CellBase):
+    """torch.nn.RNNCell: h' = a(x Ω_xᵀ + β_x + h Ω_hᵀ + β_h). forward(x, hx=None) -> h' (N, hidden_size);
+    backward(dh) -> dx, or (dx, dhx) when forward got hx. Parameters weight_ih, weight_hh, bias_ih, bias_hh."""
+
+    mode = "RNN"
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng, nonlinearity)
+
+    def backward(self, dh, *, input_grad=True):
+        return self._backward(dh, None, input_grad)
+
+
+class LSTMCell(_CellBase):
+    """torch.nn.LSTMCell: forward(x, hx=None) with hx = (h, c) -> (h', c'); backward(dh, dc=None)
+    -> dx, or (dx, (dh_0, dc_0)) when forward got hx."""
+
+    mode = "LSTM"
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+
+    def backward(self, dh, dc=None, *, input_grad=True):
+        return self._backward(dh, dc, input_grad)
+
+
+class GRUCell(_CellBase):
+    """torch.nn.GRUCell: forward(x, hx=None) -> h'; backward(dh) -> dx or (dx, dhx)."""
+
+    mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+
+    def backward(self, dh, *, input_grad=True):
+        return self._backward(dh, None, input_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# fast kernels: the whole sequence of one layer and direction in one compiled function
+# ---------------------------------------------------------------------------------------------
+def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse):
+    Wih, Whh, bih, bhh = W
+    if mode == "RNN":
+        Y, G = rnn_seq_forward(X, h0, Wih, Whh, bih, bhh, relu, reverse)
+        return Y, Y[0 if reverse else -1].copy(), None, (Y, None, G)
+    if mode == "LSTM":
+        Y, C, G = lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse)
+        last = 0 if reverse else -1
+        return Y, Y[last].copy(), C[last].copy(), (Y, C, G)
+    Y, G = gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse)
+    return Y, Y[0 if reverse else -1].copy(), None, (Y, None, G)
+
+
+def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse):
+    Y, C, G = saved
+    Wih, Whh, _, _ = W
+    dWih, dWhh, dbih, dbhh = dW
+    if mode == "RNN":
+        dX, dh = rnn_seq_backward(dY, dhT, X, h0, Y, Wih, Whh, dWih, dWhh, dbih, dbhh, relu, reverse)
+        return dX, dh, None
+    if mode == "LSTM":
+        return lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
+    dX, dh = gru_seq_backward(dY, dhT, X, h0, Y, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
+    return dX, dh, None
+
+
+@njit(cache=True)
+def _input_products(X, Wih, bih):
+    """P_x = X Ω_xᵀ + β_x for every step at once: (T, N, I) -> (T, N, GH), one GEMM."""
+    T, N, I = X.shape
+    P = np.dot(X.reshape(T * N, I), Wih.T)
+    for r in range(T * N):
+        P[r] += bih
+    return P.reshape(T, N, Wih.shape[0])
+
+
+@njit(cache=True)
+def _prev_states(Y, h0, reverse):
+    """H_prev[t] = h_{t−1} in the direction's order (h_0 first): (T, N, H)."""
+    T = Y.shape[0]
+    Hp = np.empty_like(Y)
+    for t in range(T):
+        prev = t + 1 if reverse else t - 1
+        Hp[t] = h0 if (prev < 0 or prev >= T) else Y[prev]
+    return Hp
+
+
+@njit(cache=True)
+def _param_products(dPx, dPh, X, Hp, Wih, dWih, dWhh, dbih, dbhh):
+    """After the recurrence, one GEMM each: ∂ℓ/∂X = ∂ℓ/∂P_x Ω_x, ∂ℓ/∂Ω_x += ∂ℓ/∂P_xᵀ X,
+    ∂ℓ/∂Ω_h += ∂ℓ/∂P_hᵀ H_prev, ∂ℓ/∂β_x += Σ ∂ℓ/∂P_x, ∂ℓ/∂β_h += Σ ∂ℓ/∂P_h."""
+    T, N, I = X.shape
+    GH = dPx.shape[2]
+    H = Hp.shape[2]
+    A = dPx.reshape(T * N, GH)
+    B = dPh.reshape(T * N, GH)
+    dX = np.dot(A, Wih).reshape(T, N, I)
+    dWih += np.dot(A.T, X.reshape(T * N, I))
+    dWhh += np.dot(B.T, Hp.reshape(T * N, H))
+    for r in range(T * N):
+        dbih += A[r]
+        dbhh += B[r]
+    return dX
+
+
+@njit(cache=True)
+def rnn_seq_forward(X, h0, Wih, Whh, bih, bhh, relu, reverse):
+    """h_t = a(P_x[t] + h_{t−1} Ω_hᵀ + β_h) for the whole sequence. -> (Y (T, N, H), Y again as the
+    saved states)."""
+    T, N, _ = X.shape
+    H = h0.shape[1]
+    P = _input_products(X, Wih, bih)
+    WhhT = np.ascontiguousarray(Whh.T)
+    Y = np.empty((T, N, H), X.dtype)
+    h = h0.copy()
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        p = np.dot(h, WhhT)
+        for n in range(N):
+            for k in range(H):
+                v = P[t, n, k] + p[n, k] + bhh[k]
+                Y[t, n, k] = max(v, 0.0) if relu else np.tanh(v)
+        h = Y[t]
+    return Y, Y
+
+
+@njit(cache=True)
+def rnn_seq_backward(dY, dhT, X, h0, Y, Wih, Whh, dWih, dWhh, dbih, dbhh, relu, reverse):
+    """BPTT: ∂ℓ/∂p_t = a'(p_t) ⊙ (∂ℓ/∂y_t + ∂ℓ/∂h_t from t+1), ∂ℓ/∂h_{t−1} = ∂ℓ/∂p_t Ω_h.
+    -> (∂ℓ/∂X, ∂ℓ/∂h_0); accumulates the parameters' gradients."""
+    T, N, _ = X.shape
+    H = h0.shape[1]
+    dP = np.empty((T, N, H), X.dtype)
+    dh = dhT.copy()
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        for n in range(N):
+            for k in range(H):
+                y = Y[t, n, k]
+                d = (1.0 if y > 0 else 0.0) if relu else 1.0 - y * y
+                dP[t, n, k] = (dh[n, k] + dY[t, n, k]) * d
+        dh = np.dot(dP[t], Whh)
+    dX = _param_products(dP, dP, X, _prev_states(Y, h0, reverse), Wih, dWih, dWhh, dbih, dbhh)
+    return dX, dh
+
+
+@njit(cache=True)
+def lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse):
+    """The LSTM over the whole sequence. -> (Y, C (T, N, H), gates (T, N, 4H) activated)."""
+    T, N, _ = X.shape
+    H = h0.shape[1]
+    P = _input_products(X, Wih, bih)
+    WhhT = np.ascontiguousarray(Whh.T)
+    Y = np.empty((T, N, H), X.dtype)
+    C = np.empty((T, N, H), X.dtype)
+    G = np.empty((T, N, 4 * H), X.dtype)
+    h = h0.copy()
+    c = c0.copy()
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        p = np.dot(h, WhhT)
+        for n in range(N):
+            for k in range(H):
+                i = _sig(P[t, n, k] + p[n, k] + bhh[k])
+                f = _sig(P[t, n, H + k] + p[n, H + k] + bhh[H + k])
+                g = np.tanh(P[t, n, 2 * H + k] + p[n, 2 * H + k] + bhh[2 * H + k])
+                o = _sig(P[t, n, 3 * H + k] + p[n, 3 * H + k] + bhh[3 * H + k])
+                G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k] = i, f, g, o
+                cv = f * c[n, k] + i * g
+                C[t, n, k] = cv
+                Y[t, n, k] = o * np.tanh(cv)
+        h = Y[t]
+        c = C[t]
+    return Y, C, G
+
+
+@njit(cache=True)
+def lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse):
+    """BPTT through the LSTM (module docstring). -> (∂ℓ/∂X, ∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
+    T, N, _ = X.shape
+    H = h0.shape[1]
+    dP = np.empty((T, N, 4 * H), X.dtype)
+    dh = dhT.copy()
+    dc = dcT.copy()
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        prev = t + 1 if reverse else t - 1
+        first = prev < 0 or prev >= T
+        for n in range(N):
+            for k in range(H):
+                i, f, g, o = G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k]
+                cp = c0[n, k] if first else C[prev, n, k]
+                tc = np.tanh(C[t, n, k])
+                dht = dh[n, k] + dY[t, n, k]
+                dct = dc[n, k] + dht * o * (1.0 - tc * tc)
+                dP[t, n, k] = dct * g * i * (1.0 - i)
+                dP[t, n, H + k] = dct * cp * f * (1.0 - f)
+                dP[t, n, 2 * H + k] = dct * i * (1.0 - g * g)
+                dP[t, n, 3 * H + k] = dht * tc * o * (1.0 - o)
+                dc[n, k] = dct * f
+        dh = np.dot(dP[t], Whh)
+    dX = _param_products(dP, dP, X, _prev_states(Y, h0, reverse), Wih, dWih, dWhh, dbih, dbhh)
+    return dX, dh, dc
+
+
+@njit(cache=True)
+def gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse):
+    """The GRU over the whole sequence. -> (Y, gates (T, N, 4H): r, z, n, W_hn h + b_hn)."""
+    T, N, _ = X.shape
+    H = h0.shape[1]
+    P = _input_products(X, Wih, bih)
+    WhhT = np.ascontiguousarray(Whh.T)
+    Y = np.empty((T, N, H), X.dtype)
+    G = np.empty((T, N, 4 * H), X.dtype)
+    h = h0.copy()
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        p = np.dot(h, WhhT)
+        for n in range(N):
+            for k in range(H):
+                r = _sig(P[t, n, k] + p[n, k] + bhh[k])
+                z = _sig(P[t, n, H + k] + p[n, H + k] + bhh[H + k])
+                hn = p[n, 2 * H + k] + bhh[2 * H + k]
+                nn = np.tanh(P[t, n, 2 * H + k] + r * hn)
+                G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k] = r, z, nn, hn
+                Y[t, n, k] = (1.0 - z) * nn + z * h[n, k]
+        h = Y[t]
+    return Y, G
+
+
+@njit(cache=True)
+def gru_seq_backward(dY, dhT, X, h0, Y, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse):
+    """BPTT through the GRU (module docstring). -> (∂ℓ/∂X, ∂ℓ/∂h_0)."""
+    T, N, _ = X.shape
+    H = h0.shape[1]
+    dPx = np.empty((T, N, 3 * H), X.dtype)
+    dPh = np.empty((T, N, 3 * H), X.dtype)
+    Hp = _prev_states(Y, h0, reverse)
+    dh = dhT.copy()
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        for n in range(N):
+            for k in range(H):
+                r, z, nn, hn = G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k]
+                d = dh[n, k] + dY[t, n, k]
+                dpn = d * (1.0 - z) * (1.0 - nn * nn)
+                dpr = dpn * hn * r * (1.0 - r)
+                dpz = d * (Hp[t, n, k] - nn) * z * (1.0 - z)
+                dPx[t, n, k], dPx[t, n, H + k], dPx[t, n, 2 * H + k] = dpr, dpz, dpn
+                dPh[t, n, k], dPh[t, n, H + k], dPh[t, n, 2 * H + k] = dpr, dpz, dpn * r
+                dh[n, k] = d * z                       # the direct path h_{t−1} → h_t
+        dh += np.dot(dPh[t], Whh)
+    dX = _param_products(dPx, dPh, X, Hp, Wih, dWih, dWhh, dbih, dbhh)
+    return dX, dh

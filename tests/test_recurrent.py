@@ -1,0 +1,349 @@
+"""RNN, LSTM, GRU and their cells (issue 12, items 4, 5, 7, 14): PyTorch float64 for every option
+(forward, final states, every gradient incl. the initial states') on both kernel paths, the
+reference against the fast kernels, float32, dropout, truncated BPTT, bad input. Finite
+differences for every option are the case table scripts/recurrent_gradcases.py, run here on both
+kernel paths until it can join the other tables as gradcases_recurrent.py (its docstring says why)."""
+import numpy as np
+import pytest
+
+import engine
+from crosscheck import crosscheck
+from engine.core import leaves
+from layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, detach_state
+
+from check_gradients import TOL, run_case
+from recurrent_gradcases import CASES
+
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+@pytest.mark.parametrize("name,make", CASES, ids=[n for n, _ in CASES])
+def test_gradient_case(name, make, path):
+    res = run_case(make, reference=(path == "reference"))
+    assert res.passed(TOL), f"recurrent/{name} ({path}): {res}"
+
+
+SEQ = {"rnn": (RNN, "RNN", {}), "rnn_relu": (RNN, "RNN", {"nonlinearity": "relu"}),
+       "lstm": (LSTM, "LSTM", {}), "gru": (GRU, "GRU", {})}
+# (num_layers, bidirectional, batch_first, T, N, with initial state, gradient through the final state only, bias)
+OPTIONS = [(1, False, False, 3, 2, False, False, True),
+           (1, False, True, 3, 2, True, False, True),
+           (2, True, True, 3, 2, True, False, True),
+           (3, False, False, 4, 3, True, False, True),
+           (2, True, False, 1, 1, True, False, True),
+           (1, False, False, 3, 2, True, True, True),
+           (2, True, False, 2, 3, False, True, False)]
+OPT_IDS = [f"L{o[0]}{'-bi' if o[1] else ''}{'-bf' if o[2] else ''}-T{o[3]}N{o[4]}{'-h0' if o[5] else ''}"
+           f"{'-final only' if o[6] else ''}{'-nobias' if not o[7] else ''}" for o in OPTIONS]
+
+
+def _torch_flat(torch, module, lstm):
+    """A torch module taking the initial state as separate arrays (as gradcases' WithState)."""
+    class Flat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = module
+
+        def forward(self, x, h0=None, c0=None):
+            if h0 is None:
+                return self.layer(x)
+            return self.layer(x, (h0, c0) if lstm else h0)
+    return Flat()
+
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+@pytest.mark.parametrize("opt", OPTIONS, ids=OPT_IDS)
+@pytest.mark.parametrize("kind", list(SEQ))
+def test_sequence_layers_match_torch(torch, kind, opt, path, rng):
+    from recurrent_gradcases import with_state
+    cls, tname, kw = SEQ[kind]
+    L, bi, bf, T, N, state, final_only, bias = opt
+    I, H = 3, 2
+    layer = cls(I, H, num_layers=L, bidirectional=bi, batch_first=bf, bias=bias, rng=rng, **kw)
+    tm = getattr(torch.nn, tname)(I, H, num_layers=L, bidirectional=bi, batch_first=bf, bias=bias, **kw)
+    x = rng.standard_normal((N, T, I) if bf else (T, N, I))
+    inputs = [x]
+    if state:
+        S = L * (2 if bi else 1)
+        inputs += [rng.standard_normal((S, N, H)) for _ in range(2 if kind == "lstm" else 1)]
+        layer, tm = with_state(layer), _torch_flat(torch, tm, kind == "lstm")
+    with engine.reference_kernels(path == "reference"):
+        res = crosscheck(layer, tm, *inputs, none_outputs=(0,) if final_only else (), rtol=1e-10, atol=1e-12)
+    assert len(res.outputs) == (3 if kind == "lstm" else 2)           # output, h_n (, c_n)
+
+
+CELLS = {"rnncell": (RNNCell, "RNNCell", {}), "rnncell_relu": (RNNCell, "RNNCell", {"nonlinearity": "relu"}),
+         "lstmcell": (LSTMCell, "LSTMCell", {}), "grucell": (GRUCell, "GRUCell", {})}
+
+
+@pytest.mark.parametrize("state", [False, True])
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_cells_match_torch(torch, kind, state, rng):
+    from recurrent_gradcases import with_state
+    cls, tname, kw = CELLS[kind]
+    cell = cls(3, 2, rng=rng, **kw)
+    tm = getattr(torch.nn, tname)(3, 2, **kw)
+    inputs = [rng.standard_normal((2, 3))]
+    if state:
+        inputs += [rng.standard_normal((2, 2)) for _ in range(2 if kind == "lstmcell" else 1)]
+        cell, tm = with_state(cell), _torch_flat(torch, tm, kind == "lstmcell")
+    crosscheck(cell, tm, *inputs, rtol=1e-10, atol=1e-12)
+
+
+def test_cell_forward_is_one_step_of_the_sequence_layer(rng):
+    """An LSTMCell with the LSTM's weights, stepped over t, gives the LSTM's output and final state."""
+    lstm = LSTM(3, 4, rng=rng)
+    cell = LSTMCell(3, 4)
+    cell.load_state_dict({k[:-3]: v for k, v in lstm.state_dict().items()})
+    x = rng.standard_normal((5, 2, 3))
+    y, (hn, cn) = lstm.forward(x)
+    h, c = np.zeros((2, 4)), np.zeros((2, 4))
+    for t in range(5):
+        h, c = cell.forward(x[t], (h, c))
+        np.testing.assert_allclose(h, y[t], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(h, hn[0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(c, cn[0], rtol=1e-13, atol=1e-15)
+
+
+def _run(layer, x, hx, G, ref):
+    with engine.reference_kernels(ref):
+        layer.zero_grad()
+        out = layer.forward(x, hx)
+        grads = layer.backward(*G)
+    return leaves(out) + leaves(grads) + [p.grad.copy() for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("kind", list(SEQ))
+def test_reference_and_fast_kernels_agree(kind, dtype, tol, rng):
+    cls, _, kw = SEQ[kind]
+    layer = cls(4, 5, num_layers=2, bidirectional=True, dtype=dtype, rng=rng, **kw)
+    T, N, S = 6, 3, 4
+    x = rng.standard_normal((T, N, 4)).astype(dtype)
+    h0 = rng.standard_normal((S, N, 5)).astype(dtype)
+    hx = (h0, rng.standard_normal((S, N, 5)).astype(dtype)) if kind == "lstm" else h0
+    G = (rng.standard_normal((T, N, 10)).astype(dtype),
+         (h0 * 0.5, h0 * 0.25) if kind == "lstm" else h0 * 0.5)
+    fast, ref = _run(layer, x, hx, G, False), _run(layer, x, hx, G, True)
+    for a, b in zip(fast, ref):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("kind", list(SEQ))
+def test_float32_matches_float64(kind, rng):
+    cls, _, kw = SEQ[kind]
+    l64 = cls(3, 4, num_layers=2, rng=rng, **kw)
+    l32 = cls(3, 4, num_layers=2, dtype=np.float32, **kw)
+    l32.load_state_dict(l64.state_dict())
+    x = rng.standard_normal((5, 2, 3))
+    G = rng.standard_normal((5, 2, 4))
+    y64, _ = l64.forward(x)
+    y32, _ = l32.forward(x.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+    dx64 = l64.backward(G)
+    dx32 = l32.backward(G.astype(np.float32))
+    assert dx32.dtype == np.float32
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-5)
+    for (n, p64), (_, p32) in zip(l64.named_parameters(), l32.named_parameters()):
+        np.testing.assert_allclose(p32.grad, p64.grad, rtol=1e-4, atol=1e-5, err_msg=n)
+
+
+def test_state_dict_keys_shapes_and_init_are_torchs(torch):
+    tm = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    layer = LSTM(3, 4, num_layers=2, bidirectional=True, rng=0)
+    sd = layer.state_dict()
+    assert list(sd) == list(tm.state_dict())
+    assert all(sd[k].shape == tuple(v.shape) for k, v in tm.state_dict().items())
+    assert all(np.abs(v).max() <= 0.5 for v in sd.values())                # U(±1/√hidden_size)
+    assert list(GRU(2, 3).state_dict()) == list(torch.nn.GRU(2, 3).state_dict())
+    assert list(RNNCell(2, 3, bias=False).state_dict()) == list(torch.nn.RNNCell(2, 3, bias=False).state_dict())
+
+
+def test_initial_and_final_state_gradients_are_none_or_absent(rng):
+    """Without hx the backward returns dx alone; with input_grad=False, None (parameters still accumulate)."""
+    rnn = RNN(2, 3, rng=rng)
+    x = rng.standard_normal((3, 2, 2))
+    y, hn = rnn.forward(x)
+    dx = rnn.backward(None, rng.standard_normal(hn.shape))
+    assert isinstance(dx, np.ndarray) and dx.shape == x.shape
+    rnn.forward(x, hn)
+    dx, dh0 = rnn.backward(rng.standard_normal(y.shape), None, input_grad=(False, True))
+    assert dx is None and dh0.shape == hn.shape
+    rnn.zero_grad()
+    rnn.forward(x)
+    assert rnn.backward(rng.standard_normal(y.shape), input_grad=False) is None
+    assert np.abs(dict(rnn.named_parameters())["weight_ih_l0"].grad).sum() > 0
+
+
+def test_layer_used_twice_in_one_forward(rng):
+    """Two forwards, two backwards in reverse order: each backward uses its own call's states."""
+    gru = GRU(2, 3, rng=rng)
+    x1, x2 = rng.standard_normal((3, 2, 2)), rng.standard_normal((4, 2, 2))
+    G1, G2 = rng.standard_normal((3, 2, 3)), rng.standard_normal((4, 2, 3))
+    gru.forward(x1)
+    gru.forward(x2)
+    dx2 = gru.backward(G2)
+    dx1 = gru.backward(G1)
+    twin = GRU(2, 3)
+    twin.load_state_dict(gru.state_dict())
+    twin.forward(x1)
+    np.testing.assert_array_equal(twin.backward(G1), dx1)
+    twin.forward(x2)
+    np.testing.assert_array_equal(twin.backward(G2), dx2)
+
+
+# ---- dropout between layers --------------------------------------------------------------------
+def test_dropout_only_between_layers_in_train_mode_and_seeded(rng):
+    x = rng.standard_normal((4, 3, 2))
+    a = LSTM(2, 8, num_layers=2, dropout=0.5, rng=7)
+    b = LSTM(2, 8, num_layers=2, dropout=0.5, rng=7)
+    plain = LSTM(2, 8, num_layers=2, dropout=0.0)
+    plain.load_state_dict(a.state_dict())
+    assert a.stochastic and not plain.stochastic and not LSTM(2, 3, dropout=0.5).stochastic
+    ya, _ = a.forward(x)
+    yb, _ = b.forward(x)
+    np.testing.assert_array_equal(ya, yb)                              # the same seed, the same masks
+    y0, _ = plain.forward(x)
+    assert not np.allclose(ya, y0)
+    ye, _ = a.forward(x, train=False)                                  # eval: no dropout
+    np.testing.assert_array_equal(ye, plain.forward(x, train=False)[0])
+    ya2, _ = a.forward(x)
+    assert not np.array_equal(ya, ya2)                                 # a new mask at each train forward
+
+
+def test_fix_mask_keeps_the_mask_until_resample(rng):
+    x = rng.standard_normal((3, 2, 2))
+    g = RNN(2, 6, num_layers=3, dropout=0.4, fix_mask=True, rng=1)
+    y1, _ = g.forward(x)
+    y2, _ = g.forward(x)
+    np.testing.assert_array_equal(y1, y2)
+    g.resample()
+    y3, _ = g.forward(x)
+    assert not np.array_equal(y1, y3)
+
+
+def test_dropout_one_zeroes_the_upper_layers_input(rng):
+    g = GRU(2, 3, num_layers=2, dropout=1.0, rng=0)
+    ref = GRU(2, 3, num_layers=1)
+    ref.load_state_dict({"weight_ih_l0": np.zeros((9, 2)), "weight_hh_l0": g.state_dict()["weight_hh_l1"],
+                         "bias_ih_l0": g.state_dict()["bias_ih_l1"], "bias_hh_l0": g.state_dict()["bias_hh_l1"]})
+    x = rng.standard_normal((3, 2, 2))
+    np.testing.assert_allclose(g.forward(x)[0], ref.forward(x)[0], rtol=1e-14)
+
+
+# ---- truncated BPTT (item 5) ---------------------------------------------------------------------
+def test_detach_state_copies_nested_states():
+    h, c = np.ones((1, 2, 3)), np.zeros((1, 2, 3))
+    d = detach_state((h, c))
+    assert isinstance(d, tuple) and len(d) == 2
+    assert not np.shares_memory(d[0], h) and np.array_equal(d[0], h)
+    assert detach_state(None) is None
+    with pytest.raises(TypeError, match="state"):
+        detach_state([h, "c"])
+
+
+def test_truncated_bptt_carries_the_state_with_the_gradient_cut(rng):
+    """Two chunks with the state carried: the forward equals one pass over the whole sequence, and
+    the second chunk's backward gives the parameters exactly the gradient of its own chunk (the
+    first chunk's states are constants there), as torch's .detach() does."""
+    lstm = LSTM(2, 3, rng=rng)
+    x = rng.standard_normal((6, 2, 2))
+    y_full, _ = lstm.forward(x)
+    lstm.zero_grad()
+    y1, st1 = lstm.forward(x[:3])
+    lstm.zero_grad()                                            # (a step would happen here)
+    st1 = detach_state(st1)
+    y2, st2 = lstm.forward(x[3:], st1)
+    np.testing.assert_allclose(np.concatenate([y1, y2]), y_full, rtol=1e-13, atol=1e-15)
+    G = rng.standard_normal(y2.shape)
+    dx, (dh0, dc0) = lstm.backward(G)                           # dh0, dc0: returned, then dropped
+    grads = {n: p.grad.copy() for n, p in lstm.named_parameters()}
+    twin = LSTM(2, 3)
+    twin.load_state_dict(lstm.state_dict())
+    twin.forward(x[3:], (st1[0].copy(), st1[1].copy()))
+    twin.backward(G)
+    for n, p in twin.named_parameters():
+        np.testing.assert_array_equal(p.grad, grads[n])
+    assert lstm.pending_calls() == 0
+
+
+# ---- bad input (item 14) -----------------------------------------------------------------------
+def _unchanged(layer, fn):
+    before = {n: (p.value.copy(), p.grad.copy()) for n, p in layer.named_parameters()}
+    pending = layer.pending_calls()
+    fn()
+    assert layer.pending_calls() == pending
+    for n, p in layer.named_parameters():
+        np.testing.assert_array_equal(p.value, before[n][0])
+        np.testing.assert_array_equal(p.grad, before[n][1])
+
+
+BAD_FORWARD = [
+    ("wrong rank", lambda x, h: (x[0], None), ValueError, "^x:"),
+    ("4-d input", lambda x, h: (x[None], None), ValueError, "^x:"),
+    ("wrong feature size", lambda x, h: (x[..., :2], None), ValueError, "input_size"),
+    ("empty sequence", lambda x, h: (x[:0], None), ValueError, "^x:"),
+    ("empty batch", lambda x, h: (x[:, :0], None), ValueError, "^x:"),
+    ("float32 input", lambda x, h: (x.astype(np.float32), None), TypeError, "^x:"),
+    ("NaN in x", lambda x, h: (np.where(x > 1, np.nan, x), None), ValueError, "^x:"),
+    ("h_0 of wrong layers", lambda x, h: (x, h[:1]), ValueError, "h_0"),
+    ("h_0 of wrong batch", lambda x, h: (x, h[:, :1]), ValueError, "h_0"),
+    ("h_0 unbatched", lambda x, h: (x, h[0]), ValueError, "h_0"),
+    ("h_0 a list", lambda x, h: (x, h.tolist()), TypeError, "h_0"),
+]
+
+
+@pytest.mark.parametrize("label,mutate,err,name", BAD_FORWARD, ids=[b[0] for b in BAD_FORWARD])
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_bad_forward_input_is_refused_by_name_before_anything_runs(kind, label, mutate, err, name, rng):
+    cls = RNN if kind == "rnn" else LSTM
+    layer = cls(3, 2, num_layers=2, rng=rng)
+    x = rng.standard_normal((4, 2, 3)) * 2
+    h = rng.standard_normal((2, 2, 2))
+    bx, bh = mutate(x, h)
+    hx = None if bh is None else ((bh, h) if kind == "lstm" else bh)
+
+    def call():
+        with pytest.raises(err, match=name):
+            layer.forward(bx, hx)
+    _unchanged(layer, call)
+
+
+def test_lstm_state_must_be_a_pair_and_c0_is_named(rng):
+    lstm = LSTM(3, 2, rng=rng)
+    x = rng.standard_normal((2, 1, 3))
+    h = np.zeros((1, 1, 2))
+    with pytest.raises(TypeError, match="hx"):
+        lstm.forward(x, h)
+    with pytest.raises(ValueError, match="c_0"):
+        lstm.forward(x, (h, np.zeros((1, 2, 2))))
+    with pytest.raises(ValueError, match="h_0"):
+        LSTMCell(3, 2).forward(x[0], (np.zeros((2, 2)), np.zeros((1, 2))))
+    assert lstm.pending_calls() == 0
+
+
+def test_bad_gradients_are_refused_and_keep_the_call(rng):
+    lstm = LSTM(3, 2, num_layers=2, bidirectional=True, rng=rng)
+    x = rng.standard_normal((4, 2, 3))
+    y, (hn, cn) = lstm.forward(x)
+    for dy, ds, err, name in [(y[:, :1], None, ValueError, "dy"), (y.astype(np.float32), None, TypeError, "dy"),
+                              (y, (hn[:1], None), ValueError, "dh_n"), (y, (None, cn[..., :1]), ValueError, "dc_n"),
+                              (y, hn, TypeError, "dstate")]:
+        def call():
+            with pytest.raises(err, match=name):
+                lstm.backward(dy, ds)
+        _unchanged(lstm, call)
+    assert lstm.backward(y, (hn, cn)).shape == x.shape
+
+
+@pytest.mark.parametrize("arg,value,err", [("input_size", 0, ValueError), ("hidden_size", 2.0, TypeError),
+                                           ("num_layers", 0, ValueError), ("nonlinearity", "sigmoid", ValueError),
+                                           ("dropout", 1.5, ValueError), ("bidirectional", 1, TypeError),
+                                           ("batch_first", "True", TypeError), ("dtype", np.int32, TypeError),
+                                           ("rng", -1, ValueError), ("fix_mask", None, TypeError)])
+def test_bad_constructor_arguments_are_named(arg, value, err):
+    kw = {"input_size": 2, "hidden_size": 3}
+    kw[arg] = value
+    with pytest.raises(err, match=arg):
+        RNN(**kw)
