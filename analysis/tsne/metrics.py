@@ -7,7 +7,9 @@ Trustworthiness (Venna & Kaski, 2001; the definition scikit-learn's `trustworthi
 where U_i(k) are the k nearest neighbours of i in the embedding Y that are not among its k
 nearest in the input X, and r(i, j) is the rank of j among i's neighbours in X (1 = nearest).
 T = 1 when every embedded neighbourhood is a true one. Ranks among exactly tied distances in X
-are broken by index (a stable sort); without ties the value equals scikit-learn's.
+are broken by index (a stable sort), as are embedded neighbours whose squared distances differ by
+less than 2^-30 of the map's largest ‖y‖² (knn_exact's grid); without ties the value equals
+scikit-learn's.
 
 Both run without an N×N matrix: the embedded neighbours come from the exact blocked search of
 `affinities.knn_exact`, and the ranks from one block of distance rows at a time (O(N²·D) time,
