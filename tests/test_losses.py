@@ -31,27 +31,12 @@ def _t(a):
 
 def build(name, kind, reduction, rng, N=4, C=3):
     """(our loss, pred, target, forward kwargs, torch loss factory) for one case, float64,
-    inputs away from kinks (gradient checks perturb pred by 1e-6).
-
-    The check's relative error |a − n| / (|a| + |n|) is dominated by the rounding noise of the
-    numeric derivative (~1e-10 |ℓ|) on entries whose gradient is nearly zero (p_c ≈ t_c in
-    cross-entropy, σ(z) ≈ y, pred ≈ target): such draws are redrawn, so that every entry of the
-    gradient is at least 1% of the largest (this selects inputs only; a wrong gradient still fails).
+    inputs away from kinks (gradient checks perturb pred by 1e-6): |pred − target| ≥ 0.1 for
+    MSE and L1, hinge terms ≥ 0.1 from 0 for MultiMargin. Drawn once from `rng`, never redrawn:
+    entries of the gradient that are nearly zero (p_c ≈ t_c in cross-entropy, σ(z) ≈ y) are
+    judged by engine.gradcheck against a floor at 1% of the largest gradient, where the
+    central differences' rounding noise lives.
     """
-    for _ in range(1000):
-        case = _build(name, kind, reduction, rng, N, C)
-        loss, pred, target, kw, _ = case
-        if name in ("mse", "l1", "mm"):     # kept away from zero gradients by construction
-            return case
-        loss.forward(pred, target, **kw)
-        g = np.abs(loss.backward())
-        g = g[g > 0]                         # exact zeros (ignored rows) are checked as they are
-        if g.size and g.min() >= 0.01 * g.max():
-            return case
-    raise AssertionError("no suitable draw")
-
-
-def _build(name, kind, reduction, rng, N, C):
     pred = rng.standard_normal((N, C))
     kw = {}
     if name == "mse":
