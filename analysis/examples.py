@@ -1,9 +1,7 @@
 """Networks the notes use as worked examples, built from the engine's layers with given weights."""
-from engine.checks import check_array, check_float, check_int
+from engine.checks import check_array, check_float, check_int, check_real_array
 from engine.core import Layer, Sequential
 from layers import Linear, ReLU
-
-from .theory import real_array
 
 
 def shallow_network(W, b, w_out, b_out=0.0, activation=None):
@@ -11,9 +9,9 @@ def shallow_network(W, b, w_out, b_out=0.0, activation=None):
 
     W (D, D_i) = Ω_0, b (D,) = β_0, w_out (D,) = Ω_1, b_out = β_1; `activation` a Layer
     (default ReLU). Returns Sequential(Linear(D_i, D), activation, Linear(D, 1))."""
-    W = real_array("W", W, ndim=2)
-    b = real_array("b", b, shape=(W.shape[0],))
-    w_out = check_array("w_out", real_array("w_out", w_out).reshape(-1), shape=(W.shape[0],))
+    W = check_real_array("W", W, ndim=2)
+    b = check_real_array("b", b, shape=(W.shape[0],))
+    w_out = check_array("w_out", check_real_array("w_out", w_out).reshape(-1), shape=(W.shape[0],))
     b_out = check_float("b_out", b_out)
     if activation is not None and not isinstance(activation, Layer):
         raise TypeError(f"activation: expected a Layer (e.g. ReLU()) or None, got {type(activation).__name__}")

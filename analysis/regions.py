@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.checks import check_array, check_float, check_int, check_rng
+from engine.checks import check_array, check_float, check_int, check_real_array, check_rng
 
-from .theory import real_array
 
 __all__ = ["regions_1d", "regions_2d", "count_patterns", "activation_patterns", "affine_map", "estimate_vs_exact", "pattern_estimate_1d", "pattern_estimate_2d",
            "network_stages", "Piece1D", "Regions1D", "Polygon", "Regions2D", "slice_through"]
@@ -162,12 +161,12 @@ class Regions1D:
 
     def points(self, s):
         """Input points x(s) for parameters s (any shape) → (..., D_in)."""
-        s = real_array("s", s)
+        s = check_real_array("s", s)
         return self.start + s[..., None] * (self.end - self.start)
 
     def evaluate(self, s):
         """The network's output at parameters s ∈ [0, 1] from the pieces' affine maps, (len(s), D_out)."""
-        s = np.atleast_1d(real_array("s", s))
+        s = np.atleast_1d(check_real_array("s", s))
         idx = np.clip(np.searchsorted(self.breaks, s, side="right") - 1, 0, len(self.pieces) - 1)
         slopes = np.array([p.slope for p in self.pieces])
         icpts = np.array([p.intercept for p in self.pieces])
@@ -176,7 +175,7 @@ class Regions1D:
 
 def _point(name, v, D_in):
     """An input point or direction (D_in,) (any array-like of D_in real numbers)."""
-    return check_array(name, real_array(name, v).reshape(-1), shape=(D_in,))
+    return check_array(name, check_real_array(name, v).reshape(-1), shape=(D_in,))
 
 
 def _segment_args(net, start, end):
@@ -318,7 +317,7 @@ class Regions2D:
 
 def _slice_points(st):
     """Slice coordinates (..., 2)."""
-    st = real_array("st", st)
+    st = check_real_array("st", st)
     if st.ndim == 0 or st.shape[-1] != 2:
         raise ValueError(f"st: expected slice coordinates of shape (..., 2), got {st.shape}")
     return st
@@ -405,8 +404,8 @@ def slice_through(p0, p1, p2, margin=0.25):
     """(origin, u, v, extent) of the 2-D slice through three input points: origin = p0,
     u = p1 − p0, v = p2 − p0, so the points sit at (s, t) = (0, 0), (1, 0), (0, 1); the extent
     adds `margin` around the unit square."""
-    p0 = real_array("p0", p0).reshape(-1)
-    p1, p2 = (check_array(n, real_array(n, p).reshape(-1), shape=p0.shape) for n, p in (("p1", p1), ("p2", p2)))
+    p0 = check_real_array("p0", p0).reshape(-1)
+    p1, p2 = (check_array(n, check_real_array(n, p).reshape(-1), shape=p0.shape) for n, p in (("p1", p1), ("p2", p2)))
     margin = check_float("margin", margin, low=0.0)
     return p0, p1 - p0, p2 - p0, ((-margin, 1 + margin), (-margin, 1 + margin))
 
@@ -535,7 +534,7 @@ def _share_edge(P, Q, tol):
 def activation_patterns(net, X):
     """Boolean activation patterns (N, H) of the hidden units at input points X (N, D_in)."""
     stages = network_stages(net)
-    X = real_array("X", X, ndim=2)
+    X = check_real_array("X", X, ndim=2)
     if X.shape[1] != stages[0][0].shape[1]:
         raise ValueError(f"X: expected shape (N, {stages[0][0].shape[1]}), got {X.shape}")
     h, pats = X, []

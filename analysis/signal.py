@@ -35,9 +35,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import erf, expit
 
-from engine.checks import check_float, check_int, check_rng
+from engine.checks import check_float, check_int, check_real_array, check_rng
 
-from .theory import real_array
 
 __all__ = ["mean_field", "MeanField", "order_chaos_boundary", "weight_variance", "predict_variance",
            "measure_variance", "VarianceProfile", "critical_weight_variance", "expect", "ACTIVATIONS"]
@@ -272,7 +271,7 @@ def order_chaos_boundary(sigma_b2, activation="tanh", n_quad=101):
     """σ_w² on the order-to-chaos boundary χ₁(σ_w², σ_b²) = 1, for each σ_b² in the array
     (Poole et al. 2016, Fig. 1; Schoenholz et al. 2017, Fig. 1). For tanh it starts at σ_w² = 1
     for σ_b² = 0 and grows with σ_b²."""
-    sb = np.atleast_1d(real_array("sigma_b2", sigma_b2))
+    sb = np.atleast_1d(check_real_array("sigma_b2", sigma_b2))
     if (sb < 0).any():
         raise ValueError(f"sigma_b2: expected non-negative bias variances, got a minimum of {sb.min()}")
     n_quad = check_int("n_quad", n_quad, low=5)

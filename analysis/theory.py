@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from engine.checks import check_array, check_bool, check_float, check_int, check_tuple
+from engine.checks import check_array, check_bool, check_float, check_int, check_real_array, check_tuple
 
 __all__ = ["least_squares", "least_squares_cost", "linear_loss", "linear_loss_grad", "level_line_tangent",
            "shallow_param_count", "mlp_param_count", "conv2d_param_count", "mlp_vs_cnn_256",
@@ -15,25 +15,10 @@ __all__ = ["least_squares", "least_squares_cost", "linear_loss", "linear_loss_gr
            "receptive_field", "softmax_temperature"]
 
 
-def real_array(name, v, *, ndim=None, shape=None):
-    """v (an array or nested lists of real numbers) as a finite float64 array, through
-    engine.checks.check_array. Complex, boolean, string and object values are refused with a
-    TypeError naming the argument (np.asarray(v, np.float64) would drop an imaginary part with a
-    warning, read True as 1 and give an unnamed error for strings). Used by every analysis
-    function that takes numbers as array-likes (a candidate for engine.checks)."""
-    try:
-        a = np.asarray(v)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected an array of real numbers, got {type(v).__name__}") from None
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected real numbers (float or int), got dtype {a.dtype}")
-    return check_array(name, a.astype(np.float64, copy=False), ndim=ndim, shape=shape)
-
-
 # ---- 000 §1.2 exercises: linear regression --------------------------------------------------
 
 def _design(x):
-    X = real_array("x", x, ndim=(1, 2))
+    X = check_real_array("x", x, ndim=(1, 2))
     X = X[:, None] if X.ndim == 1 else X
     return np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
 
@@ -43,7 +28,7 @@ def least_squares(x, y):
     (000 §1.2 exercises, question 2), X = [1, x] (N, D+1). x (N,) or (N, D), y (N,) → Φ (D+1,) with
     Φ[0] the intercept Φ_0. Solves XᵀX Φ = Xᵀy (no explicit inverse)."""
     X = _design(x)
-    y = real_array("y", y, shape=(X.shape[0],))
+    y = check_real_array("y", y, shape=(X.shape[0],))
     return np.linalg.solve(X.T @ X, X.T @ y)
 
 
@@ -59,9 +44,9 @@ def least_squares_cost(N, D):
 
 def _loss_args(phi0, phi1, x, y):
     """Φ_0, Φ_1 (grids of one shape, or scalars) with a trailing axis for the data; x, y (N,)."""
-    x = real_array("x", x, ndim=1)
-    y = real_array("y", y, shape=x.shape)
-    p0, p1 = real_array("phi0", phi0), real_array("phi1", phi1)
+    x = check_real_array("x", x, ndim=1)
+    y = check_real_array("y", y, shape=x.shape)
+    p0, p1 = check_real_array("phi0", phi0), check_real_array("phi1", phi1)
     try:
         np.broadcast_shapes(p0.shape, p1.shape)
     except ValueError:
@@ -162,7 +147,7 @@ def gaussian_radial_density(r, D, sigma=1.0):
     distribution scaled by σ). Computed in log space, so large D does not overflow."""
     D = check_int("D", D, low=1)
     sigma = check_float("sigma", sigma, low=0.0, low_open=True)
-    r = real_array("r", r)
+    r = check_real_array("r", r)
     logS = math.log(2.0) + (D / 2) * math.log(math.pi) - math.lgamma(D / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         logr = (D - 1) * np.log(r) if D > 1 else np.zeros_like(r)
@@ -233,7 +218,7 @@ def softmax_temperature(eta, T=1.0):
     any T > 0 (at T = 1e-308, η/T is ±inf and inf − inf = NaN; (η − max η)/T is 0 or −inf,
     giving the one-hot limit), as layers.Softmax; the difference is taken in halves, so η = ±1e308
     at T = 1e308 gives the softmax of (1, −1), not of (0, −inf)."""
-    eta = real_array("eta", eta)
+    eta = check_real_array("eta", eta)
     if eta.ndim == 0:
         raise ValueError("eta: expected an array (..., C) with the classes on the last axis, got a scalar")
     T = check_float("T", T, low=0.0, low_open=True)

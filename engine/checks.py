@@ -82,6 +82,20 @@ def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
     return x
 
 
+def check_real_array(name, v, *, ndim=None, shape=None):
+    """v (an array, nested lists or a number of real values) as a finite float64 array, through
+    check_array. Complex, boolean, string and object values are refused with a TypeError naming
+    the argument (np.asarray(v, np.float64) would drop an imaginary part with a warning, read
+    True as 1 and give an unnamed error for strings). For functions that take array-likes."""
+    try:
+        a = np.asarray(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(v).__name__}") from None
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected real numbers (float or int), got dtype {a.dtype}")
+    return check_array(name, a.astype(np.float64, copy=False), ndim=ndim, shape=shape)
+
+
 def check_int(name, v, *, low=None, high=None):
     """An integer in [low, high] (bools refused)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):

@@ -16,22 +16,8 @@ import math
 
 import numpy as np
 
-from engine.checks import check_array, check_dtype, check_float, check_int
+from engine.checks import check_array, check_dtype, check_float, check_int, check_real_array
 from engine.checks import check_rng as as_rng
-
-
-def _reals(name, v):
-    """v (an array, nested lists or a number) as a finite float64 array; complex, boolean, string
-    and object values refused by name (np.array(v, np.float64) would drop an imaginary part,
-    read True as 1 and raise an unnamed error for strings). A local copy of
-    analysis.theory.real_array (engine.data does not import analysis)."""
-    try:
-        a = np.asarray(v)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected an array of real numbers, got {type(v).__name__}") from None
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected real numbers (float or int), got dtype {a.dtype}")
-    return check_array(name, a.astype(np.float64, copy=False))
 
 
 def _class_sizes(n, n_classes):
@@ -152,13 +138,13 @@ def linear_regression(n=100, n_features=1, noise=0.1, seed=None, weight=None, bi
     rng = as_rng("seed", seed)
     if weight is None:
         weight = rng.standard_normal((1, D))
-    weight = _reals("weight", weight).reshape(-1)
+    weight = check_real_array("weight", weight).reshape(-1)
     if weight.shape != (D,):
         raise ValueError(f"weight: expected shape (1, {D}) (n_features={D}), got {weight.size} entries")
     weight = weight.reshape(1, D)
     if bias is None:
         bias = rng.standard_normal(1)
-    bias = _reals("bias", bias).reshape(-1)
+    bias = check_real_array("bias", bias).reshape(-1)
     if bias.shape != (1,):
         raise ValueError(f"bias: expected a scalar or shape (1,), got {bias.size} entries")
     X = rng.uniform(-1.0, 1.0, size=(n, D))
