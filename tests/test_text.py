@@ -4,8 +4,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from engine.data import (Vocabulary, bptt_batches, lm_windows, load_text, text_split,
-                         word_tokens)
+from engine.data import (Vocabulary, bptt_batches, char_corpus, lm_windows, load_text,
+                         text_split, word_corpus, word_tokens)
 from engine.data.text import TEXT_LENGTH, TEXT_SHA256
 
 
@@ -126,3 +126,16 @@ def test_bptt_arguments_named():
         bptt_batches(list(ids), 2, 2)
     with pytest.raises(ValueError, match="ids"):
         bptt_batches(ids, 3, 4, drop_last=True)
+
+
+def test_char_and_word_corpus_in_one_call():
+    vocab, train, valid = char_corpus()
+    text = load_text()
+    assert len(vocab) == 65 and vocab.unk_index is None and vocab.itos == sorted(set(text))
+    assert len(train) + len(valid) == len(text) and train.dtype == np.int64
+    assert vocab.decode(valid[:20], sep="") == text_split(text)[1][:20]
+    wv, wtrain, wvalid = word_corpus(min_count=5)
+    assert wv.itos[0] == "<unk>" and wv.itos[1] == "the" and len(wv) > 2000
+    assert (wvalid == 0).mean() < 0.2 and wtrain.min() >= 0 and wvalid.max() < len(wv)
+    with pytest.raises(ValueError, match="min_count"):
+        word_corpus(min_count=0)

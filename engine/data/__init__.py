@@ -12,7 +12,8 @@
 - Text (``text``): the bundled tiny-Shakespeare corpus (``load_text``, sha256 checked; see
   TINYSHAKESPEARE_SOURCE.md), ``text_split`` (fixed 90/10), ``word_tokens``, ``Vocabulary``
   (characters or words, min_count, unknown token), ``lm_windows`` ((N, T) inputs, next-token
-  targets) and ``bptt_batches`` (B parallel contiguous streams for truncated BPTT).
+  targets), ``bptt_batches`` (B parallel contiguous streams for truncated BPTT), and
+  ``char_corpus``/``word_corpus`` (vocabulary and train/validation ids of the corpus in one call).
 
 Nothing here uses the network or needs scikit-learn.
 """
@@ -21,8 +22,8 @@ from .digits import digits_split, digits_split_indices, load_digits
 from .idx import load_mnist, read_idx, write_idx
 from .synthetic import (GABOR_PHI, GABOR_RANGE, circles, gabor, gabor_model, linear_regression,
                         moons, sine, spirals, xor)
-from .text import (BPTTBatches, Vocabulary, bptt_batches, lm_windows, load_text, text_split,
-                   word_tokens)
+from .text import (BPTTBatches, Vocabulary, bptt_batches, char_corpus, lm_windows, load_text,
+                   text_split, word_corpus, word_tokens)
 
 __all__ = [
     "load_digits", "digits_split", "digits_split_indices",
@@ -31,4 +32,5 @@ __all__ = [
     "minibatches",
     "read_idx", "write_idx", "load_mnist",
     "load_text", "text_split", "word_tokens", "Vocabulary", "lm_windows", "bptt_batches", "BPTTBatches",
+    "char_corpus", "word_corpus",
 ]

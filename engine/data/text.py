@@ -10,6 +10,8 @@ parallel contiguous streams for truncated backpropagation through time.
     for x, y in bptt_batches(ids, batch_size=32, T=64):   # (T, B) each, rows continue
         ...
 
+`char_corpus()` and `word_corpus(min_count)` do the above for the bundled text in one call.
+
 Words: `word_tokens(text)` splits into lower-case words (letters and apostrophes) and, with
 `punctuation=True`, punctuation marks as tokens of their own; `Vocabulary(word_tokens(train),
 min_count=5)` maps rarer words to the unknown token "<unk>".
@@ -182,6 +184,26 @@ class Vocabulary:
 
     def __repr__(self):
         return f"Vocabulary(size={len(self)}, min_count={self.min_count}, unk={self.unk!r}, order={self.order!r})"
+
+
+def char_corpus(valid_fraction=0.1):
+    """The bundled corpus as characters: (vocab, train_ids, valid_ids), the vocabulary of every
+    character of the text in sorted order without an unknown token (65 characters, as char-rnn's
+    table), the ids int64, split by `text_split`."""
+    text = load_text()
+    train, valid = text_split(text, valid_fraction)
+    vocab = Vocabulary(text, unk=None, order="sorted")
+    return vocab, vocab.encode(train), vocab.encode(valid)
+
+
+def word_corpus(min_count=5, valid_fraction=0.1, punctuation=False):
+    """The bundled corpus as words (`word_tokens`, lower-case): (vocab, train_ids, valid_ids),
+    the vocabulary built from the training words only (those seen at least min_count times, by
+    frequency; the rest, and validation words never seen in training, encode as "<unk>", id 0)."""
+    train, valid = text_split(load_text(), valid_fraction)
+    train_words = word_tokens(train, punctuation=punctuation)
+    vocab = Vocabulary(train_words, min_count=min_count)
+    return vocab, vocab.encode(train_words), vocab.encode(word_tokens(valid, punctuation=punctuation))
 
 
 def _check_ids(name, ids):
