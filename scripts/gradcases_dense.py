@@ -144,10 +144,10 @@ def concat_case(rng):
     return "layer", Concat(Linear(3, 2, rng=rng), Linear(3, 4, rng=rng), dim=-1), [rng.standard_normal((2, 3))]
 
 
-def reused_linear(rng):
+def reused_linear(rng, act=Tanh):
     """One Linear used twice in one forward: its weight and bias get both uses' gradients."""
     lin = Linear(3, 3, rng=rng)
-    return Sequential(lin, Tanh(), lin)
+    return Sequential(lin, act(), lin)
 
 
 def tied_linears(rng):

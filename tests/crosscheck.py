@@ -99,3 +99,30 @@ def crosscheck(layer, torch_module, *inputs, train=True, seed=1, none_outputs=()
         res.param_grads[n], res.torch_param_grads[n] = p.grad.copy(), tg
         np.testing.assert_allclose(p.grad, tg, rtol=rtol, atol=atol, err_msg=n)
     return res
+
+
+def torch_residual(torch, block, shortcut=None):
+    """The torch counterpart of layers.Residual(block[, shortcut]): y = block(x) + (x or shortcut(x))."""
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = block
+            if shortcut is not None:
+                self.shortcut = shortcut
+
+        def forward(self, x):
+            return self.block(x) + (x if shortcut is None else self.shortcut(x))
+    return Residual()
+
+
+def torch_concat(torch, *branches, dim):
+    """The torch counterpart of layers.Concat(*branches, dim): y = cat([b(x) for b in branches], dim)."""
+    class Concat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for i, b in enumerate(branches):
+                self.add_module(str(i), b)
+
+        def forward(self, x):
+            return torch.cat([b(x) for b in branches], dim=dim)
+    return Concat()

@@ -8,7 +8,7 @@ scripts/gradcases_norm.py; tests/test_gradient_cases.py runs them on both kernel
 import numpy as np
 import pytest
 
-from crosscheck import crosscheck
+from crosscheck import crosscheck, torch_concat, torch_residual
 from engine import Sequential, gradcheck, reference_kernels
 from layers.activations import ReLU, Tanh
 from layers.containers import Concat, Residual, SkipConcat
@@ -38,35 +38,6 @@ def test_residual_identity_forward_and_names():
     assert [n for n, _ in layer.named_parameters()] == ["block.0.weight", "block.0.bias", "block.2.weight", "block.2.bias"]
 
 
-class TorchResidual:
-    """torch counterparts of Residual(block[, shortcut]) and Concat(*branches, dim)."""
-
-    @staticmethod
-    def residual(torch, block, shortcut=None):
-        class R(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.block = block
-                if shortcut is not None:
-                    self.shortcut = shortcut
-
-            def forward(self, x):
-                return self.block(x) + (x if shortcut is None else self.shortcut(x))
-        return R()
-
-    @staticmethod
-    def concat(torch, *branches, dim):
-        class C(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                for i, b in enumerate(branches):
-                    self.add_module(str(i), b)
-
-            def forward(self, x):
-                return torch.cat([b(x) for b in branches], dim=dim)
-        return C()
-
-
 @pytest.mark.parametrize("path", ["fast", "reference"])
 def test_residual_and_concat_over_dense_layers_match_torch(torch, path):
     rng = np.random.default_rng(5)
@@ -74,13 +45,13 @@ def test_residual_and_concat_over_dense_layers_match_torch(torch, path):
     x = rng.standard_normal((4, 3))
     cases = [
         (Residual(Sequential(Linear(3, 5, rng=rng), Tanh(), Linear(5, 3, rng=rng))),
-         TorchResidual.residual(torch, nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 3)))),
+         torch_residual(torch, nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 3)))),
         (Residual(Sequential(Linear(3, 2, rng=rng), Tanh()), shortcut=Linear(3, 2, bias=False, rng=rng)),
-         TorchResidual.residual(torch, nn.Sequential(nn.Linear(3, 2), nn.Tanh()), nn.Linear(3, 2, bias=False))),
+         torch_residual(torch, nn.Sequential(nn.Linear(3, 2), nn.Tanh()), nn.Linear(3, 2, bias=False))),
         (Concat(Linear(3, 2, rng=rng), Sequential(Linear(3, 4, rng=rng), Tanh()), dim=-1),
-         TorchResidual.concat(torch, nn.Linear(3, 2), nn.Sequential(nn.Linear(3, 4), nn.Tanh()), dim=-1)),
+         torch_concat(torch, nn.Linear(3, 2), nn.Sequential(nn.Linear(3, 4), nn.Tanh()), dim=-1)),
         (SkipConcat(Linear(3, 2, rng=rng)),
-         TorchResidual.concat(torch, nn.Identity(), nn.Linear(3, 2), dim=1)),
+         torch_concat(torch, nn.Identity(), nn.Linear(3, 2), dim=1)),
     ]
     for model, tm in cases:
         with reference_kernels(path == "reference"):

@@ -9,40 +9,16 @@ scripts/gradcases_dense.py, run on both kernel paths by tests/test_gradient_case
 import numpy as np
 import pytest
 
-from crosscheck import crosscheck
 from engine import Layer, Sequential, gradcheck, no_grad, reference_kernels
 from engine.optim import SGD, Adam
-from gradcases_dense import CASES, SHARED
+from crosscheck import crosscheck, torch_residual
+from gradcases_dense import CASES, SHARED, reused_linear as reused, tied_linears as tied
 from layers import MLP, GELU, Bilinear, Linear, ReLU, Residual, Sigmoid, Tanh
 
 PATHS = ["fast", "reference"]
 
 
 # ---- the models and their torch counterparts -------------------------------------------------
-def reused(rng, act=Tanh):
-    lin = Linear(3, 3, rng=rng)
-    return Sequential(lin, act(), lin)
-
-
-def tied(rng):
-    l1, l2 = Linear(3, 3, rng=rng), Linear(3, 3, rng=rng)
-    l2.weight = l1.weight
-    return Sequential(l1, Tanh(), l2)
-
-
-def torch_residual(torch, block, shortcut=None):
-    class R(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.block = block
-            if shortcut is not None:
-                self.shortcut = shortcut
-
-        def forward(self, x):
-            return self.block(x) + (x if shortcut is None else self.shortcut(x))
-    return R()
-
-
 def torch_reused(torch, act="Tanh"):
     tl = torch.nn.Linear(3, 3)
     return torch.nn.Sequential(tl, getattr(torch.nn, act)(), tl)
