@@ -45,11 +45,18 @@ class History:
         return self.history[key]
 
 
+def _inputs(X):
+    """The model's inputs as a tuple: X itself for a model of several inputs, else (X,)."""
+    return tuple(X) if isinstance(X, (tuple, list)) else (X,)
+
+
 def predict(model, X, batch_size=256):
-    """The model's outputs on X in evaluation mode (train=False), in batches, recording nothing
-    for a backward (no_grad)."""
+    """The model's outputs on X (an array, or a tuple of arrays for a model of several inputs)
+    in evaluation mode (train=False), in batches, recording nothing for a backward (no_grad)."""
+    Xs = _inputs(X)
     with no_grad():
-        outs = [model.forward(X[i:i + batch_size], train=False) for i in range(0, len(X), batch_size)]
+        outs = [model.forward(*(x[i:i + batch_size] for x in Xs), train=False)
+                for i in range(0, len(Xs[0]), batch_size)]
     return np.concatenate(outs, axis=0)
 
 
@@ -70,7 +77,7 @@ def _probe(model, loss, X, y, xname, yname):
     statistics updated), then the loss on a zero prediction of the full output shape."""
     try:
         with no_grad():
-            out = model.forward(X[:1], train=False)
+            out = model.forward(*(x[:1] for x in X), train=False)
     except NonFiniteError:
         return          # X is finite: the model's own values are not; the first step reports it
     except (TypeError, ValueError) as e:
@@ -78,7 +85,7 @@ def _probe(model, loss, X, y, xname, yname):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"model: fit trains models with one output array, got {type(out).__name__}")
     try:
-        loss.forward(np.zeros((len(X),) + out.shape[1:], out.dtype), y)
+        loss.forward(np.zeros((len(X[0]),) + out.shape[1:], out.dtype), y)
     except (TypeError, ValueError) as e:
         shape = "(" + ", ".join(["N"] + [str(d) for d in out.shape[1:]]) + ")"
         raise type(e)(f"{yname}: the loss refuses it for the model's output of shape {shape}: {e}") from None
@@ -89,18 +96,19 @@ def _probe_train(model, X, batch_size):
     batch_size), forwarded in train mode under no_grad, then every parameter, buffer and random
     generator put back: a model that refuses it (BatchNorm on one row) is refused before the
     first step instead of after some."""
-    rest = len(X) % batch_size
-    n = rest if rest else min(batch_size, len(X))
+    N = len(X[0])
+    rest = N % batch_size
+    n = rest if rest else min(batch_size, N)
     buffers = [(b, b.copy()) for _, b in model.named_buffers() if isinstance(b, np.ndarray)]
     gens = {id(l.generator): l.generator for _, l in model.named_layers() if l.stochastic}
     gen_states = {k: g.bit_generator.state for k, g in gens.items()}
     try:
         with no_grad():
-            model.forward(X[:n], train=True)
+            model.forward(*(x[:n] for x in X), train=True)
     except NonFiniteError:
         pass            # as in _probe: divergence is the training loop's to report
     except (TypeError, ValueError) as e:
-        raise ValueError(f"batch_size: with {len(X)} rows and batch_size={batch_size} a batch has {n} "
+        raise ValueError(f"batch_size: with {N} rows and batch_size={batch_size} a batch has {n} "
                          f"row(s), which the model refuses in training: {e}") from None
     finally:
         for b, old in buffers:
@@ -130,18 +138,36 @@ def _check_fit_args(model, loss, optimizer, X, y, epochs, batch_size, validation
             raise ValueError(f"metrics[{i}]: expected one of {sorted(METRICS)} or a callable, got {m!r}")
     if not isinstance(callbacks, (list, tuple)) or not all(callable(cb) for cb in callbacks):
         raise TypeError(f"callbacks: expected a list of callables, got {callbacks!r}")
-    X = check_array("X", X)
-    y = _check_targets("y", y, len(X))
+    X = _check_inputs("X", X)
+    y = _check_targets("y", y, len(X[0]))
     _probe(model, loss, X, y, "X", "y")
     _probe_train(model, X, batch_size)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
-        X_val = check_array("validation_data[0]", validation_data[0])
-        y_val = _check_targets("validation_data[1]", validation_data[1], len(X_val))
+        X_val = _check_inputs("validation_data[0]", validation_data[0])
+        y_val = _check_targets("validation_data[1]", validation_data[1], len(X_val[0]))
         _probe(model, loss, X_val, y_val, "validation_data[0]", "validation_data[1]")
         validation_data = (X_val, y_val)
     return X, y, validation_data, epochs, batch_size, seed
+
+
+def _check_inputs(name, X):
+    """X as a tuple of the model's inputs (an array, or a tuple/list of arrays with the same
+    number of rows); floating inputs must be finite, integer ones (token ids) are passed as they are."""
+    Xs = _inputs(X)
+    if not Xs:
+        raise ValueError(f"{name}: expected an array or a non-empty tuple of arrays, got an empty {type(X).__name__}")
+    out = []
+    for i, x in enumerate(Xs):
+        xname = name if len(Xs) == 1 and not isinstance(X, (tuple, list)) else f"{name}[{i}]"
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.ndim > 0 and x.size > 0:
+            out.append(x)
+        else:
+            out.append(check_array(xname, x, ndim=tuple(range(1, 33))))
+        if len(out[-1]) != len(out[0]):
+            raise ValueError(f"{xname}: expected {len(out[0])} rows like {name}[0], got {len(out[-1])}")
+    return tuple(out)
 
 
 def _check_targets(name, y, n):
@@ -158,7 +184,8 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
 
     model:      a Layer; loss: an engine.losses loss; optimizer: an engine.optim optimizer over
                 the model's parameters.
-    X, y:       arrays with the same first dimension N (y: labels or targets, as the loss expects).
+    X, y:       arrays with the same first dimension N (y: labels or targets, as the loss expects);
+                for a model of several inputs (Bilinear, …) X is a tuple of arrays, forward(*X).
     epochs, batch_size: positive ints.
     validation_data: optional (X_val, y_val), evaluated after every epoch (train=False).
     metrics:    names ("accuracy") or callables m(pred, y) -> float, recorded per epoch on the
@@ -180,7 +207,7 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
         seed_layers(model, seed)
     rng = np.random.default_rng(seed)
     history = History()
-    N = len(X)
+    N = len(X[0])
     steps = (N + batch_size - 1) // batch_size
     start = time.perf_counter()
     with progress_bar(total=epochs * steps, desc="fit", enabled=progress, unit="step") as bar:
@@ -191,13 +218,15 @@ def fit(model, loss, optimizer, X, y, epochs, batch_size, validation_data=None, 
 
 
 def _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, metrics, rng, callbacks, history, bar):
-    N = len(X)
+    N = len(X[0])
     for epoch in range(1, epochs + 1):
         total, sums = 0.0, {_metric_name(m): 0.0 for m in metrics}
-        for step, (Xb, yb) in enumerate(minibatches(X, y, batch_size, seed=rng), start=1):
+        # the batches' row indices, in engine.data's order (minibatches of the indices themselves)
+        for step, (idx, yb) in enumerate(minibatches(np.arange(N), y, batch_size, seed=rng), start=1):
+            Xb = tuple(x[idx] for x in X)
             model.zero_grad()
             try:    # X was checked finite, so a non-finite array inside the model means divergence
-                pred = model.forward(Xb, train=True)
+                pred = model.forward(*Xb, train=True)
                 if not all_finite(pred):
                     raise NonFiniteError("the model's output has NaN or Inf")
                 value = float(loss.forward(pred, yb))
@@ -216,9 +245,9 @@ def _train(model, loss, optimizer, X, y, epochs, batch_size, validation_data, me
                 if not all_finite(p.value):
                     raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: "
                                            f"parameter {name} has NaN or Inf after the update")
-            total += value * len(Xb)
+            total += value * len(idx)
             for m in metrics:
-                sums[_metric_name(m)] += (METRICS[m] if isinstance(m, str) else m)(pred, yb) * len(Xb)
+                sums[_metric_name(m)] += (METRICS[m] if isinstance(m, str) else m)(pred, yb) * len(idx)
             for cb in callbacks:
                 cb({"epoch": epoch, "step": step, "loss": value, "model": model})
             bar.update(1)

@@ -174,3 +174,18 @@ def test_train_digits_reaches_97_percent():
     import train_digits
     _, _, acc, seconds = train_digits.train(progress=False)
     assert acc >= 0.97
+
+
+def test_fit_trains_a_model_of_several_inputs():
+    """X as a tuple feeds forward(*X): a Bilinear layer learns y = x1[0]·x2[0]."""
+    from engine.losses import MSELoss
+    from layers import Bilinear
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((64, 3)), rng.standard_normal((64, 2))
+    y = x1[:, :1] * x2[:, :1]
+    m = Bilinear(3, 2, 1, rng=0)
+    h = fit(m, MSELoss(), Adam(m.parameters(), lr=0.05), (x1, x2), y, epochs=30, batch_size=16, seed=0,
+            validation_data=((x1, x2), y), progress=False)
+    assert h["loss"][-1] < 1e-3 * h["loss"][0] and h["val_loss"][-1] < 1e-3
+    with pytest.raises(ValueError, match=r"X\[1\]: expected 64 rows like X\[0\], got 10"):
+        fit(m, MSELoss(), Adam(m.parameters()), (x1, x2[:10]), y, epochs=1, batch_size=16, progress=False)
