@@ -45,6 +45,7 @@ from numba import njit
 from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
+from engine.numerics import sigmoid as _sig
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -91,11 +92,6 @@ def _affine_backward_ref(dpx, dph, x, h, Wih, Whh, dWih, dWhh, dbih, dbhh):
                 dh[n, k] += dph[n, j] * Whh[j, k]
                 dWhh[j, k] += dph[n, j] * h[n, k]
     return dx, dh
-
-
-@njit(cache=True)
-def _sig(v):
-    return 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
 
 
 @njit(cache=True)
@@ -665,10 +661,10 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse):
         Y, G = rnn_seq_forward(X, h0, Wih, Whh, bih, bhh, relu, reverse)
         return Y, Y[0 if reverse else -1].copy(), None, (Y, None, G)
     if mode == "LSTM":
-        Y, C, G = lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse)
+        Y, C, TC, G = lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse, X.dtype == np.float32)
         last = 0 if reverse else -1
-        return Y, Y[last].copy(), C[last].copy(), (Y, C, G)
-    Y, G = gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse)
+        return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), G)
+    Y, G = gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse, X.dtype == np.float32)
     return Y, Y[0 if reverse else -1].copy(), None, (Y, None, G)
 
 
@@ -680,9 +676,77 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
         dX, dh = rnn_seq_backward(dY, dhT, X, h0, Y, Wih, Whh, dWih, dWhh, dbih, dbhh, relu, reverse)
         return dX, dh, None
     if mode == "LSTM":
-        return lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
+        C, TC = C
+        return lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, TC, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
     dX, dh = gru_seq_backward(dY, dhT, X, h0, Y, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
     return dX, dh, None
+
+
+# float32 gates (PERFORMANCE.md, lesson 4): exp and tanh are scalar calls that dominate the
+# LSTM's and GRU's time; in float32 the fast kernels use a rational approximation of tanh that
+# LLVM vectorises (Eigen's generic_fast_tanh_float: odd degree-13 numerator over even degree-6
+# denominator, input clamped to ±7.9053, where tanh rounds to ±1 in float32), and
+# σ(v) = ½ + ½ tanh(v/2). tests/test_recurrent.py bounds the error over float32's range: a few
+# units in the last place of tanh, absolute 1e-7 for σ. float64 keeps the exact functions.
+@njit(cache=True, inline="always")
+def _tanh32(x):
+    c = np.float32(7.90531110763549805)
+    x = min(max(x, -c), c)
+    x2 = x * x
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = x2 * p + np.float32(-8.60467152213735e-11)
+    p = x2 * p + np.float32(5.12229709037114e-08)
+    p = x2 * p + np.float32(1.48572235717979e-05)
+    p = x2 * p + np.float32(6.37261928875436e-04)
+    p = x2 * p + np.float32(4.89352455891786e-03)
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = x2 * q + np.float32(2.26843463243900e-03)
+    q = x2 * q + np.float32(4.89352518554385e-03)
+    return x * p / q
+
+
+@njit(cache=True, inline="always")
+def _sig32(x):
+    h = np.float32(0.5)
+    return h + h * _tanh32(h * x)
+
+
+@njit(cache=True)
+def fast_tanh32(x):
+    """The float32 kernels' tanh, elementwise over a 1-D array (for the error test)."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = _tanh32(x[i])
+    return out
+
+
+@njit(cache=True)
+def fast_sigmoid32(x):
+    """The float32 kernels' σ, elementwise over a 1-D array (for the error test)."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = _sig32(x[i])
+    return out
+
+
+@njit(cache=True)
+def _activate(g, lo, hi, tanh, approx):
+    """g[lo:hi] = tanh(g) or σ(g) in place; the float32 approximations when `approx`."""
+    r = g[lo:hi]
+    if approx:
+        if tanh:
+            for j in range(r.size):
+                r[j] = _tanh32(r[j])
+        else:
+            for j in range(r.size):
+                r[j] = _sig32(r[j])
+    else:
+        if tanh:
+            for j in range(r.size):
+                r[j] = np.tanh(r[j])
+        else:
+            for j in range(r.size):
+                r[j] = _sig(r[j])
 
 
 @njit(cache=True)
@@ -766,37 +830,43 @@ def rnn_seq_backward(dY, dhT, X, h0, Y, Wih, Whh, dWih, dWhh, dbih, dbhh, relu, 
 
 
 @njit(cache=True)
-def lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse):
-    """The LSTM over the whole sequence. -> (Y, C (T, N, H), gates (T, N, 4H) activated)."""
+def lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse, approx):
+    """The LSTM over the whole sequence. -> (Y, C, tanh(C) (T, N, H), gates (T, N, 4H) activated)."""
     T, N, _ = X.shape
     H = h0.shape[1]
     P = _input_products(X, Wih, bih)
     WhhT = np.ascontiguousarray(Whh.T)
     Y = np.empty((T, N, H), X.dtype)
     C = np.empty((T, N, H), X.dtype)
+    TC = np.empty((T, N, H), X.dtype)
     G = np.empty((T, N, 4 * H), X.dtype)
     h = h0.copy()
     c = c0.copy()
     for s in range(T):
         t = T - 1 - s if reverse else s
+        # the gates' preactivations: P_x[t] + h_{t−1} Ω_hᵀ + β_h
         p = np.dot(h, WhhT)
         for n in range(N):
+            a, q, g = P[t, n], p[n], G[t, n]
+            for j in range(4 * H):
+                g[j] = a[j] + q[j] + bhh[j]
+            _activate(g, 0, 2 * H, False, approx)             # i, f
+            _activate(g, 2 * H, 3 * H, True, approx)          # g
+            _activate(g, 3 * H, 4 * H, False, approx)         # o
+            cp, cn, tc, y = c[n], C[t, n], TC[t, n], Y[t, n]
             for k in range(H):
-                i = _sig(P[t, n, k] + p[n, k] + bhh[k])
-                f = _sig(P[t, n, H + k] + p[n, H + k] + bhh[H + k])
-                g = np.tanh(P[t, n, 2 * H + k] + p[n, 2 * H + k] + bhh[2 * H + k])
-                o = _sig(P[t, n, 3 * H + k] + p[n, 3 * H + k] + bhh[3 * H + k])
-                G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k] = i, f, g, o
-                cv = f * c[n, k] + i * g
-                C[t, n, k] = cv
-                Y[t, n, k] = o * np.tanh(cv)
+                cn[k] = g[H + k] * cp[k] + g[k] * g[2 * H + k]
+            tc[:] = cn
+            _activate(tc, 0, H, True, approx)
+            for k in range(H):
+                y[k] = g[3 * H + k] * tc[k]
         h = Y[t]
         c = C[t]
-    return Y, C, G
+    return Y, C, TC, G
 
 
 @njit(cache=True)
-def lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse):
+def lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, TC, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse):
     """BPTT through the LSTM (module docstring). -> (∂ℓ/∂X, ∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
     T, N, _ = X.shape
     H = h0.shape[1]
@@ -811,7 +881,7 @@ def lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, G, Wih, Whh, dWih, dWhh, db
             for k in range(H):
                 i, f, g, o = G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k]
                 cp = c0[n, k] if first else C[prev, n, k]
-                tc = np.tanh(C[t, n, k])
+                tc = TC[t, n, k]
                 dht = dh[n, k] + dY[t, n, k]
                 dct = dc[n, k] + dht * o * (1.0 - tc * tc)
                 dP[t, n, k] = dct * g * i * (1.0 - i)
@@ -825,7 +895,7 @@ def lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, G, Wih, Whh, dWih, dWhh, db
 
 
 @njit(cache=True)
-def gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse):
+def gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse, approx):
     """The GRU over the whole sequence. -> (Y, gates (T, N, 4H): r, z, n, W_hn h + b_hn)."""
     T, N, _ = X.shape
     H = h0.shape[1]
@@ -836,15 +906,21 @@ def gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse):
     h = h0.copy()
     for s in range(T):
         t = T - 1 - s if reverse else s
+        # p_h = h_{t−1} Ω_hᵀ + β_h (its n block is W_hn h + b_hn, kept for the backward)
         p = np.dot(h, WhhT)
         for n in range(N):
+            a, q, g, hp, y = P[t, n], p[n], G[t, n], h[n], Y[t, n]
+            for j in range(2 * H):
+                g[j] = a[j] + q[j] + bhh[j]
+            _activate(g, 0, 2 * H, False, approx)             # r, z
             for k in range(H):
-                r = _sig(P[t, n, k] + p[n, k] + bhh[k])
-                z = _sig(P[t, n, H + k] + p[n, H + k] + bhh[H + k])
-                hn = p[n, 2 * H + k] + bhh[2 * H + k]
-                nn = np.tanh(P[t, n, 2 * H + k] + r * hn)
-                G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k] = r, z, nn, hn
-                Y[t, n, k] = (1.0 - z) * nn + z * h[n, k]
+                hn = q[2 * H + k] + bhh[2 * H + k]
+                g[3 * H + k] = hn
+                g[2 * H + k] = a[2 * H + k] + g[k] * hn
+            _activate(g, 2 * H, 3 * H, True, approx)          # n
+            for k in range(H):
+                z = g[H + k]
+                y[k] = (1 - z) * g[2 * H + k] + z * hp[k]
         h = Y[t]
     return Y, G
 
