@@ -336,21 +336,30 @@ class _RNNBase(Layer):
         return (self.num_layers * self.num_directions, N, self.hidden_size)
 
     def _check_x(self, x):
+        """x as (T, N, input_size), and whether it came unbatched ((T, input_size), as torch)."""
         x = check_array("x", x, dtype=self.dtype)
-        if x.ndim != 3 or x.shape[2] != self.input_size:
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
             order = "(N, T, input_size)" if self.batch_first else "(T, N, input_size)"
-            raise ValueError(f"x: expected a 3-dimensional array {order} with input_size = {self.input_size}, "
-                             f"got shape {x.shape}")
-        return x
+            raise ValueError(f"x: expected a 3-dimensional array {order} (or 2-dimensional (T, input_size), "
+                             f"unbatched) with input_size = {self.input_size}, got shape {x.shape}")
+        if x.ndim == 2:
+            return x[:, None, :], True
+        return (np.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x), False
 
-    def _check_hx(self, hx, N):
+    def _check_hx(self, hx, N, unbatched):
+        """The initial state(s) checked against (layers · directions, N, H), or (layers · directions,
+        H) for an unbatched input; returned as (layers · directions, N, H) arrays."""
         shape = self._state_shape(N)
+        if unbatched:
+            shape = (shape[0], shape[2])
         if self.mode != "LSTM":
-            return (check_array("hx (h_0)", hx, shape=shape, dtype=self.dtype),)
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
-        return (check_array("hx[0] (h_0)", hx[0], shape=shape, dtype=self.dtype),
-                check_array("hx[1] (c_0)", hx[1], shape=shape, dtype=self.dtype))
+            hs = (check_array("hx (h_0)", hx, shape=shape, dtype=self.dtype),)
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
+            hs = (check_array("hx[0] (h_0)", hx[0], shape=shape, dtype=self.dtype),
+                  check_array("hx[1] (c_0)", hx[1], shape=shape, dtype=self.dtype))
+        return tuple(h[:, None, :] for h in hs) if unbatched else hs
 
     def _mask(self, k, shape):
         """The dropout mask applied to layer k's input (k ≥ 1), drawn from self.generator (kept
@@ -370,10 +379,12 @@ class _RNNBase(Layer):
     # ---- forward / backward ----
     def forward(self, x, hx=None, train=True):
         train = check_bool("train", train)
-        x = self._check_x(x)
-        X = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x     # (T, N, I)
+        X, unbatched = self._check_x(x)                                # (T, N, I)
         T, N, _ = X.shape
-        states = None if hx is None else self._check_hx(hx, N)
+        try:
+            states = None if hx is None else self._check_hx(hx, N, unbatched)
+        except ValueError as e:                         # the state's shape follows x's
+            raise ValueError(f"{e} (for x of shape {x.shape})") from None
         zero = np.zeros(self._state_shape(N), self.dtype)
         h0 = zero if states is None else states[0]
         c0 = (zero if states is None else states[1]) if self.mode == "LSTM" else None
@@ -406,18 +417,19 @@ class _RNNBase(Layer):
                 row.append(sv)
             saved.append((inp, row))
             inp = out
-        y = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
-        self._save(x.shape, states is not None, h0, c0, saved, masks, ref)
+        self._save((T, N), unbatched, states is not None, h0, c0, saved, masks)
+        if unbatched:
+            y, hn, cn = inp[:, 0], hn[:, 0], (None if cn is None else cn[:, 0])
+        else:
+            y = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
         return (y, (hn, cn)) if self.mode == "LSTM" else (y, hn)
 
     def backward(self, dy, dstate=None, *, input_grad=True):
-        xshape, has_hx, h0, c0, saved, masks, _ = self._saved()
-        N = xshape[0] if self.batch_first else xshape[1]
-        T = xshape[1] if self.batch_first else xshape[0]
+        (T, N), unbatched, has_hx, h0, c0, saved, masks = self._saved()
         D, H = self.num_directions, self.hidden_size
-        yshape = (xshape[0], xshape[1], D * H)
+        yshape = (T, D * H) if unbatched else (N, T, D * H) if self.batch_first else (T, N, D * H)
         dy = _grad_or_zero("dy", dy, yshape, self.dtype)
-        sshape = self._state_shape(N)
+        sshape = (D * self.num_layers, H) if unbatched else self._state_shape(N)
         if self.mode == "LSTM":
             if dstate is None:
                 dstate = (None, None)
@@ -435,8 +447,14 @@ class _RNNBase(Layer):
         ref = use_reference()
         if dy is None:
             dout = np.zeros((T, N, D * H), self.dtype)
+        elif unbatched:
+            dout = dy[:, None, :]
         else:
             dout = np.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
+        if unbatched:                                   # (layers · directions, H) -> (…, 1, H)
+            dhn = None if dhn is None else dhn[:, None, :]
+            dcn = None if dcn is None else dcn[:, None, :]
+            sshape = self._state_shape(N)
         zero = np.zeros(sshape, self.dtype)
         dhn = zero if dhn is None else dhn
         dh0 = np.empty_like(zero)
@@ -459,7 +477,10 @@ class _RNNBase(Layer):
             if masks[k] is not None:
                 dinp = dinp * masks[k]
             dout = dinp
-        dx = np.ascontiguousarray(dout.transpose(1, 0, 2)) if self.batch_first else dout
+        if unbatched:
+            dx, dh0, dc0 = dout[:, 0], dh0[:, 0], (None if dc0 is None else dc0[:, 0])
+        else:
+            dx = np.ascontiguousarray(dout.transpose(1, 0, 2)) if self.batch_first else dout
         dx = dx if flags[0] else None
         if not has_hx:
             return dx
@@ -480,7 +501,7 @@ class RNN(_RNNBase):
 
     forward(x, hx=None) -> (output, h_n): x (T, N, input_size) (or (N, T, input_size) with
     batch_first), hx and h_n (num_layers · num_directions, N, hidden_size), output (T, N,
-    num_directions · hidden_size). backward(dy, dh_n=None) -> dx, or (dx, dh_0) when forward got hx;
+    num_directions · hidden_size); unbatched as torch: x (T, input_size), hx and h_n without N. backward(dy, dh_n=None) -> dx, or (dx, dh_0) when forward got hx;
     None for a zero upstream gradient. Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
     bias_hh_l{k} (suffix _reverse for the backward direction), all U(±1/√hidden_size) as torch.
     `dropout` between layers in train mode, drawn from self.generator (`rng` seeds it as well as the
@@ -554,34 +575,43 @@ class _CellBase(Layer):
 
     def forward(self, x, hx=None, train=True):
         check_bool("train", train)
-        x = check_array("x", x, shape=(None, self.input_size), dtype=self.dtype)
-        shape = (x.shape[0], self.hidden_size)
+        x = check_array("x", x, dtype=self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected shape (N, {self.input_size}) (or ({self.input_size},) unbatched), "
+                             f"got {x.shape}")
+        unbatched = x.ndim == 1
+        shape = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
         zero = np.zeros(shape, self.dtype)
-        if hx is None:
-            h, c = zero, zero
-        elif self.mode == "LSTM":
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
-            h = check_array("hx[0] (h_0)", hx[0], shape=shape, dtype=self.dtype)
-            c = check_array("hx[1] (c_0)", hx[1], shape=shape, dtype=self.dtype)
-        else:
-            h, c = check_array("hx (h_0)", hx, shape=shape, dtype=self.dtype), None
+        try:
+            if hx is None:
+                h, c = zero, zero
+            elif self.mode == "LSTM":
+                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                    raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
+                h = check_array("hx[0] (h_0)", hx[0], shape=shape, dtype=self.dtype)
+                c = check_array("hx[1] (c_0)", hx[1], shape=shape, dtype=self.dtype)
+            else:
+                h, c = check_array("hx (h_0)", hx, shape=shape, dtype=self.dtype), None
+        except ValueError as e:                         # the state's shape follows x's
+            raise ValueError(f"{e} (for x of shape {x.shape})") from None
         (Wih, Whh, bih, bhh), _ = self._wb()
+        if unbatched:                                   # one row: (1, …) for the kernels
+            x, h, c = x[None], h[None], (None if c is None else c[None])
+        cn = gates = None
         if self.mode == "RNN":
             hn = rnn_step_forward_ref(x, h, Wih, Whh, bih, bhh, self.nonlinearity == "relu")
-            self._save(x, h, None, hn, None, None, hx is not None)
-            return hn
-        if self.mode == "LSTM":
+        elif self.mode == "LSTM":
             hn, cn, gates = lstm_step_forward_ref(x, h, c, Wih, Whh, bih, bhh)
-            self._save(x, h, c, hn, cn, gates, hx is not None)
-            return hn, cn
-        hn, gates = gru_step_forward_ref(x, h, Wih, Whh, bih, bhh)
-        self._save(x, h, None, hn, None, gates, hx is not None)
-        return hn
+        else:
+            hn, gates = gru_step_forward_ref(x, h, Wih, Whh, bih, bhh)
+        self._save(x, h, c, hn, cn, gates, hx is not None, unbatched)
+        if unbatched:
+            hn, cn = hn[0], (None if cn is None else cn[0])
+        return (hn, cn) if self.mode == "LSTM" else hn
 
     def _backward(self, dh, dc, input_grad):
-        x, h, c, hn, cn, gates, has_hx = self._saved()
-        shape = hn.shape
+        x, h, c, hn, cn, gates, has_hx, unbatched = self._saved()
+        shape = hn.shape[1:] if unbatched else hn.shape
         if self.mode == "LSTM":                         # two outputs: either gradient may be None
             dh = _grad_or_zero("dh", dh, shape, self.dtype)
             dc = _grad_or_zero("dc", dc, shape, self.dtype)
@@ -590,7 +620,9 @@ class _CellBase(Layer):
         flags = input_grad_flags(input_grad, 2 if has_hx else 1)
         self._release()
         (Wih, Whh, _, _), (dWih, dWhh, dbih, dbhh) = self._wb()
-        zero = np.zeros(shape, self.dtype)
+        zero = np.zeros(hn.shape, self.dtype)
+        if unbatched:
+            dh, dc = (None if dh is None else dh[None]), (None if dc is None else dc[None])
         dh = zero if dh is None else dh
         if self.mode == "RNN":
             dx, dhp = rnn_step_backward_ref(dh, x, h, hn, Wih, Whh, dWih, dWhh, dbih, dbhh,
@@ -602,6 +634,9 @@ class _CellBase(Layer):
             dhx = (dhp, dcp)
         else:
             dx, dhx = gru_step_backward_ref(dh, x, h, gates, Wih, Whh, dWih, dWhh, dbih, dbhh)
+        if unbatched:
+            dx = dx[0]
+            dhx = tuple(d[0] for d in dhx) if self.mode == "LSTM" else dhx[0]
         dx = dx if flags[0] else None
         if not has_hx:
             return dx

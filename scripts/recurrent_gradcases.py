@@ -90,20 +90,25 @@ def with_state(layer):
     return (CellWithState if isinstance(layer, (RNNCell, GRUCell)) else WithState)(layer)
 
 
-def seq_case(cls, T, N, I, H, state=False, skip_final=False, only_final=False, **kw):
-    """make(rng) for a sequence layer: x (T, N, I) or (N, T, I) with batch_first, an initial
-    state when `state`; `only_final`: the upstream gradient reaches the final state only."""
+def seq_case(cls, T, N, I, H, state=False, only_final=False, **kw):
+    """make(rng) for a sequence layer: x (T, N, I) or (N, T, I) with batch_first, or (T, I) with
+    N = None (unbatched, as torch), an initial state when `state`; `only_final`: the upstream
+    gradient reaches the final state only."""
     def make(rng):
         layer = cls(I, H, rng=rng, **kw)
         L = layer.num_layers * layer.num_directions
-        x = rng.standard_normal((N, T, I) if layer.batch_first else (T, N, I))
+        if N is None:
+            x = rng.standard_normal((T, I))
+        else:
+            x = rng.standard_normal((N, T, I) if layer.batch_first else (T, N, I))
         opts = {"skip_outputs": (0,)} if only_final else {}
         if not state:
             return "layer", layer, [x], opts
-        h0 = rng.standard_normal((L, N, H)) * 0.5
+        sshape = (L, H) if N is None else (L, N, H)
+        h0 = rng.standard_normal(sshape) * 0.5
         if cls is LSTM:
             opts["input_names"] = ["x", "h_0", "c_0"]
-            return "layer", with_state(layer), [x, h0, rng.standard_normal((L, N, H)) * 0.5], opts
+            return "layer", with_state(layer), [x, h0, rng.standard_normal(sshape) * 0.5], opts
         opts["input_names"] = ["x", "h_0"]
         return "layer", with_state(layer), [x, h0], opts
     return make
@@ -143,6 +148,9 @@ CASES += [
     ("lstm/bidirectional,no bias,final state only,h0",
      seq_case(LSTM, 2, 2, 2, 2, state=True, only_final=True, bidirectional=True, bias=False)),
     ("gru/bidirectional,no bias", seq_case(GRU, 3, 1, 2, 2, bidirectional=True, bias=False)),
+    ("rnn/unbatched", seq_case(RNN, 3, None, 2, 2)),
+    ("lstm/unbatched,2 layers,h0", seq_case(LSTM, 3, None, 2, 2, state=True, num_layers=2)),
+    ("gru/unbatched,bidirectional,h0", seq_case(GRU, 2, None, 2, 2, state=True, bidirectional=True)),
     ("rnncell/tanh,h", cell_case(RNNCell, 2, 3, 2, state=True)),
     ("rnncell/relu", cell_case(RNNCell, 3, 2, 3, nonlinearity="relu")),
     ("lstmcell/h,c", cell_case(LSTMCell, 2, 3, 2, state=True)),

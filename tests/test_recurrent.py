@@ -281,7 +281,8 @@ def _unchanged(layer, fn):
 
 
 BAD_FORWARD = [
-    ("wrong rank", lambda x, h: (x[0], None), ValueError, "^x:"),
+    ("wrong rank", lambda x, h: (x[0, 0], None), ValueError, "^x:"),
+    ("unbatched x, batched h_0", lambda x, h: (x[:, 0], h), ValueError, "h_0"),
     ("4-d input", lambda x, h: (x[None], None), ValueError, "^x:"),
     ("wrong feature size", lambda x, h: (x[..., :2], None), ValueError, "input_size"),
     ("empty sequence", lambda x, h: (x[:0], None), ValueError, "^x:"),
@@ -365,3 +366,23 @@ def test_float32_gate_approximations_are_accurate_to_float32():
     assert np.max(np.abs(s - 0.5 * (1 + np.tanh(x64 / 2)))) < 3e-7
     assert np.all(np.abs(t) <= 1) and np.all((s >= 0) & (s <= 1))
     assert t[-2] == 1 and t[-1] == -1 and s[-2] == 1 and s[-1] == 0
+
+
+@pytest.mark.parametrize("state", [False, True])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "lstmcell", "grucell"])
+def test_unbatched_input_as_torch(torch, kind, state, rng):
+    """torch's unbatched form: x (T, input_size) with states (layers · directions, H); a cell's x
+    (input_size,) with states (H,)."""
+    from recurrent_gradcases import with_state
+    cell = kind.endswith("cell")
+    cls, tname, kw = CELLS[kind] if cell else SEQ[kind]
+    extra = {} if cell else {"num_layers": 2, "bidirectional": True, "batch_first": True}
+    layer = cls(3, 2, rng=rng, **kw, **extra)
+    tm = getattr(torch.nn, tname)(3, 2, **kw, **extra)
+    inputs = [rng.standard_normal((3,) if cell else (4, 3))]
+    if state:
+        sshape = (2,) if cell else (4, 2)
+        inputs += [rng.standard_normal(sshape) for _ in range(2 if "lstm" in kind else 1)]
+        layer, tm = with_state(layer), _torch_flat(torch, tm, "lstm" in kind)
+    res = crosscheck(layer, tm, *inputs, rtol=1e-10, atol=1e-12)
+    assert res.outputs[0].ndim == (1 if cell else 2)
