@@ -253,12 +253,14 @@ def bad_ids(draw, cat, x):
 
 
 @st.composite
-def bad_gradient(draw, cat, g):
+def bad_gradient(draw, cat, g, several_outputs=False):
     """(label, bad upstream gradient) of category `cat` (GRADIENT_MUTATIONS) for a gradient g of
     the output's shape and dtype: every one must be refused (a wrong type, a shape of another
-    size, a wrong dtype)."""
+    size, a wrong dtype). None is a bad type only for a layer of one output: with several, it
+    means a zero gradient for that output (the layer contract)."""
     if cat == "type":
-        kind = draw(st.sampled_from(["list", "None", "str", "python float"]))
+        kinds = ["list", "str", "python float"] + ([] if several_outputs else ["None"])
+        kind = draw(st.sampled_from(kinds))
         return kind, {"list": g.tolist(), "None": None, "str": "dy", "python float": 1.0}[kind]
     if cat == "dtype":
         dt = draw(st.sampled_from(list(BAD_DTYPES) + [OTHER_FLOAT[g.dtype]]))
@@ -334,7 +336,7 @@ def check_backward(case_id, make, category, data):
     flat = leaves(grads)
     j = data.draw(st.sampled_from([k for k, g in enumerate(flat) if g is not None]), label="gradient") \
         if len(flat) > 1 else 0
-    label, bad = data.draw(bad_gradient(category, flat[j]), label="mutation")
+    label, bad = data.draw(bad_gradient(category, flat[j], isinstance(out, tuple)), label="mutation")
     bad_grads = rebuild(grads, iter([bad if k == j else g for k, g in enumerate(flat)]))
     gnames = positional_names(layer.backward)
     top = j if isinstance(out, tuple) and len(gnames) > 1 else 0
