@@ -34,10 +34,18 @@ bidirectional layer), adding at each step the output's gradient ∂ℓ/∂y_t to
 arrived through h_t from step t+1. Stacked layers take the previous layer's output (both
 directions concatenated), after dropout in train mode (not after the last layer).
 
+Shapes as torch: x (T, N, I) ((N, T, I) with batch_first; (T, I) unbatched), states
+(num_layers · num_directions, N, H), output (T, N, num_directions · H); the state of layer k and
+direction d is row k · num_directions + d. The backward takes the output's gradient and the final
+state's (either may be None: zero) and returns ∂ℓ/∂x, with ∂ℓ/∂h_0 (and ∂ℓ/∂c_0) when the forward
+was given an initial state. Truncated BPTT: `detach_state`.
+
 Reading order: the reference step kernels (one step, loops), the Layer classes (which drive the
-reference steps one at a time), then the fast kernels: one compiled function per layer and
-direction running the whole sequence, with X Ω_xᵀ for all t as one product before the recurrence
-and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h as one product each after it.
+reference steps one at a time; the cells are exactly one reference step), then the fast kernels:
+one compiled function per layer and direction running the whole sequence, with X Ω_xᵀ for all t
+as one product before the recurrence and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h as one product each after it.
+In float32 the fast kernels' gates use a vectorisable rational tanh (σ from it), with its error
+bounded by a test; float64 and the reference kernels use the exact functions.
 """
 import numpy as np
 from numba import njit
