@@ -1,18 +1,23 @@
 #!/usr/bin/env python
 """Reproduce the lecture notes' figures with the engine.
 
-Writes ``<out>/<id>.png`` for every figure registered in ``scripts/figures`` (ids of
-../shared/FIGURES.md) and a gallery page ``<out>/index.html`` grouped like FIGURES.md, with each
-figure's title, its source in the notes and its caption (filled with the computed numbers).
+Writes ``<out>/<id>.png`` (200 dpi) for every figure registered in ``scripts/figures`` (ids of
+../shared/FIGURES.md), with ``--format svg`` or ``--format pdf`` a vector file beside each PNG,
+and a gallery page ``<out>/index.html`` grouped by the catalogue's sections: each figure's title,
+its source in the notes, its caption (filled with the computed numbers) and the numbers its
+checks produced; a marked placeholder stands for every catalogue id not produced by the run.
+Every figure is drawn in the common style of ``scripts/figures/style.py`` (final size ≤ 7 in
+wide, 8-9 pt text, one colour-blind-safe palette).
 
     python scripts/reproduce_figures.py                  # every figure into figures/
+    python scripts/reproduce_figures.py --format pdf     # PNG and PDF of every figure
     python scripts/reproduce_figures.py --list           # registered ids, then exit
     python scripts/reproduce_figures.py --only linreg-fit activations --out /tmp/figs
     python scripts/reproduce_figures.py --quick          # small sizes (smoke test)
 
 A figure that raises is reported and the others still run; the exit code is then 1.
-The gallery lists the figures of this run only. A progress bar over the figures is shown on a
-terminal or in Jupyter (engine.progress); one line per figure is printed in any case.
+The gallery shows the figures of this run (the others as placeholders). A progress bar over the
+figures is shown on a terminal or in Jupyter (engine.progress); one line per figure is printed in any case.
 """
 import argparse
 import html
@@ -31,8 +36,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from engine.progress import progress  # noqa: E402
+from figures import style  # noqa: E402
 from figures.catalogue import CATALOGUE, GROUP_NAMES, TITLES  # noqa: E402
-from figures.registry import REGISTRY, format_caption, load_all, ordered_ids  # noqa: E402
+from figures.registry import REGISTRY, format_caption, load_all, ordered_ids, scalars  # noqa: E402
+
+#: vector formats written beside the PNG with --format
+VECTOR_FORMATS = ("svg", "pdf")
 
 
 def parse_args(argv=None):
@@ -44,12 +53,27 @@ def parse_args(argv=None):
                    help="output directory (default: figures/)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, for smoke tests (figures are coarser)")
-    p.add_argument("--dpi", type=int, default=110, help="PNG resolution (default 110)")
+    p.add_argument("--dpi", type=int, default=style.DPI,
+                   help=f"PNG resolution (default {style.DPI})")
+    p.add_argument("--format", choices=("png",) + VECTOR_FORMATS, default="png",
+                   help="png (default): PNG only; svg or pdf: also a vector file beside each PNG")
     return p.parse_args(argv)
 
 
-def run_one(spec, out, quick, dpi):
-    """Compute and save one figure; returns (caption, seconds)."""
+def save(fig, out, fid, dpi, fmt="png"):
+    """Write ``<out>/<fid>.png`` and, for fmt svg/pdf, ``<out>/<fid>.<fmt>``; returns the paths."""
+    paths = [os.path.join(out, f"{fid}.png")]
+    if fmt in VECTOR_FORMATS:
+        paths.append(os.path.join(out, f"{fid}.{fmt}"))
+    for path in paths:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.03,
+                    metadata={"Date": None} if path.endswith(".svg") else None)
+    return paths
+
+
+def run_one(spec, out, quick, dpi, fmt="png"):
+    """Compute and save one figure; returns (caption, numbers, seconds): numbers are the
+    scalar entries of the figure's data dict."""
     t0 = time.perf_counter()
     result = spec.func(quick=quick)
     if not (isinstance(result, tuple) and len(result) == 2):
@@ -57,43 +81,82 @@ def run_one(spec, out, quick, dpi):
                         f"got {type(result).__name__}")
     fig, data = result
     try:
-        fig.savefig(os.path.join(out, f"{spec.id}.png"), dpi=dpi, bbox_inches="tight")
+        with style.rc_context():   # (the registry has brought the figure to the style)
+            save(fig, out, spec.id, dpi, fmt)
     finally:
         plt.close(fig)
-    return format_caption(spec.caption, data if isinstance(data, dict) else {}), \
-        time.perf_counter() - t0
+    data = data if isinstance(data, dict) else {}
+    return format_caption(spec.caption, data), scalars(data), time.perf_counter() - t0
 
 
-def write_index(out, entries, quick):
-    """Write ``<out>/index.html``: entries = list of dicts (id, source, caption, ok, error)."""
-    by_group = {}
-    for e in entries:
-        by_group.setdefault(CATALOGUE.get(e["id"], {}).get("group", "Other"), []).append(e)
+def _number(v):
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+        return f"{v:.3g}"
+    return f"{v:.4g}"
+
+
+def write_index(out, entries, quick, fmt="png"):
+    """Write ``<out>/index.html``: the figures grouped by the catalogue's sections, in catalogue
+    order; entries = list of dicts (id, source, caption, numbers, ok, error). A catalogue id
+    without an entry gets a marked placeholder."""
+    by_id = {e["id"]: e for e in entries}
+    groups = {g: [] for g in GROUP_NAMES}
+    for fid, entry in CATALOGUE.items():
+        groups[entry["group"]].append(fid)
+    others = [e["id"] for e in entries if e["id"] not in CATALOGUE]
+    if others:
+        groups["Other"] = others
+    n_missing = sum(fid not in by_id for fid in CATALOGUE)
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
              "<title>handprop: figures of the lecture notes</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+             "<style>body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}"
              "figure{margin:2em 0;border-bottom:1px solid #ddd;padding-bottom:1em}"
-             "img{max-width:100%}.src{color:#666}.err{color:#b00;white-space:pre-wrap}"
-             "figcaption{margin-top:.5em}</style></head><body>",
+             "img{width:100%;max-width:6.5in}.src{color:#555}.err{color:#b00;white-space:pre-wrap}"
+             ".missing{border:2px dashed #c90;background:#fff8e6;padding:.5em 1em}"
+             ".nums{font-size:90%;color:#333}.nums td{padding:0 1em 0 0}"
+             "figcaption{margin-top:.5em}nav a{margin-right:1em}</style></head><body>",
              "<h1>Figures of the lecture notes, computed by handprop</h1>",
              "<p>Every figure below is computed by the engine (scripts/figures/); "
              "the numbers in the captions are those of this run"
-             + (" (<b>quick mode</b>: small sizes)" if quick else "") + ".</p>"]
-    for group in GROUP_NAMES + ["Other"]:
-        if group not in by_group:
-            continue
-        parts.append(f"<h2>{html.escape(group)}</h2>")
-        for e in by_group[group]:
-            shows = CATALOGUE.get(e["id"], {}).get("shows", "")
-            parts.append(f"<figure id='{html.escape(e['id'])}'>")
-            title = TITLES.get(e["id"], e["id"])
-            parts.append(f"<h3>{html.escape(title)} <small>({html.escape(e['id'])})</small></h3>")
-            parts.append(f"<p class='src'>Source in the notes: {html.escape(e['source'])}"
-                         + (f" &mdash; shows: {html.escape(shows)}" if shows else "") + "</p>")
-            if e["ok"]:
-                parts.append(f"<img src='{html.escape(e['id'])}.png' "
-                             f"alt='{html.escape(e['id'])}'>")
-                parts.append(f"<figcaption>{html.escape(e['caption'])}</figcaption>")
+             + (" (<b>quick mode</b>: small sizes)" if quick else "") + ". "
+             f"{len(by_id)} figure(s) in this run; {n_missing} catalogue figure(s) not produced "
+             "(marked <i>not produced</i>).</p>",
+             "<nav>" + "".join(f"<a href='#sec-{i}'>{html.escape(g)}</a>"
+                               for i, g in enumerate(groups)) + "</nav>"]
+    for i, (group, ids) in enumerate(groups.items()):
+        parts.append(f"<h2 id='sec-{i}'>{html.escape(group)}</h2>")
+        for fid in ids:
+            entry = CATALOGUE.get(fid, {})
+            e = by_id.get(fid)
+            title = TITLES.get(fid, fid)
+            source = e["source"] if e else entry.get("source", "")
+            cls = "" if e else " class='missing'"
+            parts.append(f"<figure id='{html.escape(fid)}'{cls}>")
+            parts.append(f"<h3>{html.escape(title)} <small>({html.escape(fid)})</small></h3>")
+            parts.append(f"<p class='src'>Source in the notes: {html.escape(source)}"
+                         + (f" &mdash; shows: {html.escape(entry['shows'])}"
+                            if entry.get("shows") else "") + "</p>")
+            if e is None:
+                why = ("not registered yet" if fid not in REGISTRY else "not drawn in this run")
+                parts.append(f"<p><b>Not produced</b> ({why}).</p>")
+            elif e["ok"]:
+                links = "".join(f" <a href='{html.escape(fid)}.{x}'>{x.upper()}</a>"
+                                for x in VECTOR_FORMATS if x == fmt)
+                parts.append(f"<img src='{html.escape(fid)}.png' alt='{html.escape(title)}'>")
+                parts.append(f"<figcaption>{html.escape(e['caption'])}{links}</figcaption>")
+                checks = entry.get("checks", "")
+                if checks and checks != "—":
+                    parts.append(f"<p class='nums'>Checked: {html.escape(checks)}</p>")
+                nums = e.get("numbers") or {}
+                if nums:
+                    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_number(v))}"
+                                   "</td></tr>" for k, v in nums.items())
+                    parts.append("<details class='nums'><summary>Numbers of this run</summary>"
+                                 f"<table>{rows}</table></details>")
             else:
                 parts.append(f"<p class='err'>Failed: {html.escape(e['error'])}</p>")
             parts.append("</figure>")
@@ -139,20 +202,21 @@ def main(argv=None):
             bar.set_postfix_str(fid)
             t0 = time.perf_counter()
             try:
-                caption, dt = run_one(spec, args.out, args.quick, args.dpi)
-                entries.append(dict(id=fid, source=spec.source, caption=caption, ok=True, error=""))
+                caption, numbers, dt = run_one(spec, args.out, args.quick, args.dpi, args.format)
+                entries.append(dict(id=fid, source=spec.source, caption=caption, numbers=numbers,
+                                    ok=True, error=""))
                 say(f"[{i}/{n}] {fid} … {dt:.1f} s")
             except Exception as exc:
                 dt = time.perf_counter() - t0
                 failed.append(fid)
-                entries.append(dict(id=fid, source=spec.source, caption="", ok=False,
-                                    error=f"{type(exc).__name__}: {exc}"))
+                entries.append(dict(id=fid, source=spec.source, caption="", numbers={},
+                                    ok=False, error=f"{type(exc).__name__}: {exc}"))
                 say(f"[{i}/{n}] {fid} … FAILED after {dt:.1f} s: {type(exc).__name__}: {exc}")
                 say(traceback.format_exc().rstrip("\n"), file=sys.stderr)
             finally:
                 plt.close("all")
                 bar.update()
-    write_index(args.out, entries, args.quick)
+    write_index(args.out, entries, args.quick, args.format)
     print(f"{n - len(failed)}/{n} figures written to {args.out}/ "
           f"(gallery: {os.path.join(args.out, 'index.html')}) in "
           f"{time.perf_counter() - t_all:.1f} s")

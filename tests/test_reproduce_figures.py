@@ -1,4 +1,5 @@
 """The figure runner scripts/reproduce_figures.py and the registry of scripts/figures."""
+import html
 import io
 import os
 import subprocess
@@ -61,6 +62,17 @@ def test_catalogue_matches_figures_md():
     assert ids == list(CATALOGUE)
     for g in GROUP_NAMES:
         assert f"## {g}" in text
+    # each id under its section's heading
+    section, groups = None, {}
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif line.startswith("| ") and section in GROUP_NAMES:
+            cells = [c.strip() for c in line.strip()[1:-1].split(" | ")]
+            if cells[0] in CATALOGUE:
+                groups[cells[0]] = section
+                assert CATALOGUE[cells[0]]["source"] == cells[1]
+    assert groups == {fid: e["group"] for fid, e in CATALOGUE.items()}
 
 
 def test_every_catalogue_id_has_a_title():
@@ -108,11 +120,51 @@ def test_only_writes_png_and_index(loaded, tmp_path, monkeypatch, capsys):
     rc = reproduce_figures.main(["--only", "losses", "--out", str(tmp_path), "--quick"])
     assert rc == 0
     assert (tmp_path / "losses.png").stat().st_size > 0
+    assert not list(tmp_path.glob("*.svg")) and not list(tmp_path.glob("*.pdf"))
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "losses.png" in page and "value 0.50" in page and "Losses and optimization" in page
-    assert "Loss functions" in page and "000 §5" not in page  # title; the fake's source is "test"
+    block = _figure_block(page, "losses")
+    assert "Loss functions" in block and "000 §5" not in block  # title; the fake's source is "test"
     out = capsys.readouterr().out
     assert "[1/1] losses" in out
+
+
+def _figure_block(page, fid):
+    start = page.index(f"<figure id='{fid}'")
+    return page[start:page.index("</figure>", start)]
+
+
+def test_default_png_resolution_is_200_dpi():
+    assert reproduce_figures.parse_args([]).dpi == 200
+    assert reproduce_figures.parse_args([]).format == "png"
+
+
+@pytest.mark.parametrize("fmt, magic", [("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_vector_format_beside_png(loaded, tmp_path, monkeypatch, fmt, magic):
+    monkeypatch.setitem(REGISTRY, "losses", _fake("losses", _ok))
+    rc = reproduce_figures.main(["--only", "losses", "--out", str(tmp_path), "--format", fmt])
+    assert rc == 0
+    assert (tmp_path / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / f"losses.{fmt}").read_bytes()[:len(magic)] == magic
+    assert f"losses.{fmt}" in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
+def test_gallery_sections_placeholders_and_numbers(loaded, tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "losses", _fake("losses", _ok))
+    assert reproduce_figures.main(["--only", "losses", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    positions = [page.index(f"<h2 id='sec-{i}'>{g}</h2>".replace("&", "&amp;"))
+                 for i, g in enumerate(GROUP_NAMES)]
+    assert positions == sorted(positions)          # the catalogue's sections, in order
+    for fid, entry in CATALOGUE.items():
+        block = _figure_block(page, fid)
+        assert html.escape(entry["source"]) in block or fid == "losses"
+        if fid != "losses":
+            assert "class='missing'" in block and "Not produced" in block
+    losses = _figure_block(page, "losses")
+    assert "missing" not in losses and "losses.png" in losses
+    assert "<td>v</td><td>0.5</td>" in losses      # the numbers of the run
+    assert page.index("<figure id='double-descent'") > page.index(">Generalization</h2>")
 
 
 class _Terminal(io.StringIO):

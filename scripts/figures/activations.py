@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from figures import style
 from figures.registry import figure
 from layers import GELU, Heaviside, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 
@@ -49,14 +50,14 @@ def activations(quick=False):
     smooth = np.abs(z) > 1e-3
     errors = {name: float(np.max(np.abs(d - fd)[smooth])) for name, (_, d, fd) in curves.items()}
 
-    fig, axes = plt.subplots(2, 4, figsize=(13, 6), sharex=True)
+    fig, axes = plt.subplots(2, 4, figsize=(6.5, 4.6), sharex=True, layout="constrained")
     for ax, (name, (v, d, _)) in zip(axes.ravel(), curves.items()):
         if name == "Heaviside":  # draw the jump as a step, not a steep line
-            ax.plot(z[z <= 0], v[z <= 0], color="C0", lw=2, label="a[z]")
-            ax.plot(z[z > 0], v[z > 0], color="C0", lw=2)
+            ax.plot(z[z <= 0], v[z <= 0], color=style.color(name), lw=2, label="a[z]")
+            ax.plot(z[z > 0], v[z > 0], color=style.color(name), lw=2)
         else:
-            ax.plot(z, v, color="C0", lw=2, label="a[z]")
-        ax.plot(z, d, color="C3", lw=1.5, ls="--", label="a'[z] (backward kernel)")
+            ax.plot(z, v, color=style.color(name), lw=2, label="a[z]")
+        ax.plot(z, d, color="0.25", lw=1.2, ls="--", label="a'[z] (backward kernel)")
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(name)
@@ -66,11 +67,11 @@ def activations(quick=False):
             ax.set_ylim(-1.5, 4.2 if name in ("ReLU", "leaky ReLU (α = 0.1)", "GELU",
                                               "softplus") else 1.5)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
     for ax in axes[1]:
         ax.set_xlabel("z")
+        ax.set_xticks([-4, 0, 4])
     fig.suptitle("Activation functions and their derivatives (from the backward kernels)")
-    fig.tight_layout()
     data = {"z": z, "curves": curves, "fd_errors": errors,
             "max_fd_error": max(errors.values())}
     return fig, data

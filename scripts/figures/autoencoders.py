@@ -69,14 +69,14 @@ def autoencoder_pca(quick=False):
     ae_mse = float(np.mean((recon - X) ** 2))
     angles_per_epoch = np.degrees(np.array(angles_per_epoch))
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(6.5, 3.6), layout="constrained")
     ax = axes[0]
     ax.semilogy(hist["loss"], color="C0", lw=2, label="autoencoder (training MSE)")
     ax.axhline(pca_mse, color="k", ls="--", lw=1, label="PCA reconstruction (optimum)")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean squared reconstruction error")
+    ax.set_ylabel("reconstruction MSE")
     ax.set_title("Reconstruction error")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper right")
     ax.grid(alpha=0.3, which="both")
     ax = axes[1]
     for k in range(Z):
@@ -84,7 +84,7 @@ def autoencoder_pca(quick=False):
                     label=f"principal angle {k + 1}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("degrees")
-    ax.set_title("Angles between decoder span and PCA subspace")
+    ax.set_title("Angles between decoder span\nand PCA subspace")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     ax = axes[2]
@@ -103,10 +103,9 @@ def autoencoder_pca(quick=False):
     ax.set_xlabel("principal component 1")
     ax.set_ylabel("principal component 2")
     ax.set_aspect("equal")
-    ax.set_title("Reconstructions in the PCA plane")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    ax.set_title("Reconstructions in\nthe PCA plane")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2)
     fig.suptitle("Linear autoencoder 5 → 2 → 5 vs PCA")
-    fig.tight_layout()
     data = {"X": X, "pca_components": V, "variances": variances, "decoder": net.weights[1].copy(),
             "principal_angles": angles, "angle_max_deg": float(np.degrees(angles.max())),
             "angles_per_epoch_deg": angles_per_epoch, "losses": np.array(hist["loss"]),
@@ -215,9 +214,9 @@ def autoencoder_binary(quick=False):
     ax.plot(np.arange(1, len(mses) + 1), mses, "o-", color="C0", label="autoencoder")
     ax.axhline(km_mse, color="C3", ls="--", label="2-means")
     ax.set_xlabel("round (decoder fit, then encoder hyperplane)")
-    ax.set_ylabel("mean squared reconstruction error")
+    ax.set_ylabel("reconstruction MSE")
     ax.set_title("Reconstruction error")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     data = {"X": X, "codes": codes, "centroids_ae": C_ae, "centroids_kmeans": C_km,

@@ -359,6 +359,11 @@ RF_STACKS = {
 }
 
 
+def _math_label(name):
+    """A stack's name for the figure, its power in mathtext."""
+    return name.replace("2^(l−1)", "$2^{l-1}$")
+
+
 def measured_receptive_field(ks, ss, ds, n):
     """Receptive field of the middle unit of the last layer of a stack of single-channel Conv1d
     layers (kernel sizes ks, strides ss, dilations ds, all weights 1, no bias), read off the
@@ -402,8 +407,8 @@ def receptive_field_fig(quick=False):
     for c, name in enumerate(RF_STACKS):
         ax.plot(depths, formula[name], "-", color=f"C{c}", lw=2, alpha=0.5)
         ax.plot(depths, measured[name], "os^"[c], color=f"C{c}", ms=(6, 11, 6)[c],
-                mfc="none" if c == 1 else f"C{c}", mew=1.5, label=f"{name}: measured")
-    ax.plot([], [], "-", color="0.5", lw=2, alpha=0.5, label="analysis.theory.receptive_field")
+                mfc="none" if c == 1 else f"C{c}", mew=1.5, label=f"{_math_label(name)}: measured")
+    ax.plot([], [], "-", color="0.5", lw=2, alpha=0.5, label="formula (analysis.theory)")
     ax.set_yscale("log", base=2)
     ax.set_xlabel("number of convolution layers l")
     ax.set_xticks(depths)
@@ -419,7 +424,8 @@ def receptive_field_fig(quick=False):
                       extent=(-w - 0.5, w + 0.5, depth + 0.5, 0.5), vmin=0, vmax=1)
         fig.colorbar(im, ax=a, label="|∂z/∂x| / max")
         a.set_ylabel("layer l")
-        a.set_title(f"{name}: gradient of the middle unit of layer l w.r.t. the input", fontsize=10)
+        a.set_title(f"{_math_label(name)}: gradient of the middle unit of layer l w.r.t. the input",
+                    fontsize=10)
         a.set_xlabel("input position relative to the unit")
     fig.tight_layout()
     return fig, {"depths": depths, "measured": {k: np.array(v) for k, v in measured.items()},
@@ -477,8 +483,8 @@ def equivariance(quick=False):
         pool4_same.append(float(np.mean(np.isclose(p4s, p40, rtol=0, atol=1e-12)[p40 != 0])))
         maps[int(s)] = (xs[0, 0], fs[0, 0], ps[0, 0])
 
-    fig = plt.figure(figsize=(13, 6.8))
-    gs = fig.add_gridspec(3, 5, width_ratios=[1, 1, 1, 1, 2.2])
+    fig = plt.figure(figsize=(6.5, 7.0))
+    gs = fig.add_gridspec(4, 4, height_ratios=[1, 1, 1, 1.7])
     v = np.abs(f0).max()
     for r, s in enumerate((0, 1, 2)):
         xs, fs, ps = maps[s]
@@ -497,18 +503,17 @@ def equivariance(quick=False):
         if r == 0: a.set_title("2×2 max pool", fontsize=9)
     for a in fig.axes:
         a.set_xticks([]); a.set_yticks([])
-    ax = fig.add_subplot(gs[:, 4])
+    ax = fig.add_subplot(gs[3, :2])
     ax.plot(shifts, conv_same, "o-", label="conv feature map (not invariant)")
     ax.plot(shifts, pool_same, "s-", label="after 2×2 max pool (partly invariant)")
     ax.plot(shifts, pool4_same, "d-", label="after 4×4 max pool")
     ax.plot(shifts, [float(e < 1e-12) for e in global_err], "^-", label="global max pool (invariant)")
     ax.plot(shifts, [float(e == 0) for e in eq_err], "k:", label="conv, shifted back (equivariant)")
     ax.set_xlabel("horizontal shift s (pixels)")
-    ax.set_ylabel("fraction of nonzero outputs unchanged")
+    ax.set_ylabel("fraction of nonzero\noutputs unchanged")
     ax.set_ylim(-0.05, 1.1)
-    ax.legend(fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.04, 0.5))
     ax.set_title("invariance to shifts", fontsize=10)
-    fig.tight_layout()
     return fig, {"shifts": shifts, "equivariance_errors": np.array(eq_err),
                  "max_equivariance_error": max(eq_err), "conv_unchanged": np.array(conv_same),
                  "pool_unchanged": np.array(pool_same), "pool4_unchanged": np.array(pool4_same),

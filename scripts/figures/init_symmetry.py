@@ -62,7 +62,7 @@ def zero_init_symmetry(quick=False):
         steps = np.arange(1, len(snaps) + 1)
         for i in range(hidden):
             ax.plot(steps, snaps[:, i, 0], lw=1.2, color=plt.cm.tab10(i % 10))
-        ax.set_title(f"{name} init: Ω_0[i, 0] of the {hidden} hidden units")
+        ax.set_title(f"{name} init: $\\Omega_0[i, 0]$ of the {hidden} hidden units")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("weight from input x1")
@@ -75,7 +75,7 @@ def zero_init_symmetry(quick=False):
     ax.set_title("Training loss")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.suptitle("Zero/constant initialization: hidden units stay identical (rows of Ω_0 equal)")
+    fig.suptitle("Zero/constant initialization: hidden units stay identical (rows of $\\Omega_0$ equal)")
     fig.tight_layout()
     data = {"hidden": hidden, "epochs": epochs,
             "snapshots": {k: v["snaps"] for k, v in runs.items()},

@@ -90,11 +90,11 @@ def linreg_fit(quick=False):
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for xi, yi, pi in zip(x[:, 0], y[:, 0], pred[:, 0]):
         ax.plot([xi, xi], [yi, pi], color="C3", lw=1, zorder=1)
-    ax.scatter(x[:, 0], y[:, 0], color="C0", zorder=3, label="data (x_i, y_i)")
+    ax.scatter(x[:, 0], y[:, 0], color="C0", zorder=3, label=r"data $(x_i, y_i)$")
     xs = np.linspace(-1.05, 1.05, 50)[:, None]
     ax.plot(xs, layer.forward(xs), color="k", lw=2, zorder=2,
             label=f"least squares: y = {phi0:.2f} + {phi1:.2f} x")
-    ax.plot([], [], color="C3", lw=1, label="errors P_i − y_i")
+    ax.plot([], [], color="C3", lw=1, label=r"errors $P_i - y_i$")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title("Linear model y = Φ0 + Φ1 x with its errors")

@@ -73,16 +73,16 @@ def losses(quick=False):
     ax.set_xlabel("prediction f (mean of the Gaussian)")
     ax.set_ylim(-0.5, 4)
     ax = axes[2]
-    ax.plot(m, bce, lw=2, label="BCE on logits: log(1 + e^(−tz))")
+    ax.plot(m, bce, lw=2, label=r"BCE on logits: $\log(1 + e^{-tz})$")
     ax.plot(m, hinge, lw=2, label="hinge max(0, 1 − tz)")
     ax.plot(m, zero_one, lw=1.5, color="0.5", ls="--", label="0–1 loss")
     ax.set_title("Binary classification")
     ax.set_xlabel("margin t·z (label t = ±1, logit z)")
     ax.set_ylim(0, 4)
     ax = axes[3]
-    ax.plot(p0, ce, lw=2, color="C5", label="CE = −log p_y")
+    ax.plot(p0, ce, lw=2, color="C5", label=r"CE = $-\log p_y$")
     ax.set_title("Multi-class cross-entropy (3 classes)")
-    ax.set_xlabel("softmax probability of the true class p_y")
+    ax.set_xlabel(r"softmax probability of the true class $p_y$")
     ax.set_ylim(0, 6)
     for ax in axes:
         ax.legend(fontsize=7)
@@ -123,8 +123,8 @@ def softmax_temperature(quick=False):
         ax.bar(np.arange(3) + (k - (len(bars_T) - 1) / 2) * width, bars[k], width,
                label=f"T = {T:g}", color=plt.cm.coolwarm(k / (len(bars_T) - 1)))
     ax.set_xticks(range(3))
-    ax.set_xticklabels([f"η_{i + 1} = {e:g}" for i, e in enumerate(ETA)])
-    ax.set_ylabel("S(η/T)_i")
+    ax.set_xticklabels([f"$\\eta_{i + 1}$ = {e:g}" for i, e in enumerate(ETA)])
+    ax.set_ylabel(r"$S(\eta/T)_i$")
     ax.set_title("Softmax of η = (3, 0, 1) at several temperatures")
     ax.axhline(1 / 3, color="k", lw=0.7, ls=":")
     ax.legend(fontsize=8)

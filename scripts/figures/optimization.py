@@ -15,6 +15,7 @@ from engine.core import Parameter
 from engine.data import gabor, gabor_model, linear_regression
 from engine.losses import MSELoss
 from engine.optim import SGD, Adagrad, Adam, RMSprop
+from figures import style
 from figures.registry import figure
 from layers import MLP, Linear
 
@@ -83,7 +84,7 @@ def gd_learning_rates(quick=False):
         ax.semilogy(losses - lmin + 1e-12, "o-", ms=2.5, color=colors[name],
                     label=f"{name}: lr = {rates[name]:.3f}")
     ax.set_xlabel("step")
-    ax.set_ylabel("L − L_min")
+    ax.set_ylabel(r"$L - L_{\min}$")
     ax.set_ylim(1e-6, 1e3)
     ax.set_title("Loss vs steps")
     ax.legend(fontsize=8)
@@ -260,7 +261,7 @@ def saddle_point(quick=False):
     X3, Y3 = np.meshgrid(np.linspace(-1.6, 1.6, 50), np.linspace(-1.25, 1.25, 50))
     ax3.plot_surface(X3, Y3, saddle((X3, Y3)), cmap="coolwarm", alpha=0.45, linewidth=0,
                      antialiased=True)
-    for path, c, lab in ((gd, "k", "GD"), (mo, "C2", "momentum")):
+    for path, c, lab in ((gd, style.color("GD"), "GD"), (mo, style.color("momentum"), "momentum")):
         keep = np.abs(path[:, 1]) <= 1.25
         ax3.plot(path[keep, 0], path[keep, 1], saddle(path[keep].T) + 0.03, color=c, lw=2.2,
                  label=lab)
@@ -273,9 +274,9 @@ def saddle_point(quick=False):
     ax3.legend(fontsize=8)
     ax = fig.add_subplot(1, 2, 2)
     ax.contour(X, Y, Z, levels=20, cmap="coolwarm", linewidths=0.8)
-    ax.plot(gd[:, 0], gd[:, 1], ".-", color="k", ms=3, lw=1,
+    ax.plot(gd[:, 0], gd[:, 1], ".-", color=style.color("GD"), ms=3, lw=1,
             label=f"GD: |y| > 0.5 after {s_gd} steps")
-    ax.plot(mo[:, 0], mo[:, 1], ".-", color="C2", ms=3, lw=1,
+    ax.plot(mo[:, 0], mo[:, 1], ".-", color=style.color("momentum"), ms=3, lw=1,
             label=f"momentum {mom}: after {s_mo} steps")
     ax.plot(0, 0, "k+", ms=12, mew=2)
     ax.plot(*start, "o", color="C1", ms=7, label="start")
@@ -334,7 +335,7 @@ def _paths_panel(ax, f, xgrid, ygrid, levels, paths, lrs, dist, dist_fmt, minimu
     X, Y = np.meshgrid(np.linspace(*xgrid), np.linspace(*ygrid))
     ax.contour(X, Y, f((X, Y)), levels=levels, cmap="Greys", linewidths=0.7)
     for k, (name, path) in enumerate(paths.items()):
-        ax.plot(path[:, 0], path[:, 1], "-", color=f"C{k}", lw=1.3,
+        ax.plot(path[:, 0], path[:, 1], "-", color=style.color(name), lw=1.3,
                 label=f"{name} (lr {lrs[name]:g}): |θ − θ*| = {dist[name]:{dist_fmt}}")
     ax.plot(*minimum, "k*", ms=12)
     ax.set_title(title)
@@ -429,9 +430,9 @@ def batch_size_variance(quick=False):
     theory_sum = sigma2 * sizes_a * (N - sizes_a) / (N - 1)
 
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    ax.loglog(sizes, var_mean, "o-", color="C0", label="mean loss (1/|B|) Σ ℓ_i")
+    ax.loglog(sizes, var_mean, "o-", color="C0", label=r"mean loss $(1/|B|) \sum_i \ell_i$")
     ax.loglog(sizes, theory_mean, "--", color="C0", lw=1)
-    ax.loglog(sizes, var_sum, "s-", color="C3", label="sum loss Σ ℓ_i")
+    ax.loglog(sizes, var_sum, "s-", color="C3", label=r"sum loss $\sum_i \ell_i$")
     ax.loglog(sizes, theory_sum, "--", color="C3", lw=1)
     ax.plot([], [], "--", color="k", lw=1, label="sampling theory from σ²")
     ax.set_xticks(sizes)

@@ -128,12 +128,13 @@ def regions_vs_width(quick=False):
     widths = np.arange(1, 7 if quick else 13)
     seeds = 2 if quick else 5
     out = {"widths": widths}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [1, 1, 0.9]})
+    fig, axes = plt.subplots(1, 3, figsize=(6.5, 3.3), gridspec_kw={"width_ratios": [1, 1, 0.9]},
+                             layout="constrained")
     pic_D = 6
     net, ext = generic_shallow_2d(pic_D, np.random.default_rng(7))
     pic = regions_2d(net, [0, 0], [1, 0], [0, 1], ext)
     draw_polygons(axes[2], pic, lw=0.5, alpha=0.8)
-    axes[2].set_title(f"generic D = {pic_D}, D_i = 2: {pic.n_linear_regions} regions "
+    axes[2].set_title(f"generic D = {pic_D}, $D_i$ = 2:\n{pic.n_linear_regions} regions "
                       f"(max {bounds.zaslavsky(2, pic_D)})")
     axes[2].set_xlabel("x₁")
     axes[2].set_ylabel("x₂")
@@ -153,18 +154,18 @@ def regions_vs_width(quick=False):
                     generic[s, i] = regions_2d(net, [0, 0], [1, 0], [0, 1], ext).n_linear_regions
                     default[s, i] = regions_2d(MLP([2, D, 1], rng=rng), [0, 0], [1, 0], [0, 1],
                                                ((-1, 1), (-1, 1))).n_linear_regions
-        ax.plot(widths, bound, "k-", lw=2, label="max Σ_{j≤D_i} C(D, j)")
+        ax.plot(widths, bound, "k-", lw=2, label=r"max $\sum_{j\leq D_i} \binom{D}{j}$")
         ax.plot(widths, generic.mean(0), "o", color="C0", ms=7, label="generic weights (exact count)")
         ax.errorbar(widths, default.mean(0), yerr=default.std(0), fmt="s", color="C1", ms=5, capsize=2,
-                    label="default init on [−1, 1]^D_i (mean ± sd)")
+                    label=r"default init on $[-1, 1]^{D_i}$ (mean ± sd)")
         ax.set_xlabel("hidden width D")
         ax.set_ylabel("number of linear regions")
-        ax.set_title(f"D_i = {D_i}")
-        ax.legend(fontsize=8)
+        ax.set_title(f"$D_i$ = {D_i}")
         out[f"bound_{D_i}d"] = bound
         out[f"generic_{D_i}d"] = generic
         out[f"default_{D_i}d"] = default
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    axes[1].set_ylabel("")
     return fig, out
 
 
@@ -235,8 +236,8 @@ def deep_vs_shallow_regions(quick=False):
     L_max = 6 if quick else 12
     tent = [(L, mlp_param_count([1] + [2] * L + [1]), regions_1d(tent_net(L), [0.0], [1.0]).n_linear_regions)
             for L in range(1, L_max + 1)]
-    fig = plt.figure(figsize=(12, 10))
-    gs = fig.add_gridspec(2, 2, height_ratios=[1.0, 0.9])
+    fig = plt.figure(figsize=(6.5, 8.0), layout="constrained")
+    gs = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.1])
     top = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
     axes = [fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])]
     # the actual polygons of a shallow and a deep net with about the same number of parameters
@@ -256,7 +257,7 @@ def deep_vs_shallow_regions(quick=False):
         P = [r["params"] for r in rs]
         axes[0].plot(P, [r["count_2d"] for r in rs], "o-", color=col, label=f"{kind}: exact count, 2-D box")
         axes[0].plot(P, [r["count_1d"] for r in rs], "^--", color=col, ms=5, label=f"{kind}: exact count, 1-D line")
-        axes[0].plot(P, [r["two_h"] for r in rs], ":", color=col, lw=1, label=f"{kind}: 2^H")
+        axes[0].plot(P, [r["two_h"] for r in rs], ":", color=col, lw=1, label=f"{kind}: $2^H$")
         axes[0].plot(P, [r["serra_2d"] for r in rs], "-.", color=col, lw=1, label=f"{kind}: Serra et al. upper")
         if kind == "deep":
             axes[0].plot(P, [r["montufar"] for r in rs], "s:", color=col, ms=3, lw=1,
@@ -268,15 +269,14 @@ def deep_vs_shallow_regions(quick=False):
     axes[0].set_xlabel("number of parameters")
     axes[0].set_ylabel("linear regions")
     axes[0].set_title(f"random nets: shallow [2, H, 1] vs deep [2, {width}, …, {width}, 1]")
-    axes[0].legend(fontsize=7, ncol=2)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
     Ls, Ps, Ns = zip(*tent)
-    axes[1].semilogy(Ps, Ns, "o-", color="C2", label="tent map t^L: exact pieces on [0, 1]")
-    axes[1].semilogy(Ps, [2 ** L for L in Ls], "k:", label="2^L")
+    axes[1].semilogy(Ps, Ns, "o-", color="C2", label="tent map $t^L$: exact pieces on [0, 1]")
+    axes[1].semilogy(Ps, [2 ** L for L in Ls], "k:", label="$2^L$")
     Hs = [bounds.zaslavsky(1, P // 3) for P in Ps]      # shallow 1-input net with ≈ as many params: H + 1 pieces
     axes[1].semilogy(Ps, Hs, "s--", color="C0", ms=4, label="shallow 1-input net, same #params: ≤ H + 1")
     axes[1].set_xlabel("number of parameters")
     axes[1].set_ylabel("linear pieces")
     axes[1].set_title("depth buys exponentially many pieces (Telgarsky)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    axes[1].legend(loc="lower right")
     return fig, {"rows": rows, "tent": tent, "L_max": L_max, "pictured": pics}

@@ -11,9 +11,13 @@ Usage in a figure module (``scripts/figures/<group>.py``)::
         return fig, {"phi0": phi0, "phi1": phi1, ...}
 
 ``quick=True`` asks for small sizes (tests); the returned dict holds the numbers behind the
-figure. The caption is formatted with the dict's scalar entries (:func:`format_caption`); a
+figure. The registry stores the function wrapped in the common style (figures/style.py): it is
+drawn under the style's rcParams and its figure is brought to final size, text sizes and
+layout by :func:`figures.style.finalize`, so ``REGISTRY[id].func(quick)`` returns the figure as
+printed (the undecorated module-level function stays as written). The caption is formatted with the dict's scalar entries (:func:`format_caption`); a
 missing or unformattable field leaves the caption as written.
 """
+import functools
 import importlib
 import pkgutil
 from collections import OrderedDict
@@ -23,9 +27,11 @@ from typing import Callable
 
 import numpy as np
 
+from figures import style
 from figures.catalogue import CATALOGUE
 
-__all__ = ["FigureSpec", "REGISTRY", "figure", "load_all", "format_caption", "ordered_ids"]
+__all__ = ["FigureSpec", "REGISTRY", "figure", "styled", "memoize_quick", "load_all", "format_caption",
+           "ordered_ids", "scalars"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class FigureSpec:
     caption: str
     func: Callable
     module: str
+    raw_func: Callable = None
 
     @property
     def group(self):
@@ -71,11 +78,43 @@ def figure(id, source, caption=""):
             raise ValueError(f"figure id: {id!r} registered twice "
                              f"({old.module}.{old.func.__qualname__} and "
                              f"{module}.{func.__qualname__})")
-        REGISTRY[id] = FigureSpec(id=id, source=source, caption=caption, func=func,
-                                  module=module)
+        REGISTRY[id] = FigureSpec(id=id, source=source, caption=caption, func=styled(func, id),
+                                  module=module, raw_func=func)
         return func
 
     return register
+
+
+#: quick-mode results kept by :func:`memoize_quick` (None: off, the default)
+_QUICK_MEMO = None
+
+
+def memoize_quick(on=True):
+    """Keep (on=True) or stop keeping (on=False) every figure's quick-mode result in memory, so
+    that in one test session a figure drawn in quick mode by one test module (the style test)
+    is not drawn again by the next (the figure tests, which read only its data dict). The
+    figure functions are deterministic, so a second call would return the same numbers.
+    Off by default: the runner draws every figure once anyway."""
+    global _QUICK_MEMO
+    _QUICK_MEMO = {} if on else None
+
+
+def styled(func, fid=None):
+    """``func(quick) -> (fig, data)`` drawn under the style's rcParams, its figure finalized."""
+    @functools.wraps(func)
+    def draw(quick=False):
+        key = (fid or func.__qualname__, bool(quick))
+        if quick and _QUICK_MEMO is not None and key in _QUICK_MEMO:
+            return _QUICK_MEMO[key]
+        with style.rc_context():
+            result = func(quick=quick)
+            if isinstance(result, tuple) and len(result) == 2 and hasattr(result[0], "savefig"):
+                style.finalize(result[0])
+        if quick and _QUICK_MEMO is not None:
+            _QUICK_MEMO[key] = result
+        return result
+
+    return draw
 
 
 def load_all():
@@ -87,7 +126,7 @@ def load_all():
     import figures
     failures = {}
     for info in pkgutil.iter_modules(figures.__path__):
-        if info.name in ("registry", "catalogue") or info.name.startswith("_"):
+        if info.name in ("registry", "catalogue", "style") or info.name.startswith("_"):
             continue
         name = f"figures.{info.name}"
         try:
@@ -113,6 +152,17 @@ def _scalar(v):
     return None
 
 
+def scalars(data):
+    """The scalar entries of a figure's data dict (numbers, booleans, strings), as plain Python
+    values: the numbers its checks produced, quoted by the caption and the gallery."""
+    out = {}
+    for k, v in (data or {}).items():
+        s = _scalar(v)
+        if s is not None:
+            out[k] = s
+    return out
+
+
 def format_caption(template, data):
     """Fill ``{field:fmt}`` placeholders from the scalar entries of ``data``.
 
@@ -121,11 +171,7 @@ def format_caption(template, data):
     """
     if not template:
         return ""
-    fields = {}
-    for k, v in (data or {}).items():
-        s = _scalar(v)
-        if s is not None:
-            fields[k] = s
+    fields = scalars(data)
     try:
         return template.format(**fields)
     except (KeyError, IndexError, ValueError, TypeError, AttributeError):

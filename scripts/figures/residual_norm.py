@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from engine.core import Sequential
+from figures import style
 from figures.registry import figure
 from layers.activations import ReLU, Tanh
 from layers.containers import Residual
@@ -69,12 +70,14 @@ def residual_gradients(quick=False):
     fig, ax = plt.subplots(figsize=(8.5, 5))
     layers = np.arange(depth + 1)
     for c, act in enumerate(ACTS):
-        ax.plot(layers, curves[(act, True)], "-", color=f"C{c}", lw=2, label=f"{act}, residual")
-        ax.plot(layers, curves[(act, False)], "--", color=f"C{c}", lw=2, label=f"{act}, plain")
+        ax.plot(layers, curves[(act, True)], "-", color=style.color(act), lw=2,
+                label=f"{act}, residual")
+        ax.plot(layers, curves[(act, False)], "--", color=style.color(act), lw=2,
+                label=f"{act}, plain")
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
     ax.set_yscale("log")
     ax.set_xlabel("layer l (0 = input, L = output)")
-    ax.set_ylabel("‖∂ℓ/∂h_l‖ / ‖∂ℓ/∂h_L‖")
+    ax.set_ylabel(r"$\Vert\partial\ell/\partial h_l\Vert\, /\, \Vert\partial\ell/\partial h_L\Vert$")
     ax.set_title(f"Gradient norm through {depth} layers (width {width}, torch default init)", fontsize=11)
     ax.legend()
     fig.tight_layout()
@@ -139,13 +142,15 @@ def residual_variance(quick=False):
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, logy in zip(axes, (True, False)):
-        ax.plot(l, var["none"], "o-", ms=3, color="C3", label="no normalization")
-        ax.plot(l, var["LayerNorm"], "s-", ms=3, color="C0", label="LayerNorm before f")
-        ax.plot(l, var["BatchNorm"], "^-", ms=3, color="C2", label="BatchNorm before f")
-        ax.plot(l, (1 + sigma2) ** l, "k:", lw=1, label="(1 + σ²)^l")
+        ax.plot(l, var["none"], "o-", ms=3, color=style.color("none"), label="no normalization")
+        ax.plot(l, var["LayerNorm"], "s-", ms=3, color=style.color("layer norm"),
+                label="LayerNorm before f")
+        ax.plot(l, var["BatchNorm"], "^-", ms=3, color=style.color("batch norm"),
+                label="BatchNorm before f")
+        ax.plot(l, (1 + sigma2) ** l, "k:", lw=1, label=r"$(1 + \sigma^2)^l$")
         ax.plot(l, 1 + sigma2 * l, "k--", lw=1, label="1 + σ² l")
         ax.set_xlabel("block l")
-        ax.set_ylabel("Var(x_l)")
+        ax.set_ylabel("Var($x_l$)")
         if logy:
             ax.set_yscale("log")
             ax.set_title("log scale: exponential growth is a straight line", fontsize=10)

@@ -121,8 +121,9 @@ def shallow_flow(quick=False):
     total = net.biases[1][0] + weighted.sum(axis=1)
 
     fig, axes = plt.subplots(3, 4, figsize=(13, 8.5))
-    rows = [("pre-activation θ_{i}0 + θ_{i}1 x", f0), ("activation h_{i} = ReLU[·]", h1),
-            ("weighted φ_{i} h_{i}", weighted)]
+    rows = [(r"pre-activation $\theta_{{{i}0}} + \theta_{{{i}1}} x$", f0),
+            (r"activation $h_{i}$ = ReLU[·]", h1),
+            (r"weighted $\phi_{i} h_{i}$", weighted)]
     for r, (title, vals) in enumerate(rows):
         for i in range(3):
             ax = axes[r, i]
@@ -138,7 +139,7 @@ def shallow_flow(quick=False):
     ax.axis("on")
     for i in range(3):
         ax.plot(x[:, 0], weighted[:, i], color=f"C{i}", lw=1, ls="--")
-    ax.plot(x[:, 0], total, color="k", lw=2.5, label="φ0 + Σ φ_i h_i")
+    ax.plot(x[:, 0], total, color="k", lw=2.5, label=r"$\phi_0 + \Sigma\, \phi_i h_i$")
     ax.plot(x[:, 0], out, color="y", lw=1, label="network output")
     ax.set_title("sum = output y", fontsize=9)
     ax.legend(fontsize=7)
@@ -148,7 +149,8 @@ def shallow_flow(quick=False):
         for a in axes.ravel():
             if a.axison:
                 a.axvline(j, color="0.6", lw=0.7, ls=":")
-    fig.suptitle("Computation flow of a shallow network: y = φ0 + Σ φ_i ReLU[θ_i0 + θ_i1 x], "
+    fig.suptitle(r"Computation flow of a shallow network: $y = \phi_0 + \sum_i \phi_i$"
+                 r" ReLU$[\theta_{i0} + \theta_{i1} x]$, "
                  f"φ = {tuple(float(v) for v in phi)}")
     fig.tight_layout()
     data = {"x": x[:, 0], "preactivations": f0, "activations": h1, "weighted": weighted,
@@ -183,7 +185,7 @@ def shallow_multi_output(quick=False):
         ax.set_title(f"output y{k + 1}")
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
-    axes[0].plot([], [], color="0.5", ls="--", label="joints x = −θ_i0/θ_i1")
+    axes[0].plot([], [], color="0.5", ls="--", label=r"joints $x = -\theta_{i0}/\theta_{i1}$")
     axes[0].legend(fontsize=8)
     fig.suptitle("Two outputs sharing 4 hidden ReLU units: joints at the same x")
     fig.tight_layout()
@@ -243,7 +245,8 @@ def universal_approximation(quick=False):
         fits.append(pred[:, 0])
         losses.append(np.array(hist["loss"]))
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.6), gridspec_kw={"width_ratios": [1.6, 1]},
+                             layout="constrained")
     ax = axes[0]
     ax.plot(xt[:, 0], yt[:, 0], color="k", lw=3, alpha=0.35, label="target f(x)")
     show = [0, 1, 2, len(widths) - 1]
@@ -252,21 +255,20 @@ def universal_approximation(quick=False):
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title("Shallow ReLU networks fitted by gradient descent")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.grid(alpha=0.3)
     ax = axes[1]
     ax.loglog(widths, errors, "o-", color="C3", label="trained networks")
     ax.loglog(widths, errors[0] * (widths[0] / np.array(widths, float)) ** 2, ":", color="0.5",
-              label="∝ 1/D² (piecewise-linear interpolation rate)")
+              label="∝ 1/D² (piecewise-linear\ninterpolation rate)")
     ax.set_xticks(widths)
     ax.set_xticklabels([str(w) for w in widths])
     ax.minorticks_off()
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.set_xlabel("hidden width D")
     ax.set_ylabel("RMS error on [−1, 1]")
     ax.set_title("Approximation error vs width")
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
     data = {"widths": widths, "errors": errors, "fits": fits, "x": xt[:, 0], "target": yt[:, 0],
             "losses": losses, "err_first": errors[0], "err_last": errors[-1],
             "width_first": widths[0], "width_last": widths[-1]}

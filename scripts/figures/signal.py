@@ -12,10 +12,12 @@ import numpy as np
 
 from analysis.gradients import GradientTrace, vanishing_profile
 from analysis.signal import measure_variance, predict_variance
+from figures import style
 from figures.registry import figure
 from layers import MLP
 
 INIT_LABELS = {"normal": "normal(1)", "small": "0.01·normal", "xavier": "Xavier", "he": "He"}
+ACT_NAMES = {"relu": "ReLU", "tanh": "tanh", "sigmoid": "sigmoid"}
 
 
 @figure("init-variance", source="000 §9.2, 003 §1.3.2, 004 §3.8",
@@ -32,15 +34,16 @@ def init_variance(quick=False):
             p = predict_variance(widths, act, init)
             m = measure_variance(widths, act, init, n_seeds=seeds, batch_size=64, rng=i)
             k = np.arange(len(p.forward))
-            ax.semilogy(k, p.forward, "-", color=f"C{i}", label=f"{INIT_LABELS[init]} (theory)")
-            ax.semilogy(k, m.forward, "o", color=f"C{i}", ms=4)
+            ax.semilogy(k, p.forward, "-", color=style.color(INIT_LABELS[init]),
+                        label=f"{INIT_LABELS[init]} (theory)")
+            ax.semilogy(k, m.forward, "o", color=style.color(INIT_LABELS[init]), ms=4)
             data[f"{act}_{init}_predicted"] = p.forward
             data[f"{act}_{init}_measured"] = m.forward
             data[f"{act}_{init}_sem"] = m.forward_sem
-        ax.set_title(f"{act}: Var f_k (markers: measured on MLP)")
+        ax.set_title(f"{ACT_NAMES[act]}: Var $f_k$ (markers: measured on MLP)")
         ax.set_xlabel("layer k")
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("Var f_k")
+    axes[0].set_ylabel("Var $f_k$")
     fig.tight_layout()
     for name in ("he", "xavier"):
         m = data[f"relu_{name}_measured"]
@@ -80,7 +83,7 @@ def activation_histograms(quick=False):
             ax.plot(0.5 * (bins[1:] + bins[:-1]), hist, label=f"layer {k + 1}", color=plt.cm.viridis(k / 5))
             stds.append(float(h.std()))
         ax.set_title(f"{scheme} initialisation")
-        ax.set_xlabel("activation value h_k")
+        ax.set_xlabel("activation value $h_k$")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
         data[f"{scheme}_std"] = np.array(stds)
@@ -101,13 +104,14 @@ def vanishing_gradients_depth(quick=False):
     for i, (act, init) in enumerate((("sigmoid", "default"), ("tanh", "default"), ("relu", "default"),
                                      ("relu", "he"))):
         norms = vanishing_profile(act, depth=depth, width=width, init=init, rng=i)["preact"]
-        label = f"{act}" + (" (He init)" if init == "he" else "")
-        ax.semilogy(np.arange(len(norms)), norms, "o-", ms=3, color=f"C{i}", label=label)
+        label = ACT_NAMES[act] + (" (He init)" if init == "he" else "")
+        ax.semilogy(np.arange(len(norms)), norms, "s--" if init == "he" else "o-", ms=3,
+                    color=style.color(act), label=label)
         data[f"{act}_{init}"] = norms
     s = data["sigmoid_default"]
     data["sigmoid_rate"] = float(np.exp(-np.polyfit(np.arange(len(s) - 1), np.log(s[:-1]), 1)[0]))  # factor per layer towards the input
     ax.set_xlabel("layer k (0 = first hidden pre-activation, right = output)")
-    ax.set_ylabel("‖∂ℓ/∂f_k‖ (per-example RMS)")
+    ax.set_ylabel(r"$\Vert\partial\ell/\partial f_k\Vert$ (per-example RMS)")
     ax.set_title("gradient norms through depth at initialisation")
     ax.legend()
     fig.tight_layout()
@@ -139,7 +143,7 @@ def gradient_norms_training(quick=False):
         K = a["weight"].shape[1]
         for k in range(K):
             ax.semilogy(a["step"], a["weight"][:, k], color=plt.cm.plasma(k / (K - 1)), lw=1,
-                        label=f"Ω_{k}")
+                        label=f"$\\Omega_{k}$")
         ax.set_title(f"{act}: final train loss {hist['loss'][-1]:.3f}")
         ax.set_xlabel("optimizer step")
         ax.legend(fontsize=7, ncol=2)
@@ -147,6 +151,6 @@ def gradient_norms_training(quick=False):
         data[f"{act}_weight_norms"] = a["weight"]
         data[f"{act}_preact_norms"] = a["preact"]
         data[f"{act}_loss"] = np.array(hist["loss"])
-    axes[0].set_ylabel("‖∂ℓ/∂Ω_k‖")
+    axes[0].set_ylabel(r"$\Vert\partial\ell/\partial\Omega_k\Vert$")
     fig.tight_layout()
     return fig, data
