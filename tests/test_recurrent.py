@@ -1,8 +1,7 @@
 """RNN, LSTM, GRU and their cells (issue 12, items 4, 5, 7, 14): PyTorch float64 for every option
 (forward, final states, every gradient incl. the initial states') on both kernel paths, the
 reference against the fast kernels, float32, dropout, truncated BPTT, bad input. Finite
-differences for every option are the case table scripts/recurrent_gradcases.py, run here on both
-kernel paths until it can join the other tables as gradcases_recurrent.py (its docstring says why)."""
+differences for every option are the case table scripts/gradcases_recurrent.py."""
 import numpy as np
 import pytest
 
@@ -10,17 +9,6 @@ import engine
 from crosscheck import crosscheck
 from engine.core import leaves
 from layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, detach_state
-
-from check_gradients import TOL, run_case
-from recurrent_gradcases import CASES
-
-
-@pytest.mark.parametrize("path", ["fast", "reference"])
-@pytest.mark.parametrize("name,make", CASES, ids=[n for n, _ in CASES])
-def test_gradient_case(name, make, path):
-    res = run_case(make, reference=(path == "reference"))
-    assert res.passed(TOL), f"recurrent/{name} ({path}): {res}"
-
 
 SEQ = {"rnn": (RNN, "RNN", {}), "rnn_relu": (RNN, "RNN", {"nonlinearity": "relu"}),
        "lstm": (LSTM, "LSTM", {}), "gru": (GRU, "GRU", {})}
@@ -54,7 +42,7 @@ def _torch_flat(torch, module, lstm):
 @pytest.mark.parametrize("opt", OPTIONS, ids=OPT_IDS)
 @pytest.mark.parametrize("kind", list(SEQ))
 def test_sequence_layers_match_torch(torch, kind, opt, path, rng):
-    from recurrent_gradcases import with_state
+    from gradcases_recurrent import with_state
     cls, tname, kw = SEQ[kind]
     L, bi, bf, T, N, state, final_only, bias = opt
     I, H = 3, 2
@@ -78,7 +66,7 @@ CELLS = {"rnncell": (RNNCell, "RNNCell", {}), "rnncell_relu": (RNNCell, "RNNCell
 @pytest.mark.parametrize("state", [False, True])
 @pytest.mark.parametrize("kind", list(CELLS))
 def test_cells_match_torch(torch, kind, state, rng):
-    from recurrent_gradcases import with_state
+    from gradcases_recurrent import with_state
     cls, tname, kw = CELLS[kind]
     cell = cls(3, 2, rng=rng, **kw)
     tm = getattr(torch.nn, tname)(3, 2, **kw)
@@ -373,7 +361,7 @@ def test_float32_gate_approximations_are_accurate_to_float32():
 def test_unbatched_input_as_torch(torch, kind, state, rng):
     """torch's unbatched form: x (T, input_size) with states (layers · directions, H); a cell's x
     (input_size,) with states (H,)."""
-    from recurrent_gradcases import with_state
+    from gradcases_recurrent import with_state
     cell = kind.endswith("cell")
     cls, tname, kw = CELLS[kind] if cell else SEQ[kind]
     extra = {} if cell else {"num_layers": 2, "bidirectional": True, "batch_first": True}

@@ -1,11 +1,6 @@
-"""Gradient-check cases for the recurrent family (RNN, LSTM, GRU and their cells).
-
-Interim name: the table is meant to be scripts/gradcases_recurrent.py, read by
-tests/test_gradient_cases.py, tests/test_bad_input.py and scripts/check_gradients.py. Under that
-name the bad-input suite draws None as a "bad" upstream gradient of these layers' outputs, but
-None is the contract's zero gradient of one output among several (engine/core.py; needed for
-gradients through the final state only), so the suite needs a change first (report of issue 12,
-item 4). Until then tests/test_recurrent.py runs these cases on both kernel paths. Issue 12, item 7: every option in float64 with small sizes (T ≤ 4,
+"""Gradient-check cases for the recurrent family (RNN, LSTM, GRU and their cells), read by
+tests/test_gradient_cases.py (both kernel paths), tests/test_bad_input.py and
+scripts/check_gradients.py. Issue 12, item 7: every option in float64 with small sizes (T ≤ 4,
 N ≤ 3, H ≤ 3): 1–3 layers, bidirectional, both batch_first, T = 1, batch 1, with and without
 an initial state (whose gradient is checked like any input), gradients through the final state
 only (`skip_outputs`: the output gets the upstream gradient None), the ReLU RNN, no bias, and
@@ -19,7 +14,7 @@ the tuple (h_0, c_0), which gradcheck could not perturb; its backward returns (d
 ReLU RNN: a preactivation within ε = 1e-6 of the kink would spoil the central differences; with
 N(0, 1) inputs and U(±1/√H) weights the chance per element is ~1e-6, and the cases are seeded.
 
-    python scripts/recurrent_gradcases.py      # runs the cases itself and prints the errors
+    python scripts/gradcases_recurrent.py      # runs the cases itself and prints the errors
 """
 import os
 import sys
@@ -161,12 +156,5 @@ CASES += [
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from check_gradients import TOL, run_case
-    failed = 0
-    for path in ("fast", "reference"):
-        for name, make in CASES:
-            res = run_case(make, reference=path == "reference")
-            failed += not res.passed(TOL)
-            print(f"{'PASS' if res.passed(TOL) else 'FAIL'}  {path:9s} recurrent/{name:45s} {res}")
-    sys.exit(1 if failed else 0)
+    from check_gradients import main
+    sys.exit(main(["recurrent"]))
