@@ -186,11 +186,12 @@ def gabor_landscape(quick=False):
     sgd_paths = [optimize_2d(sgd_grad, s, lambda ps: SGD(ps, lr=lr), steps // 2)
                  for s in (GABOR_STARTS[1], GABOR_STARTS[4])]
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.25, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.8), gridspec_kw={"width_ratios": [1.25, 1]},
+                             layout="constrained")
     ax = axes[0]
     P0, P1 = np.meshgrid(phi0s, phi1s)
     cf = ax.contourf(P0, P1, grid, levels=30, cmap="viridis")
-    fig.colorbar(cf, ax=ax, label="L(φ)")
+    fig.colorbar(cf, ax=ax, label=r"$L(\phi)$")
     for k, path in enumerate(gd_paths):
         ax.plot(path[:, 0], path[:, 1], "-", color="C1" if local[k] else "C3", lw=1.8)
         ax.plot(*path[0], "o", color="w", mec="k", ms=6)
@@ -200,10 +201,10 @@ def gabor_landscape(quick=False):
     ax.plot([], [], "-", color="C3", label="GD → global minimum")
     ax.plot([], [], "-", color="C1", label="GD → local minimum")
     ax.plot([], [], "-", color="w", label=f"SGD (batch {batch})")
-    ax.set_xlabel("φ0 (offset)")
-    ax.set_ylabel("φ1 (frequency)")
+    ax.set_xlabel(r"$\phi_0$ (offset)")
+    ax.set_ylabel(r"$\phi_1$ (frequency)")
     ax.set_title("Gabor-model loss landscape")
-    leg = ax.legend(fontsize=8, loc="upper right", facecolor="0.6")
+    leg = ax.legend(loc="upper right", facecolor="0.6", frameon=True)  # grey: the SGD line is white
     leg.get_frame().set_alpha(0.9)
     ax = axes[1]
     xs = np.linspace(-15, 15, 400)
@@ -215,7 +216,6 @@ def gabor_landscape(quick=False):
     ax.set_ylabel("y")
     ax.set_title("Fitted models at the GD end points")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     ratio = float(final[local].min() / global_loss) if local.any() else 1.0
     data = {"x": x, "y": y, "phi0s": phi0s, "phi1s": phi1s, "loss": grid, "starts": GABOR_STARTS,
             "gd_paths": gd_paths, "final_losses": final, "final_grad_norms": grad_norms,

@@ -343,11 +343,12 @@ def _resolve_cycle_colours(fig):
 
 
 def _wrap_titles(fig, renderer):
-    """Break an axes title wider than its axes over several lines (mathtext kept whole)."""
+    """Break a centred axes title wider than its axes over several lines (mathtext kept
+    whole)."""
     changed = False
     for ax in fig.axes:
         width = ax.get_window_extent(renderer).width
-        for t in (ax.title, ax._left_title, ax._right_title):
+        for t in (ax.title,):   # (left and right titles may span a row of small axes)
             s = t.get_text()
             if not s or "\n" in s or width <= 0:
                 continue
