@@ -126,3 +126,15 @@ def torch_concat(torch, *branches, dim):
         def forward(self, x):
             return torch.cat([b(x) for b in branches], dim=dim)
     return Concat()
+
+
+def step_both(torch, opt, topt, params, tparams, grads):
+    """One step of an engine optimizer and a torch.optim one from the same gradients; then the
+    parameters must agree to 1e-12 (float64)."""
+    for p, tp, g in zip(params, tparams, grads):
+        p.grad[...] = g
+        tp.grad = torch.tensor(g)
+    opt.step()
+    topt.step()
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)

@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+from crosscheck import step_both
+
 from engine import Parameter
 from engine.optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
 from engine.schedules import CosineAnnealingLR, ExponentialLR, StepLR
@@ -62,13 +64,7 @@ def test_matches_torch_over_20_steps(ours, theirs, kw):
     opt, topt = ours(params, **kw), getattr(torch.optim, theirs)(tparams, **kw)
     views = [p.value.reshape(-1) for p in params]     # views must see every update
     for grads in grad_stream(1, 20):
-        for p, tp, g in zip(params, tparams, grads):
-            p.grad[...] = g
-            tp.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
-        for p, tp in zip(params, tparams):
-            np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+        step_both(torch, opt, topt, params, tparams, grads)
     for v, p in zip(views, params):
         assert np.shares_memory(v, p.value)
 
@@ -95,13 +91,7 @@ def test_lr_is_settable_and_used():
     opt, topt = Adam(params, lr=0.1), torch.optim.Adam(tparams, lr=0.1)
     for k, grads in enumerate(grad_stream(2, 6)):
         opt.lr = topt.param_groups[0]["lr"] = 0.1 / (k + 1)
-        for p, tp, g in zip(params, tparams, grads):
-            p.grad[...] = g
-            tp.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+        step_both(torch, opt, topt, params, tparams, grads)
 
 
 def test_sgd_momentum_equals_notes_heavy_ball():

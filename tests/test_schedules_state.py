@@ -10,6 +10,8 @@ import pickle
 import numpy as np
 import pytest
 
+from crosscheck import step_both
+
 from engine import Parameter, Sequential
 from engine.losses import CrossEntropyLoss
 from engine.optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
@@ -202,13 +204,7 @@ def test_adam_state_dict_matches_torch(cls, kw):
     t2 = [torch.tensor(p.value.copy(), requires_grad=True) for p in params]
     topt2 = getattr(torch.optim, cls)(t2)
     topt2.load_state_dict(_torch(ours))
-    for p, tp, gi in zip(params, t2, grads[0]):
-        p.grad[...] = gi
-        tp.grad = torch.tensor(gi)
-    opt.step()
-    topt2.step()
-    for p, tp in zip(params, t2):
-        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+    step_both(torch, opt, topt2, params, t2, grads[0])
 
 
 TORCH_RUNS = [(o.__name__, kw) for o, kw, _, _ in RUNS] + [("SGD", dict(lr=0.1, momentum=0.9))]
@@ -234,13 +230,7 @@ def test_every_optimizer_continues_a_torch_run(cls, kw):
     opt = getattr(optim, cls)(params)
     opt.load_state_dict(_np(topt.state_dict()))
     for g in grads[3:]:
-        for p, tp, gi in zip(params, tparams, g):
-            p.grad[...] = gi
-            tp.grad = torch.tensor(gi)
-        opt.step()
-        topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+        step_both(torch, opt, topt, params, tparams, g)
     ours, theirs = opt.state_dict(), _np(topt.state_dict())
     for i, entry in theirs["state"].items():
         assert set(ours["state"][i]) - set(entry) <= {"step"}
