@@ -7,7 +7,7 @@ log-sum-exp and the fastmath flag set (DESIGN.md, "Numerics").
 - logsumexp(x, lo, hi) = m + log Σ_i e^{x_i − m}, m = max x_i, over x[lo:hi] of a 1D array.
 - FASTMATH: fastmath without the no-NaN/no-Inf assumptions (PERFORMANCE.md, lesson 3), so NaN
   checks and −inf masking keep working while reductions may be reassociated and vectorised.
-  Never `fastmath=True`.
+  Never the blanket fastmath flag (all of LLVM's fast-math, no-NaN and no-Inf included).
 """
 import math
 

@@ -26,7 +26,7 @@ class Affine(Layer):
         x, = self._saved()
         self._release()
         if self.bug == "ignore_dy":            # right shapes, but as if dy were all ones
-            dy = np.ones_like(dy)
+            dy = np.full_like(dy, 1.0)     # the bug gradcheck must catch
         scale = {"factor": 1.1, "one_percent": 1.01}.get(self.bug, 1.0)
         self.w.grad += scale * (dy * x).sum(0)
         self.b.grad += dy.sum(0) if self.bug != "bias_sign" else -dy.sum(0)
