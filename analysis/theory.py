@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from engine.checks import check_array, check_bool, check_float, check_int, check_real_array, check_tuple
+from engine.checks import check_bool, check_float, check_int, check_real_array, check_tuple
 
 __all__ = ["least_squares", "least_squares_cost", "linear_loss", "linear_loss_grad", "level_line_tangent",
            "shallow_param_count", "mlp_param_count", "conv2d_param_count", "mlp_vs_cnn_256",

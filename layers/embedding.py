@@ -25,7 +25,7 @@ d in lo:hi indexing dweight[r, d] it stayed scalar and took 5-10x longer. Measur
 import numpy as np
 from numba import njit, prange
 
-from engine.checks import check_array, check_bool, check_dtype, check_int, check_rng
+from engine.checks import check_bool, check_dtype, check_int, check_rng
 from engine.core import Layer, Parameter, use_reference
 from engine.threads import chunks_for, parallel_call
 

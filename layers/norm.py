@@ -387,6 +387,25 @@ def shift_far(dm, v):
     return not (dm * dm <= SHIFT_FAR * v)
 
 
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _shifted_sums(xr, K, s, q):
+    """(s + Σ d, q + Σ d²) over the 1-D row xr, d = x − K (one vectorised pass)."""
+    for j in range(xr.shape[0]):
+        d = xr[j] - K
+        s += d
+        q += d * d
+    return s, q
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _centred_sum(xr, mu, v):
+    """v + Σ (x − μ)² over the 1-D row xr (the second pass where the shift was far)."""
+    for j in range(xr.shape[0]):
+        d = xr[j] - mu
+        v += d * d
+    return v
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def batchnorm_stats(x):
     """Per-channel batch mean μ and biased variance σ² (C,) of x (N, C, S), in float64, from the
@@ -401,21 +420,14 @@ def batchnorm_stats(x):
         s = 0.0
         q = 0.0
         for n in range(N):
-            xr = x[n, c]
-            for j in range(S):
-                d = xr[j] - K
-                s += d
-                q += d * d
+            s, q = _shifted_sums(x[n, c], K, s, q)
         dm = s / M
         mu = K + dm
         v = q / M - dm * dm
         if shift_far(dm, v):
             v = 0.0
             for n in range(N):
-                xr = x[n, c]
-                for j in range(S):
-                    d = xr[j] - mu
-                    v += d * d
+                v = _centred_sum(x[n, c], mu, v)
             v /= M
         mean[c] = mu
         var[c] = 0.0 if v < 0.0 else v            # (rounding may leave a negative ulp; NaN is kept, and refused)
@@ -494,21 +506,12 @@ def layernorm_forward(x, gamma, beta, eps, nthreads):
         for m in range(t * M // nthreads, (t + 1) * M // nthreads):
             xr = x[m]
             K = np.float64(xr[0])                 # the shift: the row's first value
-            s = 0.0
-            q = 0.0
-            for j in range(D):
-                d = xr[j] - K
-                s += d
-                q += d * d
+            s, q = _shifted_sums(xr, K, 0.0, 0.0)
             dm = s / D
             mu = K + dm
             v = q / D - dm * dm
             if shift_far(dm, v):
-                v = 0.0
-                for j in range(D):
-                    d = xr[j] - mu
-                    v += d * d
-                v /= D
+                v = _centred_sum(xr, mu, 0.0) / D
             if v < 0.0:
                 v = 0.0
             r = 1.0 / np.sqrt(v + eps)

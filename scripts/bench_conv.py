@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import interleaved, row, torch_or_none  # noqa: E402
+from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for  # noqa: E402
@@ -122,7 +122,4 @@ def run(quick: bool) -> list:
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    for r in run(quick):
-        print(f"{r['case']:<44} engine {r['engine_ms']:8.2f} ms [{r['engine_range'][0]:.2f}, "
-              f"{r['engine_range'][1]:.2f}]  PyTorch {r['peer_ms']:8.2f} ms  ratio {r['ratio']:.2f}")
+    main(run)

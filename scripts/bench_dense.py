@@ -10,12 +10,11 @@ kernels, so the same BLAS, split and threads as the MLP): no step built on this 
 """
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import format_table, interleaved, row, torch_or_none  # noqa: E402
+from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
 
 LR = 0.01
 
@@ -140,7 +139,4 @@ def first_run_rows():
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    t0 = time.perf_counter()
-    print(format_table(run(quick)))
-    print(f"({time.perf_counter() - t0:.1f} s)")
+    main(run)

@@ -11,12 +11,11 @@ frequencies as in text: many repeats of a few ids) clipped to the table.
 """
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import format_table, interleaved, row, torch_or_none  # noqa: E402
+from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
 
 
 def cases(dtype, n=32768, V=10000, D=128, seed=0, repeats=30):
@@ -65,7 +64,4 @@ def run(quick=False):
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    t0 = time.perf_counter()
-    print(format_table(run(quick)))
-    print(f"({time.perf_counter() - t0:.1f} s)")
+    main(run)

@@ -8,12 +8,11 @@ layer and direction). Peer: torch.nn.LSTM / GRU forward and autograd backward (o
 """
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import format_table, interleaved, row, torch_or_none  # noqa: E402
+from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
 
 CASES = [("LSTM", 100, 8, 32, 32, np.float32), ("LSTM", 100, 8, 32, 32, np.float64),
          ("LSTM", 64, 32, 64, 128, np.float32), ("LSTM", 64, 32, 64, 128, np.float64),
@@ -58,7 +57,4 @@ def run(quick=False):
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    t0 = time.perf_counter()
-    print(format_table(run(quick)))
-    print(f"({time.perf_counter() - t0:.1f} s)")
+    main(run)

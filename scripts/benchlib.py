@@ -115,3 +115,12 @@ def markdown_table(rows, date, machine):
         ratio = f"**{r['ratio']:.2f}**" if r.get("ratio") is not None else "–"
         lines.append(f"| {r['group']} | {r['case']} | {e} | {r.get('peer') or '–'} | {p} | {ratio} | {quality(r)} |")
     return head + "\n".join(lines) + "\n"
+
+
+def main(run):
+    """A group's script run on its own: `python scripts/bench_<group>.py [--quick]` prints its table."""
+    import sys
+    import time
+    t0 = time.perf_counter()
+    print(format_table(run("--quick" in sys.argv)))
+    print(f"({time.perf_counter() - t0:.1f} s)")

@@ -19,8 +19,6 @@ N(0, 1) inputs and U(±1/√H) weights the chance per element is ~1e-6, and the 
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from engine.core import Layer  # noqa: E402

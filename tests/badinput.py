@@ -827,7 +827,7 @@ def bad_fit_argument(draw, arg, X, y):
     if arg == "batch_size" and draw(st.booleans()):
         # not a bad value in itself, but BatchNorm cannot train on the last batch of one row: fit must
         # refuse it before the first step, or train; never fail after some steps
-        return arg, ("batch_size",), f"batch_size = 3 (the last of 10 rows alone in its batch)", {"batch_size": 3}
+        return arg, ("batch_size",), "batch_size = 3 (the last of 10 rows alone in its batch)", {"batch_size": 3}
     values = {"batch_size": [0, -1, 2.5, "32", True, None, math.nan],
               "epochs": [0, -1, 1.5, "1", True, None],
               "seed": [-1, "a", 1.5, True, [1]],

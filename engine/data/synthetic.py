@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from engine.checks import check_array, check_dtype, check_float, check_int, check_real_array
+from engine.checks import check_dtype, check_float, check_int, check_real_array
 from engine.checks import check_rng as as_rng
 
 
