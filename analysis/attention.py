@@ -64,6 +64,7 @@ Measurements (:func:`measure_dot_products`, :func:`measure_saturation`, :func:`m
 draw Gaussian q and keys with a seeded Generator, form the dot products and a max-shifted softmax,
 and return means with their standard errors (rows are independent: each has its own q).
 """
+import functools
 import math
 from dataclasses import dataclass
 
@@ -192,7 +193,11 @@ def row_statistics(scores):
 def max_order_moments(N):
     """(E z_(N), E z_(N)²) of the largest of N i.i.d. standard normals (quadrature of
     x^r N φ(x) Φ(x)^{N−1})."""
-    N = check_int("N", N, low=1)
+    return _max_order_moments(check_int("N", N, low=1))
+
+
+@functools.lru_cache(maxsize=None)
+def _max_order_moments(N):
 
     def density(x):
         return N * math.exp(norm.logpdf(x) + (N - 1) * log_ndtr(x)) if N > 1 else norm.pdf(x)
@@ -205,7 +210,11 @@ def max_order_moments(N):
 def top_gap_density(N):
     """f_Δ(0): density at 0 of the gap between the two largest of N standard normals,
     N (N − 1) ∫ φ(x)² Φ(x)^{N−2} dx."""
-    N = check_int("N", N, low=2)
+    return _top_gap_density(check_int("N", N, low=2))
+
+
+@functools.lru_cache(maxsize=None)
+def _top_gap_density(N):
     return N * (N - 1) * integrate.quad(
         lambda x: math.exp(2 * norm.logpdf(x) + (N - 2) * log_ndtr(x)), -np.inf, np.inf,
         epsabs=1e-13)[0]
