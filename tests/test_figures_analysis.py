@@ -52,7 +52,23 @@ def test_deep_vs_shallow_within_bounds_and_tent():
             assert r["max_2d"] <= r["zaslavsky"]
     for L, params, n in d["tent"]:
         assert n == 2 ** L
-    assert set(d["pictured"]) == {"[2, 48, 1]", "[2, 8, 8, 8, 1]"}
+    assert set(d["pictured"]) == {"shallow", "deep", "folded"}
+
+
+def test_constructed_deep_net_beats_shallow_at_equal_parameters():
+    """The figure's message: a deep net built by folding reaches Montúfar et al.'s attainable
+    count 4^(L-1)·11 exactly, which from 3 layers on exceeds the most any shallow net with as many
+    parameters can have, and exceeds what random nets of either kind reach."""
+    d = run("deep-vs-shallow-regions")
+    for f in d["folded"]:
+        assert f["count_2d"] == f["activation_regions"] == f["montufar"] == 4 ** (f["L"] - 1) * 11
+        assert f["montufar"] <= f["serra_2d"]
+        assert f["shallow_params"] <= f["params"] == 20 * f["L"] - 3
+        if f["L"] >= 3:
+            assert f["count_2d"] > f["shallow_max"]
+        random_same = [r for r in d["rows"] if r["params"] <= f["params"]]
+        assert f["count_2d"] >= max(r["max_2d"] for r in random_same)
+    assert d["pic_folded"] > bounds.zaslavsky(2, (d["pic_params"] - 1) // 4) >= d["pic_shallow"]
 
 
 def test_curse_mode():

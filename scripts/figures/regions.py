@@ -2,6 +2,7 @@
 enumeration of `analysis.regions`: every polygon / interval shown is one the counter found.
 """
 import matplotlib
+import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,6 +12,7 @@ from analysis import bounds
 from analysis.examples import shallow_network as shallow_seq, tent_network as tent_net
 from analysis.regions import regions_1d, regions_2d
 from engine.core import Sequential
+from figures import style
 from figures.registry import figure
 from layers import MLP, Linear, ReLU
 
@@ -202,29 +204,96 @@ def composition_folding(quick=False):
                  "composition_error": err}
 
 
+def spread_biases(net, box, rng, n=512):
+    """Set every hidden bias of `net` from the spread of its unit's pre-activation over the box:
+    unit j of layer k gets β_k[j] = −(Ω_k h_{k−1})[j] at one input point drawn uniformly from the
+    box, so its joint passes through the box instead of outside it (default biases are too small
+    for the deeper layers, whose units then never switch inside the box). The output bias is
+    left alone."""
+    rng = np.random.default_rng(rng)
+    (a0, a1), (b0, b1) = box
+    h = np.column_stack([rng.uniform(a0, a1, n), rng.uniform(b0, b1, n)])
+    last = len(net.weights) - 1
+    for k, (W, b) in enumerate(zip(net.weights, net.biases)):
+        z = h @ W.T
+        if k < last:
+            b[...] = -z[rng.integers(0, n, b.shape[0]), np.arange(b.shape[0])]
+        h = np.maximum(z + b, 0.0)
+    return net
+
+
+#: the four joint lines of the constructed net's last hidden layer in one folded cell [0, 1]²:
+#: tangents of the circle of radius 0.15 about (½, ½) with outward normals at these angles
+#: (general position, all six crossings inside the cell, the all-off region bounded)
+_CELL_NORMALS = np.deg2rad([10.0, 100.0, 235.0, 325.0])
+_CELL_RADIUS = 0.15
+_CELL_OUT = [1.0, -1.3, 0.7, 1.9]
+
+
+def folded_network(L):
+    """A deep ReLU net [2, 4, …, 4, 1] (L hidden layers of width 4) built to reach Montúfar et
+    al.'s attainable count on the box [−1, 1]² (004 §2.4.10): the first L − 1 layers fold each
+    input coordinate with Telgarsky's tent map t(u) = 2 ReLU(u) − 4 ReLU(u − ½) (two units per
+    coordinate), so the box is folded onto the cell [0, 1]² 4^(L−1) times; the last hidden layer
+    draws 4 lines in general position in the cell (Σ_{j≤2} C(4, j) = 11 regions), which every fold
+    copies: 4^(L−1) · 11 = montufar_lower(2, [4]·L) regions, with 20 L − 3 parameters."""
+    mods = []
+    N = np.stack([np.cos(_CELL_NORMALS), np.sin(_CELL_NORMALS)], 1)        # (4, 2)
+    if L == 1:
+        U, c = 0.5 * np.eye(2), np.full(2, 0.5)          # cell coordinates u = (x + 1)/2
+    else:
+        first = Linear(2, 4)
+        first.weight.value[:] = [[0.5, 0], [0.5, 0], [0, 0.5], [0, 0.5]]
+        first.bias.value[:] = [0.5, 0.0, 0.5, 0.0]       # ReLU(u_i), ReLU(u_i − ½)
+        mods += [first, ReLU()]
+        tent = np.array([[2.0, -4.0, 0, 0], [0, 0, 2.0, -4.0]])           # u_i = t(previous u_i)
+        for _ in range(L - 2):
+            fold = Linear(4, 4)
+            fold.weight.value[:] = np.repeat(tent, 2, axis=0)
+            fold.bias.value[:] = [0.0, -0.5, 0.0, -0.5]
+            mods += [fold, ReLU()]
+        U, c = tent, np.zeros(2)
+    lines = Linear(U.shape[1], 4)                        # z_j = n_j·(u − ½) − r
+    lines.weight.value[:] = N @ U
+    lines.bias.value[:] = N @ (c - 0.5) - _CELL_RADIUS
+    out = Linear(4, 1)
+    out.weight.value[:] = [_CELL_OUT]
+    out.bias.value[:] = 0.0
+    return Sequential(*mods, lines, ReLU(), out)
+
+
 @figure("deep-vs-shallow-regions", source="004 §2.4.10",
-        caption="Exact region counts of random shallow and deep ReLU nets (2 inputs) against their parameter "
-                "counts, on a 2-D box and a 1-D line, with the 2^H and Zaslavsky upper bounds and Montúfar et "
-                "al.'s attainable lower bound; Telgarsky's tent map of depth L has 2^L pieces (L ≤ {L_max}).")
+        caption="Exact region counts of ReLU nets with 2 inputs on the box [−1, 1]² against their "
+                "parameter counts. Top: three nets with {pic_params} parameters each — a random "
+                "shallow net ({pic_shallow} regions), a random deep one ({pic_deep} regions) and a "
+                "deep one built by folding (Montúfar et al. 2014; {pic_folded} regions). Random "
+                "nets (biases set from each unit's pre-activation spread so every unit switches "
+                "inside the box) stay far below the attainable maximum and deep ones do not beat "
+                "shallow ones: random initialisation is not the attainable maximum (Hanin & "
+                "Rolnick 2019 show that a random net's count grows like the number of units squared "
+                "(for 2 inputs), not exponentially with depth). The constructed deep nets reach 4^(L−1)·11 regions, "
+                "{folded_max} at {folded_max_params} parameters against at most "
+                "{shallow_at_folded_max} for a shallow net of as many; Telgarsky's tent map of "
+                "depth L has 2^L pieces on a line (L ≤ {L_max}).")
 def deep_vs_shallow_regions(quick=False):
     from analysis.theory import mlp_param_count
 
-    width = 8
-    shallow_H = [4, 8, 16, 24, 32] if quick else [4, 8, 16, 32, 48, 64, 96]
-    depths = [1, 2, 3] if quick else [1, 2, 3, 4, 5, 6]
+    box = ((-1, 1), (-1, 1))
+    origin, u, v = [0, 0], [1, 0], [0, 1]
+    width = 4        # the constructed nets' width: random and constructed deep nets alike
+    folded_L = [1, 2, 3] if quick else [1, 2, 3, 4]
+    depths = folded_L
+    shallow_H = [4, 9, 14] if quick else [4, 9, 14, 19, 24]      # 4H + 1 = 20L − 3 parameters
     seeds = 1 if quick else 3
-    box = ((-3, 3), (-3, 3))
     rows = []
     for kind, archs in (("shallow", [[2, H, 1] for H in shallow_H]),
                         ("deep", [[2] + [width] * L + [1] for L in depths])):
         for w in archs:
             c2, c1 = [], []
             for s in range(seeds):
-                net = MLP(w, rng=1000 * s + sum(w))
-                for k, b in enumerate(net.biases):     # spread the joints over the box
-                    b[...] = np.random.default_rng(s + k).uniform(-1, 1, b.shape)
-                c2.append(regions_2d(net, [0, 0], [1, 0], [0, 1], box).n_linear_regions)
-                c1.append(regions_1d(net, [-3, -1], [3, 1.5]).n_linear_regions)
+                net = spread_biases(MLP(w, rng=1000 * s + sum(w)), box, 10 * s + len(w))
+                c2.append(regions_2d(net, origin, u, v, box).n_linear_regions)
+                c1.append(regions_1d(net, [-1, -0.4], [1, 0.6]).n_linear_regions)
             hidden = w[1:-1]
             rows.append(dict(kind=kind, widths=w, params=mlp_param_count(w), H=sum(hidden),
                              count_2d=float(np.mean(c2)), count_1d=float(np.mean(c1)),
@@ -233,50 +302,80 @@ def deep_vs_shallow_regions(quick=False):
                              serra_1d=bounds.serra_upper(1, hidden),
                              zaslavsky=bounds.zaslavsky(2, hidden[0]) if kind == "shallow" else None,
                              montufar=bounds.montufar_lower(2, hidden)))
-    L_max = 6 if quick else 12
+    folded = []
+    for L in folded_L:
+        w = [2] + [4] * L + [1]
+        P = mlp_param_count(w)
+        r = regions_2d(folded_network(L), origin, u, v, box)
+        H_eq = (P - 1) // 4                                 # shallow [2, H, 1] with ≤ P parameters
+        folded.append(dict(L=L, widths=w, params=P, count_2d=r.n_linear_regions,
+                           activation_regions=r.n_activation_regions,
+                           montufar=bounds.montufar_lower(2, [4] * L),
+                           serra_2d=bounds.serra_upper(2, [4] * L),
+                           shallow_H=H_eq, shallow_params=mlp_param_count([2, H_eq, 1]),
+                           shallow_max=bounds.zaslavsky(2, H_eq)))
+    L_max = 6 if quick else 10
     tent = [(L, mlp_param_count([1] + [2] * L + [1]), regions_1d(tent_net(L), [0.0], [1.0]).n_linear_regions)
             for L in range(1, L_max + 1)]
-    fig = plt.figure(figsize=(6.5, 8.0), layout="constrained")
-    gs = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.1])
-    top = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
-    axes = [fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])]
-    # the actual polygons of a shallow and a deep net with about the same number of parameters
+
+    fig = plt.figure(figsize=(6.5, 6.9), layout="constrained")
+    gs = fig.add_gridspec(2, 6, height_ratios=[1.0, 1.45])
+    top = [fig.add_subplot(gs[0, 2 * i:2 * i + 2]) for i in range(3)]
+    axes = [fig.add_subplot(gs[1, :3]), fig.add_subplot(gs[1, 3:])]
+    # the polygons of three nets with the same number of parameters
+    L_pic = folded_L[-1]
+    w_deep, w_shallow = [2] + [4] * L_pic + [1], [2, 5 * L_pic - 1, 1]
+    assert mlp_param_count(w_deep) == mlp_param_count(w_shallow)
     pics = {}
-    for ax, w in zip(top, ([2, 48, 1], [2, 8, 8, 8, 1])):
-        net = MLP(w, rng=7)
-        for k, b in enumerate(net.biases):
-            b[...] = np.random.default_rng(50 + k).uniform(-1, 1, b.shape)
-        r = regions_2d(net, [0, 0], [1, 0], [0, 1], box)
-        draw_polygons(ax, r, r.linear_labels, lw=0.3, alpha=0.8)
-        ax.set_title(f"{w}: {mlp_param_count(w)} parameters, {r.n_linear_regions} linear regions")
-        ax.set_xlabel("x₁")
-        ax.set_ylabel("x₂")
-        pics[str(w)] = r.n_linear_regions
-    for kind, col in (("shallow", "C0"), ("deep", "C3")):
-        rs = [r for r in rows if r["kind"] == kind]
-        P = [r["params"] for r in rs]
-        axes[0].plot(P, [r["count_2d"] for r in rs], "o-", color=col, label=f"{kind}: exact count, 2-D box")
-        axes[0].plot(P, [r["count_1d"] for r in rs], "^--", color=col, ms=5, label=f"{kind}: exact count, 1-D line")
-        axes[0].plot(P, [r["two_h"] for r in rs], ":", color=col, lw=1, label=f"{kind}: $2^H$")
-        axes[0].plot(P, [r["serra_2d"] for r in rs], "-.", color=col, lw=1, label=f"{kind}: Serra et al. upper")
-        if kind == "deep":
-            axes[0].plot(P, [r["montufar"] for r in rs], "s:", color=col, ms=3, lw=1,
-                         label="deep: Montúfar et al. (attainable max ≥)")
-        else:
-            axes[0].plot(P, [r["zaslavsky"] for r in rs], "k-", lw=1, label="shallow: Zaslavsky max")
-    axes[0].set_yscale("log")
-    axes[0].set_ylim(0.8, 1e10)
-    axes[0].set_xlabel("number of parameters")
-    axes[0].set_ylabel("linear regions")
-    axes[0].set_title(f"random nets: shallow [2, H, 1] vs deep [2, {width}, …, {width}, 1]")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
+    for ax, (name, net, title) in zip(top, (
+            ("shallow", spread_biases(MLP(w_shallow, rng=7), box, 50), f"random shallow {w_shallow}"),
+            ("deep", spread_biases(MLP(w_deep, rng=7), box, 50), "random deep [2, 4, …, 4, 1]"),
+            ("folded", folded_network(L_pic), "constructed deep (folding)"))):
+        r = regions_2d(net, origin, u, v, box)
+        draw_polygons(ax, r, r.linear_labels, lw=0.25, alpha=0.85)
+        ax.set_title(f"{title}:\n{r.n_linear_regions} regions", fontsize=8)
+        ax.set_xticks([-1, 0, 1])
+        ax.set_yticks([-1, 0, 1])
+        ax.set_xlabel("$x_1$")
+        pics[name] = r.n_linear_regions
+    top[0].set_ylabel("$x_2$")
+    for ax in top[1:]:
+        ax.set_yticklabels([])
+    cs, cd, cf = style.OKABE_ITO["blue"], style.OKABE_ITO["vermillion"], style.OKABE_ITO["bluish green"]
+    ax = axes[0]
+    sh = [r for r in rows if r["kind"] == "shallow"]
+    dp = [r for r in rows if r["kind"] == "deep"]
+    Hs = np.arange(2, max(r["H"] for r in sh) + 1)
+    ax.plot(4 * Hs + 1, [bounds.zaslavsky(2, int(H)) for H in Hs], "-", color=cs, lw=1,
+            label="shallow: maximum (Zaslavsky)")
+    ax.plot([r["params"] for r in sh], [r["count_2d"] for r in sh], "o", color=cs, ms=5, mfc="none",
+            label="shallow: random")
+    ax.plot([r["params"] for r in dp], [r["count_2d"] for r in dp], "s--", color=cd, ms=4, lw=1,
+            label="deep: random")
+    ax.plot([f["params"] for f in folded], [f["count_2d"] for f in folded], "D-", color=cf, ms=4,
+            label="deep: constructed (Montúfar)")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of parameters")
+    ax.set_ylabel("linear regions in $[-1, 1]^2$")
+    ax.set_title("2 inputs: exact counts")
+    ax.set_ylim(3, 3e3)
+    ax.set_xlim(0, max(r["params"] for r in rows) + 5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     Ls, Ps, Ns = zip(*tent)
-    axes[1].semilogy(Ps, Ns, "o-", color="C2", label="tent map $t^L$: exact pieces on [0, 1]")
-    axes[1].semilogy(Ps, [2 ** L for L in Ls], "k:", label="$2^L$")
-    Hs = [bounds.zaslavsky(1, P // 3) for P in Ps]      # shallow 1-input net with ≈ as many params: H + 1 pieces
-    axes[1].semilogy(Ps, Hs, "s--", color="C0", ms=4, label="shallow 1-input net, same #params: ≤ H + 1")
-    axes[1].set_xlabel("number of parameters")
-    axes[1].set_ylabel("linear pieces")
-    axes[1].set_title("depth buys exponentially many pieces (Telgarsky)")
-    axes[1].legend(loc="lower right")
-    return fig, {"rows": rows, "tent": tent, "L_max": L_max, "pictured": pics}
+    ax = axes[1]
+    ax.semilogy(Ps, Ns, "D-", color=cf, ms=4, label="tent map $t^L$: pieces on [0, 1]")
+    ax.semilogy(Ps, [2 ** L for L in Ls], "k:", lw=1, label="$2^L$")
+    ax.semilogy(Ps, [P // 3 + 1 for P in Ps], "-", color=cs, lw=1,
+                label="shallow, as many parameters:\nat most H + 1")
+    ax.set_xlabel("number of parameters")
+    ax.set_ylabel("linear pieces")
+    ax.set_title("1 input: Telgarsky's tent map")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    for ax in axes:
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    big = folded[-1]
+    return fig, {"rows": rows, "tent": tent, "L_max": L_max, "pictured": pics,
+                 "folded": folded, "pic_params": mlp_param_count(w_deep),
+                 "pic_shallow": pics["shallow"], "pic_deep": pics["deep"],
+                 "pic_folded": pics["folded"], "folded_max": big["count_2d"],
+                 "folded_max_params": big["params"], "shallow_at_folded_max": big["shallow_max"]}
