@@ -122,16 +122,16 @@ class RecurrentLM(Layer):
         self.hidden_size = check_int("hidden_size", hidden_size, low=1)
         self.num_layers = check_int("num_layers", num_layers, low=1)
         self.mode = check_choice("mode", mode, tuple(RECURRENT))
-        nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-        if nonlinearity != "tanh" and self.mode != "RNN":
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        if self.nonlinearity != "tanh" and self.mode != "RNN":
             raise ValueError(f"nonlinearity: only the RNN takes one, got {nonlinearity!r} with mode={self.mode!r}")
-        dropout = check_float("dropout", dropout, low=0, high=1)
+        self.dropout = check_float("dropout", dropout, low=0, high=1)
         self.batch_first = check_bool("batch_first", batch_first)
         self.dtype = check_dtype(dtype)
         rng = check_rng("rng", rng)
-        kw = dict(num_layers=self.num_layers, dropout=dropout, batch_first=self.batch_first, dtype=self.dtype)
+        kw = dict(num_layers=self.num_layers, dropout=self.dropout, batch_first=self.batch_first, dtype=self.dtype)
         if self.mode == "RNN":
-            kw["nonlinearity"] = nonlinearity
+            kw["nonlinearity"] = self.nonlinearity
         self.encoder = Embedding(self.vocab_size, self.embedding_dim, dtype=self.dtype, rng=rng)
         self.rnn = RECURRENT[self.mode](self.embedding_dim, self.hidden_size, rng=rng, **kw)
         self.decoder = Linear(self.hidden_size, self.vocab_size, dtype=self.dtype, rng=rng)
@@ -143,12 +143,30 @@ class RecurrentLM(Layer):
             raise ValueError(f"ids: expected a 2-dimensional array {order} of token ids (or (T,) unbatched), "
                              f"got shape {ids.shape}")
         check_ids("ids", ids, self.vocab_size)
+        if hx is not None:
+            self._check_hx(hx, ids)
         with self._all_or_nothing():
             x = self.encoder.forward(ids, train=train)                    # (*ids.shape, E)
             y, state = self.rnn.forward(x, hx, train=train)               # (*ids.shape, H)
             f = self.decoder.forward(y.reshape(-1, self.hidden_size), train=train)
         self._save(ids.shape, hx is not None, self._state_shape(ids))
         return f.reshape(ids.shape + (self.vocab_size,)), state
+
+    def _check_hx(self, hx, ids):
+        """The initial state's shape follows the ids' (refused naming both: either may be wrong);
+        dtypes and values are the recurrent layer's to check."""
+        want = self._state_shape(ids)
+        parts = [("hx", hx)]
+        if self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"hx: expected a tuple (h_0, c_0) of two arrays, got {type(hx).__name__}")
+            parts = [("hx[0] (h_0)", hx[0]), ("hx[1] (c_0)", hx[1])]
+        for name, h in parts:
+            if not isinstance(h, np.ndarray):
+                raise TypeError(f"{name}: expected a numpy.ndarray, got {type(h).__name__}")
+            if h.shape != want:
+                raise ValueError(f"{name}: expected shape {want} (num_layers, N, hidden_size) for ids of shape "
+                                 f"{ids.shape}, got {h.shape}")
 
     def _state_shape(self, ids):
         if ids.ndim == 1:
@@ -197,7 +215,7 @@ class RecurrentLM(Layer):
     def extra_repr(self):
         return {"vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers, "mode": self.mode,
-                "dropout": self.rnn.dropout, "batch_first": self.batch_first}
+                "dropout": self.dropout, "batch_first": self.batch_first}
 
 
 __all__ = ["FFNNLM", "RecurrentLM"]

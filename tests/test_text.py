@@ -139,3 +139,19 @@ def test_char_and_word_corpus_in_one_call():
     assert (wvalid == 0).mean() < 0.2 and wtrain.min() >= 0 and wvalid.max() < len(wv)
     with pytest.raises(ValueError, match="min_count"):
         word_corpus(min_count=0)
+
+
+def test_ngram_windows_previous_tokens_and_next():
+    from engine.data.text import ngram_windows
+    ids = np.arange(10, 20)
+    X, y = ngram_windows(ids, 3)
+    assert X.shape == (7, 3) and y.shape == (7,) and X.dtype == y.dtype == np.int64
+    assert X[0].tolist() == [10, 11, 12] and y[0] == 13 and X[-1].tolist() == [16, 17, 18] and y[-1] == 19
+    X[0, 0] = -1
+    assert ids[0] == 10                              # a copy
+    with pytest.raises(ValueError, match="context_size: a context of 10 tokens"):
+        ngram_windows(ids, 10)
+    with pytest.raises(ValueError, match="context_size"):
+        ngram_windows(ids, 0)
+    with pytest.raises(TypeError, match="ids"):
+        ngram_windows(ids.astype(float), 2)

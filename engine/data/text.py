@@ -7,6 +7,7 @@ parallel contiguous streams for truncated backpropagation through time.
     vocab = Vocabulary(train, min_count=1, unk=None, order="sorted")   # characters
     ids = vocab.encode(train)                       # int64 (n,)
     X, Y = lm_windows(ids, T=64)                    # (N, 64) each, Y[i, t] = ids of X[i, t + 1]
+    C, y = ngram_windows(ids, context_size=4)       # (N, 4) previous tokens, (N,) the next one
     for x, y in bptt_batches(ids, batch_size=32, T=64):   # (T, B) each, rows continue
         ...
 
@@ -233,6 +234,21 @@ def lm_windows(ids, T, stride=None):
     N = (n - 1 - T) // stride + 1
     start = np.arange(N)[:, None] * stride + np.arange(T)[None, :]
     return ids[start], ids[start + 1]
+
+
+def ngram_windows(ids, context_size):
+    """Fixed-context examples for an n-gram-style model (the FF-NNLM, notes 000 §8.1.1): X (N,
+    context_size) the previous context_size tokens, oldest first, and y (N,) the token after them,
+    int64: X[i] = ids[i : i + context_size], y[i] = ids[i + context_size], N = n − context_size.
+    Copies, so they can be shuffled freely."""
+    ids = _check_ids("ids", ids)
+    context_size = check_int("context_size", context_size, low=1)
+    n = ids.shape[0]
+    if n < context_size + 1:
+        raise ValueError(f"context_size: a context of {context_size} tokens and its target needs "
+                         f"{context_size + 1} tokens, ids has {n}")
+    w = np.lib.stride_tricks.sliding_window_view(ids, context_size + 1)
+    return np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, -1])
 
 
 class BPTTBatches:
