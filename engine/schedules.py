@@ -136,4 +136,59 @@ class CosineAnnealingLR(LRScheduler):
                 * (lr - self.eta_min) + self.eta_min)
 
 
-__all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
+def warmup_cosine_factor(step, warmup_steps, total_steps, min_factor=0.0):
+    """The multiplier of the base lr at step t (t = 0, 1, …) of a linear warm-up followed by a
+    cosine decay (the schedule of GPT-2/3 style training):
+
+        f(t) = (t + 1) / W                                          t < W   (linear warm-up)
+        f(t) = m + (1 − m) (1 + cos(π (t − W) / (S − W))) / 2        W ≤ t < S (cosine to m)
+        f(t) = m                                                    t ≥ S
+
+    with W = warmup_steps, S = total_steps, m = min_factor; f reaches 1 at t = W − 1 and W, and
+    m at t = S. A plain function of t, so torch's `LambdaLR(opt, lambda t: warmup_cosine_factor(
+    t, W, S, m))` runs the same schedule (tests/test_gpt_end_to_end.py does)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_factor
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class WarmupCosineLR(LRScheduler):
+    """lr_t = base_lr · f(t) with f = `warmup_cosine_factor` (linear warm-up over `warmup_steps`,
+    then a cosine decay to min_factor · base_lr at `total_steps`, then constant). Computed in
+    closed form, as torch's LambdaLR computes `base_lr * lr_lambda(last_epoch)`, so the two agree
+    exactly; like LambdaLR it sets the optimizer's lr to base_lr · f(0) when built, and `step()`
+    (once per optimizer step) moves to t + 1. warmup_steps in [0, total_steps]."""
+
+    def __init__(self, optimizer, warmup_steps, total_steps, min_factor=0.0):
+        total = check_int("total_steps", total_steps, low=1)
+        warm = check_int("warmup_steps", warmup_steps, low=0, high=total)
+        min_factor = check_float("min_factor", min_factor, low=0.0, high=1.0)
+        super().__init__(optimizer)
+        self.warmup_steps, self.total_steps, self.min_factor = warm, total, min_factor
+        self.optimizer.lr = self.base_lr * self.factor(0)
+        self._last_lr = [self.optimizer.lr]
+
+    _hyper_names = ("warmup_steps", "total_steps", "min_factor")
+
+    def factor(self, step):
+        """f(step) of this schedule."""
+        return warmup_cosine_factor(step, self.warmup_steps, self.total_steps, self.min_factor)
+
+    def _next_lr(self, lr):
+        return self.base_lr * self.factor(self.last_epoch)
+
+    def load_state_dict(self, state_dict):
+        """As the base class's; the throwaway schedule it builds to check the hyper-parameters
+        must not touch the optimizer's lr (this constructor sets it), so it is put back."""
+        lr = self.optimizer.lr
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self.optimizer.lr = lr
+
+
+__all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "WarmupCosineLR",
+           "warmup_cosine_factor"]
