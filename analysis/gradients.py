@@ -49,7 +49,6 @@ bidirectional layers are refused: their "final state" mixes both ends), in evalu
 (dropout off). They use the layers' public forward/backward only, leave the parameters'
 gradients as they found them and keep no saved calls.
 """
-import contextlib
 import math
 from dataclasses import dataclass
 

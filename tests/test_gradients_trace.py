@@ -189,7 +189,8 @@ def test_input_jacobian_equals_finite_differences(name):
             Xp, Xm = X.copy(), X.copy()
             Xp[t, :, i] += eps
             Xm[t, :, i] -= eps
-            J[t, :, :, i] = (_final_h(layer, _layout(layer, Xp), hx) - _final_h(layer, _layout(layer, Xm), hx)) / (2 * eps)
+            J[t, :, :, i] = (_final_h(layer, _layout(layer, Xp), hx)
+                             - _final_h(layer, _layout(layer, Xm), hx)) / (2 * eps)
     np.testing.assert_allclose(tr.jacobian, J, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(tr.frobenius, np.sqrt((J ** 2).sum(axis=(2, 3))), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(tr.norm, np.sqrt(np.mean(tr.frobenius ** 2, axis=1)), rtol=1e-12)
