@@ -525,82 +525,130 @@ def equivariance(quick=False):
 # ---------------------------------------------------------------------------------------------
 # 003 Fig 2.7: learned first-layer filters
 # ---------------------------------------------------------------------------------------------
-def digits_cnn(n_filters=12, seed=0):
-    """conv 5×5 (n_filters) → ReLU → 2×2 max pool → conv 3×3 (24) → ReLU → 2×2 max pool →
-    flatten → linear 96 → 10, for the 8×8 digits."""
+def digits_cnn(n_filters=8, seed=0, width2=16):
+    """conv 5×5 (n_filters) → ReLU → 2×2 max pool → conv 3×3 (width2) → ReLU → 2×2 max pool →
+    flatten → linear → 10, for the 8×8 digits."""
     from engine.core import Sequential
     from layers.dense import Linear
     from layers.pooling import Flatten
     return Sequential(Conv2d(1, n_filters, 5, padding=2, rng=seed), ReLU(), MaxPool2d(2),
-                      Conv2d(n_filters, 24, 3, padding=1, rng=seed + 1), ReLU(), MaxPool2d(2),
-                      Flatten(), Linear(24 * 2 * 2, 10, rng=seed + 2))
+                      Conv2d(n_filters, width2, 3, padding=1, rng=seed + 1), ReLU(), MaxPool2d(2),
+                      Flatten(), Linear(width2 * 2 * 2, 10, rng=seed + 2))
 
 
-def train_digits_cnn(epochs, seed=0, init_scale=0.05):
-    """Train digits_cnn on engine.data.digits_split(as_images=True) with Adam; returns
-    (model, initial first-layer weights, history, test accuracy, test data)."""
+#: the training setting of learned-filters: inputs centred (the training set's mean image
+#: subtracted, so a filter gains nothing from a positive blob and learns where ink changes),
+#: an L2 penalty (Adam's weight_decay) that wears away weights the loss does not need, and a
+#: small start for the first layer so what is shown was learned, not drawn at random
+FILTER_TRAINING = dict(lr=3e-3, weight_decay=1e-2, init_scale=0.05, batch_size=32)
+
+
+def train_digits_cnn(epochs, seed=0, lr=3e-3, weight_decay=1e-2, init_scale=0.05, batch_size=32):
+    """Train digits_cnn on the centred engine.data.digits_split(as_images=True) with Adam;
+    returns (model, initial first-layer weights, history, test accuracy,
+    (centred test images, test labels, the mean image subtracted))."""
     from engine.losses import CrossEntropyLoss
     from engine.optim import Adam
     from engine.train import accuracy, fit, predict
     from engine.data import digits_split
     (Xtr, ytr), (Xte, yte) = digits_split(as_images=True)
+    mean = Xtr.mean(axis=0)
+    Xtr, Xte = Xtr - mean, Xte - mean
     model = digits_cnn(seed=seed)
-    # a small start for the first layer, so what the picture shows is learned, not the random init
     model[0].weight.value *= init_scale
     model[0].bias.value[...] = 0.0          # (a negative start bias would leave some filters dead)
     w0 = model[0].weight.value.copy()
-    hist = fit(model, CrossEntropyLoss(), Adam(model.parameters(), lr=3e-3), Xtr, ytr, epochs=epochs,
-               batch_size=32, validation_data=(Xte, yte), metrics=("accuracy",), seed=seed, progress=False)
+    hist = fit(model, CrossEntropyLoss(), Adam(model.parameters(), lr=lr, weight_decay=weight_decay),
+               Xtr, ytr, epochs=epochs, batch_size=batch_size, validation_data=(Xte, yte),
+               metrics=("accuracy",), seed=seed, progress=False)
     acc = accuracy(predict(model, Xte), yte)
-    return model, w0, hist, acc, (Xte, yte)
+    return model, w0, hist, acc, (Xte, yte, mean)
 
 
-def _filter_grid(fig, gs_cell, W, title):
-    sub = gs_cell.subgridspec(2, (len(W) + 1) // 2, wspace=0.08, hspace=0.08)
-    for i, w in enumerate(W):
-        a = fig.add_subplot(sub[i % 2, i // 2])
-        v = np.abs(w).max()
-        a.imshow(w, cmap="RdBu_r", vmin=-v, vmax=v)
-        a.set_xticks([]); a.set_yticks([])
-        if i == 0:
-            a.set_title(title, fontsize=10, loc="left")
+def neighbour_correlation(W):
+    """Correlation of horizontally and vertically adjacent weights over a stack of filters
+    (K, k, k): about 0 for independent random weights, near 1 for smooth strokes and edges."""
+    a = np.concatenate([W[:, :, :-1].ravel(), W[:, :-1, :].ravel()])
+    b = np.concatenate([W[:, :, 1:].ravel(), W[:, 1:, :].ravel()])
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _image_row(fig, cells, images, cmap, vmin, vmax, label=None, marks=()):
+    """One row of small images on one colour scale; returns the last image (for a colour bar)."""
+    im = None
+    for i, (cell, w) in enumerate(zip(cells, images)):
+        a = fig.add_subplot(cell)
+        im = a.imshow(w, cmap=cmap, vmin=vmin, vmax=vmax)
+        a.set_xticks([])
+        a.set_yticks([])
+        if i == 0 and label:
+            a.set_ylabel(label, rotation=0, ha="right", va="center")
+        if i in marks:
+            a.text(0.5, 0.5, "dead", transform=a.transAxes, ha="center", va="center", color="w",
+                   fontsize=8, fontweight="bold")
+        else:
+            a.set_title(f"{i + 1}", fontsize=8, pad=2)
+    return im
 
 
 @figure("learned-filters", source="003 Fig 2.7",
-        caption="First-layer 5×5 filters of a small CNN (two conv layers) trained with Adam for {epochs} epochs on the "
-                "8×8 digits, before and after training (red positive, blue negative), and the feature maps they "
-                "produce on one test digit. Test accuracy {test_accuracy:.1%}.")
+        caption="The {n_filters} first-layer 5×5 filters of a small CNN (two conv layers) before "
+                "and after {epochs} epochs of Adam on the 8×8 digits (inputs centred, L2 weight "
+                "decay {weight_decay:g}), each row on one colour scale (red positive, blue "
+                "negative), and the feature maps ReLU(conv) of one test digit. Training turns "
+                "independent random weights (correlation of neighbouring weights "
+                "{corr_initial:.2f}) into strokes and edges (correlation {corr_learned:.2f}): "
+                "bars of one sign beside bars of the other. {dead_note} Test accuracy "
+                "{test_accuracy:.1%}.")
 def learned_filters(quick=False):
-    epochs = 3 if quick else 30
-    model, w0, hist, acc, (Xte, yte) = train_digits_cnn(epochs)
+    epochs = 3 if quick else 12
+    model, w0, hist, acc, (Xte, yte, mean) = train_digits_cnn(epochs, **FILTER_TRAINING)
     W = model[0].weight.value[:, 0].copy()
+    K = len(W)
     x = Xte[:1]
     fmap = model[1].forward(model[0].forward(x, train=False), train=False)[0]
+    every = model[1].forward(model[0].forward(Xte, train=False), train=False)
+    dead = np.nonzero(every.max(axis=(0, 2, 3)) <= 0)[0]
+    zero_maps = np.nonzero(fmap.max(axis=(1, 2)) <= 0)[0]
+    if len(zero_maps) == 0:
+        note = ("No map is blank and no filter is dead: a filter whose response is negative "
+                "on every input (a dead unit, e.g. after a large negative bias) would give an "
+                "all-zero map, since ReLU cuts it off; the first layer's biases start at 0.")
+    else:
+        note = (f"{len(zero_maps)} map(s) are blank (marked): the filter's response is negative "
+                f"everywhere on this digit and ReLU cuts it off; {len(dead)} filter(s) are dead "
+                "on every test digit.")
 
-    fig = plt.figure(figsize=(11.5, 6.6))
-    gs = fig.add_gridspec(3, 3, width_ratios=[1, 3, 1.4], height_ratios=[1, 1, 1], left=0.03, right=0.97,
-                          bottom=0.08, top=0.9, wspace=0.25, hspace=0.3)
-    _filter_grid(fig, gs[0, 1], w0[:, 0], "initial filters (random)")
-    _filter_grid(fig, gs[1, 1], W, "learned filters")
-    sub = gs[2, 1].subgridspec(2, (len(W) + 1) // 2, wspace=0.08, hspace=0.08)
-    for i, m in enumerate(fmap):
-        a = fig.add_subplot(sub[i % 2, i // 2])
-        a.imshow(m, cmap="magma")
-        a.set_xticks([]); a.set_yticks([])
-        if i == 0:
-            a.set_title("feature maps ReLU(conv) of the digit", fontsize=10, loc="left")
+    fig = plt.figure(figsize=(6.5, 3.3), layout="constrained")
+    gs = fig.add_gridspec(3, K + 2, width_ratios=[1.3] + [1] * K + [0.18])
+
+    def bar(im, row, v, symmetric=True):
+        cb = fig.colorbar(im, cax=fig.add_subplot(gs[row, K + 1]))
+        ticks = [-v, 0, v] if symmetric else [0, v]
+        cb.set_ticks(ticks)
+        cb.set_ticklabels([f"{t:.2g}" for t in ticks])
+
+    v0 = float(np.abs(w0[:, 0]).max())
+    bar(_image_row(fig, [gs[0, 1 + i] for i in range(K)], w0[:, 0], "RdBu_r", -v0, v0,
+                   "initial\nfilters"), 0, v0)
+    v1 = float(np.abs(W).max())
+    bar(_image_row(fig, [gs[1, 1 + i] for i in range(K)], W, "RdBu_r", -v1, v1,
+                   "learned\nfilters"), 1, v1)
+    v2 = float(fmap.max())
+    bar(_image_row(fig, [gs[2, 1 + i] for i in range(K)], fmap, "Greys", 0, v2,
+                   marks=set(zero_maps.tolist())), 2, v2, symmetric=False)
     a = fig.add_subplot(gs[2, 0])
-    a.imshow(x[0, 0], cmap="gray_r")
-    a.set_title(f"test digit (label {yte[0]})", fontsize=10)
-    a.set_xticks([]); a.set_yticks([])
-    a = fig.add_subplot(gs[0:2, 2])
-    ep = np.arange(1, epochs + 1)
-    a.plot(ep, hist.history["accuracy"], label="train")
-    a.plot(ep, hist.history["val_accuracy"], label="test")
-    a.set_xlabel("epoch"); a.set_ylabel("accuracy"); a.legend(); a.set_title("training", fontsize=10)
-    fig.suptitle(f"Learned first-layer filters, CNN on the 8×8 digits (test accuracy {acc:.1%})", fontsize=11)
+    a.imshow((x + mean)[0, 0], cmap="Greys")
+    a.set_xticks([])
+    a.set_yticks([])
+    a.set_title(f"test digit {yte[0]}", fontsize=8, pad=2)
+    a.set_xlabel("its feature maps →", fontsize=8)
     return fig, {"epochs": epochs, "test_accuracy": acc, "filters": W, "initial_filters": w0[:, 0],
-                 "feature_maps": fmap, "history": hist.history}
+                 "feature_maps": fmap, "history": hist.history, "n_filters": K,
+                 "weight_decay": FILTER_TRAINING["weight_decay"],
+                 "corr_initial": neighbour_correlation(w0[:, 0]), "corr_learned": neighbour_correlation(W),
+                 "dead_units": dead, "n_dead": int(len(dead)), "zero_maps": zero_maps,
+                 "n_zero_maps": int(len(zero_maps)), "dead_note": note}
 
 
 # ---------------------------------------------------------------------------------------------
