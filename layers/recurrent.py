@@ -48,12 +48,14 @@ In float32 the fast kernels' gates use a vectorisable rational tanh (σ from it)
 bounded by a test; float64 and the reference kernels use the exact functions.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
 from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
 from engine.numerics import sigmoid as _sig
+from engine.threads import chunks_for, parallel_call
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -696,33 +698,77 @@ class GRUCell(_CellBase):
 
 
 # ---------------------------------------------------------------------------------------------
-# fast kernels: the whole sequence of one layer and direction in one compiled function
+# fast kernels: the whole sequence of one layer and direction in compiled functions
 # ---------------------------------------------------------------------------------------------
+# Layout (the cuDNN-style split; PERFORMANCE.md lessons 1 and 5):
+#   1. before the recurrence, Φ_x = X Ω_xᵀ for every step at once: one GEMM over the T·N rows,
+#      rows split over threads (`_input_products`);
+#   2. the recurrence: the batch's rows do not interact, so the batch is split into chunks with
+#      prange and each thread runs its rows through all T steps (one BLAS call per step on its
+#      rows, BLAS on one thread; no barrier between steps), writing into arrays allocated once;
+#   3. after the backward recurrence, ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h and the biases' gradients as one
+#      GEMM each over all T·N rows, ∂ℓ/∂X split over rows and the weights' over Ω's rows
+#      (`_param_products`); h_{t−1} is read from Y shifted by one step (and h_0), not copied.
+# Every product is `engine.blas.gemm_at` on whole C-contiguous arrays with element offsets.
+def _contig(*arrays):
+    return tuple(np.ascontiguousarray(a) for a in arrays)
+
+
+def _batch_chunks(N, T, GH, H):
+    """Chunks of the batch for the recurrence: each row costs T · GH · H multiply-adds per pass."""
+    return chunks_for(N, min_rows=MIN_ROWS_PER_CHUNK, row_cost=T * GH * H)
+
+
+MIN_ROWS_PER_CHUNK = 4
+
+
 def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse):
-    Wih, Whh, bih, bhh = W
+    Wih, Whh, bih, bhh = _contig(*W)
+    X, h0 = _contig(X, h0)
+    T, N, I = X.shape
+    H = h0.shape[1]
+    GH = Wih.shape[0]
+    gemm = gemm_for(X.dtype)
+    bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
+    P = parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bx, gemm)
+    nb = _batch_chunks(N, T, GH, H)
+    last = 0 if reverse else -1
     if mode == "RNN":
-        Y, G = rnn_seq_forward(X, h0, Wih, Whh, bih, bhh, relu, reverse)
-        return Y, Y[0 if reverse else -1].copy(), None, (Y, None, G)
+        Y = parallel_call(rnn_seq_forward, nb, P, h0, Whh, relu, reverse, gemm)
+        return Y, Y[last].copy(), None, (Y, None, None)
     if mode == "LSTM":
-        Y, C, TC, G = lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse, X.dtype == np.float32)
-        last = 0 if reverse else -1
+        c0, = _contig(c0)
+        Y, C, TC, G = parallel_call(lstm_seq_forward, nb, P, h0, c0, Whh, reverse,
+                                    X.dtype == np.float32, gemm)
         return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), G)
-    Y, G = gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse, X.dtype == np.float32)
-    return Y, Y[0 if reverse else -1].copy(), None, (Y, None, G)
+    Y, G = parallel_call(gru_seq_forward, nb, P, h0, Whh, bhh, reverse, X.dtype == np.float32, gemm)
+    return Y, Y[last].copy(), None, (Y, None, G)
 
 
 def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse):
     Y, C, G = saved
-    Wih, Whh, _, _ = W
+    Wih, Whh, _, _ = _contig(*W)
     dWih, dWhh, dbih, dbhh = dW
+    dY, dhT, X, h0 = _contig(dY, dhT, X, h0)
+    T, N, I = X.shape
+    H = h0.shape[1]
+    GH = Wih.shape[0]
+    gemm = gemm_for(X.dtype)
+    nb = _batch_chunks(N, T, GH, H)
+    dc = None
     if mode == "RNN":
-        dX, dh = rnn_seq_backward(dY, dhT, X, h0, Y, Wih, Whh, dWih, dWhh, dbih, dbhh, relu, reverse)
-        return dX, dh, None
-    if mode == "LSTM":
+        dP, dh = parallel_call(rnn_seq_backward, nb, dY, dhT, Y, Whh, relu, reverse, gemm)
+        dPh = dP
+    elif mode == "LSTM":
         C, TC = C
-        return lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, TC, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
-    dX, dh = gru_seq_backward(dY, dhT, X, h0, Y, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse)
-    return dX, dh, None
+        dcT, c0 = _contig(dcT, c0)
+        dP, dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm)
+        dPh = dP
+    else:
+        dP, dPh, dh = parallel_call(gru_seq_backward, nb, dY, dhT, h0, Y, G, Whh, reverse, gemm)
+    dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (I + H)), dP, dPh, X, Y, h0, Wih,
+                       dWih, dWhh, dbih, dbhh, reverse, gemm)
+    return dX, dh, dc
 
 
 # float32 gates (PERFORMANCE.md, lesson 4): exp and tanh are scalar calls that dominate the
@@ -773,7 +819,7 @@ def fast_sigmoid32(x):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _activate(g, lo, hi, tanh, approx):
     """g[lo:hi] = tanh(g) or σ(g) in place; the float32 approximations when `approx`."""
     r = g[lo:hi]
@@ -793,203 +839,329 @@ def _activate(g, lo, hi, tanh, approx):
                 r[j] = _sig(r[j])
 
 
-@njit(cache=True)
-def _input_products(X, Wih, bih):
-    """P_x = X Ω_xᵀ + β_x for every step at once: (T, N, I) -> (T, N, GH), one GEMM."""
+@njit(cache=True, parallel=True)
+def _input_products(X, Wih, b, gemm, nthreads):
+    """Φ_x = X Ω_xᵀ + b for every step at once: (T, N, I) -> (T, N, GH), the T·N rows split over threads."""
     T, N, I = X.shape
-    P = np.dot(X.reshape(T * N, I), Wih.T)
-    for r in range(T * N):
-        P[r] += bih
-    return P.reshape(T, N, Wih.shape[0])
+    GH = Wih.shape[0]
+    R = T * N
+    P = np.empty((T, N, GH), X.dtype)
+    for c in prange(nthreads):
+        lo, hi = c * R // nthreads, (c + 1) * R // nthreads
+        if hi > lo:
+            # Φ_x[rows lo:hi] = X[rows lo:hi] Ω_xᵀ
+            gemm_at(gemm, hi - lo, GH, I, 1.0, X, lo * I, I, NO_TRANS, Wih, 0, I, TRANS, 0.0, P, lo * GH, GH)
+            P2 = P.reshape(R, GH)
+            for r in range(lo, hi):
+                P2[r] += b
+    return P
 
 
-@njit(cache=True)
-def _prev_states(Y, h0, reverse):
-    """H_prev[t] = h_{t−1} in the direction's order (h_0 first): (T, N, H)."""
-    T = Y.shape[0]
-    Hp = np.empty_like(Y)
-    for t in range(T):
-        prev = t + 1 if reverse else t - 1
-        Hp[t] = h0 if (prev < 0 or prev >= T) else Y[prev]
-    return Hp
-
-
-@njit(cache=True)
-def _param_products(dPx, dPh, X, Hp, Wih, dWih, dWhh, dbih, dbhh):
-    """After the recurrence, one GEMM each: ∂ℓ/∂X = ∂ℓ/∂P_x Ω_x, ∂ℓ/∂Ω_x += ∂ℓ/∂P_xᵀ X,
-    ∂ℓ/∂Ω_h += ∂ℓ/∂P_hᵀ H_prev, ∂ℓ/∂β_x += Σ ∂ℓ/∂P_x, ∂ℓ/∂β_h += Σ ∂ℓ/∂P_h."""
+@njit(cache=True, parallel=True)
+def _param_products(dPx, dPh, X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse, gemm, nthreads):
+    """After the recurrence, over all T·N rows at once: returns ∂ℓ/∂X = ∂ℓ/∂Φ_x Ω_x (rows split over
+    threads) and accumulates ∂ℓ/∂Ω_x += ∂ℓ/∂Φ_xᵀ X, ∂ℓ/∂Ω_h += Σ_t ∂ℓ/∂Φ_h[t]ᵀ h_{t−1},
+    ∂ℓ/∂β_x += Σ ∂ℓ/∂Φ_x, ∂ℓ/∂β_h += Σ ∂ℓ/∂Φ_h (Ω's rows j split over threads). h_{t−1} is
+    Y[t ∓ 1] (the direction's previous step) or h_0 at the direction's first step."""
     T, N, I = X.shape
     GH = dPx.shape[2]
-    H = Hp.shape[2]
-    A = dPx.reshape(T * N, GH)
-    B = dPh.reshape(T * N, GH)
-    dX = np.dot(A, Wih).reshape(T, N, I)
-    dWih += np.dot(A.T, X.reshape(T * N, I))
-    dWhh += np.dot(B.T, Hp.reshape(T * N, H))
-    for r in range(T * N):
-        dbih += A[r]
-        dbhh += B[r]
+    H = Y.shape[2]
+    R = T * N
+    dX = np.empty((T, N, I), X.dtype)
+    Ax = dPx.reshape(R, GH)
+    Ah = dPh.reshape(R, GH)
+    t0 = T - 1 if reverse else 0                       # the step whose h_{t−1} is h_0
+    for c in prange(nthreads):
+        lo, hi = c * R // nthreads, (c + 1) * R // nthreads
+        if hi > lo:
+            # ∂ℓ/∂X[rows lo:hi] = ∂ℓ/∂Φ_x[rows lo:hi] Ω_x
+            gemm_at(gemm, hi - lo, I, GH, 1.0, dPx, lo * GH, GH, NO_TRANS, Wih, 0, I, NO_TRANS, 0.0, dX, lo * I, I)
+        jl, jh = c * GH // nthreads, (c + 1) * GH // nthreads
+        if jh > jl:
+            m = jh - jl
+            # ∂ℓ/∂Ω_x[jl:jh] += ∂ℓ/∂Φ_x[:, jl:jh]ᵀ X
+            gemm_at(gemm, m, I, R, 1.0, dPx, jl, GH, TRANS, X, 0, I, NO_TRANS, 1.0, dWih, jl * I, I)
+            if T > 1:
+                if reverse:
+                    # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[0:T−1, :, jl:jh]ᵀ Y[1:T]
+                    gemm_at(gemm, m, H, (T - 1) * N, 1.0, dPh, jl, GH, TRANS, Y, N * H, H, NO_TRANS,
+                            1.0, dWhh, jl * H, H)
+                else:
+                    # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[1:T, :, jl:jh]ᵀ Y[0:T−1]
+                    gemm_at(gemm, m, H, (T - 1) * N, 1.0, dPh, N * GH + jl, GH, TRANS, Y, 0, H, NO_TRANS,
+                            1.0, dWhh, jl * H, H)
+            # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[t0, :, jl:jh]ᵀ h_0
+            gemm_at(gemm, m, H, N, 1.0, dPh, t0 * N * GH + jl, GH, TRANS, h0, 0, H, NO_TRANS, 1.0, dWhh, jl * H, H)
+            bx, bh = dbih[jl:jh], dbhh[jl:jh]
+            for r in range(R):
+                bx += Ax[r, jl:jh]
+                bh += Ah[r, jl:jh]
     return dX
 
 
-@njit(cache=True)
-def rnn_seq_forward(X, h0, Wih, Whh, bih, bhh, relu, reverse):
-    """h_t = a(P_x[t] + h_{t−1} Ω_hᵀ + β_h) for the whole sequence. -> (Y (T, N, H), Y again as the
-    saved states)."""
-    T, N, _ = X.shape
-    H = h0.shape[1]
-    P = _input_products(X, Wih, bih)
-    WhhT = np.ascontiguousarray(Whh.T)
-    Y = np.empty((T, N, H), X.dtype)
-    h = h0.copy()
+# ---- RNN ----
+@njit(cache=True, error_model="numpy")
+def _rnn_rows_forward(P, Y, h0, Whh, lo, hi, relu, reverse, gemm):
+    """Rows lo:hi of the batch through all T steps: Φ[t] += h_{t−1} Ω_hᵀ, y_t = a(Φ[t])."""
+    T, N, H = P.shape
+    m = hi - lo
     for s in range(T):
         t = T - 1 - s if reverse else s
-        p = np.dot(h, WhhT)
-        for n in range(N):
-            for k in range(H):
-                v = P[t, n, k] + p[n, k] + bhh[k]
-                Y[t, n, k] = max(v, 0.0) if relu else np.tanh(v)
-        h = Y[t]
-    return Y, Y
+        prev = t + 1 if reverse else t - 1
+        # Φ[t, lo:hi] += h_{t−1}[lo:hi] Ω_hᵀ
+        if s == 0:
+            gemm_at(gemm, m, H, H, 1.0, h0, lo * H, H, NO_TRANS, Whh, 0, H, TRANS, 1.0, P, (t * N + lo) * H, H)
+        else:
+            gemm_at(gemm, m, H, H, 1.0, Y, (prev * N + lo) * H, H, NO_TRANS, Whh, 0, H, TRANS,
+                    1.0, P, (t * N + lo) * H, H)
+        for n in range(lo, hi):
+            p, y = P[t, n], Y[t, n]
+            if relu:
+                for k in range(H):
+                    y[k] = max(p[k], 0.0)
+            else:
+                for k in range(H):
+                    y[k] = np.tanh(p[k])
 
 
-@njit(cache=True)
-def rnn_seq_backward(dY, dhT, X, h0, Y, Wih, Whh, dWih, dWhh, dbih, dbhh, relu, reverse):
-    """BPTT: ∂ℓ/∂p_t = a'(p_t) ⊙ (∂ℓ/∂y_t + ∂ℓ/∂h_t from t+1), ∂ℓ/∂h_{t−1} = ∂ℓ/∂p_t Ω_h.
-    -> (∂ℓ/∂X, ∂ℓ/∂h_0); accumulates the parameters' gradients."""
-    T, N, _ = X.shape
-    H = h0.shape[1]
-    dP = np.empty((T, N, H), X.dtype)
-    dh = dhT.copy()
+@njit(cache=True, parallel=True)
+def rnn_seq_forward(P, h0, Whh, relu, reverse, gemm, nthreads):
+    """h_t = a(Φ[t] + h_{t−1} Ω_hᵀ) for the whole sequence, Φ = X Ω_xᵀ + β_x + β_h given as P
+    (T, N, H) (overwritten). The batch split over threads. -> Y (T, N, H)."""
+    T, N, H = P.shape
+    Y = np.empty((T, N, H), P.dtype)
+    for c in prange(nthreads):
+        lo, hi = c * N // nthreads, (c + 1) * N // nthreads
+        if hi > lo:
+            _rnn_rows_forward(P, Y, h0, Whh, lo, hi, relu, reverse, gemm)
+    return Y
+
+
+@njit(cache=True, error_model="numpy")
+def _rnn_rows_backward(dP, dh, dY, Y, Whh, lo, hi, relu, reverse, gemm):
+    T, N, H = Y.shape
+    m = hi - lo
     for s in range(T):
         t = s if reverse else T - 1 - s
-        for n in range(N):
-            for k in range(H):
-                y = Y[t, n, k]
-                d = (1.0 if y > 0 else 0.0) if relu else 1.0 - y * y
-                dP[t, n, k] = (dh[n, k] + dY[t, n, k]) * d
-        dh = np.dot(dP[t], Whh)
-    dX = _param_products(dP, dP, X, _prev_states(Y, h0, reverse), Wih, dWih, dWhh, dbih, dbhh)
-    return dX, dh
+        for n in range(lo, hi):
+            y, d, dyt, dp = Y[t, n], dh[n], dY[t, n], dP[t, n]
+            if relu:
+                for k in range(H):
+                    dp[k] = (d[k] + dyt[k]) if y[k] > 0 else 0.0
+            else:
+                for k in range(H):
+                    dp[k] = (d[k] + dyt[k]) * (1 - y[k] * y[k])
+        # ∂ℓ/∂h_{t−1}[lo:hi] = ∂ℓ/∂Φ[t, lo:hi] Ω_h
+        gemm_at(gemm, m, H, H, 1.0, dP, (t * N + lo) * H, H, NO_TRANS, Whh, 0, H, NO_TRANS, 0.0, dh, lo * H, H)
 
 
-@njit(cache=True)
-def lstm_seq_forward(X, h0, c0, Wih, Whh, bih, bhh, reverse, approx):
-    """The LSTM over the whole sequence. -> (Y, C, tanh(C) (T, N, H), gates (T, N, 4H) activated)."""
-    T, N, _ = X.shape
-    H = h0.shape[1]
-    P = _input_products(X, Wih, bih)
-    WhhT = np.ascontiguousarray(Whh.T)
-    Y = np.empty((T, N, H), X.dtype)
-    C = np.empty((T, N, H), X.dtype)
-    TC = np.empty((T, N, H), X.dtype)
-    G = np.empty((T, N, 4 * H), X.dtype)
-    h = h0.copy()
-    c = c0.copy()
+@njit(cache=True, parallel=True)
+def rnn_seq_backward(dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
+    """BPTT: ∂ℓ/∂Φ[t] = a'(Φ[t]) ⊙ (∂ℓ/∂y_t + ∂ℓ/∂h_t from t+1), ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h, the
+    batch split over threads. -> (∂ℓ/∂Φ (T, N, H), ∂ℓ/∂h_0)."""
+    T, N, H = Y.shape
+    dP = np.empty((T, N, H), Y.dtype)
+    dh = dhT.copy()
+    for c in prange(nthreads):
+        lo, hi = c * N // nthreads, (c + 1) * N // nthreads
+        if hi > lo:
+            _rnn_rows_backward(dP, dh, dY, Y, Whh, lo, hi, relu, reverse, gemm)
+    return dP, dh
+
+
+# ---- LSTM ----
+@njit(cache=True, error_model="numpy")
+def _lstm_rows_forward(G, Y, C, TC, h0, c0, Whh, lo, hi, reverse, approx, gemm):
+    """Rows lo:hi of the batch through all T steps. G[t] holds Φ[t] = x_t Ω_xᵀ + β_x + β_h on
+    entry and the activated gates [i f g o] on exit."""
+    T, N, GH = G.shape
+    H = GH // 4
+    m = hi - lo
     for s in range(T):
         t = T - 1 - s if reverse else s
-        # the gates' preactivations: P_x[t] + h_{t−1} Ω_hᵀ + β_h
-        p = np.dot(h, WhhT)
-        for n in range(N):
-            a, q, g = P[t, n], p[n], G[t, n]
-            for j in range(4 * H):
-                g[j] = a[j] + q[j] + bhh[j]
+        prev = t + 1 if reverse else t - 1
+        # the gates' preactivations: G[t, lo:hi] += h_{t−1}[lo:hi] Ω_hᵀ
+        if s == 0:
+            gemm_at(gemm, m, GH, H, 1.0, h0, lo * H, H, NO_TRANS, Whh, 0, H, TRANS, 1.0, G, (t * N + lo) * GH, GH)
+        else:
+            gemm_at(gemm, m, GH, H, 1.0, Y, (prev * N + lo) * H, H, NO_TRANS, Whh, 0, H, TRANS,
+                    1.0, G, (t * N + lo) * GH, GH)
+        for n in range(lo, hi):
+            g = G[t, n]
             _activate(g, 0, 2 * H, False, approx)             # i, f
             _activate(g, 2 * H, 3 * H, True, approx)          # g
             _activate(g, 3 * H, 4 * H, False, approx)         # o
-            cp, cn, tc, y = c[n], C[t, n], TC[t, n], Y[t, n]
+            gi, gf, gg, go = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
+            cp = c0[n] if s == 0 else C[prev, n]
+            cn, tc, y = C[t, n], TC[t, n], Y[t, n]
             for k in range(H):
-                cn[k] = g[H + k] * cp[k] + g[k] * g[2 * H + k]
-            tc[:] = cn
+                cn[k] = gf[k] * cp[k] + gi[k] * gg[k]
+            for k in range(H):
+                tc[k] = cn[k]
             _activate(tc, 0, H, True, approx)
             for k in range(H):
-                y[k] = g[3 * H + k] * tc[k]
-        h = Y[t]
-        c = C[t]
-    return Y, C, TC, G
+                y[k] = go[k] * tc[k]
 
 
-@njit(cache=True)
-def lstm_seq_backward(dY, dhT, dcT, X, h0, c0, Y, C, TC, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse):
-    """BPTT through the LSTM (module docstring). -> (∂ℓ/∂X, ∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
-    T, N, _ = X.shape
-    H = h0.shape[1]
-    dP = np.empty((T, N, 4 * H), X.dtype)
-    dh = dhT.copy()
-    dc = dcT.copy()
+@njit(cache=True, parallel=True)
+def lstm_seq_forward(P, h0, c0, Whh, reverse, approx, gemm, nthreads):
+    """The LSTM over the whole sequence from Φ = X Ω_xᵀ + β_x + β_h (T, N, 4H) (which becomes the
+    gates); the batch split over threads. -> (Y, C, tanh(C) (T, N, H), gates (T, N, 4H) activated)."""
+    T, N, GH = P.shape
+    H = GH // 4
+    Y = np.empty((T, N, H), P.dtype)
+    C = np.empty((T, N, H), P.dtype)
+    TC = np.empty((T, N, H), P.dtype)
+    for c in prange(nthreads):
+        lo, hi = c * N // nthreads, (c + 1) * N // nthreads
+        if hi > lo:
+            _lstm_rows_forward(P, Y, C, TC, h0, c0, Whh, lo, hi, reverse, approx, gemm)
+    return Y, C, TC, P
+
+
+@njit(cache=True, error_model="numpy")
+def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm):
+    """BPTT for rows lo:hi; dh, dc hold ∂ℓ/∂h_T, ∂ℓ/∂c_T on entry and ∂ℓ/∂h_0, ∂ℓ/∂c_0 on exit."""
+    T, N, GH = G.shape
+    H = GH // 4
+    m = hi - lo
+    one = G.dtype.type(1.0)
     for s in range(T):
         t = s if reverse else T - 1 - s
         prev = t + 1 if reverse else t - 1
-        first = prev < 0 or prev >= T
-        for n in range(N):
+        for n in range(lo, hi):
+            g, dp = G[t, n], dP[t, n]
+            gi, gf, gg, go = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
+            di, df, dg, do = dp[0:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:4 * H]
+            cp = c0[n] if s == T - 1 else C[prev, n]
+            tc, dyt, dhn, dcn = TC[t, n], dY[t, n], dh[n], dc[n]
+            for k in range(H):                               # ∂ℓ/∂h_t: from y_t and from step t+1
+                dhn[k] += dyt[k]
+            for k in range(H):                               # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
+                dcn[k] += dhn[k] * go[k] * (one - tc[k] * tc[k])
             for k in range(H):
-                i, f, g, o = G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k]
-                cp = c0[n, k] if first else C[prev, n, k]
-                tc = TC[t, n, k]
-                dht = dh[n, k] + dY[t, n, k]
-                dct = dc[n, k] + dht * o * (1.0 - tc * tc)
-                dP[t, n, k] = dct * g * i * (1.0 - i)
-                dP[t, n, H + k] = dct * cp * f * (1.0 - f)
-                dP[t, n, 2 * H + k] = dct * i * (1.0 - g * g)
-                dP[t, n, 3 * H + k] = dht * tc * o * (1.0 - o)
-                dc[n, k] = dct * f
-        dh = np.dot(dP[t], Whh)
-    dX = _param_products(dP, dP, X, _prev_states(Y, h0, reverse), Wih, dWih, dWhh, dbih, dbhh)
-    return dX, dh, dc
+                do[k] = dhn[k] * tc[k] * go[k] * (one - go[k])
+            for k in range(H):
+                di[k] = dcn[k] * gg[k] * gi[k] * (one - gi[k])
+            for k in range(H):
+                df[k] = dcn[k] * cp[k] * gf[k] * (one - gf[k])
+            for k in range(H):
+                dg[k] = dcn[k] * gi[k] * (one - gg[k] * gg[k])
+            for k in range(H):                               # ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
+                dcn[k] *= gf[k]
+        # ∂ℓ/∂h_{t−1}[lo:hi] = ∂ℓ/∂Φ[t, lo:hi] Ω_h
+        gemm_at(gemm, m, H, GH, 1.0, dP, (t * N + lo) * GH, GH, NO_TRANS, Whh, 0, H, NO_TRANS, 0.0, dh, lo * H, H)
 
 
-@njit(cache=True)
-def gru_seq_forward(X, h0, Wih, Whh, bih, bhh, reverse, approx):
-    """The GRU over the whole sequence. -> (Y, gates (T, N, 4H): r, z, n, W_hn h + b_hn)."""
-    T, N, _ = X.shape
-    H = h0.shape[1]
-    P = _input_products(X, Wih, bih)
-    WhhT = np.ascontiguousarray(Whh.T)
-    Y = np.empty((T, N, H), X.dtype)
-    G = np.empty((T, N, 4 * H), X.dtype)
-    h = h0.copy()
+@njit(cache=True, parallel=True)
+def lstm_seq_backward(dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm, nthreads):
+    """BPTT through the LSTM (module docstring), the batch split over threads.
+    -> (∂ℓ/∂Φ (T, N, 4H), ∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
+    T, N, GH = G.shape
+    dP = np.empty((T, N, GH), G.dtype)
+    dh = dhT.copy()
+    dc = dcT.copy()
+    for c in prange(nthreads):
+        lo, hi = c * N // nthreads, (c + 1) * N // nthreads
+        if hi > lo:
+            _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm)
+    return dP, dh, dc
+
+
+# ---- GRU ----
+@njit(cache=True, error_model="numpy")
+def _gru_rows_forward(P, Q, G, Y, h0, Whh, bhh, lo, hi, reverse, approx, gemm):
+    """Rows lo:hi through all T steps; P = Φ_x = X Ω_xᵀ + β_x (T, N, 3H), Q (N, 3H) the step's
+    h_{t−1} Ω_hᵀ, G (T, N, 4H) <- r, z, n, W_hn h + b_hn."""
+    T, N, H3 = P.shape
+    H = H3 // 3
+    m = hi - lo
     for s in range(T):
         t = T - 1 - s if reverse else s
-        # p_h = h_{t−1} Ω_hᵀ + β_h (its n block is W_hn h + b_hn, kept for the backward)
-        p = np.dot(h, WhhT)
-        for n in range(N):
-            a, q, g, hp, y = P[t, n], p[n], G[t, n], h[n], Y[t, n]
+        prev = t + 1 if reverse else t - 1
+        # Q[lo:hi] = h_{t−1}[lo:hi] Ω_hᵀ
+        if s == 0:
+            gemm_at(gemm, m, H3, H, 1.0, h0, lo * H, H, NO_TRANS, Whh, 0, H, TRANS, 0.0, Q, lo * H3, H3)
+        else:
+            gemm_at(gemm, m, H3, H, 1.0, Y, (prev * N + lo) * H, H, NO_TRANS, Whh, 0, H, TRANS, 0.0, Q, lo * H3, H3)
+        for n in range(lo, hi):
+            a, q, g, y = P[t, n], Q[n], G[t, n], Y[t, n]
+            hp = h0[n] if s == 0 else Y[prev, n]
             for j in range(2 * H):
                 g[j] = a[j] + q[j] + bhh[j]
             _activate(g, 0, 2 * H, False, approx)             # r, z
+            gr, gz, gn, ghn = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
+            an, qn, bn = a[2 * H:3 * H], q[2 * H:3 * H], bhh[2 * H:3 * H]
             for k in range(H):
-                hn = q[2 * H + k] + bhh[2 * H + k]
-                g[3 * H + k] = hn
-                g[2 * H + k] = a[2 * H + k] + g[k] * hn
+                ghn[k] = qn[k] + bn[k]
+            for k in range(H):
+                gn[k] = an[k] + gr[k] * ghn[k]
             _activate(g, 2 * H, 3 * H, True, approx)          # n
             for k in range(H):
-                z = g[H + k]
-                y[k] = (1 - z) * g[2 * H + k] + z * hp[k]
-        h = Y[t]
+                y[k] = gn[k] + gz[k] * (hp[k] - gn[k])       # (1 − z) n + z h_{t−1}
+
+
+@njit(cache=True, parallel=True)
+def gru_seq_forward(P, h0, Whh, bhh, reverse, approx, gemm, nthreads):
+    """The GRU over the whole sequence from Φ_x = X Ω_xᵀ + β_x (T, N, 3H); the batch split over threads.
+    -> (Y, gates (T, N, 4H): r, z, n, W_hn h + b_hn)."""
+    T, N, H3 = P.shape
+    H = H3 // 3
+    Y = np.empty((T, N, H), P.dtype)
+    G = np.empty((T, N, 4 * H), P.dtype)
+    Q = np.empty((N, H3), P.dtype)
+    for c in prange(nthreads):
+        lo, hi = c * N // nthreads, (c + 1) * N // nthreads
+        if hi > lo:
+            _gru_rows_forward(P, Q, G, Y, h0, Whh, bhh, lo, hi, reverse, approx, gemm)
     return Y, G
 
 
-@njit(cache=True)
-def gru_seq_backward(dY, dhT, X, h0, Y, G, Wih, Whh, dWih, dWhh, dbih, dbhh, reverse):
-    """BPTT through the GRU (module docstring). -> (∂ℓ/∂X, ∂ℓ/∂h_0)."""
-    T, N, _ = X.shape
-    H = h0.shape[1]
-    dPx = np.empty((T, N, 3 * H), X.dtype)
-    dPh = np.empty((T, N, 3 * H), X.dtype)
-    Hp = _prev_states(Y, h0, reverse)
-    dh = dhT.copy()
+@njit(cache=True, error_model="numpy")
+def _gru_rows_backward(dPx, dPh, dh, dY, h0, Y, G, Whh, lo, hi, reverse, gemm):
+    T, N, H3 = dPx.shape
+    H = H3 // 3
+    m = hi - lo
+    one = G.dtype.type(1.0)
     for s in range(T):
         t = s if reverse else T - 1 - s
-        for n in range(N):
+        prev = t + 1 if reverse else t - 1
+        for n in range(lo, hi):
+            g, px, ph = G[t, n], dPx[t, n], dPh[t, n]
+            gr, gz, gn, ghn = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
+            xr, xz, xn = px[0:H], px[H:2 * H], px[2 * H:3 * H]
+            hr, hz, hn = ph[0:H], ph[H:2 * H], ph[2 * H:3 * H]
+            hp = h0[n] if s == T - 1 else Y[prev, n]
+            d, dyt = dh[n], dY[t, n]
             for k in range(H):
-                r, z, nn, hn = G[t, n, k], G[t, n, H + k], G[t, n, 2 * H + k], G[t, n, 3 * H + k]
-                d = dh[n, k] + dY[t, n, k]
-                dpn = d * (1.0 - z) * (1.0 - nn * nn)
-                dpr = dpn * hn * r * (1.0 - r)
-                dpz = d * (Hp[t, n, k] - nn) * z * (1.0 - z)
-                dPx[t, n, k], dPx[t, n, H + k], dPx[t, n, 2 * H + k] = dpr, dpz, dpn
-                dPh[t, n, k], dPh[t, n, H + k], dPh[t, n, 2 * H + k] = dpr, dpz, dpn * r
-                dh[n, k] = d * z                       # the direct path h_{t−1} → h_t
-        dh += np.dot(dPh[t], Whh)
-    dX = _param_products(dPx, dPh, X, Hp, Wih, dWih, dWhh, dbih, dbhh)
-    return dX, dh
+                d[k] += dyt[k]
+            for k in range(H):                                   # ∂ℓ/∂p_n
+                xn[k] = d[k] * (one - gz[k]) * (one - gn[k] * gn[k])
+            for k in range(H):                                   # ∂ℓ/∂p_r
+                xr[k] = xn[k] * ghn[k] * gr[k] * (one - gr[k])
+            for k in range(H):                                   # ∂ℓ/∂p_z
+                xz[k] = d[k] * (hp[k] - gn[k]) * gz[k] * (one - gz[k])
+            for k in range(H):
+                hr[k] = xr[k]
+                hz[k] = xz[k]
+            for k in range(H):
+                hn[k] = xn[k] * gr[k]
+            for k in range(H):                                   # the direct path h_{t−1} → h_t
+                d[k] *= gz[k]
+        # ∂ℓ/∂h_{t−1}[lo:hi] += ∂ℓ/∂Φ_h[t, lo:hi] Ω_h
+        gemm_at(gemm, m, H, H3, 1.0, dPh, (t * N + lo) * H3, H3, NO_TRANS, Whh, 0, H, NO_TRANS, 1.0, dh, lo * H, H)
+
+
+@njit(cache=True, parallel=True)
+def gru_seq_backward(dY, dhT, h0, Y, G, Whh, reverse, gemm, nthreads):
+    """BPTT through the GRU (module docstring), the batch split over threads.
+    -> (∂ℓ/∂Φ_x, ∂ℓ/∂Φ_h (T, N, 3H), ∂ℓ/∂h_0)."""
+    T, N, H = Y.shape
+    dPx = np.empty((T, N, 3 * H), Y.dtype)
+    dPh = np.empty((T, N, 3 * H), Y.dtype)
+    dh = dhT.copy()
+    for c in prange(nthreads):
+        lo, hi = c * N // nthreads, (c + 1) * N // nthreads
+        if hi > lo:
+            _gru_rows_backward(dPx, dPh, dh, dY, h0, Y, G, Whh, lo, hi, reverse, gemm)
+    return dPx, dPh, dh

@@ -138,6 +138,53 @@ def test_float32_matches_float64(kind, rng):
         np.testing.assert_allclose(p32.grad, p64.grad, rtol=1e-4, atol=1e-5, err_msg=n)
 
 
+# the fast kernels split the batch over threads for the recurrence and the T·N rows (and Ω's rows)
+# for the products around it; this shape is large enough for 2 chunks of each kind
+PAR = dict(T=10, N=16, I=5, H=32)
+
+
+def _par_case(kind, dtype, rng):
+    cls, _, kw = SEQ[kind]
+    T, N, I, H = PAR["T"], PAR["N"], PAR["I"], PAR["H"]
+    layer = cls(I, H, num_layers=2, bidirectional=True, dtype=dtype, rng=0, **kw)
+    x = rng.standard_normal((T, N, I))
+    h0 = rng.standard_normal((4, N, H))
+    hx = (h0, rng.standard_normal((4, N, H))) if kind == "lstm" else h0
+    G = (rng.standard_normal((T, N, 2 * H)), (0.5 * h0, 0.25 * h0) if kind == "lstm" else 0.5 * h0)
+    cast = (lambda a: tuple(cast(b) for b in a) if isinstance(a, tuple) else a.astype(dtype))
+    return layer, cast(x), cast(hx), cast(G)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_parallel_and_serial_fast_kernels_agree(with_threads, kind, rng):
+    from engine.threads import chunks_for
+    from layers.recurrent import GATES, _batch_chunks
+    T, N, I, H = PAR["T"], PAR["N"], PAR["I"], PAR["H"]
+    GH = GATES[SEQ[kind][1]] * H
+    assert with_threads(2, _batch_chunks, N, T, GH, H) == 2                  # the recurrence: 2 chunks
+    assert with_threads(2, chunks_for, T * N, row_cost=GH * (I + H)) == 2     # the gradient products: 2
+    layer, x, hx, G = _par_case(kind, np.float64, rng)
+    serial = with_threads(1, _run, layer, x, hx, G, False)
+    parallel = with_threads(2, _run, layer, x, hx, G, False)
+    for a, b in zip(parallel, serial):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_float32_on_two_chunks_close_to_the_reference_in_float64(with_threads, kind, rng):
+    """float32 fast kernels (the gate approximations, offsets of 4-byte items) with the batch in 2
+    chunks, against the float64 reference kernels on the same weights and data."""
+    l32, x, hx, G = _par_case(kind, np.float32, rng)
+    l64, _, _, _ = _par_case(kind, np.float64, np.random.default_rng(0))
+    l64.load_state_dict(l32.state_dict())
+    cast = (lambda a: tuple(cast(b) for b in a) if isinstance(a, tuple) else a.astype(np.float64))
+    r32 = with_threads(2, _run, l32, x, hx, G, False)
+    r64 = _run(l64, cast(x), cast(hx), cast(G), True)
+    for a, b in zip(r32, r64):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * np.max(np.abs(b)))
+
+
 def test_state_dict_keys_shapes_and_init_are_torchs(torch):
     tm = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
     layer = LSTM(3, 4, num_layers=2, bidirectional=True, rng=0)
