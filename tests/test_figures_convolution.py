@@ -150,15 +150,23 @@ def test_param_counts_77_billion():
     assert np.all(np.diff(d["mlp_counts"]) > 0) and np.all(d["cnn_counts"] == d["cnn_counts"][0])
 
 
-def test_residual_gradients_keep_output_gradient_order():
+def test_residual_gradients_keep_output_gradient_order_but_explode_unless_scaled():
+    """The figure's message: the identity path keeps the gradient at least at the output's
+    order, a plain stack lets it vanish, the plain residual ReLU stack makes it explode toward
+    the input, and a 1/√L-scaled branch keeps it within a small factor of the output's."""
     d = figure_data("residual-gradients")
     for name, curve in d["curves"].items():
         assert curve[-1] == pytest.approx(1.0)
-        if "residual" in name:
-            assert curve.min() >= 0.5, name                 # never below the output gradient's order
-        else:
+        if "plain" in name:
             assert curve[0] < 1e-3, name                    # plain stack: vanishes
+        else:
+            assert curve.min() >= 0.5, name                 # never below the output gradient's order
     assert d["residual_min"] >= 0.5
+    relu = d["curves"]["ReLU, residual"]
+    assert relu[0] > 30 and np.all(np.diff(relu) < 0)      # grows at every block toward the input
+    assert d["residual_relu_first"] == relu[0]
+    assert 0.5 <= d["scaled_min"] and d["scaled_max"] < 10
+    assert d["curves"]["ReLU, scaled"][0] < relu[0] / 10
 
 
 def test_residual_variance_growth_rates():

@@ -29,10 +29,19 @@ from layers.norm import BatchNorm1d, LayerNorm
 ACTS = {"ReLU": ReLU, "tanh": Tanh}
 
 
-def make_stack(depth, width, act, residual, seed=0):
+def make_stack(depth, width, act, residual, seed=0, branch_scale=1.0):
     """depth blocks Linear(width, width) → act (torch's default init, the same weights for the plain
-    and the residual stack); a residual stack wraps each block as h_l = h_{l−1} + block(h_{l−1})."""
-    blocks = [Sequential(Linear(width, width, rng=seed + l), ACTS[act]()) for l in range(depth)]
+    and the residual stack); a residual stack wraps each block as h_l = h_{l−1} + block(h_{l−1}).
+    branch_scale ≠ 1 multiplies each residual branch by that factor (a fixed Linear α·I after the
+    activation): h_l = h_{l−1} + α block(h_{l−1}), e.g. α = 1/√L."""
+    blocks = []
+    for l in range(depth):
+        mods = [Linear(width, width, rng=seed + l), ACTS[act]()]
+        if branch_scale != 1.0:
+            scale = Linear(width, width, bias=False)
+            scale.weight.value[...] = branch_scale * np.eye(width)
+            mods.append(scale)
+        blocks.append(Sequential(*mods))
     return [Residual(b) if residual else b for b in blocks]
 
 
@@ -54,38 +63,50 @@ def hidden_gradient_norms(blocks, x, seed=0):
 
 
 @figure("residual-gradients", source="003 §2.2, 004 §3.7.2",
-        caption="‖∂ℓ/∂h_l‖ relative to the output gradient through {depth} blocks Linear({width}) → activation, "
-                "with the same weights: without skip connections it vanishes (ReLU: {plain_relu_first:.1e} at the "
-                "input); with h_l = h_(l−1) + f(h_(l−1)) it never drops below {residual_min:.2f} × the output "
-                "gradient (δ^in = δ^out + Σ δ^update).")
+        caption="‖∂ℓ/∂h_l‖ relative to the output gradient through {depth} blocks Linear({width}) → "
+                "activation, the same weights in every variant. Without skip connections it vanishes "
+                "(ReLU: {plain_relu_first:.1e} at the input). With h_l = h_(l−1) + f(h_(l−1)) it "
+                "never drops below the output gradient (δ^in = δ^out + Σ δ^update: minimum "
+                "{residual_min:.2f}×) but it explodes: each block multiplies it by I + J_l, so "
+                "ReLU's grows {residual_relu_first:.1e}× toward the input (tanh's "
+                "{residual_tanh_first:.1e}×), as the forward variance does in residual-variance. "
+                "Scaling every branch by 1/√L, h_l = h_(l−1) + f(h_(l−1))/√L, keeps it between "
+                "{scaled_min:.2f}× and {scaled_max:.1f}×.")
 def residual_gradients(quick=False):
     depth, width, batch = (20, 32, 32) if quick else (50, 64, 128)
     x = np.random.default_rng(1).normal(size=(batch, width))
     curves = {}
     for act in ACTS:
-        for residual in (False, True):
-            g = hidden_gradient_norms(make_stack(depth, width, act, residual), x)
-            curves[(act, residual)] = g / g[-1]
+        for kind in ("plain", "residual", "scaled"):
+            blocks = make_stack(depth, width, act, kind != "plain",
+                                branch_scale=1 / np.sqrt(depth) if kind == "scaled" else 1.0)
+            g = hidden_gradient_norms(blocks, x)
+            curves[(act, kind)] = g / g[-1]
 
-    fig, ax = plt.subplots(figsize=(8.5, 5))
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
     layers = np.arange(depth + 1)
-    for c, act in enumerate(ACTS):
-        ax.plot(layers, curves[(act, True)], "-", color=style.color(act), lw=2,
-                label=f"{act}, residual")
-        ax.plot(layers, curves[(act, False)], "--", color=style.color(act), lw=2,
-                label=f"{act}, plain")
-    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    styles = {"residual": ("-", "residual"), "scaled": ("o-", "residual, branch × 1/√L"),
+              "plain": ("--", "plain")}
+    for act in ACTS:
+        for kind, (ls, name) in styles.items():
+            ax.plot(layers, curves[(act, kind)], ls, color=style.color(act), lw=1.6, ms=3.5,
+                    markevery=max(1, depth // 10), mfc="w" if act == "tanh" else None,
+                    label=f"{act}, {name}")
+    ax.axhline(1.0, color="0.5", lw=0.6, ls=":")
     ax.set_yscale("log")
-    ax.set_xlabel("layer l (0 = input, L = output)")
+    ax.set_xlabel("layer $l$ (0 = input, $L$ = output)")
     ax.set_ylabel(r"$\Vert\partial\ell/\partial h_l\Vert\, /\, \Vert\partial\ell/\partial h_L\Vert$")
-    ax.set_title(f"Gradient norm through {depth} layers (width {width}, torch default init)", fontsize=11)
-    ax.legend()
-    fig.tight_layout()
-    res_min = min(curves[(a, True)].min() for a in ACTS)
+    ax.set_title(f"Gradient norm through {depth} blocks of width {width}")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    res_min = min(curves[(a, "residual")].min() for a in ACTS)
+    scaled = np.concatenate([curves[(a, "scaled")] for a in ACTS])
     return fig, {"depth": depth, "width": width, "layers": layers,
-                 "curves": {f"{a}, {'residual' if r else 'plain'}": v for (a, r), v in curves.items()},
-                 "residual_min": float(res_min), "plain_relu_first": float(curves[("ReLU", False)][0]),
-                 "plain_tanh_first": float(curves[("tanh", False)][0])}
+                 "curves": {f"{a}, {k}": v for (a, k), v in curves.items()},
+                 "residual_min": float(res_min), "plain_relu_first": float(curves[("ReLU", "plain")][0]),
+                 "plain_tanh_first": float(curves[("tanh", "plain")][0]),
+                 "residual_relu_first": float(curves[("ReLU", "residual")][0]),
+                 "residual_tanh_first": float(curves[("tanh", "residual")][0]),
+                 "scaled_min": float(scaled.min()), "scaled_max": float(scaled.max())}
 
 
 # ---------------------------------------------------------------------------------------------
