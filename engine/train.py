@@ -386,6 +386,7 @@ class _Run:
         self.stream = isinstance(X, BPTTBatches)
         self.history = History()
         self.clock = 0.0                    # training seconds (evaluations excluded)
+        self._last_eval = None              # (steps, val loss, val metrics) of the last curve point
 
     def _batches(self):
         """One epoch of (inputs, targets) for the step."""
@@ -409,7 +410,8 @@ class _Run:
         return vloss, vmetrics
 
     def _curve_point(self, epoch, step):
-        vloss, _ = self._validate(epoch, step)
+        vloss, vmetrics = self._validate(epoch, step)
+        self._last_eval = (self.history.steps, vloss, vmetrics)      # reused at the epoch's end
         h = self.history
         h.add("curve_step", h.steps)
         h.add("curve_seconds", self.clock)
@@ -494,7 +496,10 @@ class _Run:
             for k, s in sums.items():
                 h.add(k, s / count)
             if self.validation_data is not None:
-                vloss, vmetrics = self._validate(epoch, step)
+                if self._last_eval is not None and self._last_eval[0] == h.steps:
+                    _, vloss, vmetrics = self._last_eval       # the curve's point of this very step
+                else:
+                    vloss, vmetrics = self._validate(epoch, step)
                 h.add("val_loss", vloss)
                 for k, v in vmetrics.items():
                     h.add("val_" + k, v)
