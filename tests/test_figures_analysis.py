@@ -89,6 +89,13 @@ def test_init_variance_he_flat_xavier_halves():
     assert d["xavier_relu_ratio"] == pytest.approx(0.5, abs=0.05)
     np.testing.assert_allclose(d["relu_he_predicted"], d["relu_he_predicted"][0])
     np.testing.assert_allclose(d["relu_xavier_predicted"][1:] / d["relu_xavier_predicted"][:-1], 0.5)
+    # the zoomed panel's message: on the ratio Var f_k / Var f_0, He + ReLU stays within a factor
+    # 2^±0.5 of 1 at every layer while Xavier + ReLU ends near 2^-depth
+    he, xa = d["relu_he_ratio"], d["relu_xavier_ratio"]
+    assert he[0] == xa[0] == 1.0
+    assert np.all(np.abs(np.log2(he)) < 0.5)
+    assert abs(np.log2(xa[-1]) + d["depth"]) < 1.0
+    assert d["xavier_relu_last"] == xa[-1]
 
 
 def test_activation_histograms_data():

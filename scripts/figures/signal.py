@@ -6,9 +6,11 @@ norms from `analysis.gradients`.
 import math
 
 import matplotlib
+import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from analysis.gradients import GradientTrace, vanishing_profile
 from analysis.signal import measure_variance, predict_variance
@@ -21,33 +23,64 @@ ACT_NAMES = {"relu": "ReLU", "tanh": "tanh", "sigmoid": "sigmoid"}
 
 
 @figure("init-variance", source="000 §9.2, 003 §1.3.2, 004 §3.8",
-        caption="Variance of the pre-activations f_k through depth (width {width}): theory (lines, analysis.signal) "
-                "and the engine's MLP over {seeds} draws (markers). He keeps ReLU's variance flat (ratio "
-                "{he_relu_ratio:.3f} per layer); Xavier halves it ({xavier_relu_ratio:.3f}).")
+        caption="Variance of the pre-activations f_k through depth (width {width}): theory (lines, "
+                "analysis.signal) and the engine's MLP over {seeds} draws (markers). Top: every "
+                "initialisation on one log scale — normal(1) explodes and 0.01·normal vanishes by "
+                "dozens of decades. Bottom, zoomed on Var f_k / Var f_0 on a log₂ axis for the two "
+                "that matter: with ReLU, He keeps the variance flat (ratio {he_relu_ratio:.3f} per "
+                "layer) while Xavier halves it ({xavier_relu_ratio:.3f}), {xavier_relu_last:.1e}× "
+                "after {depth} layers; with tanh the variance settles instead of decaying "
+                "geometrically (after {depth} layers: He {tanh_he_last:.2f}×, Xavier "
+                "{tanh_xavier_last:.3f}×).")
 def init_variance(quick=False):
     width, depth, seeds = (32, 6, 4) if quick else (128, 12, 20)
     widths = [width] * (depth + 1) + [width]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(6.5, 5.6), sharex=True, layout="constrained",
+                             gridspec_kw={"height_ratios": [1, 1]})
     data = {"width": width, "depth": depth, "seeds": seeds}
-    for ax, act in zip(axes, ("relu", "tanh")):
+    for col, act in enumerate(("relu", "tanh")):
+        ax, zoom = axes[0, col], axes[1, col]
         for i, init in enumerate(("normal", "small", "xavier", "he")):
             p = predict_variance(widths, act, init)
             m = measure_variance(widths, act, init, n_seeds=seeds, batch_size=64, rng=i)
             k = np.arange(len(p.forward))
-            ax.semilogy(k, p.forward, "-", color=style.color(INIT_LABELS[init]),
-                        label=f"{INIT_LABELS[init]} (theory)")
-            ax.semilogy(k, m.forward, "o", color=style.color(INIT_LABELS[init]), ms=4)
+            c = style.color(INIT_LABELS[init])
+            ax.semilogy(k, p.forward, "-", color=c, lw=1.3)
+            ax.semilogy(k, m.forward, "o", color=c, ms=3.5)
+            if init in ("xavier", "he"):
+                zoom.plot(k, p.forward / p.forward[0], "-", color=c, lw=1.3)
+                zoom.plot(k, m.forward / m.forward[0], "o", color=c, ms=3.5)
+                data[f"{act}_{init}_ratio"] = m.forward / m.forward[0]
             data[f"{act}_{init}_predicted"] = p.forward
             data[f"{act}_{init}_measured"] = m.forward
             data[f"{act}_{init}_sem"] = m.forward_sem
-        ax.set_title(f"{ACT_NAMES[act]}: Var $f_k$ (markers: measured on MLP)")
-        ax.set_xlabel("layer k")
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("Var $f_k$")
-    fig.tight_layout()
+        ax.set_title(f"{ACT_NAMES[act]}: all four initialisations")
+        zoom.set_title(f"{ACT_NAMES[act]}: He and Xavier, zoomed")
+        zoom.set_yscale("log", base=2)
+        zoom.set_xlabel("layer $k$")
+        zoom.axhline(1.0, color="0.6", lw=0.6, ls=":")
+    lo = min(min(data[f"{a}_{i}_ratio"].min() for i in ("xavier", "he")) for a in ("relu", "tanh"))
+    for zoom in axes[1]:
+        zoom.set_ylim(2.0 ** (np.floor(np.log2(lo)) - 0.5), 2.0 ** 1.5)
+        zoom.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(
+            2.0 ** np.arange(np.floor(np.log2(lo)) // 2 * 2, 2, 2)))
+        zoom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        zoom.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+            lambda v, _: "1" if v == 1 else (f"$2^{{{int(round(np.log2(v)))}}}$")))
+        zoom.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axes[0, 0].set_ylabel(r"Var $f_k$")
+    axes[1, 0].set_ylabel(r"Var $f_k$ / Var $f_0$")
+    handles = [Line2D([], [], color=style.color(INIT_LABELS[i]), lw=1.5, label=INIT_LABELS[i])
+               for i in ("normal", "small", "xavier", "he")]
+    handles += [Line2D([], [], color="k", lw=1.3, label="theory"),
+                Line2D([], [], color="k", ls="", marker="o", ms=3.5, label="measured")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=6)
     for name in ("he", "xavier"):
         m = data[f"relu_{name}_measured"]
         data[f"{name}_relu_ratio"] = float(np.exp(np.mean(np.diff(np.log(m)))))
+    data["xavier_relu_last"] = float(data["relu_xavier_ratio"][-1])
+    data["tanh_he_last"] = float(data["tanh_he_ratio"][-1])
+    data["tanh_xavier_last"] = float(data["tanh_xavier_ratio"][-1])
     return fig, data
 
 
