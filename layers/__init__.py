@@ -12,6 +12,9 @@ from .language_models import FFNNLM, RecurrentLM
 from .mlp import MLP
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, detach_state
+from .transformer import (LearnedPositionalEmbedding, SinusoidalPositionalEncoding, TransformerEncoder,
+                          TransformerEncoderLayer)
+from .gpt import GPT
 from .wordvec import CBOW, HierarchicalSoftmax, NegativeSampling
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Flatten, MaxPool1d, MaxPool2d
 
@@ -22,4 +25,6 @@ __all__ = ["Linear", "Bilinear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Residual", "Concat", "SkipConcat", "Embedding",
            "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "detach_state",
            "CBOW", "HierarchicalSoftmax", "NegativeSampling", "FFNNLM", "RecurrentLM",
-           "ScaledDotProductAttention", "MultiheadAttention", "causal_mask", "scaled_dot_product_attention"]
+           "ScaledDotProductAttention", "MultiheadAttention", "causal_mask", "scaled_dot_product_attention",
+           "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "TransformerEncoderLayer",
+           "TransformerEncoder", "GPT"]
