@@ -364,9 +364,9 @@ class _BinaryTermsLoss(Layer):
         W, b = self.weight.value, self._bias_value()
         if use_reference():
             return binary_terms_forward_ref(h, rows, bits, W, b)
-        K = rows.shape[1]
-        return parallel_call(binary_terms_forward, chunks_for(h.shape[0], row_cost=K * self.in_features),
-                             h, rows, bits, W, b)
+        terms = int(np.count_nonzero(rows >= 0))          # the real terms (HS paths are padded to the depth)
+        cost = terms * (self.in_features + 32) // h.shape[0] + 1     # a dot product, an exp and a log1p each
+        return parallel_call(binary_terms_forward, chunks_for(h.shape[0], row_cost=cost), h, rows, bits, W, b)
 
     def _bias_value(self):
         return self.bias.value if self.bias is not None else self._zero_bias
@@ -432,18 +432,23 @@ class HierarchicalSoftmax(_BinaryTermsLoss):
         return self._paths[target], self._codes[target]
 
     def log_prob(self, h):
-        """log p(y | h_n) for every class y: Σ_{v on path(y)} log σ(s_v η_v), η = h Wᵀ + b
-        computed once for all V − 1 vertices. h (N, in_features) -> (N, num_classes)."""
+        """log p(y | h_n) for every class y, top-down: log p(root) = 0, and a vertex v passes
+        log p(v) + log σ(−η_v) to child 0 and log p(v) + log σ(η_v) to child 1 (the vertices are
+        numbered breadth-first, so every parent comes before its children), η = h Wᵀ + b for all
+        V − 1 vertices at once. O(N V) work. h (N, in_features) -> (N, num_classes)."""
         h = self._check_input(h, name="h", ndim=2)
         if h.shape[1] != self.in_features:
             raise ValueError(f"h: expected shape (N, {self.in_features}), got {h.shape}")
-        eta = h @ self.weight.value.T + self._bias_value()                  # (N, V − 1)
-        paths, codes = self._paths, self._codes
-        valid = paths >= 0
-        e = eta[:, np.where(valid, paths, 0)]                                # (N, V, L)
-        s = 2.0 * codes - 1.0
-        terms = -np.logaddexp(0.0, -s * e)                                  # log σ(s η)
-        return np.where(valid, terms, 0.0).sum(axis=2).astype(self.dtype)
+        # vertex-major (V − 1, N): each vertex's values are one contiguous row
+        eta = (self.weight.value @ h.T + self._bias_value()[:, None]).astype(np.float64)
+        log_sig = (-np.logaddexp(0.0, eta), -np.logaddexp(0.0, -eta))       # log σ(−η), log σ(η)
+        inner = np.zeros_like(eta)
+        out = np.empty((self.num_classes, h.shape[0]))
+        for v, pair in enumerate(self.tree.children.tolist()):
+            for bit, c in enumerate(pair):
+                dst = inner[c] if c >= 0 else out[-1 - c]
+                np.add(inner[v], log_sig[bit][v], out=dst)
+        return np.ascontiguousarray(out.T, dtype=self.dtype)
 
     def predict(self, h):
         return np.argmax(self.log_prob(h), axis=1)
