@@ -58,12 +58,14 @@ thread, engine.threads), causal attention in row blocks whose QKᵀ stops at the
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
 from engine.checks import all_finite, check_array, check_bool, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, no_grad, use_reference
 from engine.init import xavier_uniform
+from engine.numerics import FASTMATH
 from engine.threads import chunks_for, parallel_call
 from layers.dense import Linear, linear_backward, linear_backward_ref, linear_forward, linear_forward_ref
 
@@ -237,7 +239,8 @@ def _attention(q, k, v, scale, causal, margs, drop):
     B, L, E = q.shape
     S = k.shape[1]
     n = chunks_for(B, min_rows=1, row_cost=L * S * (E + v.shape[2]))
-    return parallel_call(attention_forward, n, q, k, v, scale, causal, *margs, d, has_drop, gemm_for(dtype))
+    ibuf = np.empty((n, S), np.int32 if dtype == np.float32 else np.int64)
+    return parallel_call(attention_forward, n, q, k, v, scale, causal, *margs, d, has_drop, ibuf, gemm_for(dtype))
 
 
 def _attention_backward(dy, dpx, post, q, k, v, p, scale, causal, drop):
@@ -633,9 +636,97 @@ class MultiheadAttention(Layer):
 # within a block, the softmax's loop bounds stop at each row's diagonal.
 CAUSAL_ROWS = 32
 
+# A vectorisable e^{x − m} for the softmax (PERFORMANCE.md, lesson 4: math.exp is a scalar call,
+# ~10 ns, and the B·L·S exponentials were a third of the forward). Range reduction x − m = n ln 2 + r,
+# |r| ≤ ln 2 / 2, with n rounded to nearest by the 1.5·2^p trick and ln 2 split in two (Cody & Waite),
+# e^r by its Taylor polynomial (degree 12 in float64: remainder ≤ 0.347¹³/13! ≈ 1.7e-16; degree 7 in
+# float32: ≤ 5e-9), then 2^n added to the exponent bits. Arguments below the smallest normal result
+# (n < −1021 in float64, −125 in float32; −∞ from a mask) give exactly 0. Error bound checked by
+# tests/test_attention.py (≤ 3 ulp over [−800, 0]). Compiled without fast-math flags (its own
+# function), so that the reduction and the rounding trick are evaluated as written.
+_LOG2E = 1.4426950408889634
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10         # fdlibm's split
+_LN2_HI32, _LN2_LO32 = 0.693145751953125, 1.428606765330187045e-06
+_C = tuple(1.0 / math.factorial(i) for i in range(13))
+_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = _C[2:]
+_STRICT = {"contract"}      # fused multiply-adds only: no reassociation
 
-@njit(cache=True, inline="always")
-def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am):
+
+def exp_shifted(row, jc, m, ibuf):
+    """row[:jc] ← e^{row[:jc] − m} (vectorisable; for x − m ≤ 0). ibuf: int scratch of jc
+    elements (int64 for float64 rows, int32 for float32). Python version for tests."""
+    x = np.maximum(row[:jc] - m, -745.0 if row.dtype == np.float64 else -104.0)
+    row[:jc] = np.where(x * _LOG2E < (-1021.5 if row.dtype == np.float64 else -125.5), 0.0, np.exp(x))
+
+
+@njit(cache=True, fastmath=_STRICT)
+def _exp_shifted64(row, jc, m, ibuf):
+    for j in range(jc):
+        x = row[j] - m
+        x = x if x > -745.0 else -745.0
+        nf = (x * _LOG2E + 6755399441055744.0) - 6755399441055744.0      # round(x / ln 2)
+        r = (x - nf * _LN2_HI) - nf * _LN2_LO
+        p = _C12
+        p = p * r + _C11
+        p = p * r + _C10
+        p = p * r + _C9
+        p = p * r + _C8
+        p = p * r + _C7
+        p = p * r + _C6
+        p = p * r + _C5
+        p = p * r + _C4
+        p = p * r + _C3
+        p = p * r + _C2
+        p = p * r + 1.0
+        row[j] = p * r + 1.0
+        ibuf[j] = np.int64(nf)
+    bits = row.view(np.int64)
+    for j in range(jc):                              # · 2^n: add n to the exponent field
+        n = ibuf[j]
+        bits[j] = bits[j] + (n << 52) if n >= -1021 else 0
+
+
+@njit(cache=True, fastmath=_STRICT)
+def _exp_shifted32(row, jc, m, ibuf):
+    for j in range(jc):
+        x = row[j] - m
+        x = x if x > np.float32(-104.0) else np.float32(-104.0)
+        nf = (x * np.float32(_LOG2E) + np.float32(12582912.0)) - np.float32(12582912.0)
+        r = (x - nf * np.float32(_LN2_HI32)) - nf * np.float32(_LN2_LO32)
+        p = np.float32(_C7)
+        p = p * r + np.float32(_C6)
+        p = p * r + np.float32(_C5)
+        p = p * r + np.float32(_C4)
+        p = p * r + np.float32(_C3)
+        p = p * r + np.float32(_C2)
+        p = p * r + np.float32(1.0)
+        row[j] = p * r + np.float32(1.0)
+        ibuf[j] = np.int32(nf)
+    bits = row.view(np.int32)
+    for j in range(jc):
+        n = ibuf[j]
+        bits[j] = bits[j] + (n << 23) if n >= -125 else 0
+
+
+@overload(exp_shifted)
+def _exp_shifted_jit(row, jc, m, ibuf):
+    # The work is in @njit functions with fast-math flags of their own (_STRICT): a function without
+    # them takes its caller's (Numba inherits unset flags), and reassociation folds the rounding
+    # trick (x + 1.5·2^52) − 1.5·2^52 into x.
+    if row.dtype == types.float64:
+        return lambda row, jc, m, ibuf: _exp_shifted64(row, jc, m, ibuf)
+    return lambda row, jc, m, ibuf: _exp_shifted32(row, jc, m, ibuf)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def exp_shifted_kernel(row, jc, m, ibuf):
+    """The compiled exp_shifted, called from a FASTMATH function as the kernels call it (for its
+    accuracy test: the flags must not reach it)."""
+    exp_shifted(row, jc, m, ibuf)
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf):
     """row[:jc] ← softmax(row[:jc] + am) over the allowed keys (masked ones and row[jc:jn] ← 0).
     Returns False when no key is allowed (the row is then all zero)."""
     if has_am:
@@ -645,30 +736,31 @@ def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am):
         for j in range(jc):
             if bmrow[j]:
                 row[j] = -np.inf
-    m = -np.inf
-    for j in range(jc):
-        m = max(m, row[j])
+    m = row[0]
+    for j in range(1, jc):
+        m = row[j] if row[j] > m else m
     for j in range(jc, jn):
         row[j] = 0.0
     if m == -np.inf:
         for j in range(jc):
             row[j] = 0.0
         return False
+    exp_shifted(row, jc, m, ibuf)
     z = 0.0
     for j in range(jc):
-        e = np.exp(row[j] - m)
-        row[j] = e
-        z += e
+        z += row[j]
     inv = 1.0 / z
     for j in range(jc):
         row[j] *= inv
     return True
 
 
-@njit(cache=True, parallel=True)
-def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop, has_drop, gemm, nchunks):
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop, has_drop, ibuf, gemm,
+                      nchunks):
     """attention_forward_ref's contract, fast: per problem b, S = QKᵀ·scale by gemm into p[b],
-    the softmax in place row by row, Y = (P ⊙ M) V by gemm."""
+    the softmax in place row by row, Y = (P ⊙ M) V by gemm. ibuf (nchunks, S): the exponentials'
+    integer scratch, one row per chunk (int64 for float64, int32 for float32)."""
     B, L, E = q.shape
     S, Ev = k.shape[1], v.shape[2]
     y = np.empty((B, L, Ev), q.dtype)
@@ -689,7 +781,7 @@ def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am
                     jc = min(i + 1, S) if causal else S
                     bmrow = bm[b // bdiv, i if bm.shape[1] > 1 else 0]
                     amrow = am[b // adiv, i if am.shape[1] > 1 else 0]
-                    _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am)
+                    _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf[c])
                     for j in range(jn, S):
                         row[j] = 0.0
                     if has_drop:
@@ -706,7 +798,7 @@ def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am
     return y, p
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, scale, causal, drop, has_drop, gemm, nchunks):
     """attention_backward_ref's contract, fast: per problem b and block of query rows, ∂ℓ/∂A by
     gemm, the softmax's backward row by row, then ∂ℓ/∂Q, ∂ℓ/∂K (+=) and ∂ℓ/∂V (+=) by gemm."""

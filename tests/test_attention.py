@@ -13,7 +13,8 @@ import engine
 from crosscheck import crosscheck
 from engine.core import Layer
 from gradcases_attention import MaskedMHA, MaskedSDPA
-from layers.attention import MultiheadAttention, ScaledDotProductAttention, causal_mask, scaled_dot_product_attention
+from layers.attention import (MultiheadAttention, ScaledDotProductAttention, causal_mask, exp_shifted_kernel,
+                              scaled_dot_product_attention)
 
 
 # ---- PyTorch counterparts ------------------------------------------------------------------------
@@ -257,6 +258,25 @@ def test_float32_matches_float64(rng):
     for a, b in zip(r32, r64):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype,int_dtype", [(np.float64, np.int64), (np.float32, np.int32)])
+def test_vectorised_exp_is_accurate_to_three_ulp(dtype, int_dtype):
+    """The fast softmax's e^{x − m} against NumPy's exp (in float64): within 3 ulp wherever the result
+    is a normal number, below the smallest normal where it is not, exactly 0 for −∞ (a masked key)."""
+    x = np.concatenate([-np.linspace(0, 800, 40001), [-np.inf, 0.0, -1e-30, -0.3465, -0.3466]]).astype(dtype)
+    for m in (0.0, 2.5, -3.0):
+        row = (x + m).astype(dtype)
+        shifted = (row - dtype(m)).astype(np.float64)         # x − m as the kernel forms it, in the dtype
+        exp_shifted_kernel(row, row.size - 1, dtype(m), np.empty(row.size, int_dtype))   # the last one untouched
+        assert row[-1] == dtype(x[-1] + m)
+        got, want = row[:-1].astype(np.float64), np.exp(shifted[:-1])
+        tiny = np.finfo(dtype).tiny
+        normal = want >= 2 * tiny
+        rel = np.abs(got - want)[normal] / want[normal]
+        assert rel.max() <= 3 * np.finfo(dtype).eps
+        assert np.all(np.abs(got[~normal]) <= 2 * tiny)
+        assert got[np.isneginf(x[:-1])][0] == 0.0
 
 
 # ---- parameters, state, shared use ---------------------------------------------------------------
