@@ -327,6 +327,7 @@ class _RNNBase(Layer):
         if given:
             self.set_generator(rng)                    # dropout masks continue the same stream
         self._masks = {}                               # fixed dropout masks (fix_mask), by layer
+        self._ws = Workspace()                         # the fast kernels' arrays, reused from call to call
 
     # ---- arguments ----
     def _values(self, k, d):
@@ -419,7 +420,7 @@ class _RNNBase(Layer):
                 if ref:
                     Y, h, c, sv = _dir_forward_ref(self.mode, inp, h0[s], c_init, W, relu, d == 1)
                 else:
-                    Y, h, c, sv = _dir_forward_fast(self.mode, inp, h0[s], c_init, W, relu, d == 1)
+                    Y, h, c, sv = _dir_forward_fast(self.mode, inp, h0[s], c_init, W, relu, d == 1, self._ws)
                 out[:, :, d * H:(d + 1) * H] = Y
                 hn[s] = h
                 if cn is not None:
@@ -479,7 +480,7 @@ class _RNNBase(Layer):
                 dYd = np.ascontiguousarray(dout[:, :, d * H:(d + 1) * H])
                 args = (self.mode, dYd, dhn[s], None if dcn is None else dcn[s], inp, h0[s],
                         None if c0 is None else c0[s], row[d], self._values(k, d), self._grads(k, d), relu, d == 1)
-                dX, dh, dc = _dir_backward_ref(*args) if ref else _dir_backward_fast(*args)
+                dX, dh, dc = _dir_backward_ref(*args) if ref else _dir_backward_fast(*args, self._ws)
                 dinp = dX if dinp is None else dinp + dX
                 dh0[s] = dh
                 if dc0 is not None:
@@ -722,30 +723,63 @@ def _batch_chunks(N, T, GH, H):
 MIN_ROWS_PER_CHUNK = 4
 
 
-def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse):
+class Workspace:
+    """Arrays the fast kernels fill (Φ and the gates, Y, C, tanh C, ∂ℓ/∂Φ), kept by shape and handed
+    out again once the backward that read them is done: a fresh array of a few MB costs a page fault
+    per 4 kB on first touch (PERFORMANCE.md lesson 5; 2272 faults, ~3 ms, per float32 forward +
+    backward of LSTM T64 B32 I64 H128 before this). An array is in the pool or in one call's
+    saved state, never both; arrays of a call whose backward never comes are left to the garbage
+    collector. At most `keep` arrays per shape and dtype."""
+
+    def __init__(self, keep=8):
+        self.keep = keep
+        self.free = {}
+
+    def take(self, shape, dtype):
+        lst = self.free.get((shape, np.dtype(dtype)))
+        return lst.pop() if lst else np.empty(shape, dtype)
+
+    def give(self, *arrays):
+        for a in arrays:
+            if a is not None:
+                lst = self.free.setdefault((a.shape, a.dtype), [])
+                if len(lst) < self.keep:
+                    lst.append(a)
+
+
+def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None):
+    ws = Workspace(0) if ws is None else ws
     Wih, Whh, bih, bhh = _contig(*W)
     X, h0 = _contig(X, h0)
     T, N, I = X.shape
     H = h0.shape[1]
     GH = Wih.shape[0]
-    gemm = gemm_for(X.dtype)
+    dt = X.dtype
+    gemm = gemm_for(dt)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
-    P = parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bx, gemm)
+    P = ws.take((T, N, GH), dt)
+    parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bx, P, gemm)
     nb = _batch_chunks(N, T, GH, H)
     last = 0 if reverse else -1
+    Y = ws.take((T, N, H), dt)
     if mode == "RNN":
-        Y = parallel_call(rnn_seq_forward, nb, P, h0, Whh, relu, reverse, gemm)
+        parallel_call(rnn_seq_forward, nb, P, Y, h0, Whh, relu, reverse, gemm)
+        ws.give(P)
         return Y, Y[last].copy(), None, (Y, None, None)
     if mode == "LSTM":
         c0, = _contig(c0)
-        Y, C, TC, G = parallel_call(lstm_seq_forward, nb, P, h0, c0, Whh, reverse,
-                                    X.dtype == np.float32, gemm)
-        return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), G)
-    Y, G = parallel_call(gru_seq_forward, nb, P, h0, Whh, bhh, reverse, X.dtype == np.float32, gemm)
+        C, TC = ws.take((T, N, H), dt), ws.take((T, N, H), dt)
+        parallel_call(lstm_seq_forward, nb, P, Y, C, TC, h0, c0, Whh, reverse, dt == np.float32, gemm)
+        return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), P)
+    G = ws.take((T, N, 4 * H), dt)
+    parallel_call(gru_seq_forward, nb, P, G, Y, h0, Whh, bhh, reverse, dt == np.float32, gemm)
+    ws.give(P)
     return Y, Y[last].copy(), None, (Y, None, G)
 
 
-def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse):
+def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse, ws=None):
+    """BPTT of one layer and direction; the saved arrays go back to the workspace afterwards."""
+    ws = Workspace(0) if ws is None else ws
     Y, C, G = saved
     Wih, Whh, _, _ = _contig(*W)
     dWih, dWhh, dbih, dbhh = dW
@@ -753,21 +787,26 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     T, N, I = X.shape
     H = h0.shape[1]
     GH = Wih.shape[0]
-    gemm = gemm_for(X.dtype)
+    dt = X.dtype
+    gemm = gemm_for(dt)
     nb = _batch_chunks(N, T, GH, H)
     dc = None
+    dP = ws.take((T, N, GH), dt)
+    dPh = dP
     if mode == "RNN":
-        dP, dh = parallel_call(rnn_seq_backward, nb, dY, dhT, Y, Whh, relu, reverse, gemm)
-        dPh = dP
+        dh = parallel_call(rnn_seq_backward, nb, dP, dY, dhT, Y, Whh, relu, reverse, gemm)
     elif mode == "LSTM":
         C, TC = C
         dcT, c0 = _contig(dcT, c0)
-        dP, dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm)
-        dPh = dP
+        dh, dc = parallel_call(lstm_seq_backward, nb, dP, dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm)
     else:
-        dP, dPh, dh = parallel_call(gru_seq_backward, nb, dY, dhT, h0, Y, G, Whh, reverse, gemm)
+        dPh = ws.take((T, N, GH), dt)
+        dh = parallel_call(gru_seq_backward, nb, dP, dPh, dY, dhT, h0, Y, G, Whh, reverse, gemm)
     dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (I + H)), dP, dPh, X, Y, h0, Wih,
                        dWih, dWhh, dbih, dbhh, reverse, gemm)
+    ws.give(dP, None if dPh is dP else dPh, Y, G)
+    if mode == "LSTM":
+        ws.give(C, TC)
     return dX, dh, dc
 
 
@@ -840,12 +879,12 @@ def _activate(g, lo, hi, tanh, approx):
 
 
 @njit(cache=True, parallel=True)
-def _input_products(X, Wih, b, gemm, nthreads):
-    """Φ_x = X Ω_xᵀ + b for every step at once: (T, N, I) -> (T, N, GH), the T·N rows split over threads."""
+def _input_products(X, Wih, b, P, gemm, nthreads):
+    """P = Φ_x = X Ω_xᵀ + b for every step at once: (T, N, I) -> (T, N, GH), the T·N rows split over
+    threads."""
     T, N, I = X.shape
     GH = Wih.shape[0]
     R = T * N
-    P = np.empty((T, N, GH), X.dtype)
     for c in prange(nthreads):
         lo, hi = c * R // nthreads, (c + 1) * R // nthreads
         if hi > lo:
@@ -854,7 +893,6 @@ def _input_products(X, Wih, b, gemm, nthreads):
             P2 = P.reshape(R, GH)
             for r in range(lo, hi):
                 P2[r] += b
-    return P
 
 
 @njit(cache=True, parallel=True)
@@ -925,16 +963,14 @@ def _rnn_rows_forward(P, Y, h0, Whh, lo, hi, relu, reverse, gemm):
 
 
 @njit(cache=True, parallel=True)
-def rnn_seq_forward(P, h0, Whh, relu, reverse, gemm, nthreads):
+def rnn_seq_forward(P, Y, h0, Whh, relu, reverse, gemm, nthreads):
     """h_t = a(Φ[t] + h_{t−1} Ω_hᵀ) for the whole sequence, Φ = X Ω_xᵀ + β_x + β_h given as P
-    (T, N, H) (overwritten). The batch split over threads. -> Y (T, N, H)."""
+    (T, N, H) (overwritten), into Y (T, N, H). The batch split over threads."""
     T, N, H = P.shape
-    Y = np.empty((T, N, H), P.dtype)
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
             _rnn_rows_forward(P, Y, h0, Whh, lo, hi, relu, reverse, gemm)
-    return Y
 
 
 @njit(cache=True, error_model="numpy")
@@ -956,17 +992,16 @@ def _rnn_rows_backward(dP, dh, dY, Y, Whh, lo, hi, relu, reverse, gemm):
 
 
 @njit(cache=True, parallel=True)
-def rnn_seq_backward(dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
+def rnn_seq_backward(dP, dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
     """BPTT: ∂ℓ/∂Φ[t] = a'(Φ[t]) ⊙ (∂ℓ/∂y_t + ∂ℓ/∂h_t from t+1), ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h, the
-    batch split over threads. -> (∂ℓ/∂Φ (T, N, H), ∂ℓ/∂h_0)."""
+    batch split over threads. Fills dP = ∂ℓ/∂Φ (T, N, H). -> ∂ℓ/∂h_0."""
     T, N, H = Y.shape
-    dP = np.empty((T, N, H), Y.dtype)
     dh = dhT.copy()
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
             _rnn_rows_backward(dP, dh, dY, Y, Whh, lo, hi, relu, reverse, gemm)
-    return dP, dh
+    return dh
 
 
 # ---- LSTM ----
@@ -1004,19 +1039,14 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, Whh, lo, hi, reverse, approx, gemm):
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_forward(P, h0, c0, Whh, reverse, approx, gemm, nthreads):
-    """The LSTM over the whole sequence from Φ = X Ω_xᵀ + β_x + β_h (T, N, 4H) (which becomes the
-    gates); the batch split over threads. -> (Y, C, tanh(C) (T, N, H), gates (T, N, 4H) activated)."""
+def lstm_seq_forward(P, Y, C, TC, h0, c0, Whh, reverse, approx, gemm, nthreads):
+    """The LSTM over the whole sequence from P = Φ = X Ω_xᵀ + β_x + β_h (T, N, 4H), which becomes the
+    activated gates; fills Y, C, tanh(C) (T, N, H). The batch split over threads."""
     T, N, GH = P.shape
-    H = GH // 4
-    Y = np.empty((T, N, H), P.dtype)
-    C = np.empty((T, N, H), P.dtype)
-    TC = np.empty((T, N, H), P.dtype)
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
             _lstm_rows_forward(P, Y, C, TC, h0, c0, Whh, lo, hi, reverse, approx, gemm)
-    return Y, C, TC, P
 
 
 @njit(cache=True, error_model="numpy")
@@ -1054,18 +1084,17 @@ def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_backward(dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm, nthreads):
-    """BPTT through the LSTM (module docstring), the batch split over threads.
-    -> (∂ℓ/∂Φ (T, N, 4H), ∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
+def lstm_seq_backward(dP, dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm, nthreads):
+    """BPTT through the LSTM (module docstring), the batch split over threads. Fills dP = ∂ℓ/∂Φ
+    (T, N, 4H). -> (∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
     T, N, GH = G.shape
-    dP = np.empty((T, N, GH), G.dtype)
     dh = dhT.copy()
     dc = dcT.copy()
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
             _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm)
-    return dP, dh, dc
+    return dh, dc
 
 
 # ---- GRU ----
@@ -1102,19 +1131,15 @@ def _gru_rows_forward(P, Q, G, Y, h0, Whh, bhh, lo, hi, reverse, approx, gemm):
 
 
 @njit(cache=True, parallel=True)
-def gru_seq_forward(P, h0, Whh, bhh, reverse, approx, gemm, nthreads):
-    """The GRU over the whole sequence from Φ_x = X Ω_xᵀ + β_x (T, N, 3H); the batch split over threads.
-    -> (Y, gates (T, N, 4H): r, z, n, W_hn h + b_hn)."""
+def gru_seq_forward(P, G, Y, h0, Whh, bhh, reverse, approx, gemm, nthreads):
+    """The GRU over the whole sequence from P = Φ_x = X Ω_xᵀ + β_x (T, N, 3H); fills Y and the gates
+    G (T, N, 4H): r, z, n, W_hn h + b_hn. The batch split over threads."""
     T, N, H3 = P.shape
-    H = H3 // 3
-    Y = np.empty((T, N, H), P.dtype)
-    G = np.empty((T, N, 4 * H), P.dtype)
     Q = np.empty((N, H3), P.dtype)
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
             _gru_rows_forward(P, Q, G, Y, h0, Whh, bhh, lo, hi, reverse, approx, gemm)
-    return Y, G
 
 
 @njit(cache=True, error_model="numpy")
@@ -1153,15 +1178,13 @@ def _gru_rows_backward(dPx, dPh, dh, dY, h0, Y, G, Whh, lo, hi, reverse, gemm):
 
 
 @njit(cache=True, parallel=True)
-def gru_seq_backward(dY, dhT, h0, Y, G, Whh, reverse, gemm, nthreads):
-    """BPTT through the GRU (module docstring), the batch split over threads.
-    -> (∂ℓ/∂Φ_x, ∂ℓ/∂Φ_h (T, N, 3H), ∂ℓ/∂h_0)."""
+def gru_seq_backward(dPx, dPh, dY, dhT, h0, Y, G, Whh, reverse, gemm, nthreads):
+    """BPTT through the GRU (module docstring), the batch split over threads. Fills dPx = ∂ℓ/∂Φ_x
+    and dPh = ∂ℓ/∂Φ_h (T, N, 3H). -> ∂ℓ/∂h_0."""
     T, N, H = Y.shape
-    dPx = np.empty((T, N, 3 * H), Y.dtype)
-    dPh = np.empty((T, N, 3 * H), Y.dtype)
     dh = dhT.copy()
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
             _gru_rows_backward(dPx, dPh, dh, dY, h0, Y, G, Whh, lo, hi, reverse, gemm)
-    return dPx, dPh, dh
+    return dh

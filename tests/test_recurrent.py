@@ -185,6 +185,34 @@ def test_float32_on_two_chunks_close_to_the_reference_in_float64(with_threads, k
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * np.max(np.abs(b)))
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_reused_workspace_arrays_never_serve_two_pending_calls(kind, rng):
+    """The fast path hands a finished backward's arrays to the next forward: interleaved calls
+    (forward 1, forward 2, backward 2, forward 3, backward 3, backward 1) give what each call gives
+    alone on a fresh layer."""
+    cls, _, kw = SEQ[kind]
+    xs = [rng.standard_normal((5, 3, 4)) for _ in range(3)]
+    gs = [rng.standard_normal((5, 3, 6)) for _ in range(3)]
+    alone = []
+    for x, g in zip(xs, gs):
+        layer = cls(4, 6, rng=0, **kw)
+        y, _ = layer.forward(x)
+        alone.append((y, layer.backward(g), [p.grad.copy() for p in layer.parameters()]))
+    layer = cls(4, 6, rng=0, **kw)
+    y1, _ = layer.forward(xs[0])
+    y2, _ = layer.forward(xs[1])
+    dx2 = layer.backward(gs[1])
+    y3, _ = layer.forward(xs[2])
+    dx3 = layer.backward(gs[2])
+    dx1 = layer.backward(gs[0])
+    for (y, dx), (ya, dxa, _) in zip([(y1, dx1), (y2, dx2), (y3, dx3)], alone):
+        np.testing.assert_allclose(y, ya, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(dx, dxa, rtol=1e-13, atol=1e-14)
+    total = [sum(a[2][i] for a in alone) for i in range(len(alone[0][2]))]
+    for p, t in zip(layer.parameters(), total):
+        np.testing.assert_allclose(p.grad, t, rtol=1e-12, atol=1e-13)
+
+
 def test_state_dict_keys_shapes_and_init_are_torchs(torch):
     tm = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
     layer = LSTM(3, 4, num_layers=2, bidirectional=True, rng=0)
