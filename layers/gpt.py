@@ -13,7 +13,7 @@ For token ids idx (N, T) with T ≤ block_size (the context), width D = n_embd, 
                                           P = wpe.weight (block_size, D) learned positions
     X_k = Block_k(X_{k−1}), k = 1 … L     pre-LN causal transformer layers (layers.transformer):
                                           X₁ = X + MhSa_causal[LN₁(X)],  Y = X₁ + mlp[LN₂(X₁)],
-                                          mlp = D → 4D → D with GELU
+                                          mlp = D → 4D → D with GELU (or ReLU)
     H = LN_f(X_L)                         the final LayerNorm a pre-LN stack needs
     logits = H Eᵀ                         (N, T, V): the output head *is* the token embedding
                                           (tied weights, Press & Wolf 2017), lm_head.weight = E
@@ -33,7 +33,7 @@ The model has no kernels of its own: each part is a family's layer with its two 
 """
 import numpy as np
 
-from engine.checks import check_bool, check_dtype, check_float, check_int, check_rng
+from engine.checks import check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer
 from engine.sampling import generate as _generate
 
@@ -48,11 +48,12 @@ __all__ = ["GPT"]
 
 class GPT(Layer):
     """GPT(vocab_size, block_size, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True,
-    dtype=np.float64, rng=None): a decoder-only language model (module docstring).
+    activation="gelu", dtype=np.float64, rng=None): a decoder-only language model (module docstring).
 
     Parts and keys: wte (Embedding), wpe (learned positions, "wpe.weight" as an nn.Embedding's),
     drop (Dropout on the embeddings), blocks.{i} (TransformerEncoderLayer(n_embd, n_head,
-    4·n_embd, dropout, "gelu", batch_first=True, norm_first=True), called causally), ln_f
+    4·n_embd, dropout, activation ("gelu", GPT-2's, or "relu"), batch_first=True, norm_first=True),
+    called causally), ln_f
     (LayerNorm), lm_head (Linear without bias whose weight is wte's Parameter).
 
     forward(idx, train=True): idx (N, T) integer token ids, 1 ≤ T ≤ block_size -> logits (N, T, V).
@@ -61,7 +62,7 @@ class GPT(Layer):
     """
 
     def __init__(self, vocab_size, block_size, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True,
-                 dtype=np.float64, rng=None):
+                 activation="gelu", dtype=np.float64, rng=None):
         self.vocab_size = check_int("vocab_size", vocab_size, low=1)
         self.block_size = check_int("block_size", block_size, low=1)
         self.n_layer = check_int("n_layer", n_layer, low=1)
@@ -71,6 +72,9 @@ class GPT(Layer):
             raise ValueError(f"n_head: n_embd={self.n_embd} must be divisible by n_head, got n_head={self.n_head}")
         self.dropout = check_float("dropout", dropout, low=0.0, high=1.0)
         self.bias = check_bool("bias", bias)
+        if not isinstance(activation, str):
+            raise TypeError(f"activation: expected 'gelu' or 'relu', got {type(activation).__name__} {activation!r}")
+        self.activation = check_choice("activation", activation, ("gelu", "relu"))
         self.dtype = check_dtype(dtype)
         rng = check_rng("rng", rng)                   # every argument checked before the first draw
         V, D, L = self.vocab_size, self.n_embd, self.n_layer
@@ -78,7 +82,7 @@ class GPT(Layer):
         self.wpe = LearnedPositionalEmbedding(self.block_size, D, batch_first=True, dtype=self.dtype, rng=rng)
         self.drop = Dropout(self.dropout, rng=rng.spawn(1)[0])
         self.blocks = LayerList([
-            TransformerEncoderLayer(D, self.n_head, 4 * D, self.dropout, "gelu", batch_first=True, norm_first=True,
+            TransformerEncoderLayer(D, self.n_head, 4 * D, self.dropout, self.activation, batch_first=True, norm_first=True,
                                     bias=self.bias, dtype=self.dtype, rng=rng) for _ in range(L)])
         self.ln_f = LayerNorm(D, bias=self.bias, dtype=self.dtype)
         self.lm_head = Linear(D, V, bias=False, dtype=self.dtype, rng=rng)

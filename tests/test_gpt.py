@@ -275,3 +275,22 @@ def test_schedule_refuses_bad_arguments_by_name_and_leaves_the_lr(kw, err, name)
     with pytest.raises(err, match=name):
         WarmupCosineLR(opt, **kw)
     assert opt.lr == 0.5
+
+
+# ---- scripts/train_gpt.py (item 7): the library path it takes, at toy size ----------------------
+def test_train_gpt_script_trains_through_fit_and_reports(tmp_path):
+    import train_gpt
+    res = train_gpt.train("tiny", steps=3, dtype=np.float64, progress=False, samples=1, sample_len=7,
+                          log=lambda *a: None, eval_windows=3, train_windows=200, val_every=2, curve_windows=2)
+    assert res["steps"] == 3 and res["stopped"] == "max_steps"
+    assert res["val_bits"] == pytest.approx(res["val_nats"] / np.log(2))
+    assert 0 < res["val_nats"] < 2 * np.log(65) and res["tokens_per_second"] > 0
+    assert len(res["samples"]) == 1 and len(res["samples"][0]) == 7
+    assert res["history"]["curve_step"] == [2, 3]
+    fig = train_gpt.figure_run(time_budget=1e-3, val_every=1, eval_windows=2, sample_len=5, train_windows=100,
+                               config="tiny")
+    assert fig["steps"] == 1 and fig["curve_step"] == [1] and len(fig["samples"]) == 2
+    assert 3.0 < fig["unigram_nats"] < np.log(65)         # the characters' entropy, below uniform
+    loss = train_gpt.TokenCrossEntropy()
+    with pytest.raises(ValueError, match="target"):
+        loss.forward(np.zeros((2, 3, 5)), np.zeros((2, 4), np.int64))
