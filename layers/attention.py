@@ -726,9 +726,11 @@ def exp_shifted_kernel(row, jc, m, ibuf):
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
-def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf):
+def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf, acc):
     """row[:jc] ← softmax(row[:jc] + am) over the allowed keys (masked ones and row[jc:jn] ← 0).
-    Returns False when no key is allowed (the row is then all zero)."""
+    Returns False when no key is allowed (the row is then all zero). acc: 16 elements of scratch
+    for the maximum, kept in 16 lanes (a max reduction does not vectorise without no-NaN flags,
+    an element-wise max over 16 lanes does: 0.34 -> 0.15 ms per 524k elements, measured)."""
     if has_am:
         for j in range(jc):
             row[j] += amrow[j]
@@ -736,8 +738,18 @@ def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf):
         for j in range(jc):
             if bmrow[j]:
                 row[j] = -np.inf
-    m = row[0]
-    for j in range(1, jc):
+    for t in range(16):
+        acc[t] = -np.inf
+    j0 = 0
+    while j0 + 16 <= jc:
+        for t in range(16):
+            x = row[j0 + t]
+            acc[t] = x if x > acc[t] else acc[t]
+        j0 += 16
+    m = acc[0]
+    for t in range(1, 16):
+        m = acc[t] if acc[t] > m else m
+    for j in range(j0, jc):
         m = row[j] if row[j] > m else m
     for j in range(jc, jn):
         row[j] = 0.0
@@ -769,6 +781,7 @@ def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am
     for c in prange(nchunks):                           # disjoint problems b ∈ [lo, hi)
         lo, hi = c * B // nchunks, (c + 1) * B // nchunks
         a = np.empty((R if has_drop else 1, S), q.dtype)
+        acc = np.empty(16, q.dtype)
         for b in range(lo, hi):
             for i0 in range(0, L, R):
                 i1 = min(i0 + R, L)
@@ -781,7 +794,7 @@ def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am
                     jc = min(i + 1, S) if causal else S
                     bmrow = bm[b // bdiv, i if bm.shape[1] > 1 else 0]
                     amrow = am[b // adiv, i if am.shape[1] > 1 else 0]
-                    _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf[c])
+                    _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf[c], acc)
                     for j in range(jn, S):
                         row[j] = 0.0
                     if has_drop:

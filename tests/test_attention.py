@@ -214,26 +214,41 @@ def _run_mha(mha, inputs, dy, dw, **kw):
     return [out, w, *grads] + [p.grad.copy() for p in mha.parameters()]
 
 
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_reference_and_fast_kernels_agree(dtype, tol, rng):
-    """Causal rows in several blocks (L = 70 > CAUSAL_ROWS), L ≠ S, masks, key padding and dropout,
-    on two thread chunks: the fast path equals the reference loops."""
+def _long_causal_case(rng, dtype):
+    """Causal rows in several blocks (L = 70 > CAUSAL_ROWS), L ≠ S, an additive mask, key padding and
+    dropout with a fixed mask, B = N·H = 6 problems on two thread chunks."""
     E, H, N, L, S = 8, 2, 3, 70, 66
     mha = MultiheadAttention(E, H, dropout=0.25, fix_mask=True, dtype=dtype, rng=0)
-    q = rng.standard_normal((L, N, E)).astype(dtype)
-    k = rng.standard_normal((S, N, E)).astype(dtype)
-    am = rng.standard_normal((L, S)).astype(dtype)
+    q = rng.standard_normal((L, N, E))
+    k = rng.standard_normal((S, N, E))
+    am = rng.standard_normal((L, S))
     kp = rng.random((N, S)) < 0.2
     kp[:, 0] = False
-    dy = rng.standard_normal((L, N, E)).astype(dtype)
-    dw = rng.standard_normal((N, L, S)).astype(dtype)
-    kw = dict(attn_mask=am, key_padding_mask=kp, is_causal=True)
-    fast = _run_mha(mha, (q, k, k), dy, dw, **kw)
+    dy = rng.standard_normal((L, N, E))
+    dw = rng.standard_normal((N, L, S))
+    c = [a.astype(dtype) for a in (q, k, am, dy, dw)]
+    return mha, (c[0], c[1], c[1]), c[3], c[4], dict(attn_mask=c[2], key_padding_mask=kp, is_causal=True)
+
+
+def test_reference_and_fast_kernels_agree(rng):
+    mha, inputs, dy, dw, kw = _long_causal_case(rng, np.float64)
+    fast = _run_mha(mha, inputs, dy, dw, **kw)
     with engine.reference_kernels():
-        ref = _run_mha(mha, (q, k, k), dy, dw, **kw)
+        ref = _run_mha(mha, inputs, dy, dw, **kw)
     for a, b in zip(fast, ref):
-        assert a.dtype == dtype
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+
+
+def test_float32_fast_kernels_match_float64(rng):
+    """The fast kernels in float32 (the case above: several causal blocks, masks, dropout, two
+    chunks) against float64 from the same weights, seed and mask."""
+    m64, inputs, dy, dw, kw = _long_causal_case(rng, np.float64)
+    r64 = _run_mha(m64, inputs, dy, dw, **kw)
+    m32, inputs32, dy32, dw32, kw32 = _long_causal_case(np.random.default_rng(12345), np.float32)
+    r32 = _run_mha(m32, inputs32, dy32, dw32, **kw32)
+    for a, b in zip(r32, r64):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * np.abs(b).max())
 
 
 def test_parallel_and_serial_agree(with_threads, rng):
@@ -245,19 +260,6 @@ def test_parallel_and_serial_agree(with_threads, rng):
     two = with_threads(2, _run_mha, mha, (x, x, x), dy, dw, is_causal=True)
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
-
-
-def test_float32_matches_float64(rng):
-    m64 = MultiheadAttention(8, 2, rng=0)
-    m32 = MultiheadAttention(8, 2, dtype=np.float32)
-    m32.load_state_dict(m64.state_dict())
-    x = rng.standard_normal((6, 2, 8))
-    dy = rng.standard_normal((6, 2, 8))
-    r64 = _run_mha(m64, (x, x, x), dy, None, is_causal=True)
-    r32 = _run_mha(m32, tuple(a.astype(np.float32) for a in (x, x, x)), dy.astype(np.float32), None, is_causal=True)
-    for a, b in zip(r32, r64):
-        assert a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
 @pytest.mark.parametrize("dtype,int_dtype", [(np.float64, np.int64), (np.float32, np.int32)])
