@@ -290,6 +290,10 @@ def test_cbow_repeated_ids_accumulate_every_use():
     np.testing.assert_array_equal(cbow.weight.grad[0], 3 * dh[1])
     np.testing.assert_array_equal(cbow.weight.grad[1], dh[0])
     assert not cbow.weight.grad[[2, 4]].any()
+    g = cbow.weight.grad.copy()
+    cbow.forward(np.array([[3, 3, 3, 1], [3, 0, 0, 0]]))
+    cbow.backward(dh)                                                   # gradients accumulate
+    np.testing.assert_array_equal(cbow.weight.grad, 2 * g)
 
 
 # ---- the output layers' fast kernels on several chunks, float32 ----------------------------------
@@ -363,6 +367,31 @@ def test_cbow_trains_through_fit_below_the_unigram_entropy(head_kind):
         assert hist["val_loss"][-1] < 0.5 * 6 * np.log(2)          # (1 + k) log 2 at the zero start
         assert np.mean(np.argmax(lp, axis=1) == centre[3000:]) > 0.5
     assert head.pending_calls() <= 1
+
+
+def test_negative_sampling_fit_is_seeded_by_fit():
+    rng = np.random.default_rng(16)
+    ctx, centre = synthetic_corpus(rng, 12, 600)
+    weights = []
+    for _ in range(2):
+        cbow = CBOW(12, 4, rng=0)
+        model = WordVectors(cbow, NegativeSampling(4, 12, k=3))        # the default generator
+        engine.fit(model, HeadLoss(model.head), Adam(model.parameters(), lr=0.01), ctx, centre, epochs=1,
+                   batch_size=50, seed=7, progress=False)
+        weights.append(model.state_dict())
+    for k in weights[0]:
+        assert np.array_equal(weights[0][k], weights[1][k])
+
+
+def test_cbow_windows_of_the_training_script():
+    from train_word_vectors import cbow_windows, unigram_baseline
+    X, y = cbow_windows(np.arange(10, 17), 2)
+    assert X.tolist() == [[10, 11, 13, 14], [11, 12, 14, 15], [12, 13, 15, 16]] and y.tolist() == [12, 13, 14]
+    with pytest.raises(ValueError, match="ids: expected at least 5 words"):
+        cbow_windows(np.arange(4), 2)
+    ent, ce = unigram_baseline(np.array([0, 0, 1, 2]), np.array([0, 1]), 3)
+    p = np.array([3, 2, 2]) / 7                                        # add-one counts
+    assert ent == pytest.approx(-(p * np.log(p)).sum()) and ce == pytest.approx(-np.log(p[[0, 1]]).mean())
 
 
 def test_head_loss_refuses_bad_pred_and_keeps_the_last_call():
