@@ -165,23 +165,31 @@ def linreg_loss_surface(quick=False):
     lr = 0.4
     path, losses = gd_path(x, y, start=(phi0 - 2.0, phi1 + 2.2), lr=lr, steps=40)
 
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(5.0, 5.4), layout="constrained")
     P0, P1 = np.meshgrid(phi0s, phi1s)
-    levels = lmin + np.array([0.02, 0.1, 0.25, 0.5, 1, 2, 3, 4.5, 6, 8])
-    cs = ax.contour(P0, P1, grid, levels=levels, cmap="viridis")
-    ax.clabel(cs, fontsize=7, fmt="%.2f")
+    levels = np.round(lmin + np.array([0.05, 0.25, 0.5, 1, 2, 3, 4.5, 6, 8]), 1)
+    # (viridis without its pale yellow end, which vanishes on white)
+    cs = ax.contour(P0, P1, grid, levels=levels, cmap="viridis",
+                    norm=matplotlib.colors.Normalize(levels[0], levels[-1] / 0.8))
+    # labels on every other level line, placed where the line crosses φ1 = Φ1* − 0.4 right of
+    # the minimum (away from the descent path, which comes from the upper left)
+    row = phi1 - 0.4
+    line0 = np.linspace(phi0, phi0s[-1], 400)
+    lrow = loss_grid(x, y, line0, np.array([row]))[0]
+    spots = [(float(np.interp(v, lrow, line0)), row) for v in levels[1::2] if v < lrow[-1]]
+    ax.clabel(cs, levels[1::2], fontsize=8, fmt=lambda v: f"{v:g}", inline_spacing=2,
+              manual=spots)
     Gn = G / np.linalg.norm(G, axis=-1, keepdims=True)
     ax.quiver(A0, A1, -Gn[..., 0], -Gn[..., 1], color="0.4", angles="xy", scale=28,
               width=0.003, label="−∇L (direction)")
     ax.plot(path[:, 0], path[:, 1], "o-", color="C3", ms=3, lw=1.2,
             label=f"gradient descent, lr = {lr}")
-    ax.plot(phi0, phi1, "k*", ms=12, label="minimum (XᵀX)⁻¹Xᵀy")
-    ax.set_xlabel("Φ0 (intercept)")
-    ax.set_ylabel("Φ1 (slope)")
-    ax.set_title("Loss surface L(Φ0, Φ1) of linear regression")
+    ax.plot(phi0, phi1, "k*", ms=12, label="minimum $(X^TX)^{-1}X^Ty$")
+    ax.set_xlabel(r"$\phi_0$ (intercept)")
+    ax.set_ylabel(r"$\phi_1$ (slope)")
+    ax.set_title(r"Loss surface $L(\phi_0, \phi_1)$ of linear regression")
     ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     data = {"phi0": phi0, "phi1": phi1, "phi0s": phi0s, "phi1s": phi1s, "loss": grid,
             "loss_min": lmin, "arrow_points": np.stack([A0, A1], -1), "gradients": G,
             "cosines": cosines, "max_abs_cos": float(np.max(np.abs(cosines))),

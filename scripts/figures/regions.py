@@ -85,7 +85,9 @@ def draw_pieces_1d(ax, r, x, y, cmap="tab10", lw=2.0):
         ax.axvline(r.start[0] + jb * (r.end[0] - r.start[0]), color="0.7", lw=0.6, ls=":")
 
 
-SHALLOW_2D = dict(W=[[1.0, 0.0], [0.2, 1.0], [-1.0, -1.0]], b=[1.0, 0.8, 1.0], w=[1.0, -1.5, 2.0], c=0.5)
+# three joint lines x₂ = −1, 2.5 x₁ − 1.2 x₂ = −1.8, 2.5 x₁ + 1.5 x₂ = 2.25 around the triangle
+# (−1.2, −1), (1.5, −1), (0, 1.5): all seven regions wide enough to label inside [−3, 3]²
+SHALLOW_2D = dict(W=[[0.0, 1.0], [2.5, -1.2], [-2.5, -1.5]], b=[1.0, 1.8, 2.25], w=[1.0, -1.5, 2.0], c=0.5)
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -94,8 +96,6 @@ SHALLOW_2D = dict(W=[[1.0, 0.0], [0.2, 1.0], [-1.0, -1.0]], b=[1.0, 0.8, 1.0], w
         caption="A 2-input ReLU net with 3 hidden units (generic weights): its 3 joint lines cut the "
                 "plane into {n_regions} linear regions, the maximum Σ_{{j≤2}} C(3, j) = {bound}.")
 def shallow_2d_regions(quick=False):
-    # three joint lines x₁ = −1, 0.2 x₁ + x₂ = −0.8, x₁ + x₂ = 1 in general position, all three
-    # crossings inside the box
     net = shallow_seq(SHALLOW_2D["W"], SHALLOW_2D["b"], SHALLOW_2D["w"], SHALLOW_2D["c"])
     ext = ((-3.0, 3.0), (-3.0, 3.0))
     r = regions_2d(net, [0, 0], [1, 0], [0, 1], ext)
@@ -103,22 +103,22 @@ def shallow_2d_regions(quick=False):
     n = 120 if quick else 400
     S, T = np.meshgrid(np.linspace(s0, s1, n), np.linspace(t0, t1, n))
     Z = net.forward(np.stack([S.ravel(), T.ravel()], 1)).reshape(n, n)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.1), layout="constrained")
     im = axes[0].imshow(Z, origin="lower", extent=(s0, s1, t0, t1), cmap="viridis", aspect="equal")
     for p in r.pieces:
         V = np.vstack([p.vertices, p.vertices[:1]])
         axes[0].plot(V[:, 0], V[:, 1], color="w", lw=1.0)
-    fig.colorbar(im, ax=axes[0], shrink=0.8, label="network output y")
-    axes[0].set_title("output y(x₁, x₂) and region boundaries")
+    fig.colorbar(im, ax=axes[0], shrink=0.9, label="network output $y$")
+    axes[0].set_title("Output and joint lines")
     draw_polygons(axes[1], r)
     for i, p in enumerate(r.pieces):
         c = p.centroid
-        axes[1].text(c[0], c[1], "".join("1" if a else "0" for a in p.pattern), ha="center", va="center", fontsize=8)
-    axes[1].set_title(f"{r.n_activation_regions} regions (activation patterns)")
+        axes[1].text(c[0], c[1], "".join("1" if a else "0" for a in p.pattern), ha="center",
+                     va="center", fontsize=8)
+    axes[1].set_title(f"{r.n_activation_regions} regions: units on (1) / off (0)")
     for ax in axes:
-        ax.set_xlabel("x₁")
-        ax.set_ylabel("x₂")
-    fig.tight_layout()
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
     return fig, {"n_regions": r.n_activation_regions, "n_linear_regions": r.n_linear_regions,
                  "bound": bounds.zaslavsky(2, 3), "area": r.total_area()}
 
@@ -133,13 +133,20 @@ def regions_vs_width(quick=False):
     fig, axes = plt.subplots(1, 3, figsize=(6.5, 3.3), gridspec_kw={"width_ratios": [1, 1, 0.9]},
                              layout="constrained")
     pic_D = 6
-    net, ext = generic_shallow_2d(pic_D, np.random.default_rng(7))
+    # the pictured net: its 6 joint lines tangent to the unit circle, directions 30° apart
+    # (general position, every crossing within 4 of the centre, shown with a margin: no slivers)
+    ang = np.deg2rad(np.arange(pic_D) * 180.0 / pic_D + 8.0) + np.pi * (np.arange(pic_D) % 2)
+    Wp = np.stack([np.cos(ang), np.sin(ang)], 1)
+    net = shallow_seq(Wp, -np.ones(pic_D), np.linspace(1.0, 2.0, pic_D) * (-1.0) ** np.arange(pic_D))
+    ext = ((-5.5, 5.5), (-5.5, 5.5))
     pic = regions_2d(net, [0, 0], [1, 0], [0, 1], ext)
     draw_polygons(axes[2], pic, lw=0.5, alpha=0.8)
-    axes[2].set_title(f"generic D = {pic_D}, $D_i$ = 2:\n{pic.n_linear_regions} regions "
+    axes[2].set_title(f"$D$ = {pic_D}, $D_i$ = 2:\n{pic.n_linear_regions} regions "
                       f"(max {bounds.zaslavsky(2, pic_D)})")
-    axes[2].set_xlabel("x₁")
-    axes[2].set_ylabel("x₂")
+    axes[2].set_xlabel("$x_1$")
+    axes[2].set_ylabel("$x_2$")
+    axes[2].set_xticks([-5, 0, 5])
+    axes[2].set_yticks([-5, 0, 5])
     out["pictured"] = (pic.n_linear_regions, bounds.zaslavsky(2, pic_D))
     for ax, D_i in zip(axes, (1, 2)):
         bound = np.array([bounds.zaslavsky(D_i, D) for D in widths])
@@ -160,9 +167,10 @@ def regions_vs_width(quick=False):
         ax.plot(widths, generic.mean(0), "o", color="C0", ms=7, label="generic weights (exact count)")
         ax.errorbar(widths, default.mean(0), yerr=default.std(0), fmt="s", color="C1", ms=5, capsize=2,
                     label=r"default init on $[-1, 1]^{D_i}$ (mean ± sd)")
-        ax.set_xlabel("hidden width D")
+        ax.set_xlabel("hidden width $D$")
         ax.set_ylabel("number of linear regions")
         ax.set_title(f"$D_i$ = {D_i}")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         out[f"bound_{D_i}d"] = bound
         out[f"generic_{D_i}d"] = generic
         out[f"default_{D_i}d"] = default
