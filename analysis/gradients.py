@@ -26,9 +26,10 @@ per step back. For the Elman RNN h_t = a[β + Ω_x x_t + Ω_h h_{t−1}]:
     ∂h_t/∂h_{t−1} = diag(a′(p_t)) Ω_h,      ∂h_T/∂x_t = ∂h_T/∂h_t diag(a′(p_t)) Ω_x
     ∂h_T/∂x_t     = [∏_{s=t+1}^{T} diag(a′(p_s)) Ω_h] diag(a′(p_t)) Ω_x
 
-so with a′ ≈ 1 (the linear regime of tanh) and Ω_h = ρQ, Q orthogonal, ‖∂h_T/∂x_t‖_F =
-ρ^{T−t} ‖Ω_x‖_F exactly: the log-norm falls on a line of slope ln ρ against T − t (vanishing for
-ρ < 1, exploding for ρ > 1); tanh's a′ < 1 only steepens the fall. The LSTM's cell path
+so with a′ = 1 (the linear limit of tanh, states near 0) and Ω_h = ρQ, Q orthogonal,
+‖∂h_T/∂x_t‖_F = ρ^{T−t} ‖Ω_x‖_F exactly (‖Q^k A‖_F = ‖A‖_F): the log-norm falls on a line of
+slope ln ρ against T − t (vanishing for ρ < 1, exploding for ρ > 1); a saturated tanh (a′ < 1)
+adds a factor below 1 per step. The LSTM's cell path
 c_t = f ⊙ c_{t−1} + i ⊙ g has ∂c_t/∂c_{t−1} = diag(f) (plus paths through h): the gradient keeps
 its size while the forget gates stay near 1 (004 §5.2).
 

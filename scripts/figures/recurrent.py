@@ -7,6 +7,7 @@ Every number comes from the engine: Jacobians through time from `analysis.gradie
 outputs), models trained by `engine.fit` or a plain Adam loop on the bundled corpus.
 """
 import contextlib
+import functools
 import time
 
 import matplotlib
@@ -151,7 +152,7 @@ def rnn_sensitivity(quick=False):
 class CharLSTM(Layer):
     """Embedding → LSTM → Linear, time-major: ids (T, N) -> logits (T·N, V)."""
 
-    def __init__(self, V, E, H, rng, dtype=np.float32):
+    def __init__(self, V, E, H, rng, dtype=np.float64):
         from layers import Embedding, Linear
         rng = np.random.default_rng(rng)
         self.emb = Embedding(V, E, rng=rng, dtype=dtype)
@@ -177,13 +178,19 @@ def _windows(ids, starts, T):
     return ids[idx], ids[idx + 1]
 
 
-def train_char_lstm(steps, batch, T, H, E=16, lr=0.02, seed=0):
-    """A character LSTM trained by Adam (gradients clipped to norm 1) on random windows of the
-    bundled corpus's training split; returns (model, vocab, valid ids, record)."""
+@functools.lru_cache(maxsize=1)
+def _char_corpus():
+    """engine.data.text.char_corpus(), read and encoded once per process (about 1 s)."""
     from engine.data.text import char_corpus
+    return char_corpus()
+
+
+def train_char_lstm(steps, batch, T, H, E=16, lr=0.02, seed=0):
+    """A character LSTM (float64) trained by Adam (gradients clipped to norm 1) on random windows
+    of the bundled corpus's training split; returns (model, vocab, valid ids, record)."""
     from engine.losses import CrossEntropyLoss
     from engine.optim import Adam, clip_grad_norm
-    vocab, train_ids, valid_ids = char_corpus()
+    vocab, train_ids, valid_ids = _char_corpus()
     model = CharLSTM(len(vocab), E, H, rng=seed)
     opt, loss = Adam(model.parameters(), lr=lr), CrossEntropyLoss()
     rng = np.random.default_rng(seed)
