@@ -106,9 +106,10 @@ def softmax_at(eta, temperatures):
 
 @figure("softmax-temperature", source="004 §2.4.6",
         caption="Softmax with temperature S(η/T) for η = (3, 0, 1) (engine Softmax layer): "
-                "low T concentrates the mass on the largest logit (T = {t_low}: max "
-                "{p_low_max:.4f}), high T spreads it evenly (T = {t_high}: largest deviation "
-                "from 1/3 is {high_dev:.1e}); at T = 1 it is the plain softmax.")
+                "low T concentrates the mass on the largest logit (T = {t_low:g}, the first bar "
+                "group's darkest bar and the curves' left dots: max 1 − {low_gap:.0e}), high T "
+                "spreads it evenly (T = {t_high:g}, the right end of the curves: largest "
+                "deviation from 1/3 is {high_dev:.1e}); at T = 1 it is the plain softmax.")
 def softmax_temperature(quick=False):
     bars_T = [0.1, 0.5, 1.0, 2.0, 10.0]
     curve_T = np.logspace(-2, 3, 61 if quick else 241)
@@ -116,33 +117,37 @@ def softmax_temperature(quick=False):
     curves = softmax_at(ETA, curve_T)
     sums = np.concatenate([bars.sum(1), curves.sum(1)])
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.2), layout="constrained")
     ax = axes[0]
     width = 0.8 / len(bars_T)
+    shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(bars_T)))   # dark = cold, no pale bar
     for k, T in enumerate(bars_T):
         ax.bar(np.arange(3) + (k - (len(bars_T) - 1) / 2) * width, bars[k], width,
-               label=f"T = {T:g}", color=plt.cm.coolwarm(k / (len(bars_T) - 1)))
+               label=f"$T$ = {T:g}", color=shades[k], edgecolor="k", linewidth=0.3)
     ax.set_xticks(range(3))
     ax.set_xticklabels([f"$\\eta_{i + 1}$ = {e:g}" for i, e in enumerate(ETA)])
     ax.set_ylabel(r"$S(\eta/T)_i$")
-    ax.set_title("Softmax of η = (3, 0, 1) at several temperatures")
+    ax.set_title(r"Softmax of $\eta$ = (3, 0, 1)")
     ax.axhline(1 / 3, color="k", lw=0.7, ls=":")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper right", frameon=False)
     ax = axes[1]
+    t_low, t_high = bars_T[0], float(curve_T[-1])
+    low, high = softmax_at(ETA, [t_low])[0], softmax_at(ETA, [t_high])[0]
     for i in range(3):
-        ax.semilogx(curve_T, curves[:, i], lw=2, label=f"component {i + 1} (η = {ETA[i]:g})")
+        ax.semilogx(curve_T, curves[:, i], lw=1.6, color=f"C{i}",
+                    label=f"$i$ = {i + 1} ($\\eta_{i + 1}$ = {ETA[i]:g})")
+        ax.plot([t_low], [low[i]], "o", color=f"C{i}", ms=4)
     ax.axhline(1 / 3, color="k", lw=0.7, ls=":", label="uniform 1/3")
-    ax.set_xlabel("temperature T")
-    ax.set_ylabel("probability")
-    ax.set_title("T → 0: one-hot; T → ∞: uniform")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    low, high = softmax_at(ETA, [0.05])[0], softmax_at(ETA, [1e4])[0]
+    ax.set_xlabel("temperature $T$")
+    ax.set_ylabel(r"$S(\eta/T)_i$")
+    ax.set_title(r"$T \to 0$: one-hot; $T \to \infty$: uniform")
+    ax.legend(loc="center right", frameon=False)
+    ax.grid(alpha=0.3, which="major")
+    sums = np.concatenate([sums, low[None].sum(1), high[None].sum(1)])
     data = {"eta": ETA, "bar_temperatures": bars_T, "bars": bars, "temperatures": curve_T,
             "probs": curves, "max_sum_error": float(np.max(np.abs(sums - 1))),
-            "t_low": 0.05, "p_low": low, "p_low_max": float(low.max()),
-            "t_high": 1e4, "p_high": high, "high_dev": float(np.max(np.abs(high - 1 / 3)))}
+            "t_low": t_low, "p_low": low, "p_low_max": float(low.max()), "low_gap": float(1 - low.max()),
+            "t_high": t_high, "p_high": high, "high_dev": float(np.max(np.abs(high - 1 / 3)))}
     return fig, data
 
 

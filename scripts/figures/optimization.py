@@ -244,9 +244,13 @@ def escape_step(path, threshold=0.5):
 
 
 @figure("saddle-point", source="003 Fig 1.8",
-        caption="The saddle f(x, y) = x² − y² + y⁴/2 started near the saddle point at "
-                "({x0}, {y0:g}): plain gradient descent (engine SGD, lr {lr}) needs {steps_gd} "
-                "steps to get |y| > 0.5, SGD with momentum {momentum} only {steps_momentum}.")
+        caption="The function f(x, y) = x² − y² + y⁴/2 has a saddle point at the origin (+) and "
+                "minima at (0, ±1) (stars). Both runs start at ({x0}, {y0:g}), just off the line "
+                "y = 0 that leads straight into the saddle: the gradient first pulls them toward "
+                "it, where it nearly vanishes, and only the tiny y offset grows. Plain gradient "
+                "descent (engine SGD, lr {lr}) needs {steps_gd} steps to get |y| > 0.5, SGD with "
+                "momentum {momentum} only {steps_momentum} (right: |y| against the step, log "
+                "scale).")
 def saddle_point(quick=False):
     start, lr, mom = (1.5, 1e-3), 0.05, 0.9
     steps = 150
@@ -254,39 +258,38 @@ def saddle_point(quick=False):
     mo = optimize_2d(saddle_grad, start, lambda ps: SGD(ps, lr=lr, momentum=mom), steps)
     s_gd, s_mo = escape_step(gd), escape_step(mo)
 
-    fig = plt.figure(figsize=(13, 5))
-    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
-    g = np.linspace(-1.7, 1.7, 60 if quick else 100)
-    X, Y = np.meshgrid(g, g)
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.3), layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1]})
+    ax = axes[0]
+    g = np.linspace(-1.7, 1.7, 60 if quick else 120)
+    X, Y = np.meshgrid(g, np.linspace(-1.4, 1.4, 60 if quick else 100))
     Z = saddle((X, Y))
-    X3, Y3 = np.meshgrid(np.linspace(-1.6, 1.6, 50), np.linspace(-1.25, 1.25, 50))
-    ax3.plot_surface(X3, Y3, saddle((X3, Y3)), cmap="coolwarm", alpha=0.45, linewidth=0,
-                     antialiased=True)
-    for path, c, lab in ((gd, style.color("GD"), "GD"), (mo, style.color("momentum"), "momentum")):
-        keep = np.abs(path[:, 1]) <= 1.25
-        ax3.plot(path[keep, 0], path[keep, 1], saddle(path[keep].T) + 0.03, color=c, lw=2.2,
-                 label=lab)
-    ax3.scatter([0], [0], [0], color="k", s=30)
-    ax3.set_xlabel("x")
-    ax3.set_ylabel("y")
-    ax3.set_zlabel("f")
-    ax3.view_init(32, -35)
-    ax3.set_title("Saddle surface with descent paths")
-    ax3.legend(fontsize=8)
-    ax = fig.add_subplot(1, 2, 2)
-    ax.contour(X, Y, Z, levels=20, cmap="coolwarm", linewidths=0.8)
-    ax.plot(gd[:, 0], gd[:, 1], ".-", color=style.color("GD"), ms=3, lw=1,
-            label=f"GD: |y| > 0.5 after {s_gd} steps")
-    ax.plot(mo[:, 0], mo[:, 1], ".-", color=style.color("momentum"), ms=3, lw=1,
-            label=f"momentum {mom}: after {s_mo} steps")
-    ax.plot(0, 0, "k+", ms=12, mew=2)
-    ax.plot(*start, "o", color="C1", ms=7, label="start")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    ax.contour(X, Y, Z, levels=np.linspace(-0.45, 2.5, 14), colors="0.7", linewidths=0.6)
+    runs = (("GD", gd, f"GD (lr {lr})"), ("momentum", mo, f"momentum {mom}"))
+    for name, path, label in runs:
+        c = style.color(name)
+        ax.plot(path[:, 0], path[:, 1], ".-", color=c, ms=2.5, lw=1, label=label)
+        ax.plot(*path[-1], "X", color=c, mec="w", mew=0.5, ms=7, zorder=5)
+    ax.plot(0, 0, "k+", ms=11, mew=2, label="saddle point")
+    ax.plot([0, 0], [-1, 1], "k*", ms=9, ls="", label="minima")
+    ax.plot(*start, "o", color="k", mfc="w", ms=6, zorder=6, label="start")
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$y$")
     ax.set_aspect("equal")
-    ax.set_title("Paths from near the saddle point")
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    ax.set_title("Paths (end points: crosses)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    ax = axes[1]
+    for name, path, label in runs:
+        ax.semilogy(np.abs(path[:, 1]), "-", color=style.color(name), lw=1.4, label=label)
+    ax.axhline(0.5, color="0.5", lw=0.6, ls="--")
+    ax.text(len(gd) - 1, 0.45, "$|y|$ = 0.5", ha="right", va="top", fontsize=8, color="0.3")
+    for name, s_esc in (("GD", s_gd), ("momentum", s_mo)):
+        if s_esc < len(gd):
+            ax.plot([s_esc], [abs((gd if name == "GD" else mo)[s_esc, 1])], "o",
+                    color=style.color(name), ms=5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("$|y|$ (distance from the ridge)")
+    ax.set_title("Escape from the saddle")
     data = {"gd_path": gd, "momentum_path": mo, "steps_gd": s_gd, "steps_momentum": s_mo,
             "x0": start[0], "y0": start[1], "lr": lr, "momentum": mom}
     return fig, data
