@@ -53,7 +53,11 @@ heads, (N, H, L, S) with average_attn_weights=False, None with need_weights=Fals
 
 Reading order: the reference kernels (loops over the equations), the Layer classes, the fast
 kernels: prange over chunks of the B = batch × heads problems, BLAS gemm per problem (one BLAS
-thread, engine.threads), causal attention in row blocks whose QKᵀ stops at the block's diagonal.
+thread, engine.threads), causal attention in row blocks whose QKᵀ stops at the block's diagonal,
+a vectorised exponential. On the reference path MultiheadAttention copies each head into a
+contiguous (N·H, T, d) problem; the fast kernels read the heads in place from the projections'
+(rows, E) outputs and write Y into the heads' concatenation (a row stride as BLAS's leading
+dimension), so no head is copied.
 """
 import math
 
@@ -228,34 +232,64 @@ def _draw_mask(layer, shape):
     return m
 
 
-def _attention(q, k, v, scale, causal, margs, drop):
-    """Run the forward kernel of the current path on (B, L, E) problems."""
+def _contiguous_layout(L, S, E, Ev):
+    """The fast kernels' layout (see `_off`) of contiguous q (B, L, E), k (B, S, E), v (B, S, Ev),
+    y (B, L, Ev): one head per problem."""
+    return np.array([[L * E, 0, E], [S * E, 0, E], [S * Ev, 0, Ev], [L * Ev, 0, Ev]], np.int64)
+
+
+def _fast_attention(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, margs, drop):
+    """The fast forward on flat operands in layout `lay`; writes y, returns p (B, L, S)."""
     dtype = q.dtype
     has_drop = drop is not None
     d = drop if has_drop else np.zeros((1, 1, 1), dtype)
-    scale = float(scale)
-    if use_reference():
-        return attention_forward_ref(q, k, v, scale, causal, *margs, d, has_drop)
-    B, L, E = q.shape
-    S = k.shape[1]
-    n = chunks_for(B, min_rows=1, row_cost=L * S * (E + v.shape[2]))
+    n = chunks_for(B, min_rows=1, row_cost=L * S * (E + Ev))
     ibuf = np.empty((n, S), np.int32 if dtype == np.float32 else np.int64)
-    return parallel_call(attention_forward, n, q, k, v, scale, causal, *margs, d, has_drop, ibuf, gemm_for(dtype))
+    return parallel_call(attention_forward, n, q, k, v, y, lay, B, H, L, S, E, Ev, float(scale), causal, *margs, d,
+                         has_drop, ibuf, gemm_for(dtype))
 
 
-def _attention_backward(dy, dpx, post, q, k, v, p, scale, causal, drop):
+def _fast_attention_backward(dy, dpx, post, q, k, v, p, dq, dk, dv, lay, H, E, Ev, scale, causal, drop):
+    """The fast backward on flat operands in layout `lay`; writes dq, dk, dv."""
     dtype = q.dtype
     has_drop, has_dpx = drop is not None, dpx is not None
     d = drop if has_drop else np.zeros((1, 1, 1), dtype)
     g = dpx if has_dpx else np.zeros((1, 1, 1), dtype)
-    scale = float(scale)
+    B, L, S = p.shape
+    n = chunks_for(B, min_rows=1, row_cost=L * S * (2 * E + 2 * Ev))
+    parallel_call(attention_backward, n, dy, g, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E, Ev, float(scale),
+                  causal, d, has_drop, gemm_for(dtype))
+
+
+def _attention(q, k, v, scale, causal, margs, drop):
+    """The forward of the current path on contiguous (B, L, E) problems -> (y, p)."""
+    dtype = q.dtype
     if use_reference():
-        return attention_backward_ref(dy, g, has_dpx, post, q, k, v, p, scale, causal, d, has_drop)
+        d = drop if drop is not None else np.zeros((1, 1, 1), dtype)
+        return attention_forward_ref(q, k, v, float(scale), causal, *margs, d, drop is not None)
     B, L, E = q.shape
-    S = k.shape[1]
-    n = chunks_for(B, min_rows=1, row_cost=L * S * (2 * E + 2 * v.shape[2]))
-    return parallel_call(attention_backward, n, dy, g, has_dpx, post, q, k, v, p, scale, causal, d, has_drop,
-                         gemm_for(dtype))
+    S, Ev = v.shape[1:]
+    y = np.empty((B, L, Ev), dtype)
+    p = _fast_attention(q.reshape(-1), k.reshape(-1), v.reshape(-1), y.reshape(-1), _contiguous_layout(L, S, E, Ev),
+                        B, 1, L, S, E, Ev, scale, causal, margs, drop)
+    return y, p
+
+
+def _attention_backward(dy, dpx, post, q, k, v, p, scale, causal, drop):
+    """The backward of the current path on contiguous (B, L, E) problems -> (dq, dk, dv)."""
+    dtype = q.dtype
+    if use_reference():
+        d = drop if drop is not None else np.zeros((1, 1, 1), dtype)
+        g = dpx if dpx is not None else np.zeros((1, 1, 1), dtype)
+        return attention_backward_ref(dy, g, dpx is not None, post, q, k, v, p, float(scale), causal, d,
+                                      drop is not None)
+    B, L, E = q.shape
+    S, Ev = v.shape[1:]
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    _fast_attention_backward(dy.reshape(-1), dpx, post, q.reshape(-1), k.reshape(-1), v.reshape(-1), p,
+                             dq.reshape(-1), dk.reshape(-1), dv.reshape(-1), _contiguous_layout(L, S, E, Ev), 1, E, Ev,
+                             scale, causal, drop)
+    return dq, dk, dv
 
 
 def _grad_or_none(name, g, shape, dtype):
@@ -539,6 +573,14 @@ class MultiheadAttention(Layer):
             return np.ascontiguousarray(Y.transpose(0, 2, 1, 3)).reshape(N * T, H * d)
         return np.ascontiguousarray(Y.transpose(2, 0, 1, 3)).reshape(T * N, H * d)
 
+    def _layout(self, N, L, S, bf):
+        """The fast kernels' layout (see `_off`) of the heads inside the (rows, E) projections:
+        batch-first rows n·T + t, or sequence-first rows t·N + n; head h at columns h·d …"""
+        E, d = self.embed_dim, self.head_dim
+        if bf:
+            return np.array([[L * E, d, E], [S * E, d, E], [S * E, d, E], [L * E, d, E]], np.int64)
+        return np.array([[E, d, N * E]] * 4, np.int64)
+
     def _linear(self, x, W, b):
         if use_reference():
             return linear_forward_ref(x, W, b)
@@ -564,14 +606,21 @@ class MultiheadAttention(Layer):
         bf = self.batch_first or unbatched              # an unbatched (T, E) is one batch-first example
         xq, xk, xv = q3.reshape(-1, E), k3.reshape(-1, self.kdim), v3.reshape(-1, self.vdim)
         (Wq, _, bq, _), (Wk, _, bk, _), (Wv, _, bv, _) = self._proj(0), self._proj(1), self._proj(2)
-        Qh = self._heads(self._linear(xq, Wq, bq), N, L, bf)            # Q = query W_qᵀ + b_q, by head
-        Kh = self._heads(self._linear(xk, Wk, bk), N, S, bf)
-        Vh = self._heads(self._linear(xv, Wv, bv), N, S, bf)
+        Qp = self._linear(xq, Wq, bq)                   # Q = query W_qᵀ + b_q: (rows, E), head h = columns h·d …
+        Kp = self._linear(xk, Wk, bk)
+        Vp = self._linear(xv, Wv, bv)
         drop = _draw_mask(self, (N * H, L, S)) if train and self.dropout > 0 else None
         margs = _mask_args(masks, N * H, L, S, self.dtype)
         scale = 1.0 / math.sqrt(d)
-        Yh, P = _attention(Qh, Kh, Vh, scale, is_causal, margs, drop)    # every head's attention
-        cat = self._rows(Yh, N, L, bf)                                   # [Y_1 … Y_H]
+        ref = use_reference()
+        if ref:                                         # heads as contiguous (N·H, T, d) problems
+            Qp, Kp, Vp = self._heads(Qp, N, L, bf), self._heads(Kp, N, S, bf), self._heads(Vp, N, S, bf)
+            Yh, P = _attention(Qp, Kp, Vp, scale, is_causal, margs, drop)
+            cat = self._rows(Yh, N, L, bf)                               # [Y_1 … Y_H]
+        else:                                           # heads read from Qp, Kp, Vp in place, Y written into cat
+            cat = np.empty((N * L, E), self.dtype)
+            P = _fast_attention(Qp.reshape(-1), Kp.reshape(-1), Vp.reshape(-1), cat.reshape(-1),
+                                self._layout(N, L, S, bf), N * H, H, L, S, d, d, scale, is_causal, margs, drop)
         Wo, _, bo, _ = self._out()
         out = self._linear(cat, Wo, bo)                                  # out = [Y_1 … Y_H] W_oᵀ + b_o
         weights = None
@@ -580,14 +629,14 @@ class MultiheadAttention(Layer):
             weights = A.mean(axis=1) if average_attn_weights else A
             if unbatched:
                 weights = weights[0]
-        self._save(xq, xk, xv, Qh, Kh, Vh, P, drop, cat, scale, is_causal, (N, L, S), unbatched,
-                   average_attn_weights, None if weights is None else weights.shape)
+        self._save(xq, xk, xv, Qp, Kp, Vp, P, drop, cat, scale, is_causal, (N, L, S), unbatched,
+                   average_attn_weights, None if weights is None else weights.shape, ref)
         shape = (L, E) if unbatched else ((N, L, E) if bf else (L, N, E))
         return out.reshape(shape), weights
 
     def backward(self, d_out, d_weights=None, *, input_grad=True):
-        (xq, xk, xv, Qh, Kh, Vh, P, drop, cat, scale, causal, (N, L, S), unbatched,
-         average, wshape) = self._saved()
+        (xq, xk, xv, Qp, Kp, Vp, P, drop, cat, scale, causal, (N, L, S), unbatched,
+         average, wshape, ref) = self._saved()
         E, H = self.embed_dim, self.num_heads
         bf = self.batch_first or unbatched
         oshape = (L, E) if unbatched else ((N, L, E) if bf else (L, N, E))
@@ -600,18 +649,26 @@ class MultiheadAttention(Layer):
         self._release()
         Wo, dWo, _, dbo = self._out()
         dcat = self._linear_backward(d_out.reshape(-1, E), cat, Wo, dWo, dbo, True)
-        dYh = self._heads(dcat, N, L, bf)
         dpx = None
         if d_weights is not None:                       # ∂ℓ/∂(P ⊙ M) of each head
             g = d_weights.reshape((N, 1, L, S) if average else (N, H, L, S))
             if average:
                 g = g / H                               # the mean over heads: each head gets 1/H of it
             dpx = np.ascontiguousarray(np.broadcast_to(g, (N, H, L, S))).reshape(N * H, L, S)
-        dQh, dKh, dVh = _attention_backward(dYh, dpx, True, Qh, Kh, Vh, P, scale, causal, drop)
+        if ref:                                         # the path the forward ran (saved with the call)
+            dQh, dKh, dVh = _attention_backward(self._heads(dcat, N, L, bf), dpx, True, Qp, Kp, Vp, P, scale, causal,
+                                                drop)
+            dQp, dKp, dVp = self._rows(dQh, N, L, bf), self._rows(dKh, N, S, bf), self._rows(dVh, N, S, bf)
+        else:
+            dQp, dKp, dVp = np.empty_like(Qp), np.empty_like(Kp), np.empty_like(Vp)
+            d = self.head_dim
+            _fast_attention_backward(dcat.reshape(-1), dpx, True, Qp.reshape(-1), Kp.reshape(-1), Vp.reshape(-1), P,
+                                     dQp.reshape(-1), dKp.reshape(-1), dVp.reshape(-1), self._layout(N, L, S, bf), H,
+                                     d, d, scale, causal, drop)
         out = []
-        for j, (x, dh, T) in enumerate(((xq, dQh, L), (xk, dKh, S), (xv, dVh, S))):
+        for j, (x, dh, T) in enumerate(((xq, dQp, L), (xk, dKp, S), (xv, dVp, S))):
             W, dW, _, db = self._proj(j)
-            dx = self._linear_backward(self._rows(dh, N, T, bf), x, W, dW, db, flags[j])
+            dx = self._linear_backward(dh, x, W, dW, db, flags[j])
             w = x.shape[1]
             if dx is not None:
                 dx = dx.reshape((T, w) if unbatched else ((N, T, w) if bf else (T, N, w)))
@@ -767,27 +824,39 @@ def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf, acc):
     return True
 
 
+# Layout of the fast kernels' operands. Q, K, V and Y (and their gradients) are flat arrays; row i
+# of problem b = n·H + h of operand X starts at element
+#     (b // H)·lay[X, 0] + (b % H)·lay[X, 1] + i·lay[X, 2]          X = 0: Q, 1: K, 2: V, 3: Y
+# so the kernels read a head's columns straight out of the projections' (rows, E) outputs (and
+# write Y into the heads' concatenation) with the row stride as BLAS's leading dimension, no copies:
+# batch-first rows n·T + t give (T·E, d, E), sequence-first rows t·N + n give (E, d, N·E), and
+# contiguous (B, T, W) problems (H = 1) give (T·W, 0, W).
+@njit(cache=True, inline="always")
+def _off(lay, X, b, H):
+    return (b // H) * lay[X, 0] + (b % H) * lay[X, 1]
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop, has_drop, ibuf, gemm,
-                      nchunks):
-    """attention_forward_ref's contract, fast: per problem b, S = QKᵀ·scale by gemm into p[b],
-    the softmax in place row by row, Y = (P ⊙ M) V by gemm. ibuf (nchunks, S): the exponentials'
-    integer scratch, one row per chunk (int64 for float64, int32 for float32)."""
-    B, L, E = q.shape
-    S, Ev = k.shape[1], v.shape[2]
-    y = np.empty((B, L, Ev), q.dtype)
+def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop,
+                      has_drop, ibuf, gemm, nchunks):
+    """attention_forward_ref's contract, fast, for the B problems laid out as `lay` says
+    (above): per problem b, S = QKᵀ·scale by gemm into p[b], the softmax in place row by row,
+    Y = (P ⊙ M) V by gemm into y. Returns p (B, L, S). ibuf (nchunks, S): the exponentials' integer
+    scratch, one row per chunk (int64 for float64, int32 for float32)."""
     p = np.empty((B, L, S), q.dtype)
     R = min(CAUSAL_ROWS, L) if causal else L
+    lq, lk, lv, ly = lay[0, 2], lay[1, 2], lay[2, 2], lay[3, 2]
     for c in prange(nchunks):                           # disjoint problems b ∈ [lo, hi)
         lo, hi = c * B // nchunks, (c + 1) * B // nchunks
         a = np.empty((R if has_drop else 1, S), q.dtype)
         acc = np.empty(16, q.dtype)
         for b in range(lo, hi):
+            oq, ok, ov, oy = _off(lay, 0, b, H), _off(lay, 1, b, H), _off(lay, 2, b, H), _off(lay, 3, b, H)
             for i0 in range(0, L, R):
                 i1 = min(i0 + R, L)
                 jn = min(i1, S) if causal else S        # the block's keys: 0 … jn−1
                 # S[i0:i1, :jn] = Q[i0:i1] K[:jn]ᵀ · scale
-                gemm_at(gemm, i1 - i0, jn, E, scale, q, (b * L + i0) * E, E, NO_TRANS, k, b * S * E, E, TRANS,
+                gemm_at(gemm, i1 - i0, jn, E, scale, q, oq + i0 * lq, lq, NO_TRANS, k, ok, lk, TRANS,
                         0.0, p, (b * L + i0) * S, S)
                 for i in range(i0, i1):
                     row = p[b, i]
@@ -803,37 +872,39 @@ def attention_forward(q, k, v, scale, causal, bm, bdiv, has_bm, am, adiv, has_am
                             ar[j] = row[j] * dr[j]
                 # Y[i0:i1] = A[i0:i1, :jn] V[:jn],  A = P ⊙ M
                 if has_drop:
-                    gemm_at(gemm, i1 - i0, Ev, jn, 1.0, a, 0, S, NO_TRANS, v, b * S * Ev, Ev, NO_TRANS,
-                            0.0, y, (b * L + i0) * Ev, Ev)
+                    gemm_at(gemm, i1 - i0, Ev, jn, 1.0, a, 0, S, NO_TRANS, v, ov, lv, NO_TRANS,
+                            0.0, y, oy + i0 * ly, ly)
                 else:
-                    gemm_at(gemm, i1 - i0, Ev, jn, 1.0, p, (b * L + i0) * S, S, NO_TRANS, v, b * S * Ev, Ev, NO_TRANS,
-                            0.0, y, (b * L + i0) * Ev, Ev)
-    return y, p
+                    gemm_at(gemm, i1 - i0, Ev, jn, 1.0, p, (b * L + i0) * S, S, NO_TRANS, v, ov, lv, NO_TRANS,
+                            0.0, y, oy + i0 * ly, ly)
+    return p
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, scale, causal, drop, has_drop, gemm, nchunks):
-    """attention_backward_ref's contract, fast: per problem b and block of query rows, ∂ℓ/∂A by
-    gemm, the softmax's backward row by row, then ∂ℓ/∂Q, ∂ℓ/∂K (+=) and ∂ℓ/∂V (+=) by gemm."""
-    B, L, E = q.shape
-    S, Ev = k.shape[1], v.shape[2]
-    dq = np.empty_like(q)
-    dk = np.empty_like(k)
-    dv = np.empty_like(v)
+def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E, Ev, scale, causal, drop, has_drop,
+                       gemm, nchunks):
+    """attention_backward_ref's contract, fast, in the layout `lay` (dq, dk, dv as q, k, v; dy as y):
+    per problem b and block of query rows, ∂ℓ/∂A by gemm, the softmax's backward row by row, then
+    ∂ℓ/∂Q, ∂ℓ/∂K (+=) and ∂ℓ/∂V (+=) by gemm, written into dq, dk, dv."""
+    B, L, S = p.shape
     R = min(CAUSAL_ROWS, L) if causal else L
+    lq, lk, lv, ly = lay[0, 2], lay[1, 2], lay[2, 2], lay[3, 2]
     for c in prange(nchunks):
         lo, hi = c * B // nchunks, (c + 1) * B // nchunks
         ds = np.empty((R, S), q.dtype)
         a = np.empty((R if has_drop else 1, S), q.dtype)
         for b in range(lo, hi):
-            dk[b] = 0.0
-            dv[b] = 0.0
+            oq, ok, ov, oy = _off(lay, 0, b, H), _off(lay, 1, b, H), _off(lay, 2, b, H), _off(lay, 3, b, H)
+            for j in range(S):                          # ∂ℓ/∂K and ∂ℓ/∂V accumulate over the blocks
+                dkr = dk[ok + j * lk:ok + j * lk + E]
+                dvr = dv[ov + j * lv:ov + j * lv + Ev]
+                dkr[:] = 0.0
+                dvr[:] = 0.0
             for i0 in range(0, L, R):
                 i1 = min(i0 + R, L)
                 jn = min(i1, S) if causal else S
                 # ∂ℓ/∂A[i0:i1, :jn] = ∂ℓ/∂Y[i0:i1] V[:jn]ᵀ
-                gemm_at(gemm, i1 - i0, jn, Ev, 1.0, dy, (b * L + i0) * Ev, Ev, NO_TRANS, v, b * S * Ev, Ev, TRANS,
-                        0.0, ds, 0, S)
+                gemm_at(gemm, i1 - i0, jn, Ev, 1.0, dy, oy + i0 * ly, ly, NO_TRANS, v, ov, lv, TRANS, 0.0, ds, 0, S)
                 for i in range(i0, i1):
                     prow, drow = p[b, i], ds[i - i0]
                     jc = min(i + 1, S) if causal else S
@@ -860,16 +931,12 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, scale, causal, drop, 
                     for j in range(jc, jn):
                         drow[j] = 0.0
                 # ∂ℓ/∂Q[i0:i1] = ∂ℓ/∂S K[:jn] · scale
-                gemm_at(gemm, i1 - i0, E, jn, 1.0, ds, 0, S, NO_TRANS, k, b * S * E, E, NO_TRANS,
-                        0.0, dq, (b * L + i0) * E, E)
+                gemm_at(gemm, i1 - i0, E, jn, 1.0, ds, 0, S, NO_TRANS, k, ok, lk, NO_TRANS, 0.0, dq, oq + i0 * lq, lq)
                 # ∂ℓ/∂K[:jn] += ∂ℓ/∂Sᵀ Q[i0:i1] · scale
-                gemm_at(gemm, jn, E, i1 - i0, 1.0, ds, 0, S, TRANS, q, (b * L + i0) * E, E, NO_TRANS,
-                        1.0, dk, b * S * E, E)
+                gemm_at(gemm, jn, E, i1 - i0, 1.0, ds, 0, S, TRANS, q, oq + i0 * lq, lq, NO_TRANS, 1.0, dk, ok, lk)
                 # ∂ℓ/∂V[:jn] += A[i0:i1, :jn]ᵀ ∂ℓ/∂Y[i0:i1]
                 if has_drop:
-                    gemm_at(gemm, jn, Ev, i1 - i0, 1.0, a, 0, S, TRANS, dy, (b * L + i0) * Ev, Ev, NO_TRANS,
-                            1.0, dv, b * S * Ev, Ev)
+                    gemm_at(gemm, jn, Ev, i1 - i0, 1.0, a, 0, S, TRANS, dy, oy + i0 * ly, ly, NO_TRANS, 1.0, dv, ov, lv)
                 else:
-                    gemm_at(gemm, jn, Ev, i1 - i0, 1.0, p, (b * L + i0) * S, S, TRANS, dy, (b * L + i0) * Ev, Ev,
-                            NO_TRANS, 1.0, dv, b * S * Ev, Ev)
-    return dq, dk, dv
+                    gemm_at(gemm, jn, Ev, i1 - i0, 1.0, p, (b * L + i0) * S, S, TRANS, dy, oy + i0 * ly, ly, NO_TRANS,
+                            1.0, dv, ov, lv)
