@@ -113,7 +113,7 @@ def test_leaf_probabilities_sum_to_one_and_forward_is_minus_log_prob(kind, dtype
     tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(np.exp(lp.astype(np.float64)).sum(axis=1), 1.0, rtol=0, atol=tol)
     y = rng.integers(0, V, 9)
-    for reference in PATHS:
+    for reference in PATHS if dtype == np.float64 else [False]:    # (no float32 reference build)
         with engine.reference_kernels(reference), no_grad():
             np.testing.assert_allclose(hs.forward(h, y), -lp[np.arange(9), y], rtol=10 * tol, atol=10 * tol)
     assert np.array_equal(hs.predict(h), np.argmax(lp, axis=1))
@@ -262,23 +262,31 @@ def test_cbow_against_torch_embedding_bag(torch, reference, mode):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_cbow_fast_and_reference_agree_on_several_chunks_and_threads(dtype, with_threads):
+    """The reference runs in float64 (its float32 build is never needed; it would only add compile
+    time); the fast path in `dtype`, serial and on two threads."""
     rng = np.random.default_rng(9)
     ctx = np.minimum(rng.zipf(1.3, (2048, 6)) - 1, 199)
-    dh = rng.standard_normal((2048, 64)).astype(dtype)
+    dh = rng.standard_normal((2048, 64))
     outs, grads = [], []
     for reference, threads in ((True, 1), (False, 1), (False, 2)):
-        cbow = CBOW(200, 64, dtype=dtype, rng=0)
+        dt = np.float64 if reference else dtype
+        cbow = CBOW(200, 64, dtype=dt, rng=0)
 
         def run():
             with engine.reference_kernels(reference):
                 outs.append(cbow.forward(ctx))
-                cbow.backward(dh)
+                cbow.backward(dh.astype(dt))
         with_threads(threads, run)
         grads.append(cbow.weight.grad)
     tol = 1e-13 if dtype == np.float64 else 1e-5
     for o, g in zip(outs[1:], grads[1:]):
-        np.testing.assert_allclose(o, outs[0], rtol=tol, atol=tol)
-        assert np.array_equal(g, grads[0])                            # the same order of additions
+        assert o.dtype == g.dtype == dtype
+        np.testing.assert_allclose(o, outs[0], rtol=tol, atol=tol * np.abs(outs[0]).max())
+        if dtype == np.float64:
+            assert np.array_equal(g, grads[0])                        # the same order of additions
+        else:
+            np.testing.assert_allclose(g, grads[0], rtol=tol, atol=tol * np.abs(grads[0]).max())
+    assert np.array_equal(grads[1], grads[2])                         # threads split columns, not sums
 
 
 def test_cbow_repeated_ids_accumulate_every_use():
@@ -304,15 +312,16 @@ def test_output_layers_fast_and_reference_agree_on_several_chunks(dtype, which, 
     V, D, N = 300, 64, 512
     counts = rng.zipf(1.3, V).astype(float)
     results = []
-    for reference, threads in ((True, 1), (False, 1), (False, 2)):
+    for reference, threads in ((True, 1), (False, 1), (False, 2)):          # the reference in float64
+        dt = np.float64 if reference else dtype
         if which == "hs":
-            head = HierarchicalSoftmax(D, V, tree="huffman", counts=counts, dtype=dtype)
+            head = HierarchicalSoftmax(D, V, tree="huffman", counts=counts, dtype=dt)
         else:
-            head = NegativeSampling(D, V, k=10, counts=counts, dtype=dtype, rng=3)
+            head = NegativeSampling(D, V, k=10, counts=counts, dtype=dt, rng=3)
         random_head(head, np.random.default_rng(11), 0.2)
         r = np.random.default_rng(12)
-        h, y = r.standard_normal((N, D)).astype(dtype), r.integers(0, V, N)
-        d = r.standard_normal(N).astype(dtype)
+        h, y = r.standard_normal((N, D)).astype(dt), r.integers(0, V, N)
+        d = r.standard_normal(N).astype(dt)
 
         def run():
             with engine.reference_kernels(reference):
@@ -321,7 +330,7 @@ def test_output_layers_fast_and_reference_agree_on_several_chunks(dtype, which, 
             return loss, dh
         loss, dh = with_threads(threads, run)
         results.append((loss, dh, head.weight.grad, head.bias.grad))
-    tol = 1e-12 if dtype == np.float64 else 2e-5
+    tol = 1e-12 if dtype == np.float64 else 1e-4
     for res in results[1:]:
         for a, b in zip(res, results[0]):
             assert a.dtype == dtype
