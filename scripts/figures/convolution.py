@@ -47,23 +47,44 @@ def taps(L, K, stride, padding, dilation):
 # ---------------------------------------------------------------------------------------------
 # drawing helpers
 # ---------------------------------------------------------------------------------------------
+#: colours of kernel taps w_1 … w_5 in the connectivity diagrams (palette colours; see tap_handles)
+TAP_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"]
+
+
+def tap_handles(K, padding=True, faint=False):
+    """Legend handles: one line per kernel tap $w_j$ in its colour, the dashed zero-padding line
+    and (faint=True) the faint lines of the outputs not highlighted."""
+    from matplotlib.lines import Line2D
+    hs = [Line2D([], [], color=TAP_COLORS[j], lw=1.6, label=f"tap $w_{j + 1}$") for j in range(K)]
+    if padding:
+        hs.append(Line2D([], [], color="0.6", lw=1, ls="--", label="to a zero pad"))
+    if faint:
+        hs.append(Line2D([], [], color="0.8", lw=0.8, label="other outputs"))
+    return hs
+
+
 def draw_connectivity(ax, M, L, K, stride, padding, dilation, y_in=0.0, y_out=1.0, color=None,
-                      label_in="x", label_out="z", out_offset=0, draw_inputs=True):
+                      label_in="x", label_out="z", out_offset=0, draw_inputs=True, highlight=None):
     """Input nodes at x = 0..L−1, output i above the centre of its window; a line for every
     nonzero entry M[i, m] of the engine's matrix (coloured by tap j), dashed grey lines to the
-    zero-padding positions the formula's taps reach outside the input."""
+    zero-padding positions the formula's taps reach outside the input. With `highlight` (output
+    indices), only those outputs' lines are coloured; the others are thin and faint, so a
+    diagram with many outputs does not become a web of crossing lines."""
     T = taps(L, K, stride, padding, dilation)
     L_out = M.shape[0]
     centres = T.mean(axis=1)
     used_pad = sorted({int(m) for m in T.ravel() if m < 0 or m >= L})
     for i in range(L_out):
+        faint = highlight is not None and i not in highlight
         for j, m in enumerate(T[i]):
             if 0 <= m < L:
                 if M[i, m] == 0:
                     continue
-                ax.plot([m, centres[i]], [y_in, y_out], color=color or f"C{j}", lw=1.4, zorder=1)
+                ax.plot([m, centres[i]], [y_in, y_out], color="0.82" if faint else (color or TAP_COLORS[j]),
+                        lw=0.8 if faint else 1.5, zorder=0 if faint else 1)
             else:
-                ax.plot([m, centres[i]], [y_in, y_out], color="0.6", lw=1, ls="--", zorder=1)
+                ax.plot([m, centres[i]], [y_in, y_out], color="0.8" if faint else "0.55",
+                        lw=0.8 if faint else 1, ls="--", zorder=0 if faint else 1)
     if draw_inputs:
         ax.scatter(np.arange(L), np.full(L, y_in), s=140, color="0.85", edgecolor="k", zorder=2)
         for m in range(L):
@@ -74,7 +95,7 @@ def draw_connectivity(ax, M, L, K, stride, padding, dilation, y_in=0.0, y_out=1.
             for m in used_pad:
                 ax.text(m, y_in, "0", ha="center", va="center", fontsize=7, color="0.5", zorder=3)
         ax.text(-padding - 1.2, y_in, label_in, ha="right", va="center", fontsize=10)
-    ax.scatter(centres, np.full(L_out, y_out), s=140, color=color or "C7", alpha=0.9, edgecolor="k", zorder=2)
+    ax.scatter(centres, np.full(L_out, y_out), s=140, color=color or "0.35", alpha=0.9, edgecolor="k", zorder=2)
     for i in range(L_out):
         ax.text(centres[i], y_out, f"{i + 1 + out_offset}", ha="center", va="center", fontsize=7,
                 color="white", zorder=3)
@@ -87,13 +108,13 @@ def draw_dense(ax, W, label_in="x", label_out="h"):
     """Every output above its own position, a line to every input with a nonzero weight W[i, m]."""
     L_out, L = W.shape
     v = np.abs(W).max()
-    cmap = plt.get_cmap("PuOr")
+    cmap = plt.get_cmap("RdBu_r")
     for i in range(L_out):
         for m in range(L):
             if W[i, m] != 0:
                 ax.plot([m, i], [0, 1], color=cmap(0.5 + 0.5 * W[i, m] / v), lw=1.2, zorder=1)
     ax.scatter(np.arange(L), np.zeros(L), s=140, color="0.85", edgecolor="k", zorder=2)
-    ax.scatter(np.arange(L_out), np.ones(L_out), s=140, color="C7", edgecolor="k", zorder=2)
+    ax.scatter(np.arange(L_out), np.ones(L_out), s=140, color="0.35", edgecolor="k", zorder=2)
     for m in range(L):
         ax.text(m, 0, f"{m + 1}", ha="center", va="center", fontsize=7, zorder=3)
     for i in range(L_out):
@@ -104,18 +125,21 @@ def draw_dense(ax, W, label_in="x", label_out="h"):
     ax.axis("off")
 
 
-def show_matrix(ax, M, title, cmap="RdBu_r", annotate=True):
-    v = np.abs(M).max() or 1.0
-    ax.imshow(np.where(M == 0, np.nan, M), cmap=cmap, vmin=-v, vmax=v)
+def show_matrix(ax, M, title, cmap="RdBu_r", annotate=True, v=None, fmt=".2g"):
+    """M as an image on a diverging map centred at 0 (zeros blank), numbers in the cells: white
+    on dark cells, black on light ones. Returns the image (for a colour bar)."""
+    v = v or np.abs(M).max() or 1.0
+    im = ax.imshow(np.where(M == 0, np.nan, M), cmap=cmap, vmin=-v, vmax=v)
     if annotate and M.size <= 100:
         for (i, j), val in np.ndenumerate(M):
-            ax.text(j, i, "0" if val == 0 else f"{val:.2g}", ha="center", va="center", fontsize=7,
-                    color="0.6" if val == 0 else "k")
+            ax.text(j, i, "0" if val == 0 else format(val, fmt), ha="center", va="center", fontsize=8,
+                    color="0.6" if val == 0 else ("w" if abs(val) > 0.55 * v else "k"))
     ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])], fontsize=7)
     ax.set_yticks(range(M.shape[0]), [str(i + 1) for i in range(M.shape[0])], fontsize=7)
-    ax.set_xlabel("input j")
-    ax.set_ylabel("output i")
+    ax.set_xlabel("input $j$")
+    ax.set_ylabel("output $i$")
     ax.set_title(title, fontsize=10)
+    return im
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,24 +222,26 @@ def conv1d_padding(quick=False):
     z_valid = valid.forward(x.reshape(1, 1, L), train=False)[0, 0]
     M_same, M_valid = conv1d_matrix(same, L), conv1d_matrix(valid, L)
 
-    fig = plt.figure(figsize=(11, 6.2))
-    gs = fig.add_gridspec(2, 2, width_ratios=[1.25, 1])
-    ax1, ax2, ax3 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[:, 1])
+    fig = plt.figure(figsize=(6.5, 4.6), layout="constrained")
+    gs = fig.add_gridspec(3, 2, width_ratios=[1.2, 1], height_ratios=[1, 1, 0.25])
+    ax1, ax2, ax3 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[:2, 1])
     draw_connectivity(ax1, M_same, L, 3, 1, 1, 1)
-    ax1.set_title(f"zero padding: {L} inputs → {len(z_same)} outputs "
-                  r"$z_i = w_1x_{i-1} + w_2x_i + w_3x_{i+1}$", fontsize=10)
+    ax1.set_title(f"Zero padding: {L} inputs → {len(z_same)} outputs", fontsize=9)
     draw_connectivity(ax2, M_valid, L, 3, 1, 0, 1)
-    ax2.set_title(f"valid: {L} inputs → {len(z_valid)} outputs", fontsize=10)
+    ax2.set_title(f"Valid: {L} inputs → {len(z_valid)} outputs", fontsize=9)
     pos = np.arange(L)
-    ax3.plot(pos, x, "o-", color="0.5", label="input x")
-    ax3.plot(pos, z_same, "s-", color="C0", label="z, zero padding")
-    ax3.plot(pos[1:-1], z_valid, "^--", color="C3", label="z, valid")
+    ax3.plot(pos, x, "o-", color="0.5", label="input $x$")
+    ax3.plot(pos, z_same, "s-", color="C0", label="$z$, zero padding")
+    ax3.plot(pos[1:-1], z_valid, "^--", color="C1", ms=5, label="$z$, valid")
     ax3.set_xticks(pos, [str(p + 1) for p in pos])
-    ax3.set_xlabel("position i")
-    ax3.set_title("values (padded edges are pulled towards 0)", fontsize=10)
-    ax3.legend()
-    fig.suptitle("Kernel size 3 (line colour = tap w₁, w₂, w₃; dashed: zero padding)", fontsize=11)
-    fig.tight_layout()
+    ax3.set_xlabel("position $i$")
+    ax3.set_title("Values: the padded edges are pulled toward 0", fontsize=9)
+    ax3.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    key = fig.add_subplot(gs[2, 0])
+    key.axis("off")
+    key.legend(handles=tap_handles(3), loc="center", ncol=4, frameon=False,
+               title=r"$z_i = w_1x_{i-1} + w_2x_i + w_3x_{i+1}$", handlelength=1.4,
+               columnspacing=0.8)
     return fig, {"x": x, "w": w, "z_same": z_same, "z_valid": z_valid, "L": L,
                  "L_same": len(z_same), "L_valid": len(z_valid),
                  "L_same_formula": theory.conv_output_size(L, 3, 1, 1, 1),
@@ -235,22 +261,24 @@ STRIDE_DILATION_CASES = [
 
 
 @figure("conv-stride-dilation", source="000 Fig 6.3",
-        caption="Connectivity of three Conv1d layers on {L} inputs, read off the engine's layers: stride 2 halves "
-                "the outputs ({L_stride}), kernel size 5 widens each window, dilation 2 spreads 3 weights over "
-                "5 inputs. Output lengths ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1.")
+        caption="Connectivity of three Conv1d layers on {L} inputs, read off the engine's layers "
+                "(two outputs' windows in colour, one colour per kernel tap; the other outputs' "
+                "lines faint): stride 2 halves the outputs ({L_stride}), kernel size 5 widens each "
+                "window, dilation 2 spreads 3 weights over 5 inputs. Output lengths "
+                "⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1.")
 def conv_stride_dilation(quick=False):
     L = 11
     rng = np.random.default_rng(0)
     cases, lengths = [], []
-    fig, axes = plt.subplots(len(STRIDE_DILATION_CASES), 1, figsize=(9, 7.5))
+    fig, axes = plt.subplots(len(STRIDE_DILATION_CASES), 1, figsize=(6.5, 5.6), layout="constrained")
     for ax, (title, K, s, p, d) in zip(axes, STRIDE_DILATION_CASES):
         layer = conv1d_with(np.arange(1.0, K + 1), stride=s, padding=p, dilation=d)
         M = conv1d_matrix(layer, L)
         n_out = layer.forward(rng.normal(size=(1, 1, L)), train=False).shape[-1]
         formula = theory.conv_output_size(L, K, s, p, d)
-        draw_connectivity(ax, M, L, K, s, p, d)
+        draw_connectivity(ax, M, L, K, s, p, d, highlight={0, n_out // 2})
         ax.set_title(f"{title}, padding {p}: {L} inputs → {n_out} outputs "
-                     f"(formula: ⌊({L} + {2 * p} − {d}·{K - 1} − 1)/{s}⌋ + 1 = {formula})", fontsize=10)
+                     f"(⌊({L} + {2 * p} − {d}·{K - 1} − 1)/{s}⌋ + 1 = {formula})", fontsize=9)
         cases.append({"title": title, "kernel_size": K, "stride": s, "padding": p, "dilation": d,
                       "matrix": M, "n_out": n_out, "formula": formula})
     # output lengths over a grid of geometries: engine vs formula
@@ -264,8 +292,7 @@ def conv_stride_dilation(quick=False):
                         layer = Conv1d(1, 1, K, stride=s, padding=p, dilation=d)
                         got = layer.forward(np.zeros((1, 1, n)), train=False).shape[-1]
                         lengths.append((n, K, s, p, d, got, theory.conv_output_size(n, K, s, p, d)))
-    fig.suptitle("Stride, kernel size and dilation (line colour = kernel tap; dashed: zero padding)", fontsize=11)
-    fig.tight_layout()
+    fig.legend(handles=tap_handles(5, faint=True), loc="outside lower center", ncol=4, frameon=False)
     return fig, {"L": L, "cases": cases, "L_stride": cases[0]["n_out"],
                  "lengths": np.array(lengths, dtype=np.int64)}
 
@@ -291,14 +318,18 @@ def fc_vs_conv_matrix(quick=False):
     z_mat = x @ M.T + conv.bias.value[0]
     err = float(np.abs(z_conv - z_mat).max())
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig, axes = plt.subplots(2, 2, figsize=(6.5, 5.6), gridspec_kw={"width_ratios": [1.3, 1]},
+                             layout="constrained")
+    v = max(np.abs(W).max(), np.abs(M).max())          # one colour scale for both matrices
     draw_dense(axes[0, 0], W)
-    axes[0, 0].set_title(f"fully connected: every output sees every input ({L * L} weights)", fontsize=10)
-    show_matrix(axes[0, 1], W, "fully connected weight matrix Ω (36 free values)", cmap="PuOr")
+    axes[0, 0].set_title(f"Fully connected: {L * L} weights", fontsize=9)
+    show_matrix(axes[0, 1], W, r"Its matrix $\Omega$ (36 free values)", v=v, fmt=".1f")
     draw_connectivity(axes[1, 0], M, L, 3, 1, 1, 1)
-    axes[1, 0].set_title("convolutional: kernel size 3, zero padding (3 weights)", fontsize=10)
-    show_matrix(axes[1, 1], M, "conv as a matrix: banded, tied weights w₁, w₂, w₃")
-    fig.tight_layout()
+    axes[1, 0].set_title("Convolutional: kernel 3, zero padding", fontsize=9)
+    im = show_matrix(axes[1, 1], M, "Banded, tied $w_1, w_2, w_3$", v=v)
+    fig.colorbar(im, ax=axes[:, 1], shrink=0.6, label="weight")
+    axes[1, 0].legend(handles=tap_handles(3), loc="upper center", bbox_to_anchor=(0.5, 0.02),
+                      ncol=4, frameon=False, handlelength=1.2, columnspacing=0.8)
     nz = M[M != 0]
     return fig, {"L": L, "w": w, "bias": float(conv.bias.value[0]), "conv_matrix": M, "fc_matrix": W,
                  "x": x, "z_conv": z_conv, "z_matrix": z_mat, "max_error": err,

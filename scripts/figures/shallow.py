@@ -279,7 +279,8 @@ def universal_approximation(quick=False):
 @figure("random-mlp-2d", source="003 §1.2.2",
         caption="A random 2-layer MLP (engine MLP [2, {hidden}, 1], tanh hidden units, "
                 "random normal weights, sigmoid output) on a {n_grid}×{n_grid} grid: unlike "
-                "the perceptron its decision regions are curved. Output range "
+                "the perceptron its decision regions are curved (black: the level σ = 0.5, the "
+                "decision boundary; red above it, blue below). Output range "
                 "[{out_min:.2f}, {out_max:.2f}].")
 def random_mlp_2d(quick=False):
     n = 80 if quick else 200
@@ -297,15 +298,15 @@ def random_mlp_2d(quick=False):
     net.biases[1][...] = rng.standard_normal(1) * 0.5
     z = Sigmoid().forward(net.forward(points)).reshape(Xg.shape)
 
-    fig, ax = plt.subplots(figsize=(6, 5))
-    cf = ax.contourf(Xg, Yg, z, 50, cmap="jet")
-    fig.colorbar(cf, ax=ax, label="σ(output)")
+    fig, ax = plt.subplots(figsize=(4.4, 3.6), layout="constrained")
+    # a diverging map centred at the decision value 0.5 (never jet)
+    cf = ax.contourf(Xg, Yg, z, levels=np.linspace(0, 1, 21), cmap="RdBu_r", vmin=0, vmax=1)
+    fig.colorbar(cf, ax=ax, label="σ(output)", ticks=np.linspace(0, 1, 6))
     ax.contour(Xg, Yg, z, levels=[0.5], colors="k", linewidths=1.2)
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title(f"Random MLP [2, {hidden}, 1] with sigmoid output")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$y$")
+    ax.set_aspect("equal")
+    ax.set_title(f"Random MLP [2, {hidden}, 1], sigmoid output")
     data = {"z": z, "xs": xs, "hidden": hidden, "n_grid": n, "out_min": float(z.min()),
             "out_max": float(z.max())}
     return fig, data
