@@ -310,7 +310,7 @@ class TransformerEncoderLayer(Layer):
             return src.shape[0], None
         return (src.shape[1], src.shape[0]) if self.batch_first else (src.shape[0], src.shape[1])
 
-    def _check(self, src, src_mask, src_key_padding_mask, is_causal):
+    def _check(self, src, src_mask, src_key_padding_mask, is_causal, mask_name="src_mask"):
         src = check_array("src", src, ndim=(2, 3), dtype=self.dtype)
         if src.shape[-1] != self.d_model:
             raise ValueError(f"src: expected d_model={self.d_model} features in the last axis, got shape {src.shape}")
@@ -318,7 +318,7 @@ class TransformerEncoderLayer(Layer):
         is_causal = check_bool("is_causal", is_causal)
         if src_mask is not None:
             shapes = [(T, T)] + ([] if N is None else [(N * self.nhead, T, T)])
-            src_mask = check_mask("src_mask", src_mask, self.dtype, shapes, src.shape)
+            src_mask = check_mask(mask_name, src_mask, self.dtype, shapes, src.shape)
         if src_key_padding_mask is not None:
             src_key_padding_mask = check_mask("src_key_padding_mask", src_key_padding_mask, self.dtype,
                                               [(T,) if N is None else (N, T)], src.shape)
@@ -435,7 +435,7 @@ class TransformerEncoder(Layer):
         train = check_bool("train", train)
         causal = False if is_causal is None else check_bool("is_causal", is_causal)
         first = self.layers[0]
-        x, mask, kpm, causal = first._check(src, mask, src_key_padding_mask, causal)    # named before any kernel
+        x, mask, kpm, causal = first._check(src, mask, src_key_padding_mask, causal, "mask")   # before any kernel
         with self._all_or_nothing():
             for layer in self.layers:
                 x = layer.forward(x, mask, kpm, causal, train=train)

@@ -399,6 +399,15 @@ def test_backward_refuses_a_bad_gradient_and_keeps_the_call():
     assert layer.backward(np.ones((3, 2, 4))).shape == x.shape
 
 
+def test_encoder_names_its_own_mask_argument():
+    enc = TransformerEncoder(TransformerEncoderLayer(4, 2, 4, rng=0), 2)
+    with pytest.raises(ValueError, match="mask: expected shape"):
+        enc.forward(np.zeros((3, 2, 4)), mask=np.zeros((2, 2), bool))
+    with pytest.raises(TypeError, match="is_causal"):
+        enc.forward(np.zeros((3, 2, 4)), is_causal="yes")
+    assert all(layer.pending_calls() == 0 for _, layer in enc.named_layers())
+
+
 def test_positional_refuses_a_sequence_longer_than_the_table():
     with pytest.raises(ValueError, match="x: a sequence of 6 positions is longer"):
         SinusoidalPositionalEncoding(4, max_len=5).forward(np.zeros((6, 1, 4)))
