@@ -213,6 +213,9 @@ def test_zero_init_rows_stay_equal():
     assert np.ptp(snaps[:, 0, 0]) > 1e-3                    # the (shared) weights did move
     assert d["spread_random"] > 0.1
     assert d["acc_random"] > d["acc_constant"]
+    # the caption's claim: zero init never moves a hidden weight and stays at chance
+    assert np.all(d["snapshots"]["zero"] == 0.0)
+    assert d["acc_zero"] < 0.6 < d["acc_constant"]
 
 
 def test_autoencoder_pca_principal_angles_vanish():

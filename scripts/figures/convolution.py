@@ -439,7 +439,8 @@ def receptive_field_fig(quick=False):
         ax.plot(depths, formula[name], "-", color=f"C{c}", lw=2, alpha=0.5)
         ax.plot(depths, measured[name], "os^"[c], color=f"C{c}", ms=(6, 11, 6)[c],
                 mfc="none" if c == 1 else f"C{c}", mew=1.5, label=f"{_math_label(name)}: measured")
-    ax.plot([], [], "-", color="0.5", lw=2, alpha=0.5, label="formula (analysis.theory)")
+    ax.plot([], [], "-", color="0.5", lw=2, alpha=0.5,
+            label=r"formula $1 + \sum_l d_l (k_l - 1) \prod_{m<l} s_m$")
     ax.set_yscale("log", base=2)
     ax.set_xlabel("number of convolution layers l")
     ax.set_xticks(depths)

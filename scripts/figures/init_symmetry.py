@@ -14,6 +14,7 @@ from engine import fit
 from engine.data import moons
 from engine.losses import BCEWithLogitsLoss
 from engine.optim import SGD
+from figures import style
 from figures.registry import figure
 from layers import MLP
 
@@ -38,9 +39,12 @@ def row_spread(snaps):
         caption="A [2, {hidden}, 1] tanh MLP trained on two moons by the engine (SGD, "
                 "{epochs} epochs). With zero or constant initialization every hidden unit keeps "
                 "the same weights (largest row difference of Ω_0 over training: "
-                "{spread_constant:.1e} for constant, {spread_zero:.1e} for zero init), so the "
-                "network acts like one unit (final accuracy {acc_constant:.0%}); a random init "
-                "breaks the symmetry (row spread {spread_random:.2f}, accuracy {acc_random:.0%}).")
+                "{spread_constant:.1e} for constant, {spread_zero:.1e} for zero init). Zero init "
+                "is stuck for good: tanh(0) = 0 and the zero output weights give every hidden "
+                "weight a zero gradient, so only the output bias moves and the accuracy stays at "
+                "{acc_zero:.0%}, chance on two balanced moons. Constant init trains, but its {hidden} "
+                "identical units act like one (accuracy {acc_constant:.0%}); a random init breaks "
+                "the symmetry (row spread {spread_random:.2f}, accuracy {acc_random:.0%}).")
 def zero_init_symmetry(quick=False):
     hidden, epochs = 8, (30 if quick else 80)
     X, y = moons(n=200, noise=0.1, seed=0)
@@ -56,27 +60,29 @@ def zero_init_symmetry(quick=False):
         hist, snaps = train_recording(net, X, y, epochs)
         runs[name] = dict(hist=hist, snaps=snaps, spread=row_spread(snaps), net=net)
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    fig, axes = plt.subplots(2, 2, figsize=(6.5, 4.9), layout="constrained")
+    axes = axes.ravel()
+    unit_colors = plt.cm.viridis(np.linspace(0, 0.9, hidden))
     for ax, name in zip(axes[:3], ("zero", "constant", "random")):
         snaps = runs[name]["snaps"]
         steps = np.arange(1, len(snaps) + 1)
         for i in range(hidden):
-            ax.plot(steps, snaps[:, i, 0], lw=1.2, color=plt.cm.tab10(i % 10))
-        ax.set_title(f"{name} init: $\\Omega_0[i, 0]$ of the {hidden} hidden units")
+            ax.plot(steps, snaps[:, i, 0], lw=1.2, color=unit_colors[i])
+        ax.set_title(f"{name.capitalize()} init: $\\Omega_0[i, 0]$, {hidden} units")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("weight from input x1")
+        ax.set_ylabel("weight from input $x_1$")
     ax = axes[3]
-    for k, name in enumerate(("zero", "constant", "random")):
-        ax.plot(runs[name]["hist"]["loss"], lw=2, color=f"C{k}",
+    for name in ("zero", "constant", "random"):
+        ax.plot(runs[name]["hist"]["loss"], lw=1.6, color={"zero": style.OKABE_ITO["grey"], "constant": style.OKABE_ITO["orange"],
+                       "random": style.OKABE_ITO["blue"]}[name],
+                ls={"zero": "-", "constant": "--", "random": "-"}[name],
                 label=f"{name}: accuracy {runs[name]['hist']['accuracy'][-1]:.0%}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (BCE)")
     ax.set_title("Training loss")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper right", frameon=False)
     ax.grid(alpha=0.3)
-    fig.suptitle("Zero/constant initialization: hidden units stay identical (rows of $\\Omega_0$ equal)")
-    fig.tight_layout()
     data = {"hidden": hidden, "epochs": epochs,
             "snapshots": {k: v["snaps"] for k, v in runs.items()},
             "row_spread": {k: v["spread"] for k, v in runs.items()},

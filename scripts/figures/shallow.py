@@ -245,27 +245,40 @@ def universal_approximation(quick=False):
         fits.append(pred[:, 0])
         losses.append(np.array(hist["loss"]))
 
-    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.6), gridspec_kw={"width_ratios": [1.6, 1]},
-                             layout="constrained")
-    ax = axes[0]
-    ax.plot(xt[:, 0], yt[:, 0], color="k", lw=3, alpha=0.35, label="target f(x)")
+    # one small panel per width (curves on one panel hid each other), the error on the right
+    fig = plt.figure(figsize=(6.5, 3.9), layout="constrained")
+    gs = fig.add_gridspec(2, 3, width_ratios=[1, 1, 1.25])
     show = [0, 1, 2, len(widths) - 1]
-    for c, i in enumerate(show):
-        ax.plot(xt[:, 0], fits[i], color=f"C{c}", lw=1.3, label=f"D = {widths[i]} hidden units")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title("Shallow ReLU networks fitted by gradient descent")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    ax.grid(alpha=0.3)
+    small = [fig.add_subplot(gs[r, c]) for r in range(2) for c in range(2)]
+    for k, (ax, i) in enumerate(zip(small, show)):
+        ax.plot(xt[:, 0], yt[:, 0], color="0.6", lw=2.6, alpha=0.6)
+        ax.plot(xt[:, 0], fits[i], color="C0", lw=1.2)
+        ax.set_title(f"$D$ = {widths[i]}: RMS error {errors[i]:.1g}", fontsize=8)
+        ax.set_xticks([-1, 0, 1])
+        ax.set_yticks([-1, 0, 1])
+        ax.grid(alpha=0.3)
+        if k >= 2:
+            ax.set_xlabel("$x$")
+        else:
+            ax.set_xticklabels([])
+        if k % 2 == 0:
+            ax.set_ylabel("$y$")
+        else:
+            ax.set_yticklabels([])
+    small[0].plot([], [], color="0.6", lw=2.6, alpha=0.6, label="target $f(x)$")
+    small[0].plot([], [], color="C0", lw=1.2, label="trained net")
+    fig.legend(*small[0].get_legend_handles_labels(), loc="outside lower left", ncol=2,
+               frameon=False)
+    axes = [None, fig.add_subplot(gs[:, 2])]
     ax = axes[1]
     ax.loglog(widths, errors, "o-", color="C3", label="trained networks")
     ax.loglog(widths, errors[0] * (widths[0] / np.array(widths, float)) ** 2, ":", color="0.5",
-              label="∝ 1/D² (piecewise-linear\ninterpolation rate)")
+              label="$\\propto 1/D^2$ (piecewise-linear\ninterpolation rate)")
     ax.set_xticks(widths)
     ax.set_xticklabels([str(w) for w in widths])
     ax.minorticks_off()
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
-    ax.set_xlabel("hidden width D")
+    ax.set_xlabel("hidden width $D$")
     ax.set_ylabel("RMS error on [−1, 1]")
     ax.set_title("Approximation error vs width")
     ax.grid(alpha=0.3, which="both")
