@@ -47,7 +47,7 @@ def _floor_kernel():
     from engine.blas import NO_TRANS, TRANS, gemm_at
 
     @njit(parallel=True)
-    def floor(X, Wih, Whh, P, Y, dP, dh, dX, dWih, dWhh, gemm, n_rows, n_batch):
+    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, gemm, n_rows, n_batch):
         T, N, I = X.shape
         GH, H = Whh.shape
         R = T * N
@@ -57,7 +57,7 @@ def _floor_kernel():
         for c in prange(n_batch):                      # forward steps: Φ[t] += h_{t−1} Ω_hᵀ
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
             for t in range(1, T):
-                gemm_at(gemm, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS, Whh, 0, H, TRANS,
+                gemm_at(gemm, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS, WhhT, 0, GH, NO_TRANS,
                         1.0, P, (t * N + lo) * GH, GH)
         for c in prange(n_batch):                      # backward steps: ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
@@ -94,7 +94,7 @@ def floor_products(kind, T, N, I, H, dtype, seed=0):
 
     def floor():
         with pool(max(n_rows, n_batch)):
-            kernel(X, Wih, Whh, P, Y, dP, dh, dX, dWih, dWhh, gemm, n_rows, n_batch)
+            kernel(X, Wih, Whh, np.ascontiguousarray(Whh.T), P, Y, dP, dh, dX, dWih, dWhh, gemm, n_rows, n_batch)
     return floor
 
 
