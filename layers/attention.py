@@ -66,7 +66,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
-from engine.checks import all_finite, check_array, check_bool, check_dtype, check_float, check_int, check_rng
+from engine.checks import check_array, check_bool, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, no_grad, use_reference
 from engine.init import xavier_uniform
 from engine.numerics import FASTMATH

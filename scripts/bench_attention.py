@@ -9,6 +9,8 @@ count, same process (benchlib.interleaved).
   value; the engine's three input gradients summed, as the caller does), need_weights=False on
   both sides (what a transformer block asks for; torch then takes its fused path), float32 and
   float64, causal (torch: an explicit causal mask with is_causal=True) and not.
+
+    python scripts/bench_attention.py [--quick] [--threads N]     (N: both sides' thread count)
 """
 import os
 import sys
@@ -91,4 +93,7 @@ def run(quick=False):
 
 
 if __name__ == "__main__":
+    if "--threads" in sys.argv:              # e.g. --threads 1: both sides on one thread (a loaded machine)
+        from engine.threads import set_num_threads
+        set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     main(run)

@@ -152,8 +152,9 @@ def torch_sdpa(torch, attn_mask=None, is_causal=False):
     return M()
 
 
-SDPA_OPTIONS = [((2,), 3, 4, 3, 2, None, False), ((2, 3), 4, 4, 2, 3, None, True), ((2,), 5, 3, 2, 2, None, True),
-                ((2, 2), 3, 4, 2, 2, "bool", False), ((3,), 3, 3, 2, 2, "float", False), ((1,), 1, 1, 2, 2, None, False),
+SDPA_OPTIONS = [((2,), 3, 4, 3, 2, None, False), ((2, 3), 4, 4, 2, 3, None, True),
+                ((2,), 5, 3, 2, 2, None, True), ((2, 2), 3, 4, 2, 2, "bool", False),
+                ((3,), 3, 3, 2, 2, "float", False), ((1,), 1, 1, 2, 2, None, False),
                 ((2,), 3, 5, 2, 2, "float4d", False)]
 
 
@@ -169,7 +170,7 @@ def test_scaled_dot_product_attention_matches_torch(torch, opt, path, rng):
         am = rng.standard_normal((1, L, S))
     elif mask == "float4d":
         am = rng.standard_normal(lead + (1, S))       # one additive bias per key, broadcast over queries
-    inputs = [rng.standard_normal(lead + (L, E)), rng.standard_normal(lead + (S, E)), rng.standard_normal(lead + (S, Ev))]
+    inputs = [rng.standard_normal(lead + shape) for shape in ((L, E), (S, E), (S, Ev))]
     layer = MaskedSDPA(ScaledDotProductAttention(), attn_mask=am, is_causal=causal)
     with engine.reference_kernels(path == "reference"):
         res = crosscheck(layer, torch_sdpa(torch, am, causal), *inputs, rtol=1e-10, atol=1e-12)
