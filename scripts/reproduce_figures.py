@@ -18,13 +18,23 @@ wide, 8-9 pt text, one colour-blind-safe palette).
 A figure that raises is reported and the others still run; the exit code is then 1.
 The gallery shows the figures of this run (the others as placeholders). A progress bar over the
 figures is shown on a terminal or in Jupyter (engine.progress); one line per figure is printed in any case.
+
+With more than two figures, they are drawn by ``--jobs`` worker processes (default: 2, or the
+number of cores if fewer), longest first (the durations of the previous run in the same output
+directory, ``.timings.json``, else built-in estimates), each worker's kernels on one thread. Every
+figure still computes (and trains) everything it shows during the run. The run ends with the time
+that went to Numba: compiling kernels (cache misses) and loading compiled kernels from the cache,
+measured with Numba's event API (``numba:compile`` and ``numba:compiler_lock`` events).
 """
 import argparse
 import html
+import json
+import multiprocessing
 import os
 import sys
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 for _p in (_HERE, os.path.dirname(_HERE)):
@@ -43,6 +53,62 @@ from figures.registry import REGISTRY, format_caption, load_all, ordered_ids, sc
 #: vector formats written beside the PNG with --format
 VECTOR_FORMATS = ("svg", "pdf")
 
+#: seconds a figure took in a warm run (2-core VM, 2026-12-06), to start the longest first when
+#: the output directory holds no timings of a previous run; ids not listed count as DEFAULT_SECONDS
+EXPECTED_SECONDS = {
+    "tsne-digits": 30.0, "learned-filters": 15.0, "receptive-field": 10.0,
+    "universal-approximation": 8.0, "image-kernels": 7.0, "deep-vs-shallow-regions": 6.0,
+    "double-descent": 5.5, "optimizers": 5.0, "linreg-fit": 4.5, "residual-variance": 4.0,
+    "init-variance": 4.0, "shallow-family": 3.0, "equivariance": 2.5, "activations": 2.5,
+}
+DEFAULT_SECONDS = 6.0
+TIMINGS_FILE = ".timings.json"
+
+
+class _CompileClock:
+    """Wall time spent inside outermost Numba events of one kind (nested events, e.g. a kernel
+    compiling the kernels it calls, are counted once). Install with :meth:`install`."""
+
+    def __init__(self, kind):
+        from numba.core import event
+        clock = self
+
+        class _Listener(event.Listener):
+            def on_start(self, ev):
+                if clock.depth == 0:
+                    clock.t0 = time.perf_counter()
+                clock.depth += 1
+
+            def on_end(self, ev):
+                clock.depth -= 1
+                if clock.depth == 0:
+                    clock.total += time.perf_counter() - clock.t0
+
+        self.kind, self.depth, self.t0, self.total = kind, 0, 0.0, 0.0
+        self.listener = _Listener()
+        event.register(kind, self.listener)
+
+    def close(self):
+        from numba.core import event
+        event.unregister(self.kind, self.listener)
+
+
+class KernelClock:
+    """Seconds spent compiling kernels (``numba:compile``: cache misses) and in the compiler lock
+    at all (``numba:compiler_lock``: compiling plus loading compiled kernels from the cache)."""
+
+    def __init__(self):
+        self._compile = _CompileClock("numba:compile")
+        self._lock = _CompileClock("numba:compiler_lock")
+
+    def read(self):
+        """(compile seconds, compile-or-load seconds) so far."""
+        return self._compile.total, self._lock.total
+
+    def close(self):
+        self._compile.close()
+        self._lock.close()
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -57,7 +123,13 @@ def parse_args(argv=None):
                    help=f"PNG resolution (default {style.DPI})")
     p.add_argument("--format", choices=("png",) + VECTOR_FORMATS, default="png",
                    help="png (default): PNG only; svg or pdf: also a vector file beside each PNG")
-    return p.parse_args(argv)
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes (default: 2 when more than two figures are drawn, at "
+                        "most the number of cores; 1: everything in this process)")
+    args = p.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        p.error(f"--jobs: expected a positive number of worker processes, got {args.jobs}")
+    return args
 
 
 def save(fig, out, fid, dpi, fmt="png"):
@@ -87,6 +159,84 @@ def run_one(spec, out, quick, dpi, fmt="png"):
         plt.close(fig)
     data = data if isinstance(data, dict) else {}
     return format_caption(spec.caption, data), scalars(data), time.perf_counter() - t0
+
+
+def draw_entry(fid, out, quick, dpi, fmt, clock=None):
+    """Run one figure and describe the result as a gallery entry (a picklable dict): id, source,
+    caption, numbers, ok, error, traceback, seconds, and the Numba seconds spent in it."""
+    spec = REGISTRY[fid]
+    c0 = clock.read() if clock is not None else (0.0, 0.0)
+    t0 = time.perf_counter()
+    try:
+        caption, numbers, dt = run_one(spec, out, quick, dpi, fmt)
+        entry = dict(id=fid, source=spec.source, caption=caption, numbers=numbers, ok=True,
+                     error="", traceback="", seconds=dt)
+    except Exception as exc:
+        entry = dict(id=fid, source=spec.source, caption="", numbers={}, ok=False,
+                     error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                     seconds=time.perf_counter() - t0)
+    finally:
+        plt.close("all")
+    c1 = clock.read() if clock is not None else (0.0, 0.0)
+    entry["compile_seconds"] = c1[0] - c0[0]
+    entry["kernel_seconds"] = c1[1] - c0[1]
+    return entry
+
+
+_WORKER_CLOCK = None
+
+
+def _worker_init():
+    """In a worker process (started fresh, "spawn": the parent may already run OpenMP threads,
+    which a fork would break): kernels on one thread (the workers share the cores), the figure
+    modules registered, a kernel clock."""
+    global _WORKER_CLOCK
+    matplotlib.use("Agg")
+    from engine import threads
+    threads.set_num_threads(1)
+    load_all()
+    _WORKER_CLOCK = KernelClock()
+
+
+def _worker_draw(fid, out, quick, dpi, fmt):
+    return draw_entry(fid, out, quick, dpi, fmt, _WORKER_CLOCK)
+
+
+def longest_first(ids, out):
+    """``ids`` ordered by expected duration, longest first: the previous run's timings in
+    ``out/.timings.json`` where present, else :data:`EXPECTED_SECONDS`."""
+    try:
+        with open(os.path.join(out, TIMINGS_FILE), encoding="utf-8") as f:
+            previous = {k: float(v) for k, v in json.load(f).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        previous = {}
+    cost = {fid: previous.get(fid, EXPECTED_SECONDS.get(fid, DEFAULT_SECONDS)) for fid in ids}
+    return sorted(ids, key=lambda fid: -cost[fid])
+
+
+def _save_timings(out, entries):
+    path = os.path.join(out, TIMINGS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            timings = json.load(f)
+        if not isinstance(timings, dict):
+            timings = {}
+    except (OSError, ValueError):
+        timings = {}
+    timings.update({e["id"]: round(e["seconds"], 2) for e in entries if e["ok"]})
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(timings, f, indent=0, sort_keys=True)
+    except OSError:
+        pass
+
+
+def default_jobs(n_figures):
+    """Worker processes for a run of ``n_figures``: none (1, in this process) for one or two
+    figures, else up to 2, at most the number of cores."""
+    if n_figures <= 2:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def _number(v):
@@ -190,6 +340,8 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     entries, failed = [], []
     n = len(ids)
+    jobs = args.jobs if args.jobs is not None else default_jobs(n)
+    clock = KernelClock()
     t_all = time.perf_counter()
     with progress(total=n, desc="figures", unit="fig") as bar:
         def say(text, file=None):  # a line (stdout by default) above the bar, if one is shown
@@ -197,29 +349,52 @@ def main(argv=None):
             bar.write(text, file=file)
             file.flush()
 
-        for i, fid in enumerate(ids, 1):
-            spec = REGISTRY[fid]
-            bar.set_postfix_str(fid)
-            t0 = time.perf_counter()
-            try:
-                caption, numbers, dt = run_one(spec, args.out, args.quick, args.dpi, args.format)
-                entries.append(dict(id=fid, source=spec.source, caption=caption, numbers=numbers,
-                                    ok=True, error=""))
-                say(f"[{i}/{n}] {fid} … {dt:.1f} s")
-            except Exception as exc:
-                dt = time.perf_counter() - t0
+        def report(entry):
+            entries.append(entry)
+            i = len(entries)
+            fid = entry["id"]
+            if entry["ok"]:
+                say(f"[{i}/{n}] {fid} … {entry['seconds']:.1f} s")
+            else:
                 failed.append(fid)
-                entries.append(dict(id=fid, source=spec.source, caption="", numbers={},
-                                    ok=False, error=f"{type(exc).__name__}: {exc}"))
-                say(f"[{i}/{n}] {fid} … FAILED after {dt:.1f} s: {type(exc).__name__}: {exc}")
-                say(traceback.format_exc().rstrip("\n"), file=sys.stderr)
-            finally:
-                plt.close("all")
-                bar.update()
+                say(f"[{i}/{n}] {fid} … FAILED after {entry['seconds']:.1f} s: {entry['error']}")
+                say(entry["traceback"].rstrip("\n"), file=sys.stderr)
+            bar.set_postfix_str(fid)
+            bar.update()
+
+        if jobs == 1:
+            for fid in ids:
+                bar.set_postfix_str(fid)
+                report(draw_entry(fid, args.out, args.quick, args.dpi, args.format, clock))
+        else:
+            order = longest_first(ids, args.out)
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                     initializer=_worker_init) as ex:
+                futures = {ex.submit(_worker_draw, fid, args.out, args.quick, args.dpi,
+                                     args.format): fid for fid in order}
+                for fut in as_completed(futures):
+                    try:
+                        report(fut.result())
+                    except Exception as exc:   # the worker itself died
+                        fid = futures[fut]
+                        report(dict(id=fid, source=REGISTRY[fid].source, caption="", numbers={},
+                                    ok=False, error=f"{type(exc).__name__}: {exc}",
+                                    traceback=traceback.format_exc(), seconds=0.0,
+                                    compile_seconds=0.0, kernel_seconds=0.0))
+    wall = time.perf_counter() - t_all
+    clock.close()
+    _save_timings(args.out, entries)
     write_index(args.out, entries, args.quick, args.format)
     print(f"{n - len(failed)}/{n} figures written to {args.out}/ "
-          f"(gallery: {os.path.join(args.out, 'index.html')}) in "
-          f"{time.perf_counter() - t_all:.1f} s")
+          f"(gallery: {os.path.join(args.out, 'index.html')}) in {wall:.1f} s"
+          + (f" ({jobs} worker processes)" if jobs > 1 else ""))
+    fig_s = sum(e["seconds"] for e in entries)
+    comp = sum(e["compile_seconds"] for e in entries)
+    kern = sum(e["kernel_seconds"] for e in entries)
+    print(f"Numba: {comp:.1f} s compiling kernels (cache misses) and {max(kern - comp, 0.0):.1f} s "
+          f"loading compiled kernels from the cache, of {fig_s:.1f} s spent drawing figures"
+          + (" (summed over the workers)" if jobs > 1 else ""))
     if failed:
         print(f"error: {len(failed)} figure(s) failed: {', '.join(failed)}", file=sys.stderr)
     if failed or import_failures:

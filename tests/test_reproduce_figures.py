@@ -229,3 +229,55 @@ def test_real_figure_end_to_end(loaded, tmp_path, capsys):
     assert "∂L/∂θ₁ = 24" in page          # caption filled with the computed numbers
     assert page.index("softmax-temperature") < page.index("backprop-toy")  # catalogue order
     assert "[2/2]" in capsys.readouterr().out
+
+
+def test_longest_first_uses_previous_timings(tmp_path):
+    ids = ["losses", "tsne-digits", "backprop-toy"]
+    # no timings file: the built-in estimates (t-SNE is the slowest figure)
+    assert reproduce_figures.longest_first(ids, str(tmp_path))[0] == "tsne-digits"
+    (tmp_path / reproduce_figures.TIMINGS_FILE).write_text(
+        '{"losses": 50.0, "tsne-digits": 1.0, "backprop-toy": 2.0}', encoding="utf-8")
+    assert reproduce_figures.longest_first(ids, str(tmp_path)) == ["losses", "backprop-toy",
+                                                                   "tsne-digits"]
+    (tmp_path / reproduce_figures.TIMINGS_FILE).write_text("not json", encoding="utf-8")
+    assert sorted(reproduce_figures.longest_first(ids, str(tmp_path))) == sorted(ids)
+    assert reproduce_figures.default_jobs(2) == 1
+    assert 1 <= reproduce_figures.default_jobs(54) <= 2
+
+
+def test_worker_processes_draw_every_figure_and_report_kernel_time(loaded, tmp_path, capsys):
+    """The pool path: figures drawn in 2 spawned workers, the gallery complete, the timings
+    saved for the next run's ordering, and the closing line on the time spent in Numba."""
+    ids = ["backprop-toy", "softmax-temperature", "shallow-multi-output"]
+    rc = reproduce_figures.main(["--only", *ids, "--out", str(tmp_path), "--quick",
+                                 "--dpi", "40", "--jobs", "2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for fid in ids:
+        assert (tmp_path / f"{fid}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"] {fid} … " in out
+    assert "(2 worker processes)" in out
+    assert "Numba: " in out and "s compiling kernels" in out and "loading compiled kernels" in out
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "∂L/∂θ₁ = 24" in page
+    import json
+    timings = json.loads((tmp_path / reproduce_figures.TIMINGS_FILE).read_text(encoding="utf-8"))
+    assert set(timings) == set(ids) and all(v >= 0 for v in timings.values())
+
+
+def test_kernel_clock_counts_a_compile():
+    """KernelClock sees a fresh kernel's compilation (numba:compile) inside the compiler lock."""
+    import numba
+    clock = reproduce_figures.KernelClock()
+    try:
+        @numba.njit
+        def twice(x):
+            return 2 * x
+        assert twice(3) == 6
+        comp, lock = clock.read()
+    finally:
+        clock.close()
+    assert 0 < comp <= lock
+    assert clock.read() == (comp, lock)          # closed: no longer counting
+    twice(2.0)                                   # a new signature after close: not counted
+    assert clock.read() == (comp, lock)
