@@ -326,3 +326,16 @@ BAD_REC = [
 def test_recurrent_traces_bad_arguments(call, exc, name):
     with pytest.raises(exc, match=rf"^{name}\b"):
         call()
+
+
+def test_hidden_grad_trace_batch_first_is_the_same_trace():
+    """dy and x in the layer's own layout: a batch_first copy of a layer gives the same trace."""
+    tm = GRU(3, 4, num_layers=2, rng=11)
+    bf = GRU(3, 4, num_layers=2, batch_first=True, rng=0)
+    bf.load_state_dict(tm.state_dict())
+    rng = np.random.default_rng(3)
+    X, dy, dh = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2, 4)), rng.normal(size=(2, 2, 4))
+    a = hidden_grad_trace(tm, X, dy, dh)
+    b = hidden_grad_trace(bf, X.transpose(1, 0, 2).copy(), dy.transpose(1, 0, 2).copy(), dh)
+    for f in ("dh", "norm", "carried", "dx", "dhx"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-12, atol=1e-15)
