@@ -54,7 +54,9 @@ class GPT(Layer):
     drop (Dropout on the embeddings), blocks.{i} (TransformerEncoderLayer(n_embd, n_head,
     4·n_embd, dropout, activation ("gelu", GPT-2's, or "relu"), batch_first=True, norm_first=True),
     called causally), ln_f
-    (LayerNorm), lm_head (Linear without bias whose weight is wte's Parameter).
+    (LayerNorm), lm_head (Linear without bias whose weight is wte's Parameter). The dropouts draw
+    from streams spawned from `rng` when it is given, else from the engine's default generator
+    (engine.manual_seed); fit(seed=) reseeds them either way.
 
     forward(idx, train=True): idx (N, T) integer token ids, 1 ≤ T ≤ block_size -> logits (N, T, V).
     backward(dlogits) -> None (token ids have no gradient); every parameter's grad accumulates.
@@ -76,6 +78,7 @@ class GPT(Layer):
             raise TypeError(f"activation: expected 'gelu' or 'relu', got {type(activation).__name__} {activation!r}")
         self.activation = check_choice("activation", activation, ("gelu", "relu"))
         self.dtype = check_dtype(dtype)
+        given = rng is not None
         rng = check_rng("rng", rng)                   # every argument checked before the first draw
         V, D, L = self.vocab_size, self.n_embd, self.n_layer
         self.wte = Embedding(V, D, dtype=self.dtype, rng=rng)
@@ -88,6 +91,9 @@ class GPT(Layer):
         self.lm_head = Linear(D, V, bias=False, dtype=self.dtype, rng=rng)
         self.lm_head.weight = self.wte.weight            # tied: one Parameter, two uses
         self._init_gpt2(rng)
+        if not given:       # without rng, every dropout draws from the engine's default generator
+            for _, layer in self.named_layers():
+                layer.set_generator(None)
 
     def _init_gpt2(self, rng):
         """GPT-2's initial values (module docstring), drawn from rng in parameter order."""

@@ -137,6 +137,19 @@ def test_dropout_in_train_mode_only():
     assert not np.allclose(t1, t2) and not np.allclose(t1, e1)
 
 
+def test_dropout_streams_follow_rng_or_the_engines_default_generator():
+    idx = np.random.default_rng(0).integers(0, 11, (2, 5))
+    a, b = GPT(**CFG, dropout=0.3, rng=5), GPT(**CFG, dropout=0.3, rng=5)
+    with no_grad():
+        np.testing.assert_array_equal(a.forward(idx), b.forward(idx))
+    m = GPT(**CFG, dropout=0.3)
+    with no_grad():
+        engine.manual_seed(3)
+        y1 = m.forward(idx)
+        engine.manual_seed(3)
+        np.testing.assert_array_equal(m.forward(idx), y1)
+
+
 # ---- generation ----------------------------------------------------------------------------------
 def test_generate_is_seeded_crops_long_prompts_and_greedy_is_argmax():
     model = small(2)
