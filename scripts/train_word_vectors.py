@@ -1,11 +1,16 @@
 """Word vectors on the bundled corpus: CBOW (004 §4.4) with a hierarchical softmax (Huffman tree,
 004 §4.5.1), negative sampling (§4.5.2) or the plain softmax, trained through `engine.fit`.
 
-    python scripts/train_word_vectors.py                       # Huffman HS, ~10-20 s on 2 cores
+    python scripts/train_word_vectors.py                       # Huffman HS, 8-45 s on a loaded 2-core VM
     python scripts/train_word_vectors.py --head ns --k 5       # negative sampling
     python scripts/train_word_vectors.py --head softmax        # plain softmax (Linear + CrossEntropyLoss)
     python scripts/train_word_vectors.py --tree balanced
-    python scripts/train_word_vectors.py --full                # larger: 100-d vectors, 5 epochs
+    python scripts/train_word_vectors.py --full                # larger: 100-d vectors, 3 epochs
+
+Measured 2026-12-06 (2-vCPU Xeon VM under load ~14, one Numba thread; validation −log p(w | context)
+against the unigram baseline's 5.830 nats): default (Huffman, D 32, 1 epoch) 5.408 in 8 s; balanced
+tree 5.425 in 8 s; plain softmax 5.363 in 188 s; --full 5.304 in 130 s (per epoch 5.420, 5.327,
+5.304). With D 100, 5 epochs at lr 0.01 the vectors overfit (6.49: worse than the unigram).
 
 Data: the corpus's lower-case words (engine.data.text.word_corpus: vocabulary from the first
 90 % of the text, words seen fewer than 5 times as "<unk>"), every window of 2W + 1 words
@@ -135,16 +140,18 @@ def main(argv=None):
     ap.add_argument("--dim", type=int, default=None)
     ap.add_argument("--window", type=int, default=2, help="W: context words on each side")
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--batch-size", type=int, default=None, help="256 (--full: 128)")
+    ap.add_argument("--lr", type=float, default=None, help="Adam's step, 0.01 (--full: 0.001)")
     ap.add_argument("--k", type=int, default=5, help="negatives per example (--head ns)")
     ap.add_argument("--max-words", type=int, default=None, help="use only the first training words")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--full", action="store_true", help="100-d vectors, 5 epochs")
+    ap.add_argument("--full", action="store_true", help="100-d vectors, 3 epochs of batch 128 at lr 0.001")
     args = ap.parse_args(argv)
     dim = args.dim or (100 if args.full else 32)
-    epochs = args.epochs or (5 if args.full else 1)
-    r = train(args.head, args.tree, dim, args.window, epochs, args.batch_size, args.lr, args.k, args.max_words,
+    epochs = args.epochs or (3 if args.full else 1)
+    batch_size = args.batch_size or (128 if args.full else 256)
+    lr = args.lr or (0.001 if args.full else 0.01)
+    r = train(args.head, args.tree, dim, args.window, epochs, batch_size, lr, args.k, args.max_words,
               seed=args.seed, progress="auto")
     label = {"hs": f"hierarchical softmax ({args.tree} tree)", "ns": f"negative sampling (k = {args.k})",
              "softmax": "plain softmax"}[args.head]
