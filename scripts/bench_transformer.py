@@ -9,6 +9,8 @@ kernels. Peer: the model of tests/test_gpt_end_to_end.py (torch.nn.Embedding, Tr
 (norm_first=True, activation="gelu", batch_first=True) called with is_causal and the causal mask,
 LayerNorm, a tied nn.Linear head), autograd, torch.optim.AdamW; its attention runs in
 scaled_dot_product_attention (the causal hint, no weights needed).
+
+    python scripts/bench_transformer.py [--quick] [--threads N]     (N: both sides' thread count)
 """
 import os
 import sys
@@ -20,11 +22,13 @@ sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
 
 V = 65
-GPT_CASES = [(4, 128, 4, 128, 16, np.float32), (4, 128, 4, 128, 16, np.float64)]   # layers, width, heads, T, B
+# layers, width, heads, T, B, dtype, activation (ReLU beside GELU: the exact erf's share of the step)
+GPT_CASES = [(4, 128, 4, 128, 16, np.float32, "gelu"), (4, 128, 4, 128, 16, np.float32, "relu"),
+             (4, 128, 4, 128, 16, np.float64, "gelu")]
 LAYER_CASES = [(128, 4, 128, 16, np.float32)]                                      # width, heads, T, B
 
 
-def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
+def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd, activation="gelu"):
     nn = torch.nn
 
     class TorchGPT(nn.Module):
@@ -34,7 +38,7 @@ def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
             self.wpe = nn.Embedding(block_size, n_embd)
             self.drop = nn.Dropout(0.0)
             self.blocks = nn.ModuleList([
-                nn.TransformerEncoderLayer(n_embd, n_head, 4 * n_embd, 0.0, activation="gelu", batch_first=True,
+                nn.TransformerEncoderLayer(n_embd, n_head, 4 * n_embd, 0.0, activation=activation, batch_first=True,
                                            norm_first=True) for _ in range(n_layer)])
             self.ln_f = nn.LayerNorm(n_embd)
             self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
@@ -50,12 +54,12 @@ def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
     return TorchGPT()
 
 
-def gpt_fns(L, D, H, T, B, dtype, seed=0):
+def gpt_fns(L, D, H, T, B, dtype, activation="gelu", seed=0):
     from engine.losses import CrossEntropyLoss
     from engine.optim import AdamW, clip_grad_norm
     from layers.gpt import GPT
     rng = np.random.default_rng(seed)
-    model = GPT(V, T, n_layer=L, n_head=H, n_embd=D, dtype=dtype, rng=seed)
+    model = GPT(V, T, n_layer=L, n_head=H, n_embd=D, activation=activation, dtype=dtype, rng=seed)
     opt = AdamW(model.parameters(), lr=1e-4)
     loss = CrossEntropyLoss()
     x = rng.integers(0, V, (B, T))
@@ -72,7 +76,7 @@ def gpt_fns(L, D, H, T, B, dtype, seed=0):
     torch = torch_or_none()
     if torch is not None:
         tdt = torch.float32 if dtype == np.float32 else torch.float64
-        tm = torch_gpt(torch, V, T, L, H, D).to(tdt)
+        tm = torch_gpt(torch, V, T, L, H, D, activation).to(tdt)
         tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
         topt = torch.optim.AdamW(tm.parameters(), lr=1e-4)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y.reshape(-1))
@@ -116,12 +120,12 @@ def layer_fns(D, H, T, B, dtype, seed=0):
 
 def run(quick=False):
     rows = []
-    for L, D, H, T, B, dtype in GPT_CASES:
+    for L, D, H, T, B, dtype, act in GPT_CASES:
         if quick:
             L, D, H, T, B = 1, 8, 2, 8, 2
-        res = interleaved(gpt_fns(L, D, H, T, B, dtype), repeats=3 if quick else 15, block=3)
-        rows.append(row("transformer", f"GPT step L{L} D{D} H{H} T{T} B{B} (AdamW, clip), {np.dtype(dtype).name}",
-                        res["engine"], "PyTorch", res.get("PyTorch")))
+        res = interleaved(gpt_fns(L, D, H, T, B, dtype, act), repeats=3 if quick else 15, block=3)
+        rows.append(row("transformer", f"GPT step L{L} D{D} H{H} T{T} B{B} {act} (AdamW, clip), "
+                        f"{np.dtype(dtype).name}", res["engine"], "PyTorch", res.get("PyTorch")))
     for D, H, T, B, dtype in LAYER_CASES:
         if quick:
             D, H, T, B = 8, 2, 8, 2
@@ -132,4 +136,7 @@ def run(quick=False):
 
 
 if __name__ == "__main__":
+    if "--threads" in sys.argv:              # e.g. --threads 1: both sides on one thread (a loaded machine)
+        from engine.threads import set_num_threads
+        set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     main(run)
