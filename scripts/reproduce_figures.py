@@ -353,8 +353,10 @@ def main(argv=None):
             entries.append(entry)
             i = len(entries)
             fid = entry["id"]
+            comp = entry.get("compile_seconds", 0.0)
             if entry["ok"]:
-                say(f"[{i}/{n}] {fid} … {entry['seconds']:.1f} s")
+                say(f"[{i}/{n}] {fid} … {entry['seconds']:.1f} s"
+                    + (f" (compiling kernels {comp:.1f} s)" if comp >= 0.05 else ""))
             else:
                 failed.append(fid)
                 say(f"[{i}/{n}] {fid} … FAILED after {entry['seconds']:.1f} s: {entry['error']}")
