@@ -104,10 +104,11 @@ def draw_connectivity(ax, M, L, K, stride, padding, dilation, y_in=0.0, y_out=1.
     ax.axis("off")
 
 
-def draw_dense(ax, W, label_in="x", label_out="h"):
-    """Every output above its own position, a line to every input with a nonzero weight W[i, m]."""
+def draw_dense(ax, W, label_in="x", label_out="h", v=None):
+    """Every output above its own position, a line to every input with a nonzero weight W[i, m],
+    coloured on the diverging scale ±v (default: the largest |W|)."""
     L_out, L = W.shape
-    v = np.abs(W).max()
+    v = v or np.abs(W).max()
     cmap = plt.get_cmap("RdBu_r")
     for i in range(L_out):
         for m in range(L):
@@ -321,7 +322,7 @@ def fc_vs_conv_matrix(quick=False):
     fig, axes = plt.subplots(2, 2, figsize=(6.5, 5.6), gridspec_kw={"width_ratios": [1.3, 1]},
                              layout="constrained")
     v = max(np.abs(W).max(), np.abs(M).max())          # one colour scale for both matrices
-    draw_dense(axes[0, 0], W)
+    draw_dense(axes[0, 0], W, v=v)
     axes[0, 0].set_title(f"Fully connected: {L * L} weights", fontsize=9)
     show_matrix(axes[0, 1], W, r"Its matrix $\Omega$ (36 free values)", v=v, fmt=".1f")
     draw_connectivity(axes[1, 0], M, L, 3, 1, 1, 1)
