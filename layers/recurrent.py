@@ -42,10 +42,13 @@ was given an initial state. Truncated BPTT: `detach_state`.
 
 Reading order: the reference step kernels (one step, loops), the Layer classes (which drive the
 reference steps one at a time; the cells are exactly one reference step), then the fast kernels:
-one compiled function per layer and direction running the whole sequence, with X Ω_xᵀ for all t
-as one product before the recurrence and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h as one product each after it.
-In float32 the fast kernels' gates use a vectorisable rational tanh (σ from it), with its error
-bounded by a test; float64 and the reference kernels use the exact functions.
+per layer and direction, X Ω_xᵀ for all t as one product before the recurrence, the recurrence
+over the whole sequence in one compiled function with the batch's rows split over threads (rows
+do not interact, so each thread runs its rows through all T steps), and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h
+as one product each after it, into arrays the layer reuses from call to call. The fast kernels'
+gates use vectorisable functions with errors bounded by tests: in float32 a rational tanh (σ
+from it), in float64 tanh and σ from e^x = 2^k e^r (about 2 units in the last place); the
+reference kernels use libm's.
 """
 import numpy as np
 from numba import njit, prange
