@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # runs from a clone too
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
 
