@@ -160,6 +160,14 @@ def input_names(layer, n):
     return [ps[min(i, len(ps) - 1)] for i in range(n)]
 
 
+def optional_input(layer, name):
+    """True when the forward's parameter `name` defaults to None (an optional initial state, a
+    mask): passing None there is a documented value, not a bad type."""
+    import inspect
+    p = inspect.signature(layer.forward).parameters.get(name)
+    return p is not None and p.default is None
+
+
 def fixed_ranks(layer):
     """The input ranks the layer accepts, when it accepts only some (None: any, or unknown)."""
     from layers.containers import Concat, Residual
@@ -291,6 +299,8 @@ def check_forward(case_id, make, category, data):
     i = data.draw(st.integers(0, len(inputs) - 1), label="input") if len(inputs) > 1 else 0
     label, bad, must = data.draw(bad_array(category, inputs[i], strict_dtype(layer), fixed_ranks(layer)),
                                  label="mutation")
+    if bad is None and optional_input(layer, argnames[i]):
+        must = False                                    # None is the optional input's default
     args = list(inputs)
     args[i] = bad
     what = f"{case_id}: forward with {argnames[i]} = {label}"
