@@ -19,6 +19,15 @@ excluded), the training time, and text sampled from the trained model (temperatu
 The best n-gram baseline of the sequences issue (engine.ngram: interpolated Kneser-Ney 5-gram)
 scores 1.561 nats/char on this split.
 
+Measured 2026-12-06 (2-vCPU Intel Xeon AVX-512 VM shared with other jobs, load average 10-14 for
+most of the run, NUMBA_NUM_THREADS=1): `--full --minutes 60 --time-budget 4200` ran 5120 steps
+(10.5 M training tokens, ~5.2 passes over the training text) in 4004 s of training, 2619 tokens/s,
+and reached 1.5345 nats/char = 2.214 bits/char on the whole validation split (871 windows of
+128), below the KN 5-gram's 1.561; the training loss over its last 200 steps was 1.30. The log is
+the output of that command; a sample at temperature 0.8:
+    That thou canst the new shall send to go / The better of love to gentle me to be in thee. /
+    I'll thee measured them, now will the presence, / He slays the court-morning right that art help!
+
 For the `transformer-lm` figure: `figure_run(time_budget)` trains the small model for a few
 seconds and returns its validation curve and samples (a dict of plain numbers and strings).
 """
