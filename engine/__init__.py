@@ -14,7 +14,7 @@ __all__ = ["Parameter", "Layer", "Sequential", "fit", "gradcheck", "gradcheck_lo
            "is_grad_enabled", "reference_kernels", "manual_seed"]
 
 
-_SUBMODULES = {"losses", "optim", "schedules", "init", "data", "train", "sampling", "seeding", "progress", "numerics"}
+_SUBMODULES = {"losses", "optim", "schedules", "init", "data", "train", "sampling", "seeding", "progress", "numerics", "ngram"}
 
 
 def __getattr__(name):
