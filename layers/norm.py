@@ -530,10 +530,13 @@ def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, input_grad, nthr
     per-thread buffers."""
     M, D = x.shape
     dx = np.empty((M if input_grad else 0, D), x.dtype)
-    part = np.zeros((nthreads, 2, D))
+    part = np.empty((nthreads, 2, D))         # np.empty: np.zeros would be a parallel region of its own
     for t in prange(nthreads):
         pg = part[t, 0]
         pb = part[t, 1]
+        for j in range(D):
+            pg[j] = 0.0
+            pb[j] = 0.0
         for m in range(t * M // nthreads, (t + 1) * M // nthreads):
             xr, gr = x[m], dy[m]
             mu, r = mean[m], rstd[m]
@@ -552,7 +555,8 @@ def layernorm_backward(dy, x, mean, rstd, gamma, dgamma, dbeta, input_grad, nthr
                 dr = dx[m]
                 for j in range(D):
                     dr[j] = r * (gr[j] * gamma[j] - s1 - (xr[j] - mu) * r * s2)
-    for t in range(nthreads):
-        dgamma += part[t, 0]
-        dbeta += part[t, 1]
+    for t in range(nthreads):                 # explicit loops: `dgamma += part[t, 0]` would be a
+        for j in range(D):                    # parallel region per statement and per thread
+            dgamma[j] += part[t, 0, j]
+            dbeta[j] += part[t, 1, j]
     return dx
