@@ -122,14 +122,27 @@ def step_seconds(cfg, vocab_size, dtype, X, Y, repeats=5):
     return float(np.median(times))
 
 
+def budget_steps(budget, t_step, warmup, fill=0.97, warmup_fraction=0.1):
+    """(steps, warm-up steps) of a run sized to `budget` seconds of training at `t_step` seconds per
+    step: steps = fill · budget / t_step (at least 1; `fill` < 1 leaves room for slower steps),
+    the warm-up the config's `warmup` but at most `warmup_fraction` of the steps (at least 1).
+    A short budget thus gets a whole schedule, warm-up and cosine decay, instead of stopping
+    inside a warm-up sized for hundreds of steps (the small config's 50 steps of warm-up: a 3 s
+    run on this machine does 40-70 steps)."""
+    steps = max(1, int(fill * budget / t_step))
+    return steps, max(1, min(warmup, int(warmup_fraction * steps)))
+
+
 def train(config="small", steps=None, time_budget=None, budget_minutes=None, dtype=np.float32, seed=0,
           progress="auto", val_every=None, curve_windows=64, samples=2, sample_len=300, log=print,
-          log_every=None, eval_windows=None, train_windows=None):
+          log_every=None, eval_windows=None, train_windows=None, budget_seconds=None):
     """Train a GPT of CONFIGS[config] through fit; returns a dict with the model, its history,
     the validation loss (nats and bits per character, whole validation split), tokens/s, the
     training seconds and samples. `steps` overrides the config's; `budget_minutes` sizes the
-    run (and its schedule) to about that much training time from a measured step time;
-    `time_budget` (seconds of training clock) stops a run early (its schedule unfinished);
+    run (and its schedule) to about that much training time from a measured step time (see
+    `budget_steps`); `budget_seconds` does the same for a budget in seconds and also stops the run
+    when its training clock passes it (the figures' short runs); `time_budget` (seconds of
+    training clock) stops a run early (its schedule unfinished unless sized to it);
     `val_every` records a validation curve on the first `curve_windows` validation windows;
     `log_every` logs the training loss every that many steps; `eval_windows` limits the final
     validation to the first that many windows (None: the whole split), `train_windows` the
@@ -138,19 +151,24 @@ def train(config="small", steps=None, time_budget=None, budget_minutes=None, dty
     vocab, (X, Y), (Xv, Yv) = data(cfg["block_size"])
     if train_windows is not None:
         X, Y = X[:train_windows], Y[:train_windows]
-    if budget_minutes is not None:
+    warmup = cfg["warmup"]
+    if budget_seconds is not None:
+        time_budget = budget_seconds if time_budget is None else min(time_budget, budget_seconds)
+    budget = budget_seconds if budget_seconds is not None else None if budget_minutes is None else budget_minutes * 60
+    if budget is not None:
         t_step = step_seconds(cfg, len(vocab), dtype, X, Y)
-        steps = max(cfg["warmup"] + 1, int(0.97 * budget_minutes * 60 / t_step))
-        log(f"measured {t_step * 1e3:.0f} ms per step: {steps} steps fill {budget_minutes:g} minutes")
+        steps, warmup = budget_steps(budget, t_step, cfg["warmup"])
+        log(f"measured {t_step * 1e3:.0f} ms per step: {steps} steps (warm-up {warmup}) fill {budget:g} s")
     steps = steps or cfg["steps"]
+    warmup = min(warmup, steps)
     model = build(cfg, len(vocab), dtype, seed)
     opt = AdamW(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.99), weight_decay=cfg["weight_decay"])
-    sched = WarmupCosineLR(opt, min(cfg["warmup"], steps), steps, min_factor=0.1)
+    sched = WarmupCosineLR(opt, warmup, steps, min_factor=0.1)
     loss = TokenCrossEntropy()
     log(f"GPT {config}: {cfg['n_layer']} layers, {cfg['n_head']} heads, width {cfg['n_embd']}, context "
         f"{cfg['block_size']}, {cfg['activation']}, dropout {cfg['dropout']}, {model.num_parameters():,} parameters, "
         f"{np.dtype(dtype).name}; {X.shape[0]} training windows, batch {cfg['batch_size']}, {steps} steps (AdamW lr "
-        f"{cfg['lr']}, warm-up {min(cfg['warmup'], steps)} + cosine to 0.1x, clip 1.0)")
+        f"{cfg['lr']}, warm-up {warmup} + cosine to 0.1x, clip 1.0)")
     curve = (Xv[:curve_windows], Yv[:curve_windows]) if val_every else None
     callbacks = []
     if log_every:
@@ -197,13 +215,13 @@ def train(config="small", steps=None, time_budget=None, budget_minutes=None, dty
 def figure_run(time_budget=20.0, seed=0, val_every=25, eval_windows=256, sample_len=200, train_windows=None,
                config="small"):
     """For the `transformer-lm` figure: the small GPT trained for about `time_budget` seconds of
-    training clock (float32; its schedule sized for the config's 600 steps, so a short budget
-    stops it at a higher learning rate). Returns {"curve_step", "curve_seconds", "curve_val_loss"
+    training clock (float32; its warm-up + cosine schedule sized to the budget from a measured
+    step time, `budget_steps`). Returns {"curve_step", "curve_seconds", "curve_val_loss"
     (nats/char on 64 validation windows), "val_nats" (on `eval_windows` validation windows of 64
     characters), "unigram_nats" (the entropy of the
     training characters' frequencies: the loss of a model that ignores the context), "samples",
     "steps", "seconds", "config"}."""
-    res = train(config, time_budget=time_budget, seed=seed, progress=False, val_every=val_every, samples=2,
+    res = train(config, budget_seconds=time_budget, seed=seed, progress=False, val_every=val_every, samples=2,
                 sample_len=sample_len, log=lambda *a: None, eval_windows=eval_windows, train_windows=train_windows)
     _, train_ids, _ = char_corpus()
     p = np.bincount(train_ids) / train_ids.size
