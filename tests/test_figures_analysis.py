@@ -1,8 +1,5 @@
 """Figures of the analysis group: regions, signal propagation, gradient norms, curse, double descent.
 Each test runs the figure in quick mode and checks FIGURES.md's "checks" column on its data."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -11,14 +8,7 @@ import figures.double_descent  # noqa: F401
 import figures.regions  # noqa: F401
 import figures.signal  # noqa: F401
 from analysis import bounds
-from figures.registry import REGISTRY
-
-
-def run(fid):
-    fig, data = REGISTRY[fid].func(quick=True)
-    assert fig is not None
-    plt.close(fig)
-    return data
+from figtests import figure_data as run
 
 
 def test_shallow_2d_regions_has_7():

@@ -1,26 +1,15 @@
 """The attention figures (attention-scaling, attention-weights, positional-encoding): FIGURES.md's
 "checks" column, tested on the data each figure function returns in quick mode."""
-import functools
 import math
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 import figures.attention  # noqa: F401  (registers)
 from figures.registry import REGISTRY
+from figtests import figure_data
 
 IDS = ["attention-scaling", "attention-weights", "positional-encoding"]
-
-
-@functools.lru_cache(maxsize=None)
-def figure_data(fid):
-    fig, data = REGISTRY[fid].func(quick=True)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    plt.close(fig)
-    return data
 
 
 def test_attention_figures_registered():

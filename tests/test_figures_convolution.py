@@ -1,28 +1,16 @@
 """The convolution, residual and normalization figures: each figure's "checks" column of
 FIGURES.md, tested on the data its function returns (quick mode)."""
-import functools
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from analysis import theory
 from figures.registry import REGISTRY, load_all
+from figtests import figure_data
 
 CONV_IDS = ["image-kernels", "conv1d-padding", "conv-stride-dilation", "fc-vs-conv-matrix", "conv-channels",
             "receptive-field", "equivariance", "learned-filters", "param-counts", "residual-gradients",
             "residual-variance", "norm-invariances"]
-
-
-@functools.lru_cache(maxsize=None)
-def figure_data(fid, quick=True):
-    load_all()
-    fig, data = REGISTRY[fid].func(quick=quick)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    plt.close(fig)
-    return data
 
 
 def correlate1d_same(x, w, p):

@@ -1,14 +1,11 @@
 """The foundation figures: each figure's "checks" column of FIGURES.md, tested on the
 data its function returns (quick mode where that keeps the check meaningful)."""
-import functools
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from figures.registry import REGISTRY, load_all
+from figtests import figure_data
 
 FOUNDATION_IDS = [
     "linreg-fit", "linreg-loss-surface", "activations", "shallow-family", "shallow-flow",
@@ -17,15 +14,6 @@ FOUNDATION_IDS = [
     "saddle-point", "optimizers", "batch-size-variance", "backprop-toy", "zero-init-symmetry",
     "autoencoder-pca", "autoencoder-binary",
 ]
-
-
-@functools.lru_cache(maxsize=None)
-def figure_data(fid, quick=True):
-    load_all()
-    fig, data = REGISTRY[fid].func(quick=quick)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    plt.close(fig)
-    return data
 
 
 def test_all_foundation_figures_registered():

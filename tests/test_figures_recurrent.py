@@ -1,21 +1,11 @@
 """Figures of the recurrent group (FIGURES.md "Embeddings and sequences"): rnn-sensitivity,
 lstm-gates, rnn-types. Each test runs the figure in quick mode and checks the catalogue's "checks"
 column on the numbers behind it."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 import figures.recurrent as rec
-from figures.registry import REGISTRY
-
-
-def run(fid):
-    fig, data = REGISTRY[fid].func(quick=True)
-    assert fig is not None
-    plt.close(fig)
-    return data
+from figtests import figure_data as run
 
 
 def test_rnn_sensitivity_slope_is_log_rho():

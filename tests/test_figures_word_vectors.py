@@ -1,19 +1,9 @@
 """The figures word-vectors and hierarchical-softmax (issue 12, item 12), in quick mode: each
 checks FIGURES.md's "checks" column on the numbers behind the figure."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 import figures.word_vectors  # noqa: F401  (registers)
-from figures.registry import REGISTRY
-
-
-def run(fid):
-    fig, data = REGISTRY[fid].func(quick=True)
-    assert fig is not None
-    plt.close(fig)
-    return data
+from figtests import figure_data as run
 
 
 def test_word_vectors_cbow_beats_the_unigram_baseline():
