@@ -60,3 +60,18 @@ def test_ngram_vs_neural_lm_neural_models_below_the_unigram_entropy():
     assert list(d["ngram_orders"]) == [1, 2, 3, 4, 5]
     assert np.all(np.diff(d["ngram_nats"]) < 0)
     assert abs(d["ngram_nats"][0] - H) < 0.1
+
+
+def test_budget_runs_get_a_whole_schedule_with_a_short_warm_up():
+    """Default mode's GPT runs size their warm-up + cosine schedule to the time budget
+    (train_gpt.budget_steps): the planned steps fit in the budget and the warm-up is at most a
+    tenth of them, so a few-second run is not stopped inside the small config's 50-step warm-up."""
+    from train_gpt import CONFIGS, budget_steps
+    warm = CONFIGS["small"]["warmup"]
+    for budget, t_step in ((3.0, 0.05), (8.0, 0.07), (3.0, 0.2), (600.0, 0.05)):
+        steps, w = budget_steps(budget, t_step, warm)
+        assert steps * t_step <= budget < (steps + 1) * t_step / 0.97
+        assert 1 <= w <= max(1, steps // 10) and w <= warm
+    assert budget_steps(3.0, 0.05, warm) == (58, 5)
+    assert budget_steps(600.0, 0.05, warm) == (11640, warm)     # long runs keep the config's warm-up
+    assert budget_steps(1e-3, 1.0, warm) == (1, 1)              # at least one step of each
