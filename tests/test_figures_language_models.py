@@ -4,22 +4,12 @@ so the numbers do not depend on the machine's load)."""
 import functools
 import math
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 import figures.language_models as lmfig
 from engine.data.text import char_corpus
+from figtests import figure_data
 from figures.registry import REGISTRY
-
-
-@functools.lru_cache(maxsize=None)
-def figure_data(fid):
-    fig, data = REGISTRY[fid].func(quick=True)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    plt.close(fig)
-    return data
 
 
 @functools.lru_cache(maxsize=None)
