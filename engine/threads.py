@@ -67,3 +67,15 @@ def set_num_threads(n):
     global _threads
     numba.set_num_threads(n)
     _threads = n
+
+
+@contextlib.contextmanager
+def num_threads_set_to(n):
+    """Within the block, the engine uses `n` threads (as `set_num_threads(n)`), the previous number
+    restored after. For small models on a busy machine, where a second thread mostly waits."""
+    old = _threads
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(old)

@@ -136,7 +136,4 @@ def run(quick=False):
 
 
 if __name__ == "__main__":
-    if "--threads" in sys.argv:              # e.g. --threads 1: both sides on one thread (a loaded machine)
-        from engine.threads import set_num_threads
-        set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     main(run)

@@ -118,9 +118,12 @@ def markdown_table(rows, date, machine):
 
 
 def main(run):
-    """A group's script run on its own: `python scripts/bench_<group>.py [--quick]` prints its table."""
+    """A group's script run on its own: `python scripts/bench_<group>.py [--quick] [--threads N]` prints its table."""
     import sys
     import time
+    if "--threads" in sys.argv:          # e.g. --threads 1: both sides on one thread (a loaded machine)
+        from engine.threads import set_num_threads
+        set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     t0 = time.perf_counter()
     print(format_table(run("--quick" in sys.argv)))
     print(f"({time.perf_counter() - t0:.1f} s)")

@@ -18,7 +18,7 @@ first 100,000 training and 4,096 validation characters.
 
 In default mode every model first runs two steps at a tiny size (`_compile_gpt`, `_compile_lm`),
 so that Numba's compilation of its float32 kernels is not counted in the budget, and every model
-trains on one thread (`one_thread`): these models are small, and on the shared 2-vCPU machine under
+trains on one thread (`engine.threads.num_threads_set_to(1)`): these models are small, and on the shared 2-vCPU machine under
 load (~3) a step of the small GPT took 0.2-0.9 s at two Numba threads against 0.04-0.07 s at one.
 The GPT's warm-up + cosine schedule is sized to its budget from a measured step time
 (train_gpt.budget_steps): with the small config's fixed 600-step schedule and 50-step warm-up, a
@@ -27,7 +27,6 @@ The GPT's warm-up + cosine schedule is sized to its budget from a measured step 
 The training scripts and the GPT are imported inside the figure functions: this module loads
 (and the other figures draw) where they are missing.
 """
-import contextlib
 import functools
 import math
 import textwrap
@@ -37,6 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from engine.threads import num_threads_set_to
 from figures import style
 from figures.registry import figure
 
@@ -66,18 +66,6 @@ def _corpus(quick):
     if quick:
         train, valid = train[:QUICK_TRAIN], valid[:QUICK_VALID]
     return vocab, train, valid, H
-
-
-@contextlib.contextmanager
-def one_thread():
-    """The engine's kernels on one Numba thread inside the block (the previous number restored after)."""
-    from engine.threads import num_threads, set_num_threads
-    old = num_threads()
-    set_num_threads(1)
-    try:
-        yield
-    finally:
-        set_num_threads(old)
 
 
 def _text(sample):
@@ -154,7 +142,7 @@ def _gpt_run(quick, budget):
     if quick:
         return _quick_gpt()
     from train_gpt import figure_run
-    with one_thread():
+    with num_threads_set_to(1):
         _compile_gpt()
         return figure_run(time_budget=budget, val_every=5)
 
@@ -245,7 +233,7 @@ def _lm_rows(quick):
             cfg = dict(QUICK_CFGS[kind], budget=600.0, steps=QUICK_STEPS, val_every=QUICK_STEPS // 6)
             neural.append(lm.train_neural(kind, cfg, vocab, train, valid, np.float64, seed=0))
         else:
-            with one_thread():
+            with num_threads_set_to(1):
                 _compile_lm(kind)
                 cfg = dict(lm.PRESETS["default"]["models"][kind], val_every=VAL_EVERY[kind])
                 neural.append(lm.train_neural(kind, cfg, vocab, train, valid, np.float32, budget=NEURAL_BUDGET,
@@ -260,7 +248,7 @@ def _gpt_curve(quick):
     if quick:
         return _quick_gpt()
     from train_gpt import train
-    with one_thread():
+    with num_threads_set_to(1):
         _compile_gpt()
         r = train("small", budget_seconds=NEURAL_BUDGET, seed=0, progress=False, val_every=VAL_EVERY["gpt"],
                   curve_windows=10 ** 9, samples=0, log=lambda *a: None)

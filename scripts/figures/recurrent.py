@@ -6,7 +6,6 @@ Every number comes from the engine: Jacobians through time from `analysis.gradie
 `analysis.recurrent.lstm_gates` (recomputed from the LSTM's parameters and checked against its
 outputs), models trained by `engine.fit` or a plain Adam loop on the bundled corpus.
 """
-import contextlib
 import functools
 import time
 
@@ -20,26 +19,16 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from analysis.gradients import input_jacobian_trace, log_slope, orthogonal_rnn
 from analysis.recurrent import lstm_gates
 from engine.core import Layer, no_grad
+from engine.threads import num_threads_set_to
 from figures import style
 from figures.registry import figure
 from layers.recurrent import GRU, LSTM, RNN
 
 _O = style.OKABE_ITO
 
-
-@contextlib.contextmanager
-def one_thread():
-    """The engine's kernels on one thread inside the block (restored after). These figures run
-    small recurrent layers (batches of 8–50 rows, 16–32 units), where a second thread has little
-    to do and, on a busy machine, makes every step wait for it: the lstm-gates training took 26 s
-    on two threads and 4–5 s on one on the 2-vCPU VM under load (2026-12-06)."""
-    from engine.threads import num_threads, set_num_threads
-    old = num_threads()
-    set_num_threads(1)
-    try:
-        yield
-    finally:
-        set_num_threads(old)
+# The figures train and run small recurrent layers (batches of 8–50 rows, 16–32 units) on one thread
+# (`num_threads_set_to(1)`): a second thread has little to do and, on a busy machine, makes every
+# step wait for it (lstm-gates: 26 s on two threads, 4–5 s on one, 2-vCPU VM under load, 2026-12-06).
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,7 +96,7 @@ def sensitivity_data(quick=False):
                 "slope {slope_lstm_forget3:.3f}) and fast at torch's default initialisation (mean f "
                 "{mean_forget_lstm_default:.2f}, slope {slope_lstm_default:.3f}).")
 def rnn_sensitivity(quick=False):
-    with one_thread():
+    with num_threads_set_to(1):
         d = sensitivity_data(quick)
     lag = d["lag"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.5, 3.3))
@@ -237,7 +226,7 @@ def _char_label(ch):
                 "{mean_forget:.2f}.")
 def lstm_gates_figure(quick=False):
     steps, batch, T, H = (20, 8, 32, 16) if quick else (300, 16, 48, 32)
-    with one_thread():
+    with num_threads_set_to(1):
         model, vocab, valid_ids, rec = train_char_lstm(steps, batch, T, H)
     text = vocab.decode(valid_ids[:20000], sep="")
     line = _pick_line(text, 40, 46)
@@ -418,7 +407,7 @@ def draw_wiring(ax, wiring, steps=4):
                 "earlier, {acc_many_to_many:.3f}. Chance is 0.5 for every task; training took "
                 "{seconds:.1f} s in all.")
 def rnn_types(quick=False):
-    with one_thread():
+    with num_threads_set_to(1):
         res = train_types(quick)
     fig, axes = plt.subplots(2, 3, figsize=(6.5, 4.6), gridspec_kw=dict(height_ratios=[1.0, 1.1]),
                              layout="constrained")
