@@ -118,10 +118,15 @@ def _metric_name(m):
     return m if isinstance(m, str) else getattr(m, "__name__", "metric")
 
 
+PROBE_VALUES = 1 << 20     # the largest zero prediction _probe hands the loss (values, not bytes)
+
+
 def _probe(model, loss, X, y, xname, yname):
     """Check X against the model and y against the loss and the model's output, without changing
     either: one evaluation-mode forward of X's first row under no_grad (nothing saved, no running
-    statistics updated), then the loss on a zero prediction of the full output shape."""
+    statistics updated), then the loss on a zero prediction of the output's row shape against every
+    row of y, in chunks of at most PROBE_VALUES values, one buffer reused (a zero prediction of the
+    whole training output was 522 MB for a GPT run): every target is checked, little is allocated."""
     try:
         with no_grad():
             out = model.forward(*(x[:1] for x in X), train=False)
@@ -131,8 +136,13 @@ def _probe(model, loss, X, y, xname, yname):
         raise type(e)(f"{xname}: the model refuses it: {e}") from None
     if not isinstance(out, np.ndarray):
         raise TypeError(f"model: fit trains models with one output array, got {type(out).__name__}")
+    N, row = len(X[0]), out.shape[1:]
+    k = max(1, min(N, PROBE_VALUES // max(1, int(np.prod(row, dtype=np.int64)))))
+    pred = np.zeros((k,) + row, out.dtype)
     try:
-        loss.forward(np.zeros((len(X[0]),) + out.shape[1:], out.dtype), y)
+        for i in range(0, N, k):
+            yi = y[i:i + k]
+            loss.forward(pred[:len(yi)], yi)
     except (TypeError, ValueError) as e:
         shape = "(" + ", ".join(["N"] + [str(d) for d in out.shape[1:]]) + ")"
         raise type(e)(f"{yname}: the loss refuses it for the model's output of shape {shape}: {e}") from None

@@ -189,3 +189,35 @@ def test_fit_trains_a_model_of_several_inputs():
     assert h["loss"][-1] < 1e-3 * h["loss"][0] and h["val_loss"][-1] < 1e-3
     with pytest.raises(ValueError, match=r"X\[1\]: expected 64 rows like X\[0\], got 10"):
         fit(m, MSELoss(), Adam(m.parameters()), (x1, x2[:10]), y, epochs=1, batch_size=16, progress=False)
+
+
+def test_probe_checks_every_target_in_small_chunks(monkeypatch):
+    # fit's argument probe hands the loss a zero prediction of at most PROBE_VALUES values at a
+    # time (not one of the whole training output: 522 MB for a GPT run), yet every target row,
+    # once, in order: a bad label in the last chunk is still refused before the first step.
+    import engine.train as T
+    monkeypatch.setattr(T, "PROBE_VALUES", 7)           # 3 classes: 2 rows per chunk
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((9, 4))
+    y = rng.integers(0, 3, 9)
+    calls = []
+
+    class Spy(CrossEntropyLoss):
+        def forward(self, pred, target):
+            calls.append((pred.shape, np.all(pred == 0), target.copy()))
+            return super().forward(pred, target)
+
+    m = Linear(4, 3)
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    loss = Spy()
+    fit(m, loss, SGD(m.parameters(), lr=0.0), X, y, epochs=1, batch_size=9, progress=False, max_steps=1)
+    probe, step = calls[:5], calls[5:]                  # then the one training step, on all 9 rows
+    assert [c[0] for c in probe] == [(2, 3)] * 4 + [(1, 3)] and all(c[1] for c in probe)
+    np.testing.assert_array_equal(np.concatenate([c[2] for c in probe]), y)
+    assert [c[0] for c in step] == [(9, 3)]
+    bad = y.copy()
+    bad[8] = 3
+    with pytest.raises(ValueError, match="^y: the loss refuses it"):
+        fit(m, Spy(), SGD(m.parameters(), lr=0.1), X, bad, epochs=1, batch_size=4, progress=False)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
