@@ -20,38 +20,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from benchlib import interleaved, main, row, torch_or_none  # noqa: E402
+from torch_peers import torch_gpt  # noqa: E402
 
 V = 65
 # layers, width, heads, T, B, dtype, activation (ReLU beside GELU: the exact erf's share of the step)
 GPT_CASES = [(4, 128, 4, 128, 16, np.float32, "gelu"), (4, 128, 4, 128, 16, np.float32, "relu"),
              (4, 128, 4, 128, 16, np.float64, "gelu")]
 LAYER_CASES = [(128, 4, 128, 16, np.float32)]                                      # width, heads, T, B
-
-
-def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd, activation="gelu"):
-    nn = torch.nn
-
-    class TorchGPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte = nn.Embedding(vocab_size, n_embd)
-            self.wpe = nn.Embedding(block_size, n_embd)
-            self.drop = nn.Dropout(0.0)
-            self.blocks = nn.ModuleList([
-                nn.TransformerEncoderLayer(n_embd, n_head, 4 * n_embd, 0.0, activation=activation, batch_first=True,
-                                           norm_first=True) for _ in range(n_layer)])
-            self.ln_f = nn.LayerNorm(n_embd)
-            self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-            self.lm_head.weight = self.wte.weight
-
-        def forward(self, idx):
-            T = idx.shape[1]
-            x = self.drop(self.wte(idx) + self.wpe(torch.arange(T)))
-            mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-            for block in self.blocks:
-                x = block(x, src_mask=mask, is_causal=True)
-            return self.lm_head(self.ln_f(x))
-    return TorchGPT()
 
 
 def gpt_fns(L, D, H, T, B, dtype, activation="gelu", seed=0):
@@ -76,7 +51,7 @@ def gpt_fns(L, D, H, T, B, dtype, activation="gelu", seed=0):
     torch = torch_or_none()
     if torch is not None:
         tdt = torch.float32 if dtype == np.float32 else torch.float64
-        tm = torch_gpt(torch, V, T, L, H, D, activation).to(tdt)
+        tm = torch_gpt(torch, V, T, L, H, D, activation=activation).to(tdt)
         tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
         topt = torch.optim.AdamW(tm.parameters(), lr=1e-4)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y.reshape(-1))

@@ -17,7 +17,7 @@ from engine.schedules import WarmupCosineLR, warmup_cosine_factor
 from layers.gpt import GPT
 
 from crosscheck import crosscheck
-from test_gpt_end_to_end import torch_gpt
+from torch_peers import torch_gpt
 
 CFG = dict(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8)
 
@@ -36,7 +36,7 @@ def small(seed=0, **kw):
                          ids=["N2,T5", "batch 1,T1", "N3,T6 (full context),reference"])
 def test_gpt_matches_torch_forward_and_every_gradient(torch, N, T, reference):
     model = small(N + T)
-    tm = torch_gpt(torch, **CFG)
+    tm = torch_gpt(torch, **CFG).double()
     idx = np.random.default_rng(T).integers(0, CFG["vocab_size"], (N, T))
     with engine.reference_kernels(reference):
         res = crosscheck(model, tm, idx)

@@ -17,6 +17,7 @@ from engine.losses import CrossEntropyLoss
 from engine.optim import AdamW, clip_grad_norm
 from engine.schedules import WarmupCosineLR, warmup_cosine_factor
 from layers.gpt import GPT
+from torch_peers import torch_gpt
 
 V, BLOCK, LAYERS, HEADS, WIDTH = 65, 16, 2, 2, 32
 B, STEPS = 4, 25
@@ -26,39 +27,12 @@ MAX_NORM = 1.0
 RTOL = 1e-9
 
 
-def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd, dropout=0.0):
-    """The engine's GPT written with torch.nn modules, parameter names and order as the engine's."""
-    nn = torch.nn
-
-    class TorchGPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte = nn.Embedding(vocab_size, n_embd)
-            self.wpe = nn.Embedding(block_size, n_embd)
-            self.drop = nn.Dropout(dropout)
-            self.blocks = nn.ModuleList([
-                nn.TransformerEncoderLayer(n_embd, n_head, 4 * n_embd, dropout, activation="gelu", batch_first=True,
-                                           norm_first=True) for _ in range(n_layer)])
-            self.ln_f = nn.LayerNorm(n_embd)
-            self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-            self.lm_head.weight = self.wte.weight                     # tied
-
-        def forward(self, idx):
-            T = idx.shape[1]
-            x = self.drop(self.wte(idx) + self.wpe(torch.arange(T)))
-            mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)     # True above the diagonal
-            for block in self.blocks:
-                x = block(x, src_mask=mask, is_causal=True)
-            return self.lm_head(self.ln_f(x))
-    return TorchGPT().double()
-
-
 def pair(torch, seed, **kw):
     """(engine GPT, torch GPT) with the engine's initial weights copied into torch's."""
     cfg = dict(vocab_size=V, block_size=BLOCK, n_layer=LAYERS, n_head=HEADS, n_embd=WIDTH)
     cfg.update(kw)
     ours = GPT(**cfg, rng=seed)
-    theirs = torch_gpt(torch, **cfg)
+    theirs = torch_gpt(torch, **cfg).double()
     sd = ours.state_dict()
     assert list(sd) == list(theirs.state_dict())                 # torch's keys, tied head under both names
     theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
