@@ -362,7 +362,8 @@ class Softmax(Layer):
 # scripts/derive_erf32.py (Lawson-reweighted, linearised least squares for the relative error on
 # (0, c]): relative error 1.9e-9 in float64 arithmetic, 3.7e-7 evaluated in float32 (math.erf of
 # float32 is within ~1.2e-7). tests/test_activations.py bounds it over float32's range (4.5e-7
-# relative for erf) and GELU, GELU' against float64. float64 keeps math.erf. Every q_k > 0, so
+# relative for erf) and GELU, GELU' against float64 (GELU' also uses _phi32 below, not math.exp).
+# float64 keeps math.erf and math.exp. Every q_k > 0, so
 # Q ≥ 1 and the division is safe under error_model="numpy" (which lets the loop vectorise).
 ERF32_CUTOFF = 3.919205904006958
 
@@ -430,12 +431,37 @@ def _gelu32(z):
     return h + h * _erf32(z * np.float32(INV_SQRT_2))
 
 
+# φ(z) = e^{−t}/√(2π), t = z²/2, in float32 without math.exp's scalar call: t = n ln2 + r with
+# n = ⌊t/ln2 + ½⌋, |r| ≤ ln2/2, e^{−t} = 2^{−n} e^{−r}, 2^{−n} from a table (exact), e^{−r} from
+# its Taylor series to r⁷ (remainder ≤ 0.347⁸/8! < 6e-9 relative). Beyond |z| = 6 (t = 18)
+# z φ(z) < 4e-8 and is dropped, so n ≤ 26. ln2 is split in two (Cody & Waite) so r is exact enough.
+_POW2_NEG = np.array([2.0 ** -k for k in range(32)], np.float32)     # (indexed with n & 31: NaN stays in range)
+LN2_HI = 0.693145751953125                 # ln 2 to 16 bits: n·LN2_HI is exact in float32 for n ≤ 26
+LN2_LO = 1.4286068203094173e-06            # ln 2 − LN2_HI
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _phi32(z):
+    t = min(np.float32(0.5) * z * z, np.float32(18.0))
+    nf = math.floor(t * np.float32(1.4426950408889634) + np.float32(0.5))
+    r = (t - nf * np.float32(LN2_HI)) - nf * np.float32(LN2_LO)
+    e = np.float32(1.0 / 5040.0)
+    e = e * -r + np.float32(1.0 / 720.0)
+    e = e * -r + np.float32(1.0 / 120.0)
+    e = e * -r + np.float32(1.0 / 24.0)
+    e = e * -r + np.float32(1.0 / 6.0)
+    e = e * -r + np.float32(0.5)
+    e = e * -r + np.float32(1.0)
+    e = e * -r + np.float32(1.0)
+    v = e * _POW2_NEG[int(nf) & 31] * np.float32(INV_SQRT_2PI)
+    return v if t < np.float32(18.0) else np.float32(0.0)
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _gelu_grad32(z):
     """½(1 + erf(z/√2)) + z φ(z) in float32."""
     h = np.float32(0.5)
-    return (h + h * _erf32(z * np.float32(INV_SQRT_2))
-            + z * np.float32(INV_SQRT_2PI) * math.exp(np.float32(-0.5) * z * z))
+    return h + h * _erf32(z * np.float32(INV_SQRT_2)) + z * _phi32(z)
 
 
 @njit(cache=True, error_model="numpy")
