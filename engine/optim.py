@@ -81,7 +81,7 @@ def rmsprop_step(theta, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_dec
         theta[i] -= lr * step
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")      # no zero-division checks: they keep the loop from vectorising
 def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad):
     """Adam (Kingma & Ba, bias-corrected; 003 eq. 1.18–1.20, whose 1.20 is garbled in the notes):
 
