@@ -912,31 +912,12 @@ def _sig64(x):
     return (1.0 if x >= 0 else e) / (1.0 + e)
 
 
-def fast_tanh32(x):
-    """The float32 kernels' tanh, elementwise over a 1-D float32 array (for the error test)."""
+def fast_gate(x, tanh=True):
+    """The fast kernels' tanh (tanh=True) or σ, elementwise over a 1-D array: for float32 the
+    vectorisable rational approximation, for float64 the vectorisable exact-to-rounding one (for the
+    error tests)."""
     out = x.copy()
-    _activate(out, 0, out.size, True, True)
-    return out
-
-
-def fast_sigmoid32(x):
-    """The float32 kernels' σ, elementwise over a 1-D float32 array (for the error test)."""
-    out = x.copy()
-    _activate(out, 0, out.size, False, True)
-    return out
-
-
-def fast_tanh64(x):
-    """The float64 fast kernels' tanh, elementwise over a 1-D float64 array (for the error test)."""
-    out = x.copy()
-    _activate(out, 0, out.size, True, False)
-    return out
-
-
-def fast_sigmoid64(x):
-    """The float64 fast kernels' σ, elementwise over a 1-D float64 array (for the error test)."""
-    out = x.copy()
-    _activate(out, 0, out.size, False, False)
+    _activate(out, 0, out.size, tanh, out.dtype == np.float32)
     return out
 
 

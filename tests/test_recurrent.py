@@ -418,11 +418,11 @@ def test_float32_gate_approximations_are_accurate_to_float32():
     """The fast float32 kernels' tanh and σ (PERFORMANCE.md lesson 4) against the exact functions
     over float32's whole useful range (beyond ±7.9 tanh is ±1 in float32): within 4e-7 relative
     for tanh (a few units in the last place) and 3e-7 absolute for σ, and exact limits far out."""
-    from layers.recurrent import fast_sigmoid32, fast_tanh32
+    from layers.recurrent import fast_gate
     x = np.concatenate([np.linspace(-12, 12, 400001), np.geomspace(1e-30, 1e-2, 2001),
                         -np.geomspace(1e-30, 1e-2, 2001), [0.0, 50.0, -50.0, 1e30, -1e30]]).astype(np.float32)
     x64 = x.astype(np.float64)
-    t, s = fast_tanh32(x), fast_sigmoid32(x)
+    t, s = fast_gate(x), fast_gate(x, tanh=False)
     assert t.dtype == s.dtype == np.float32
     exact_t = np.tanh(x64)
     assert np.max(np.abs(t - exact_t) / np.maximum(np.abs(exact_t), 1e-38)) < 4e-7
@@ -435,10 +435,10 @@ def test_float64_fast_gates_are_accurate_to_float64():
     """The fast float64 kernels' tanh and σ (vectorisable, from e^x = 2^k e^r) against NumPy's over
     float64's range: within 5e-16 relative (about 2 units in the last place; σ where it is above
     1e-300, below that within 1e-307 absolute), odd/exact limits, NaN kept."""
-    from layers.recurrent import fast_sigmoid64, fast_tanh64
+    from layers.recurrent import fast_gate
     x = np.concatenate([np.linspace(-40, 40, 400001), np.geomspace(1e-300, 1, 4001), -np.geomspace(1e-300, 1, 4001),
                         np.linspace(-800, 800, 4001), [0.0, 1e300, -1e300, np.inf, -np.inf]])
-    t, s = fast_tanh64(x), fast_sigmoid64(x)
+    t, s = fast_gate(x), fast_gate(x, tanh=False)
     exact_t = np.tanh(x)
     assert np.max(np.abs(t - exact_t) / np.maximum(np.abs(exact_t), 1e-300)) < 5e-16
     with np.errstate(over="ignore"):
@@ -448,7 +448,7 @@ def test_float64_fast_gates_are_accurate_to_float64():
     assert np.max(np.abs(s - exact_s)[~big]) < 1e-307
     assert np.all(np.abs(t) <= 1) and np.all((s >= 0) & (s <= 1))
     assert t[-4] == 1 and t[-3] == -1 and t[-2] == 1 and t[-1] == -1 and s[-2] == 1 and s[-4] == 1
-    assert np.all(np.isnan(fast_tanh64(np.array([np.nan])))) and np.all(np.isnan(fast_sigmoid64(np.array([np.nan]))))
+    assert np.all(np.isnan(fast_gate(np.array([np.nan])))) and np.all(np.isnan(fast_gate(np.array([np.nan]), tanh=False)))
 
 
 @pytest.mark.parametrize("state", [False, True])
