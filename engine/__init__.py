@@ -6,6 +6,7 @@ initializers, the training loop, gradient checking, data sets.
     with engine.reference_kernels(): ...  # every layer on its reference (plain-loop) kernels
 """
 from . import threads  # noqa: F401  (first: decides how BLAS and Numba share the cores)
+from . import memory  # noqa: F401  (keeps freed arrays in the process: no page faults per step)
 from .core import Layer, Parameter, Sequential, is_grad_enabled, no_grad, reference_kernels
 from .gradcheck import gradcheck, gradcheck_loss
 from .seeding import manual_seed
