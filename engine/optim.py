@@ -21,6 +21,7 @@ from numba import njit
 
 from .checks import check_float
 from .core import Parameter
+from .numerics import FASTMATH
 
 
 # ---- kernels ----------------------------------------------------------------------------------
@@ -109,20 +110,29 @@ def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, deco
         theta[i] -= lr * (m[i] / bc1) / (math.sqrt(s / bc2) + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def grad_norm_pow(g, p):
-    """Σ_i |g_i|^p (float64), or max_i |g_i| for p = inf."""
+    """Σ_i |g_i|^p (float64), or max_i |g_i| for p = inf. p = 2 and p = 1 have loops of their own:
+    `a ** p` with a float p is a scalar pow() call per element (12.8 ms of a 4-layer GPT step's
+    16 ms clipping, 811k float32 gradients); without it the sum vectorises (FASTMATH reassociates)."""
     s = 0.0
-    for i in range(g.size):
-        a = abs(float(g[i]))
-        if p == np.inf:
-            s = max(s, a)
-        else:
-            s += a ** p
+    if p == 2.0:
+        for i in range(g.size):
+            a = float(g[i])
+            s += a * a
+    elif p == 1.0:
+        for i in range(g.size):
+            s += abs(float(g[i]))
+    elif p == np.inf:
+        for i in range(g.size):
+            s = max(s, abs(float(g[i])))
+    else:
+        for i in range(g.size):
+            s += abs(float(g[i])) ** p
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def scale_inplace(g, c):
     """g ← c g."""
     for i in range(g.size):
