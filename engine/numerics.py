@@ -5,13 +5,17 @@ log-sum-exp and the fastmath flag set (DESIGN.md, "Numerics").
   e^{z}/(1 + e^{z}). The naive form gives 1/(1 + inf) = 0 at z = −720 (σ is 1e-313 there).
 - log1p_exp(z) = log(1 + e^{z}) = max(z, 0) + log1p(e^{−|z|}) (softplus; no overflow).
 - logsumexp(x, lo, hi) = m + log Σ_i e^{x_i − m}, m = max x_i, over x[lo:hi] of a 1D array.
+- float32_from_bits(i): the float32 whose bit pattern is the int32 i (an LLVM bitcast; vectorises,
+  unlike a table lookup): 2^n = float32_from_bits((127 + n) << 23) for a normal exponent n.
 - FASTMATH: fastmath without the no-NaN/no-Inf assumptions (PERFORMANCE.md, lesson 3), so NaN
   checks and −inf masking keep working while reductions may be reassociated and vectorised.
   Never the blanket fastmath flag (all of LLVM's fast-math, no-NaN and no-Inf included).
 """
 import math
 
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 
@@ -43,3 +47,13 @@ def logsumexp(x, lo, hi):
     for i in range(lo, hi):
         s += math.exp(x[i] - m)
     return m + math.log(s)
+
+
+@intrinsic
+def float32_from_bits(typingctx, i):
+    """The float32 with the bit pattern of the int32 `i` (no conversion: a bitcast)."""
+    if i != types.int32:
+        return None
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen

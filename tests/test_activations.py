@@ -236,8 +236,8 @@ def test_gelu_float32_fast_kernels_error_bound():
     # |Δ GELU'| measured 2.4e-7 (the exact float32 erf: 6e-8). Against the float64 exact kernels.
     z = _float32_grid()
     z64 = z.astype(np.float64)
-    y = A.activation_forward(z, A.A_GELU, 0.0, 0.0)
-    g = A.activation_backward(np.ones_like(z), z, A.A_GELU, 0.0, 0.0)
+    y = A.activation_forward(z, A.A_GELU, 0.0, 0.0, 2)
+    g = A.activation_backward(np.ones_like(z), z, A.A_GELU, 0.0, 0.0, 2)
     assert y.dtype == g.dtype == np.float32
     y64 = A.activation_forward_ref(z64, A.A_GELU, 0.0, 0.0)
     g64 = A.activation_backward_ref(np.ones_like(z64), z64, A.A_GELU, 0.0, 0.0)
