@@ -407,9 +407,9 @@ def gelu_row(f, h):
     _gelu_row64(f, h)
 
 
-def gelu_grad_row(f, d):
-    """d[i] *= GELU'[f[i]] over a row: _gelu_grad_row32 for float32, _gelu_grad_row64 for float64."""
-    _gelu_grad_row64(f, d)
+def gelu_grad_row(f, g, d):
+    """d[i] = GELU'[f[i]] g[i] over a row: _gelu_grad_row32 for float32, _gelu_grad_row64 for float64."""
+    _gelu_grad_row64(f, g, d)
 
 
 @overload(erf_fast, inline="always")
@@ -427,10 +427,10 @@ def _gelu_row_jit(f, h):
 
 
 @overload(gelu_grad_row)
-def _gelu_grad_row_jit(f, d):
+def _gelu_grad_row_jit(f, g, d):
     if f.dtype == types.float32:
-        return lambda f, d: _gelu_grad_row32(f, d)
-    return lambda f, d: _gelu_grad_row64(f, d)
+        return lambda f, g, d: _gelu_grad_row32(f, g, d)
+    return lambda f, g, d: _gelu_grad_row64(f, g, d)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -485,9 +485,9 @@ def _gelu_row32(f, h):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _gelu_grad_row32(f, d):
+def _gelu_grad_row32(f, g, d):
     for i in range(f.shape[0]):
-        d[i] *= _gelu_grad32(f[i])
+        d[i] = g[i] * _gelu_grad32(f[i])
 
 
 @njit(cache=True)
@@ -497,9 +497,9 @@ def _gelu_row64(f, h):
 
 
 @njit(cache=True)
-def _gelu_grad_row64(f, d):
+def _gelu_grad_row64(f, g, d):
     for i in range(f.shape[0]):
-        d[i] *= gelu_grad(f[i])
+        d[i] = g[i] * gelu_grad(f[i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -536,29 +536,30 @@ def act_row(code, f, h, p0, p1):
 
 
 @njit(cache=True, error_model="numpy")
-def act_grad_row(code, f, d, p0, p1):
-    """d[i] *= a'[f[i]] over a row (the ⊙ a'[f] of the backward pass), activation chosen once."""
+def act_grad_row(code, f, g, d, p0, p1):
+    """d[i] = a'[f[i]] g[i] over a row (the ⊙ a'[f] of the backward pass; d may be g itself),
+    activation chosen once."""
     n = f.shape[0]
     if code == A_RELU:
         for i in range(n):
-            d[i] *= relu_grad(f[i])
+            d[i] = g[i] * relu_grad(f[i])
     elif code == A_LEAKY_RELU:
         for i in range(n):
-            d[i] *= leaky_relu_grad(f[i], p0)
+            d[i] = g[i] * leaky_relu_grad(f[i], p0)
     elif code == A_TANH:
         for i in range(n):
-            d[i] *= tanh_grad(f[i])
+            d[i] = g[i] * tanh_grad(f[i])
     elif code == A_SIGMOID:
         for i in range(n):
-            d[i] *= sigmoid_grad(f[i])
+            d[i] = g[i] * sigmoid_grad(f[i])
     elif code == A_GELU:
-        gelu_grad_row(f, d)
-    elif code != A_IDENTITY:
+        gelu_grad_row(f, g, d)
+    elif code == A_IDENTITY:
         for i in range(n):
-            d[i] *= act_grad(code, f[i], p0, p1)
-
-
-ACT_BLOCK = 4096           # elements per block of the backward: dh's copy and a'[f] while in L1
+            d[i] = g[i]
+    else:
+        for i in range(n):
+            d[i] = g[i] * act_grad(code, f[i], p0, p1)
 
 
 @njit(parallel=True, cache=True)
@@ -580,11 +581,7 @@ def activation_backward(dh, f, code, p0, p1, nthreads):
     df = np.empty_like(dh)
     for t in prange(nthreads):
         lo, hi = t * n // nthreads, (t + 1) * n // nthreads
-        for b0 in range(lo, hi, ACT_BLOCK):
-            b1 = min(b0 + ACT_BLOCK, hi)
-            for i in range(b0, b1):
-                df[i] = dh[i]
-            act_grad_row(code, f[b0:b1], df[b0:b1], p0, p1)
+        act_grad_row(code, f[lo:hi], dh[lo:hi], df[lo:hi], p0, p1)
     return df
 
 

@@ -341,7 +341,7 @@ def mlp_backward(dout, x, theta, grad, widths, code, p0, p1, fs, hs, dfs, input_
             dprev = dfs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
             fprev = fs[f_off[k - 1] + lo * d_in:f_off[k - 1] + hi * d_in].reshape((m, d_in))
             for n in range(m):
-                act_grad_row(code, fprev[n], dprev[n], p0, p1)         # ⊙ a'[f_{k−1}]
+                act_grad_row(code, fprev[n], dprev[n], dprev[n], p0, p1)         # ⊙ a'[f_{k−1}]
         if input_grad:                                                 # ∂ℓ/∂x[lo:hi] = ∂ℓ/∂f_0[lo:hi] Ω_0
             gemm_at(gemm, m, widths[0], widths[1], 1.0, dfs, lo * widths[1], widths[1], NO_TRANS, theta, 0,
                     widths[0], NO_TRANS, 0.0, dx, lo * widths[0], widths[0])
