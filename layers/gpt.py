@@ -33,7 +33,7 @@ The model has no kernels of its own: each part is a family's layer with its two 
 """
 import numpy as np
 
-from engine.checks import check_bool, check_choice, check_dtype, check_float, check_int, check_rng
+from engine.checks import inputs_checked, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer
 from engine.sampling import generate as _generate
 
@@ -130,7 +130,7 @@ class GPT(Layer):
         N, T = idx.shape
         D, V = self.n_embd, self.vocab_size
         drop = train and self.drop.p > 0
-        with self._all_or_nothing():
+        with self._all_or_nothing(), inputs_checked():    # parts see only what this layer made
             x = self.wte.forward(idx, train=train)                       # (N, T, D)
             x = self.wpe.forward(x, train=train)
             if drop:

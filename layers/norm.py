@@ -57,7 +57,7 @@ import numbers
 import numpy as np
 from numba import njit, prange
 
-from engine.checks import check_bool, check_dtype, check_float, check_int
+from engine.checks import NonFiniteError, all_finite, check_bool, check_dtype, check_float, check_int
 from engine.core import Layer, Parameter, use_reference
 from engine.numerics import FASTMATH
 from engine.threads import chunks_for, parallel_call, pool
@@ -188,11 +188,15 @@ def layernorm_backward_ref(dy, x, mean, rstd, gamma, dgamma, dbeta):
 # ---------------------------------------------------------------------------------------------
 # layers
 # ---------------------------------------------------------------------------------------------
-def check_stats(ok, group):
+def check_stats(ok, group, x):
     """Refuse statistics float64 cannot hold (module docstring, Overflow): `ok` says per group
-    whether μ and σ² are finite; `group(i)` names the i-th group (a channel or a row)."""
+    whether μ and σ² are finite; `group(i)` names the i-th group (a channel or a row). x itself
+    holding NaN or Inf (possible when a composite layer skipped the scan, engine.checks.inputs_checked)
+    is reported as that."""
     bad = ~ok
     if bad.any():
+        if not all_finite(x):
+            raise NonFiniteError("x: expected finite values, got NaN or Inf")
         raise ValueError(f"x: the variance of {group(int(np.flatnonzero(bad)[0]))} overflows float64 "
                          "(its values spread over more than ~1e154); scale the input down")
 
@@ -253,7 +257,7 @@ class _BatchNorm(Layer):
             else:
                 with pool(chunks_for(x3.size, row_cost=1)):
                     mean, var = batchnorm_stats(x3)
-            check_stats(np.isfinite(mean) & np.isfinite(var), lambda c: f"channel {c}")
+            check_stats(np.isfinite(mean) & np.isfinite(var), lambda c: f"channel {c}", x)
             if train and self.track_running_stats:       # checked now, written once all is computed
                 update = self._running_update(mean, var, M)
         else:
@@ -345,7 +349,7 @@ class LayerNorm(Layer):
             y, mean, rstd = parallel_call(layernorm_forward, chunks_for(x2.size, row_cost=1), x2, g, b, self.eps)
         lead = x.shape[:x.ndim - k]                      # rstd = 0 where σ² overflowed
         check_stats(np.isfinite(mean) & (rstd > 0),
-                    lambda m: f"x[{', '.join(str(i) for i in np.unravel_index(m, lead))}]" if lead else "x")
+                    lambda m: f"x[{', '.join(str(i) for i in np.unravel_index(m, lead))}]" if lead else "x", x)
         self._save(x.shape, x2, mean, rstd)
         return y.reshape(x.shape)
 

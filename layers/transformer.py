@@ -60,7 +60,7 @@ import copy
 import numpy as np
 from numba import njit
 
-from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
+from engine.checks import inputs_checked, check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, check_layer
 
 from .activations import GELU, ReLU
@@ -362,7 +362,7 @@ class TransformerEncoderLayer(Layer):
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False, train=True):
         train = check_bool("train", train)
         x, mask, kpm, causal = self._check(src, src_mask, src_key_padding_mask, is_causal)
-        with self._all_or_nothing():
+        with self._all_or_nothing(), inputs_checked():    # parts see only what this layer made
             if self.norm_first:
                 x1 = x + self._sa(self.norm1.forward(x, train=train), mask, kpm, causal, train)
                 y = x1 + self._ff(self.norm2.forward(x1, train=train), train)
@@ -436,7 +436,7 @@ class TransformerEncoder(Layer):
         causal = False if is_causal is None else check_bool("is_causal", is_causal)
         first = self.layers[0]
         x, mask, kpm, causal = first._check(src, mask, src_key_padding_mask, causal, "mask")   # before any kernel
-        with self._all_or_nothing():
+        with self._all_or_nothing(), inputs_checked():    # parts see only what this layer made
             for layer in self.layers:
                 x = layer.forward(x, mask, kpm, causal, train=train)
             if self._norm is not None:

@@ -122,3 +122,46 @@ def test_check_labels():
         check_labels("y", y, 3, 2)
     with pytest.raises(ValueError, match=r"y: expected labels in \[0, 2\], got values in \[-1, 1\]"):
         check_labels("y", np.array([-1, 1, 0]), 3, 3)
+
+
+# ---- inputs_checked: a composite's parts skip the NaN scan, nothing else --------------------
+def test_inputs_checked_skips_only_the_finite_scan():
+    from engine.checks import NonFiniteError, inputs_checked
+    bad = np.array([1.0, np.nan])
+    with inputs_checked():
+        with inputs_checked():
+            assert check_array("x", bad) is bad
+        assert check_array("x", bad) is bad                 # still inside the outer block
+        with pytest.raises(TypeError, match=r"x: expected dtype float32"):
+            check_array("x", bad, dtype=np.float32)        # dtypes and shapes are still checked
+    with pytest.raises(NonFiniteError, match=r"x: expected finite values"):
+        check_array("x", bad)                               # restored after the block
+    with pytest.raises(RuntimeError):
+        with inputs_checked():
+            raise RuntimeError
+    with pytest.raises(NonFiniteError):
+        check_array("x", bad)                               # restored after an exception too
+
+
+def test_transformer_layer_still_refuses_nan_input_and_a_nan_made_inside_is_reported():
+    from engine.checks import NonFiniteError
+    from engine.losses import MSELoss
+    from layers.transformer import TransformerEncoderLayer
+    x = np.random.default_rng(0).standard_normal((2, 3, 8))
+    bad = x.copy()
+    bad[0, 1, 2] = np.nan
+    for norm_first in (False, True):
+        layer = TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True, norm_first=norm_first, rng=0)
+        with pytest.raises(NonFiniteError, match=r"src: expected finite values"):
+            layer.forward(bad)
+        assert layer.pending_calls() == 0
+        layer.linear1.weight.value[0, 0] = np.nan          # a NaN made inside (a diverged weight)
+        if not norm_first:                                  # post-LN: the last LayerNorm's statistics
+            with pytest.raises(NonFiniteError, match=r"x: expected finite values"):
+                layer.forward(x)
+            assert all(part.pending_calls() == 0 for _, part in layer.named_layers())
+        else:                                               # pre-LN: the output, then the loss
+            y = layer.forward(x)
+            assert np.isnan(y).any()
+            with pytest.raises(NonFiniteError):
+                MSELoss().forward(y, np.zeros_like(y))
