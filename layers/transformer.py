@@ -58,10 +58,11 @@ here it suffices alone, and a mask given with it is applied as well.
 import copy
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine.checks import inputs_checked, check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
-from engine.core import Layer, Parameter, check_layer
+from engine.core import Layer, Parameter, check_layer, use_reference
+from engine.threads import chunks_for, parallel_call
 
 from .activations import GELU, ReLU
 from .attention import MultiheadAttention, causal_mask
@@ -114,6 +115,26 @@ def positional_backward(dy, dtable, batch_first):
             g, acc = dy[a, b], dtable[t]
             for d in range(D):
                 acc[d] += g[d]
+
+
+@njit(parallel=True, cache=True)
+def residual_add(a, b, nthreads):
+    """a += b over flat arrays of one size, in `nthreads` disjoint chunks: the residual sums
+    X + Sublayer(X) (and their gradients' sums) of the layer, written into the sublayer's own
+    fresh output so that no new array is made."""
+    n = a.shape[0]
+    for t in prange(nthreads):
+        for i in range(t * n // nthreads, (t + 1) * n // nthreads):
+            a[i] += b[i]
+
+
+def _add_into(a, b):
+    """a += b (same shape; a is a fresh array the caller owns); returns a."""
+    if use_reference():
+        a += b
+    else:
+        parallel_call(residual_add, chunks_for(a.size, row_cost=1), a.reshape(-1), b.reshape(-1))
+    return a
 
 
 def sinusoidal_encoding(max_len, d_model):
@@ -341,7 +362,7 @@ class TransformerEncoderLayer(Layer):
     def _sa_back(self, g, train, input_grad=True):
         g = self._drop_back(self.dropout1, g, train)
         dq, dk, dv = self.self_attn.backward(g, None, input_grad=input_grad)
-        return dq + dk + dv if input_grad else None            # X as queries, keys and values
+        return _add_into(_add_into(dq, dk), dv) if input_grad else None      # X as queries, keys and values
 
     def _ff(self, x, train):
         h = self.linear1.forward(x.reshape(-1, self.d_model), train=train)
@@ -364,11 +385,11 @@ class TransformerEncoderLayer(Layer):
         x, mask, kpm, causal = self._check(src, src_mask, src_key_padding_mask, is_causal)
         with self._all_or_nothing(), inputs_checked():    # parts see only what this layer made
             if self.norm_first:
-                x1 = x + self._sa(self.norm1.forward(x, train=train), mask, kpm, causal, train)
-                y = x1 + self._ff(self.norm2.forward(x1, train=train), train)
+                x1 = _add_into(self._sa(self.norm1.forward(x, train=train), mask, kpm, causal, train), x)
+                y = _add_into(self._ff(self.norm2.forward(x1, train=train), train), x1)
             else:
-                x1 = self.norm1.forward(x + self._sa(x, mask, kpm, causal, train), train=train)
-                y = self.norm2.forward(x1 + self._ff(x1, train), train=train)
+                x1 = self.norm1.forward(_add_into(self._sa(x, mask, kpm, causal, train), x), train=train)
+                y = self.norm2.forward(_add_into(self._ff(x1, train), x1), train=train)
         self._save(y.shape, train)
         return y
 
@@ -378,16 +399,16 @@ class TransformerEncoderLayer(Layer):
         input_grad = check_bool("input_grad", input_grad)
         self._release()
         if self.norm_first:
-            dx1 = dy + self.norm2.backward(self._ff_back(dy, train))
+            dx1 = _add_into(self.norm2.backward(self._ff_back(dy, train)), dy)
             dn1 = self.norm1.backward(self._sa_back(dx1, train), input_grad=input_grad)
-            return dx1 + dn1 if input_grad else None
+            return _add_into(dn1, dx1) if input_grad else None
         ds2 = self.norm2.backward(dy)
-        dx1 = ds2 + self._ff_back(ds2, train)
+        dx1 = _add_into(self._ff_back(ds2, train), ds2)
         ds1 = self.norm1.backward(dx1)
         if not input_grad:
             self._sa_back(ds1, train, input_grad=False)
             return None
-        return ds1 + self._sa_back(ds1, train)
+        return _add_into(self._sa_back(ds1, train), ds1)
 
     def extra_repr(self):
         return {"d_model": self.d_model, "nhead": self.nhead, "dim_feedforward": self.dim_feedforward,
