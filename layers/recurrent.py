@@ -414,7 +414,9 @@ class _RNNBase(Layer):
                 mask = self._mask(k, inp.shape)
                 inp = inp * mask
             masks.append(mask)
-            out = np.empty((T, N, D * H), self.dtype)
+            # one direction: its Y is the layer's output (a new array for the last layer, which the
+            # caller keeps; the workspace's for the others); two: both copied side by side
+            out = None if D == 1 and not ref else np.empty((T, N, D * H), self.dtype)
             row = []
             for d in range(D):
                 s = k * D + d
@@ -423,8 +425,12 @@ class _RNNBase(Layer):
                 if ref:
                     Y, h, c, sv = _dir_forward_ref(self.mode, inp, h0[s], c_init, W, relu, d == 1)
                 else:
-                    Y, h, c, sv = _dir_forward_fast(self.mode, inp, h0[s], c_init, W, relu, d == 1, self._ws)
-                out[:, :, d * H:(d + 1) * H] = Y
+                    Y, h, c, sv = _dir_forward_fast(self.mode, inp, h0[s], c_init, W, relu, d == 1, self._ws,
+                                                    states is None, out is None and k == self.num_layers - 1)
+                if out is None:
+                    out = Y
+                else:
+                    out[:, :, d * H:(d + 1) * H] = Y
                 hn[s] = h
                 if cn is not None:
                     cn[s] = c
@@ -483,7 +489,7 @@ class _RNNBase(Layer):
                 dYd = np.ascontiguousarray(dout[:, :, d * H:(d + 1) * H])
                 args = (self.mode, dYd, dhn[s], None if dcn is None else dcn[s], inp, h0[s],
                         None if c0 is None else c0[s], row[d], self._values(k, d), self._grads(k, d), relu, d == 1)
-                dX, dh, dc = _dir_backward_ref(*args) if ref else _dir_backward_fast(*args, self._ws)
+                dX, dh, dc = _dir_backward_ref(*args) if ref else _dir_backward_fast(*args, self._ws, has_hx)
                 dinp = dX if dinp is None else dinp + dX
                 dh0[s] = dh
                 if dc0 is not None:
@@ -725,6 +731,55 @@ def _batch_chunks(N, T, GH, H):
 
 MIN_ROWS_PER_CHUNK = 4
 
+# The per-step products (a chunk's m = 16-32 rows by Ω_h) are too small for OpenBLAS's packed GEMM:
+# it repacks Ω_h (1 MB for H = 256) on every call, which at m = 16 costs as much as the arithmetic.
+# OpenBLAS's small-matrix kernels (built for SkylakeX-class AVX-512 cores; `*_small_kernel_permit_skylakex.c`)
+# read the operands in place, and take a product C = A op(B) (row-major, m × n × k) when
+# m·n·k ≤ 10^6 and, with op(B) = Bᵀ, also m·n ≤ 1200 and k ≥ 32. The fast kernels therefore split
+# the step's product into column blocks that qualify: forward Φ[t] += h Ω_hᵀ with Ω_h itself (Bᵀ)
+# in blocks of ≤ 1200 / m gate columns, backward ∂ℓ/∂h = ∂ℓ/∂Φ Ω_h in blocks of hidden columns
+# × one gate's rows. Measured 2026-12-06 (Xeon AVX-512, OpenBLAS 0.3.31, one thread, 64 steps,
+# H = 256, float32): forward m = 16: 91 -> 129 GFLOP/s, m = 32: 113 -> 133; backward m = 16:
+# 87 -> 118, m = 32: 104 -> 115 (float64 forward m = 16: 39 -> 63). On other cores (no small
+# kernels) the blocks would only add calls: one product each, with Ω_hᵀ stored for the forward.
+SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+SMALL_MNK, SMALL_MN_TRANS, SMALL_K_TRANS = 1_000_000, 1200, 32
+
+
+def _blas_has_small_kernels():
+    """Whether the OpenBLAS that engine.blas calls (NumPy's, else SciPy's) runs a core with small kernels."""
+    try:
+        from threadpoolctl import threadpool_info
+        libs = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    except Exception:                                   # noqa: BLE001 (no information: no blocks)
+        return False
+    libs.sort(key=lambda i: "numpy" not in str(i.get("filepath", "")))
+    return bool(libs) and libs[0].get("architecture") in SMALL_KERNEL_CORES
+
+
+SMALL_KERNELS = _blas_has_small_kernels()
+
+
+def step_blocks(m, H, GH, small=None):
+    """(nf, nb, kb) for per-step products over chunks of at most m rows: the forward's gate-column
+    block nf (0: one product with Ω_hᵀ stored), the backward's hidden-column block nb and gate-row
+    block kb (module comment above). Without small kernels: (0, H, GH), one product each."""
+    small = SMALL_KERNELS if small is None else small
+    if not small:
+        return 0, H, GH
+    nf = 0
+    if H >= SMALL_K_TRANS:
+        w = min(SMALL_MN_TRANS // m, SMALL_MNK // (m * H))
+        nf = GH if w >= GH else (w // 16 * 16 if w >= 16 else 0)
+    nb, kb = H, GH
+    if m * H * GH > SMALL_MNK:
+        kb = min(GH, 256)
+        while m * nb * kb > SMALL_MNK and nb > 16:
+            nb = (nb + 1) // 2
+        if m * nb * kb > SMALL_MNK:                     # too many rows for the small kernels anyway
+            nb, kb = H, GH
+    return nf, nb, kb
+
 
 class Workspace:
     """Arrays the fast kernels fill (Φ and the gates, Y, C, tanh C, ∂ℓ/∂Φ), kept by shape and handed
@@ -750,7 +805,10 @@ class Workspace:
                     lst.append(a)
 
 
-def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None):
+def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False, fresh=False):
+    """One layer and direction over the whole sequence. h0_zero: h_0 (and c_0) are known zeros (no
+    initial state given), so the LSTM skips the first step's product with them. fresh: Y is a new
+    array, not the workspace's (it is the layer's output, which the caller keeps)."""
     ws = Workspace(0) if ws is None else ws
     Wih, Whh, bih, bhh = _contig(*W)
     X, h0 = _contig(X, h0)
@@ -759,34 +817,41 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None):
     GH = Wih.shape[0]
     dt = X.dtype
     gemm = gemm_for(dt)
-    bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
     P = ws.take((T, N, GH), dt)
-    parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bx, P, gemm)
     nb = _batch_chunks(N, T, GH, H)
     last = 0 if reverse else -1
-    Y = ws.take((T, N, H), dt)
+    Y = np.empty((T, N, H), dt) if fresh else ws.take((T, N, H), dt)
+    if mode == "LSTM":
+        # Φ_x = X Ω_xᵀ without the biases: the gate loop adds β_x + β_h to each row while it is in cache
+        parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bih, P, False, gemm)
+        c0, = _contig(c0)
+        C, TC = ws.take((T, N, H), dt), ws.take((T, N, H), dt)
+        nf = step_blocks(-(-N // nb), H, GH)[0]
+        Wr = Whh if nf else np.ascontiguousarray(Whh.T)  # no small kernels: h Ω_hᵀ with Ω_hᵀ stored
+        parallel_call(lstm_seq_forward, nb, P, Y, C, TC, h0, c0, Wr, bih + bhh, reverse, dt == np.float32,
+                      h0_zero, nf, gemm)
+        return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), P, not fresh)
+    bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
+    parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bx, P, True, gemm)
     WhhT = np.ascontiguousarray(Whh.T)                # the per-step product h Ω_hᵀ with Ω_hᵀ stored:
     # BLAS runs it 1.5-2x faster than with Ω_h transposed on the fly (32 x 1024 x 256 float32:
     # 10.0 vs 14.5 ms for 64 steps, one thread)
     if mode == "RNN":
         parallel_call(rnn_seq_forward, nb, P, Y, h0, WhhT, relu, reverse, gemm)
         ws.give(P)
-        return Y, Y[last].copy(), None, (Y, None, None)
-    if mode == "LSTM":
-        c0, = _contig(c0)
-        C, TC = ws.take((T, N, H), dt), ws.take((T, N, H), dt)
-        parallel_call(lstm_seq_forward, nb, P, Y, C, TC, h0, c0, WhhT, reverse, dt == np.float32, gemm)
-        return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), P)
+        return Y, Y[last].copy(), None, (Y, None, None, not fresh)
     G = ws.take((T, N, 4 * H), dt)
     parallel_call(gru_seq_forward, nb, P, G, Y, h0, WhhT, bhh, reverse, dt == np.float32, gemm)
     ws.give(P)
-    return Y, Y[last].copy(), None, (Y, None, G)
+    return Y, Y[last].copy(), None, (Y, None, G, not fresh)
 
 
-def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse, ws=None):
-    """BPTT of one layer and direction; the saved arrays go back to the workspace afterwards."""
+def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, reverse, ws=None, need_dh0=True):
+    """BPTT of one layer and direction; the saved arrays go back to the workspace afterwards (Y only
+    when it came from there). need_dh0=False: the caller drops ∂ℓ/∂h_0 (no initial state was
+    given), so the LSTM skips the last step's product for it and returns zeros."""
     ws = Workspace(0) if ws is None else ws
-    Y, C, G = saved
+    Y, C, G, pooled = saved
     Wih, Whh, _, _ = _contig(*W)
     dWih, dWhh, dbih, dbhh = dW
     dY, dhT, X, h0 = _contig(dY, dhT, X, h0)
@@ -799,18 +864,24 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     dc = None
     dP = ws.take((T, N, GH), dt)
     dPh = dP
+    bias_sums = True
     if mode == "RNN":
         dh = parallel_call(rnn_seq_backward, nb, dP, dY, dhT, Y, Whh, relu, reverse, gemm)
     elif mode == "LSTM":
         C, TC = C
         dcT, c0 = _contig(dcT, c0)
-        dh, dc = parallel_call(lstm_seq_backward, nb, dP, dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm)
+        _, cb, kb = step_blocks(-(-N // nb), H, GH)
+        dB = ws.take((nb, GH), dt)                     # per-chunk sums of ∂ℓ/∂Φ: the biases' gradient
+        dh, dc = parallel_call(lstm_seq_backward, nb, dP, dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh,
+                               reverse, need_dh0, cb, kb, gemm)
+        ws.give(dB)
+        bias_sums = False
     else:
         dPh = ws.take((T, N, GH), dt)
         dh = parallel_call(gru_seq_backward, nb, dP, dPh, dY, dhT, h0, Y, G, Whh, reverse, gemm)
     dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (I + H)), dP, dPh, X, Y, h0, Wih,
-                       dWih, dWhh, dbih, dbhh, reverse, gemm)
-    ws.give(dP, None if dPh is dP else dPh, Y, G)
+                       dWih, dWhh, dbih, dbhh, reverse, need_dh0, bias_sums, gemm)
+    ws.give(dP, None if dPh is dP else dPh, G, Y if pooled else None)
     if mode == "LSTM":
         ws.give(C, TC)
     return dX, dh, dc
@@ -943,9 +1014,9 @@ def _activate(g, lo, hi, tanh, approx):
 
 
 @njit(cache=True, parallel=True)
-def _input_products(X, Wih, b, P, gemm, nthreads):
-    """P = Φ_x = X Ω_xᵀ + b for every step at once: (T, N, I) -> (T, N, GH), the T·N rows split over
-    threads."""
+def _input_products(X, Wih, b, P, add_bias, gemm, nthreads):
+    """P = Φ_x = X Ω_xᵀ (+ b when add_bias) for every step at once: (T, N, I) -> (T, N, GH), the T·N
+    rows split over threads."""
     T, N, I = X.shape
     GH = Wih.shape[0]
     R = T * N
@@ -954,17 +1025,19 @@ def _input_products(X, Wih, b, P, gemm, nthreads):
         if hi > lo:
             # Φ_x[rows lo:hi] = X[rows lo:hi] Ω_xᵀ
             gemm_at(gemm, hi - lo, GH, I, 1.0, X, lo * I, I, NO_TRANS, Wih, 0, I, TRANS, 0.0, P, lo * GH, GH)
-            P2 = P.reshape(R, GH)
-            for r in range(lo, hi):
-                P2[r] += b
+            if add_bias:
+                P2 = P.reshape(R, GH)
+                for r in range(lo, hi):
+                    P2[r] += b
 
 
 @njit(cache=True, parallel=True)
-def _param_products(dPx, dPh, X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse, gemm, nthreads):
+def _param_products(dPx, dPh, X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse, with_h0, bias_sums, gemm, nthreads):
     """After the recurrence, over all T·N rows at once: returns ∂ℓ/∂X = ∂ℓ/∂Φ_x Ω_x (rows split over
-    threads) and accumulates ∂ℓ/∂Ω_x += ∂ℓ/∂Φ_xᵀ X, ∂ℓ/∂Ω_h += Σ_t ∂ℓ/∂Φ_h[t]ᵀ h_{t−1},
-    ∂ℓ/∂β_x += Σ ∂ℓ/∂Φ_x, ∂ℓ/∂β_h += Σ ∂ℓ/∂Φ_h (Ω's rows j split over threads). h_{t−1} is
-    Y[t ∓ 1] (the direction's previous step) or h_0 at the direction's first step."""
+    threads) and accumulates ∂ℓ/∂Ω_x += ∂ℓ/∂Φ_xᵀ X, ∂ℓ/∂Ω_h += Σ_t ∂ℓ/∂Φ_h[t]ᵀ h_{t−1} (the h_0
+    term only when with_h0: without it h_0 is zero), and when bias_sums ∂ℓ/∂β_x += Σ ∂ℓ/∂Φ_x,
+    ∂ℓ/∂β_h += Σ ∂ℓ/∂Φ_h (Ω's rows j split over threads). h_{t−1} is Y[t ∓ 1] (the direction's
+    previous step) or h_0 at the direction's first step."""
     T, N, I = X.shape
     GH = dPx.shape[2]
     H = Y.shape[2]
@@ -992,15 +1065,18 @@ def _param_products(dPx, dPh, X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse, ge
                     # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[1:T, :, jl:jh]ᵀ Y[0:T−1]
                     gemm_at(gemm, m, H, (T - 1) * N, 1.0, dPh, N * GH + jl, GH, TRANS, Y, 0, H, NO_TRANS,
                             1.0, dWhh, jl * H, H)
-            # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[t0, :, jl:jh]ᵀ h_0
-            gemm_at(gemm, m, H, N, 1.0, dPh, t0 * N * GH + jl, GH, TRANS, h0, 0, H, NO_TRANS, 1.0, dWhh, jl * H, H)
-            # ∂ℓ/∂β_x[jl:jh] += Σ_rows ∂ℓ/∂Φ_x[:, jl:jh], the same for β_h (summed once when Φ_x is Φ_h)
-            bx, bh = dbih[jl:jh], dbhh[jl:jh]
-            sx = _column_sums(Ax, jl, jh)
-            sh = sx if dPh is dPx else _column_sums(Ah, jl, jh)
-            for j in range(m):
-                bx[j] += sx[j]
-                bh[j] += sh[j]
+            if with_h0:
+                # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[t0, :, jl:jh]ᵀ h_0
+                gemm_at(gemm, m, H, N, 1.0, dPh, t0 * N * GH + jl, GH, TRANS, h0, 0, H, NO_TRANS,
+                        1.0, dWhh, jl * H, H)
+            if bias_sums:
+                # ∂ℓ/∂β_x[jl:jh] += Σ_rows ∂ℓ/∂Φ_x[:, jl:jh], the same for β_h (summed once when Φ_x is Φ_h)
+                bx, bh = dbih[jl:jh], dbhh[jl:jh]
+                sx = _column_sums(Ax, jl, jh)
+                sh = sx if dPh is dPx else _column_sums(Ah, jl, jh)
+                for j in range(m):
+                    bx[j] += sx[j]
+                    bh[j] += sh[j]
     return dX
 
 
@@ -1085,9 +1161,11 @@ def rnn_seq_backward(dP, dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
 
 # ---- LSTM ----
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_forward(G, Y, C, TC, h0, c0, WhhT, lo, hi, reverse, approx, gemm):
-    """Rows lo:hi of the batch through all T steps. G[t] holds Φ[t] = x_t Ω_xᵀ + β_x + β_h on
-    entry and the activated gates [i f g o] on exit."""
+def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, lo, hi, reverse, approx, h0_zero, nf, gemm):
+    """Rows lo:hi of the batch through all T steps. G[t] holds x_t Ω_xᵀ on entry and the activated
+    gates [i f g o] on exit; b = β_x + β_h. The step's product h_{t−1} Ω_hᵀ: with Wr = Ω_h in blocks
+    of nf gate columns (OpenBLAS's small kernels, see step_blocks), or with Wr = Ω_hᵀ in one call
+    (nf = 0); skipped at the first step when h_0 is known to be zero."""
     T, N, GH = G.shape
     H = GH // 4
     m = hi - lo
@@ -1095,14 +1173,19 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, WhhT, lo, hi, reverse, approx, gemm)
         t = T - 1 - s if reverse else s
         prev = t + 1 if reverse else t - 1
         # the gates' preactivations: G[t, lo:hi] += h_{t−1}[lo:hi] Ω_hᵀ
-        if s == 0:
-            gemm_at(gemm, m, GH, H, 1.0, h0, lo * H, H, NO_TRANS, WhhT, 0, GH, NO_TRANS,
-                    1.0, G, (t * N + lo) * GH, GH)
-        else:
-            gemm_at(gemm, m, GH, H, 1.0, Y, (prev * N + lo) * H, H, NO_TRANS, WhhT, 0, GH, NO_TRANS,
-                    1.0, G, (t * N + lo) * GH, GH)
+        if s > 0 or not h0_zero:
+            src = h0 if s == 0 else Y[prev]
+            if nf == 0:
+                gemm_at(gemm, m, GH, H, 1.0, src, lo * H, H, NO_TRANS, Wr, 0, GH, NO_TRANS,
+                        1.0, G, (t * N + lo) * GH, GH)
+            else:
+                for j in range(0, GH, nf):
+                    gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j * H, H, TRANS,
+                            1.0, G, (t * N + lo) * GH + j, GH)
         for n in range(lo, hi):
             g = G[t, n]
+            for j in range(GH):                               # + β_x + β_h
+                g[j] += b[j]
             _activate(g, 0, 2 * H, False, approx)             # i, f
             _activate(g, 2 * H, 3 * H, True, approx)          # g
             _activate(g, 3 * H, 4 * H, False, approx)         # o
@@ -1119,23 +1202,27 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, WhhT, lo, hi, reverse, approx, gemm)
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_forward(P, Y, C, TC, h0, c0, WhhT, reverse, approx, gemm, nthreads):
-    """The LSTM over the whole sequence from P = Φ = X Ω_xᵀ + β_x + β_h (T, N, 4H), which becomes the
-    activated gates; fills Y, C, tanh(C) (T, N, H). The batch split over threads."""
+def lstm_seq_forward(P, Y, C, TC, h0, c0, Wr, b, reverse, approx, h0_zero, nf, gemm, nthreads):
+    """The LSTM over the whole sequence from P = X Ω_xᵀ (T, N, 4H), which becomes the activated
+    gates; b = β_x + β_h; fills Y, C, tanh(C) (T, N, H). The batch split over threads."""
     T, N, GH = P.shape
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_forward(P, Y, C, TC, h0, c0, WhhT, lo, hi, reverse, approx, gemm)
+            _lstm_rows_forward(P, Y, C, TC, h0, c0, Wr, b, lo, hi, reverse, approx, h0_zero, nf, gemm)
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm):
-    """BPTT for rows lo:hi; dh, dc hold ∂ℓ/∂h_T, ∂ℓ/∂c_T on entry and ∂ℓ/∂h_0, ∂ℓ/∂c_0 on exit."""
+def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, db, lo, hi, reverse, need_dh0, nb, kb, gemm):
+    """BPTT for rows lo:hi; dh, dc hold ∂ℓ/∂h_T, ∂ℓ/∂c_T on entry and ∂ℓ/∂h_0 (zeros unless
+    need_dh0), ∂ℓ/∂c_0 on exit; db (4H,) <- Σ_{t, rows} ∂ℓ/∂Φ. The step's product ∂ℓ/∂Φ Ω_h in blocks
+    of nb hidden columns × kb gate rows (step_blocks)."""
     T, N, GH = G.shape
     H = GH // 4
     m = hi - lo
     one = G.dtype.type(1.0)
+    for j in range(GH):
+        db[j] = 0.0
     for s in range(T):
         t = s if reverse else T - 1 - s
         prev = t + 1 if reverse else t - 1
@@ -1145,35 +1232,53 @@ def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm
             di, df, dg, do = dp[0:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:4 * H]
             cp = c0[n] if s == T - 1 else C[prev, n]
             tc, dyt, dhn, dcn = TC[t, n], dY[t, n], dh[n], dc[n]
-            for k in range(H):                               # ∂ℓ/∂h_t: from y_t and from step t+1
-                dhn[k] += dyt[k]
-            for k in range(H):                               # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
-                dcn[k] += dhn[k] * go[k] * (one - tc[k] * tc[k])
             for k in range(H):
-                do[k] = dhn[k] * tc[k] * go[k] * (one - go[k])
-            for k in range(H):
-                di[k] = dcn[k] * gg[k] * gi[k] * (one - gi[k])
-            for k in range(H):
-                df[k] = dcn[k] * cp[k] * gf[k] * (one - gf[k])
-            for k in range(H):
-                dg[k] = dcn[k] * gi[k] * (one - gg[k] * gg[k])
-            for k in range(H):                               # ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
-                dcn[k] *= gf[k]
-        # ∂ℓ/∂h_{t−1}[lo:hi] = ∂ℓ/∂Φ[t, lo:hi] Ω_h
-        gemm_at(gemm, m, H, GH, 1.0, dP, (t * N + lo) * GH, GH, NO_TRANS, Whh, 0, H, NO_TRANS, 0.0, dh, lo * H, H)
+                d = dhn[k] + dyt[k]                          # ∂ℓ/∂h_t: from y_t and from step t+1
+                th, o = tc[k], go[k]
+                dck = dcn[k] + d * o * (one - th * th)       # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
+                do[k] = d * th * o * (one - o)
+                i, f, gv = gi[k], gf[k], gg[k]
+                di[k] = dck * gv * i * (one - i)
+                df[k] = dck * cp[k] * f * (one - f)
+                dg[k] = dck * i * (one - gv * gv)
+                dcn[k] = dck * f                             # ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
+            for j in range(GH):
+                db[j] += dp[j]
+        # ∂ℓ/∂h_{t−1}[lo:hi] = ∂ℓ/∂Φ[t, lo:hi] Ω_h (not needed for h_0 when no initial state was given)
+        if s < T - 1 or need_dh0:
+            for j in range(0, H, nb):
+                for k in range(0, GH, kb):
+                    gemm_at(gemm, m, min(nb, H - j), min(kb, GH - k), 1.0, dP, (t * N + lo) * GH + k, GH, NO_TRANS,
+                            Whh, k * H + j, H, NO_TRANS, 0.0 if k == 0 else 1.0, dh, lo * H + j, H)
+        else:
+            for n in range(lo, hi):
+                dhn = dh[n]
+                for k in range(H):
+                    dhn[k] = 0.0
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_backward(dP, dY, dhT, dcT, c0, C, TC, G, Whh, reverse, gemm, nthreads):
+def lstm_seq_backward(dP, dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh, reverse, need_dh0, nb, kb, gemm,
+                      nthreads):
     """BPTT through the LSTM (module docstring), the batch split over threads. Fills dP = ∂ℓ/∂Φ
-    (T, N, 4H). -> (∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
+    (T, N, 4H); adds Σ ∂ℓ/∂Φ to dbih and dbhh (each chunk's sum in its row of dB (nthreads, 4H)).
+    -> (∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
     T, N, GH = G.shape
     dh = dhT.copy()
     dc = dcT.copy()
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, lo, hi, reverse, gemm)
+            _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, dB[c], lo, hi, reverse, need_dh0, nb, kb, gemm)
+        else:
+            db = dB[c]
+            for j in range(GH):
+                db[j] = 0.0
+    for c in range(nthreads):
+        db = dB[c]
+        for j in range(GH):
+            dbih[j] += db[j]
+            dbhh[j] += db[j]
     return dh, dc
 
 

@@ -14,10 +14,11 @@ T 64, float32, cross-entropy (mean over the 2048 tokens), Adam (lr 2e-3): zero_g
 loss, backward, step; the engine model built from layers.Embedding, layers.LSTM, layers.Linear as
 tests/test_lstm_lm_end_to_end.py builds it, torch's from torch.nn with the same weights.
 
-"BLAS floor" rows: only the GEMMs the engine's kernels run for the case (X Ω_xᵀ, the T per-step
+"BLAS floor" rows: only the GEMMs the engine's kernels run for the case (X Ω_xᵀ, the per-step
 products h_{t−1} Ω_hᵀ forward and ∂ℓ/∂Φ_t Ω_h backward with the batch split as the kernels split
-it, ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h; for the language model also its Linear head's three), same BLAS,
-threads and split, timed in the same alternation: no kernel built on these products is faster.
+it and in the column blocks the LSTM uses (layers.recurrent.step_blocks), ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h;
+for the language model also its Linear head's three), same BLAS, threads and split, timed in the
+same alternation: no kernel built on these products is faster.
 """
 import os
 import sys
@@ -47,23 +48,31 @@ def _floor_kernel():
     from engine.blas import NO_TRANS, TRANS, gemm_at
 
     @njit(parallel=True)
-    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, gemm, n_rows, n_batch):
+    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, gemm, n_rows, n_batch):
         T, N, I = X.shape
         GH, H = Whh.shape
         R = T * N
         for c in prange(n_rows):                       # Φ_x = X Ω_xᵀ, rows split
             lo, hi = c * R // n_rows, (c + 1) * R // n_rows
             gemm_at(gemm, hi - lo, GH, I, 1.0, X, lo * I, I, NO_TRANS, Wih, 0, I, TRANS, 0.0, P, lo * GH, GH)
-        for c in prange(n_batch):                      # forward steps: Φ[t] += h_{t−1} Ω_hᵀ
+        for c in prange(n_batch):                      # forward steps: Φ[t] += h_{t−1} Ω_hᵀ (h_0 = 0: t ≥ 1)
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
             for t in range(1, T):
-                gemm_at(gemm, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS, WhhT, 0, GH, NO_TRANS,
-                        1.0, P, (t * N + lo) * GH, GH)
-        for c in prange(n_batch):                      # backward steps: ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h
+                if nf == 0:
+                    gemm_at(gemm, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS, WhhT, 0, GH,
+                            NO_TRANS, 1.0, P, (t * N + lo) * GH, GH)
+                else:
+                    for j in range(0, GH, nf):
+                        gemm_at(gemm, hi - lo, min(nf, GH - j), H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS,
+                                Whh, j * H, H, TRANS, 1.0, P, (t * N + lo) * GH + j, GH)
+        for c in prange(n_batch):                      # backward steps: ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h, t ≥ t_last
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
-            for t in range(T - 1, -1, -1):
-                gemm_at(gemm, hi - lo, H, GH, 1.0, dP, (t * N + lo) * GH, GH, NO_TRANS, Whh, 0, H, NO_TRANS,
-                        0.0, dh, lo * H, H)
+            for t in range(T - 1, t_last - 1, -1):
+                for j in range(0, H, nb):
+                    for k in range(0, GH, kb):
+                        gemm_at(gemm, hi - lo, min(nb, H - j), min(kb, GH - k), 1.0, dP, (t * N + lo) * GH + k,
+                                GH, NO_TRANS, Whh, k * H + j, H, NO_TRANS, 0.0 if k == 0 else 1.0, dh,
+                                lo * H + j, H)
         for c in prange(n_rows):                       # ∂ℓ/∂X rows; ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h over Ω's rows
             lo, hi = c * R // n_rows, (c + 1) * R // n_rows
             gemm_at(gemm, hi - lo, I, GH, 1.0, dP, lo * GH, GH, NO_TRANS, Wih, 0, I, NO_TRANS, 0.0, dX, lo * I, I)
@@ -79,7 +88,7 @@ def floor_products(kind, T, N, I, H, dtype, seed=0):
     """A closure running the GEMMs alone of one layer's forward + backward (see the docstring)."""
     from engine.blas import gemm_for
     from engine.threads import chunks_for, pool
-    from layers.recurrent import _batch_chunks
+    from layers.recurrent import _batch_chunks, step_blocks
     GH = GATES[kind] * H
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((T, N, I)).astype(dtype)
@@ -90,11 +99,17 @@ def floor_products(kind, T, N, I, H, dtype, seed=0):
     dWih, dWhh = np.zeros_like(Wih), np.zeros_like(Whh)
     n_rows = chunks_for(T * N, row_cost=GH * I)
     n_batch = _batch_chunks(N, T, GH, H)
+    # the LSTM's per-step blocks as the engine picks them, and without an initial state no product
+    # with h_0 (forward) or for ∂ℓ/∂h_0 (backward); the GRU's step products are whole, and it
+    # computes ∂ℓ/∂h_0 (t_last = 0)
+    nf, nb, kb = step_blocks(-(-N // n_batch), H, GH) if kind == "LSTM" else (0, H, GH)
+    t_last = 1 if kind == "LSTM" else 0
     kernel, gemm = _floor_kernel(), gemm_for(dtype)
+    WhhT = np.ascontiguousarray(Whh.T)
 
     def floor():
         with pool(max(n_rows, n_batch)):
-            kernel(X, Wih, Whh, np.ascontiguousarray(Whh.T), P, Y, dP, dh, dX, dWih, dWhh, gemm, n_rows, n_batch)
+            kernel(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, gemm, n_rows, n_batch)
     return floor
 
 
