@@ -17,11 +17,12 @@ import math
 import numbers
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .checks import check_float
 from .core import Parameter
 from .numerics import FASTMATH
+from .threads import chunks_for, parallel_call
 
 
 # ---- kernels ----------------------------------------------------------------------------------
@@ -82,8 +83,8 @@ def rmsprop_step(theta, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_dec
         theta[i] -= lr * step
 
 
-@njit(cache=True, error_model="numpy")      # no zero-division checks: they keep the loop from vectorising
-def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad):
+@njit(cache=True, parallel=True)
+def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, nthreads):
     """Adam (Kingma & Ba, bias-corrected; 003 eq. 1.18–1.20, whose 1.20 is garbled in the notes):
 
         d ← g + λθ  (Adam)   or   θ ← θ (1 − lr λ)  (AdamW, decoupled weight decay);
@@ -91,10 +92,23 @@ def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, deco
         m̂ = m / (1 − β₁ᵗ);            v̂ = v / (1 − β₂ᵗ);
         (amsgrad: vmax ← max(vmax, v),  v̂ = vmax / (1 − β₂ᵗ));
         θ ← θ − lr m̂ / (√v̂ + eps).
-    `vmax` is unused unless amsgrad (may be empty).
+    `vmax` is unused unless amsgrad (may be empty). The elements in `nthreads` disjoint chunks.
     """
     bc1 = 1.0 - beta1 ** t
     bc2 = 1.0 - beta2 ** t
+    n = theta.size
+    for c in prange(nthreads):
+        _adam_range(theta, g, m, v, vmax, c * n // nthreads, (c + 1) * n // nthreads, lr, beta1, beta2, eps,
+                    weight_decay, decoupled, amsgrad, bc1, bc2)
+
+
+# A function of its own on its chunk's slices: a loop written inside the prange body, or over
+# range(lo, hi) of the whole arrays, did not vectorise (2.4 -> 5.1 ms per 811k float32 elements).
+@njit(cache=True, error_model="numpy")      # no zero-division checks: they keep the loop from vectorising
+def _adam_range(theta, g, m, v, vmax, lo, hi, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, bc1, bc2):
+    theta, g, m, v = theta[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+    if amsgrad:
+        vmax = vmax[lo:hi]
     for i in range(theta.size):
         d = g[i]
         if decoupled:
@@ -489,8 +503,8 @@ class Adam(Optimizer):
 
     def _update(self, theta, g, state):
         m, v, vmax = state
-        adam_step(theta, g, m, v, vmax, self.t, self.lr, self.betas[0], self.betas[1], self.eps,
-                  self.weight_decay, self._decoupled, self.amsgrad)
+        parallel_call(adam_step, chunks_for(theta.size, row_cost=4), theta, g, m, v, vmax, self.t, self.lr,
+                      self.betas[0], self.betas[1], self.eps, self.weight_decay, self._decoupled, self.amsgrad)
 
 
 class AdamW(Adam):
