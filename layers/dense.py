@@ -212,7 +212,9 @@ def linear_forward(x, W, b, gemm, nthreads):
             gemm_at(gemm, hi - lo, D_out, D_in, 1.0, x, lo * D_in, D_in, NO_TRANS, W, 0, D_in, TRANS,
                     0.0, f, lo * D_out, D_out)
             for n in range(lo, hi):
-                f[n] += b
+                fn = f[n]
+                for j in range(D_out):
+                    fn[j] += b[j]
     return f
 
 
@@ -220,10 +222,12 @@ def linear_forward(x, W, b, gemm, nthreads):
 def linear_backward(df, x, W, dW, db, input_grad, gemm, nthreads):
     """Given ∂ℓ/∂f (N, D_out): returns ∂ℓ/∂h = ∂ℓ/∂f Ω (N, D_in) (empty when not `input_grad`),
     and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db.
-    The weight gradient is split over disjoint blocks of Ω's rows j ∈ [lo, hi): one gemm with
-    β = 1 on the columns lo:hi of ∂ℓ/∂f (a strided block: lda = D_out), so nothing is copied."""
+    Thread t takes the block of Ω's rows j ∈ [lo, hi) for the weight gradient (one gemm with
+    β = 1 on the columns lo:hi of ∂ℓ/∂f, a strided block: lda = D_out, so nothing is copied) and
+    the block of the batch [n0, n1) for ∂ℓ/∂h: both in one parallel region (one wake-up)."""
     N, D_in = x.shape
     D_out = W.shape[0]
+    dx = np.empty((N if input_grad else 0, D_in), x.dtype)
     for t in prange(nthreads):
         lo, hi = t * D_out // nthreads, (t + 1) * D_out // nthreads
         if hi > lo:
@@ -232,15 +236,14 @@ def linear_backward(df, x, W, dW, db, input_grad, gemm, nthreads):
                     1.0, dW, lo * D_in, D_in)
             dbt = db[lo:hi]
             for n in range(N):
-                dbt += df[n, lo:hi]
-    dx = np.empty((N if input_grad else 0, D_in), x.dtype)
-    if input_grad:
-        for t in prange(nthreads):               # disjoint blocks of the batch
-            lo, hi = t * N // nthreads, (t + 1) * N // nthreads
-            if hi > lo:
-                # ∂ℓ/∂h[lo:hi] = ∂ℓ/∂f[lo:hi] Ω
-                gemm_at(gemm, hi - lo, D_in, D_out, 1.0, df, lo * D_out, D_out, NO_TRANS, W, 0, D_in, NO_TRANS,
-                        0.0, dx, lo * D_in, D_in)
+                dft = df[n, lo:hi]
+                for j in range(hi - lo):
+                    dbt[j] += dft[j]
+        n0, n1 = t * N // nthreads, (t + 1) * N // nthreads
+        if input_grad and n1 > n0:
+            # ∂ℓ/∂h[n0:n1] = ∂ℓ/∂f[n0:n1] Ω
+            gemm_at(gemm, n1 - n0, D_in, D_out, 1.0, df, n0 * D_out, D_out, NO_TRANS, W, 0, D_in, NO_TRANS,
+                    0.0, dx, n0 * D_in, D_in)
     return dx
 
 
