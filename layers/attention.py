@@ -63,7 +63,7 @@ import math
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
 from engine.checks import check_array, check_bool, check_dtype, check_float, check_int, check_rng
@@ -244,9 +244,8 @@ def _fast_attention(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, margs, dr
     has_drop = drop is not None
     d = drop if has_drop else np.zeros((1, 1, 1), dtype)
     n = chunks_for(B, min_rows=1, row_cost=L * S * (E + Ev))
-    ibuf = np.empty((n, S), np.int32 if dtype == np.float32 else np.int64)
     return parallel_call(attention_forward, n, q, k, v, y, lay, B, H, L, S, E, Ev, float(scale), causal, *margs, d,
-                         has_drop, ibuf, gemm_for(dtype))
+                         has_drop, gemm_for(dtype))
 
 
 def _fast_attention_backward(dy, dpx, post, q, k, v, p, dq, dk, dv, lay, H, E, Ev, scale, causal, drop):
@@ -697,7 +696,7 @@ CAUSAL_ROWS = 32
 # ~10 ns, and the B·L·S exponentials were a third of the forward). Range reduction x − m = n ln 2 + r,
 # |r| ≤ ln 2 / 2, with n rounded to nearest by the 1.5·2^p trick and ln 2 split in two (Cody & Waite),
 # e^r by its Taylor polynomial (degree 12 in float64: remainder ≤ 0.347¹³/13! ≈ 1.7e-16; degree 7 in
-# float32: ≤ 5e-9), then 2^n added to the exponent bits. Arguments below the smallest normal result
+# float32: ≤ 5e-9), times 2^n built from its bits (a bit cast, so one vectorised loop). Arguments below the smallest normal result
 # (n < −1021 in float64, −125 in float32; −∞ from a mask) give exactly 0. Error bound checked by
 # tests/test_attention.py (≤ 3 ulp over [−800, 0]). Compiled without fast-math flags (its own
 # function), so that the reduction and the rounding trick are evaluated as written.
@@ -709,15 +708,30 @@ _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = _C[2:]
 _STRICT = {"contract"}      # fused multiply-adds only: no reassociation
 
 
-def exp_shifted(row, jc, m, ibuf):
-    """row[:jc] ← e^{row[:jc] − m} (vectorisable; for x − m ≤ 0). ibuf: int scratch of jc
-    elements (int64 for float64 rows, int32 for float32). Python version for tests."""
+def exp_shifted(row, jc, m):
+    """row[:jc] ← e^{row[:jc] − m} (vectorisable; for x − m ≤ 0). Python version for tests."""
     x = np.maximum(row[:jc] - m, -745.0 if row.dtype == np.float64 else -104.0)
     row[:jc] = np.where(x * _LOG2E < (-1021.5 if row.dtype == np.float64 else -125.5), 0.0, np.exp(x))
 
 
+@intrinsic
+def _float32_from_bits(typingctx, n):
+    """The float32 whose bit pattern is the int32 n (a register move, vectorisable)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _float64_from_bits(typingctx, n):
+    """The float64 whose bit pattern is the int64 n."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
 @njit(cache=True, fastmath=_STRICT)
-def _exp_shifted64(row, jc, m, ibuf):
+def _exp_shifted64(row, jc, m):
     for j in range(jc):
         x = row[j] - m
         x = x if x > -745.0 else -745.0
@@ -735,16 +749,14 @@ def _exp_shifted64(row, jc, m, ibuf):
         p = p * r + _C3
         p = p * r + _C2
         p = p * r + 1.0
-        row[j] = p * r + 1.0
-        ibuf[j] = np.int64(nf)
-    bits = row.view(np.int64)
-    for j in range(jc):                              # · 2^n: add n to the exponent field
-        n = ibuf[j]
-        bits[j] = bits[j] + (n << 52) if n >= -1021 else 0
+        p = p * r + 1.0
+        n = np.int64(nf)                             # 2^n from its bits: exponent field n + 1023
+        row[j] = p * _float64_from_bits((n + np.int64(1023)) << np.int64(52)) if n >= -1021 else 0.0
 
 
 @njit(cache=True, fastmath=_STRICT)
-def _exp_shifted32(row, jc, m, ibuf):
+def _exp_shifted32(row, jc, m):
+    m = np.float32(m)               # a float64 m would run the loop in float64, where 1.5·2^23 does not round
     for j in range(jc):
         x = row[j] - m
         x = x if x > np.float32(-104.0) else np.float32(-104.0)
@@ -757,37 +769,105 @@ def _exp_shifted32(row, jc, m, ibuf):
         p = p * r + np.float32(_C3)
         p = p * r + np.float32(_C2)
         p = p * r + np.float32(1.0)
-        row[j] = p * r + np.float32(1.0)
-        ibuf[j] = np.int32(nf)
-    bits = row.view(np.int32)
-    for j in range(jc):
-        n = ibuf[j]
-        bits[j] = bits[j] + (n << 23) if n >= -125 else 0
+        p = p * r + np.float32(1.0)
+        n = np.int32(nf)
+        row[j] = p * _float32_from_bits((n + np.int32(127)) << np.int32(23)) if n >= -125 else np.float32(0.0)
 
 
 @overload(exp_shifted)
-def _exp_shifted_jit(row, jc, m, ibuf):
+def _exp_shifted_jit(row, jc, m):
     # The work is in @njit functions with fast-math flags of their own (_STRICT): a function without
     # them takes its caller's (Numba inherits unset flags), and reassociation folds the rounding
     # trick (x + 1.5·2^52) − 1.5·2^52 into x.
     if row.dtype == types.float64:
-        return lambda row, jc, m, ibuf: _exp_shifted64(row, jc, m, ibuf)
-    return lambda row, jc, m, ibuf: _exp_shifted32(row, jc, m, ibuf)
+        return lambda row, jc, m: _exp_shifted64(row, jc, m)
+    return lambda row, jc, m: _exp_shifted32(row, jc, m)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def exp_shifted_kernel(row, jc, m, ibuf):
+def exp_shifted_kernel(row, jc, m):
     """The compiled exp_shifted, called from a FASTMATH function as the kernels call it (for its
     accuracy test: the flags must not reach it)."""
-    exp_shifted(row, jc, m, ibuf)
+    exp_shifted(row, jc, m)
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
-def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf, acc):
+def _row_max(row, jc):
+    """max(row[:jc]) (jc ≥ 1) in 16 running maxima (scalars, so kept in registers: a max reduction
+    does not vectorise without the no-NaN flag, 16 independent lanes do)."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
+    m8 = m9 = m10 = m11 = m12 = m13 = m14 = m15 = row[0]
+    j = 0
+    while j + 16 <= jc:
+        x = row[j]
+        m0 = x if x > m0 else m0
+        x = row[j + 1]
+        m1 = x if x > m1 else m1
+        x = row[j + 2]
+        m2 = x if x > m2 else m2
+        x = row[j + 3]
+        m3 = x if x > m3 else m3
+        x = row[j + 4]
+        m4 = x if x > m4 else m4
+        x = row[j + 5]
+        m5 = x if x > m5 else m5
+        x = row[j + 6]
+        m6 = x if x > m6 else m6
+        x = row[j + 7]
+        m7 = x if x > m7 else m7
+        x = row[j + 8]
+        m8 = x if x > m8 else m8
+        x = row[j + 9]
+        m9 = x if x > m9 else m9
+        x = row[j + 10]
+        m10 = x if x > m10 else m10
+        x = row[j + 11]
+        m11 = x if x > m11 else m11
+        x = row[j + 12]
+        m12 = x if x > m12 else m12
+        x = row[j + 13]
+        m13 = x if x > m13 else m13
+        x = row[j + 14]
+        m14 = x if x > m14 else m14
+        x = row[j + 15]
+        m15 = x if x > m15 else m15
+        j += 16
+    m0 = m8 if m8 > m0 else m0
+    m1 = m9 if m9 > m1 else m1
+    m2 = m10 if m10 > m2 else m2
+    m3 = m11 if m11 > m3 else m3
+    m4 = m12 if m12 > m4 else m4
+    m5 = m13 if m13 > m5 else m5
+    m6 = m14 if m14 > m6 else m6
+    m7 = m15 if m15 > m7 else m7
+    m0 = m4 if m4 > m0 else m0
+    m1 = m5 if m5 > m1 else m1
+    m2 = m6 if m6 > m2 else m2
+    m3 = m7 if m7 > m3 else m3
+    m0 = m2 if m2 > m0 else m0
+    m1 = m3 if m3 > m1 else m1
+    m0 = m1 if m1 > m0 else m0
+    for t in range(j, jc):
+        m0 = row[t] if row[t] > m0 else m0
+    return m0
+
+
+def _cast(x, like):
+    """x as a scalar of the array `like`'s dtype (in compiled code)."""
+    return like.dtype.type(x)
+
+
+@overload(_cast)
+def _cast_jit(x, like):
+    if like.dtype == types.float32:
+        return lambda x, like: np.float32(x)
+    return lambda x, like: np.float64(x)
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am):
     """row[:jc] ← softmax(row[:jc] + am) over the allowed keys (masked ones and row[jc:jn] ← 0).
-    Returns False when no key is allowed (the row is then all zero). acc: 16 elements of scratch
-    for the maximum, kept in 16 lanes (a max reduction does not vectorise without no-NaN flags,
-    an element-wise max over 16 lanes does: 0.34 -> 0.15 ms per 524k elements, measured)."""
+    Returns False when no key is allowed (the row is then all zero)."""
     if has_am:
         for j in range(jc):
             row[j] += amrow[j]
@@ -795,30 +875,18 @@ def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf, acc):
         for j in range(jc):
             if bmrow[j]:
                 row[j] = -np.inf
-    for t in range(16):
-        acc[t] = -np.inf
-    j0 = 0
-    while j0 + 16 <= jc:
-        for t in range(16):
-            x = row[j0 + t]
-            acc[t] = x if x > acc[t] else acc[t]
-        j0 += 16
-    m = acc[0]
-    for t in range(1, 16):
-        m = acc[t] if acc[t] > m else m
-    for j in range(j0, jc):
-        m = row[j] if row[j] > m else m
+    m = _row_max(row, jc) if jc > 0 else _cast(-np.inf, row)
     for j in range(jc, jn):
         row[j] = 0.0
     if m == -np.inf:
         for j in range(jc):
             row[j] = 0.0
         return False
-    exp_shifted(row, jc, m, ibuf)
-    z = 0.0
-    for j in range(jc):
+    exp_shifted(row, jc, m)
+    z = _cast(0.0, row)                 # sums and factors in the row's dtype: a float64 literal
+    for j in range(jc):                 # would run the float32 loops in float64, converting each element
         z += row[j]
-    inv = 1.0 / z
+    inv = _cast(1.0, row) / z
     for j in range(jc):
         row[j] *= inv
     return True
@@ -851,18 +919,16 @@ def _transpose_rows(x, off, ld, n, w, xt):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop,
-                      has_drop, ibuf, gemm, nchunks):
+                      has_drop, gemm, nchunks):
     """attention_forward_ref's contract, fast, for the B problems laid out as `lay` says
     (above): per problem b, S = QKᵀ·scale by gemm into p[b], the softmax in place row by row,
-    Y = (P ⊙ M) V by gemm into y. Returns p (B, L, S). ibuf (nchunks, S): the exponentials' integer
-    scratch, one row per chunk (int64 for float64, int32 for float32)."""
+    Y = (P ⊙ M) V by gemm into y. Returns p (B, L, S)."""
     p = np.empty((B, L, S), q.dtype)
     R = min(CAUSAL_ROWS, L) if causal else L
     lq, lk, lv, ly = lay[0, 2], lay[1, 2], lay[2, 2], lay[3, 2]
     for c in prange(nchunks):                           # disjoint problems b ∈ [lo, hi)
         lo, hi = c * B // nchunks, (c + 1) * B // nchunks
         a = np.empty((R if has_drop else 1, S), q.dtype)
-        acc = np.empty(16, q.dtype)
         kt = np.empty((E, S), q.dtype)
         for b in range(lo, hi):
             oq, ok, ov, oy = _off(lay, 0, b, H), _off(lay, 1, b, H), _off(lay, 2, b, H), _off(lay, 3, b, H)
@@ -878,7 +944,7 @@ def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdi
                     jc = min(i + 1, S) if causal else S
                     bmrow = bm[b // bdiv, i if bm.shape[1] > 1 else 0]
                     amrow = am[b // adiv, i if am.shape[1] > 1 else 0]
-                    _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am, ibuf[c], acc)
+                    _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am)
                     for j in range(jn, S):
                         row[j] = 0.0
                     if has_drop:
@@ -904,6 +970,7 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E
     B, L, S = p.shape
     R = min(CAUSAL_ROWS, L) if causal else L
     lq, lk, lv, ly = lay[0, 2], lay[1, 2], lay[2, 2], lay[3, 2]
+    sc = _cast(scale, p)
     for c in prange(nchunks):
         lo, hi = c * B // nchunks, (c + 1) * B // nchunks
         ds = np.empty((R, S), q.dtype)
@@ -940,11 +1007,11 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E
                         g = dpx[b, i]
                         for j in range(jc):
                             drow[j] += g[j]
-                    cs = 0.0
+                    cs = _cast(0.0, p)
                     for j in range(jc):
                         cs += drow[j] * prow[j]                 # rowsum(∂ℓ/∂P ⊙ P)
                     for j in range(jc):
-                        drow[j] = prow[j] * (drow[j] - cs) * scale   # ∂ℓ/∂S · scale
+                        drow[j] = prow[j] * (drow[j] - cs) * sc      # ∂ℓ/∂S · scale
                     for j in range(jc, jn):
                         drow[j] = 0.0
                 # ∂ℓ/∂Q[i0:i1] = ∂ℓ/∂S K[:jn] · scale

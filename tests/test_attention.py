@@ -263,15 +263,15 @@ def test_parallel_and_serial_agree(with_threads, rng):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("dtype,int_dtype", [(np.float64, np.int64), (np.float32, np.int32)])
-def test_vectorised_exp_is_accurate_to_three_ulp(dtype, int_dtype):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorised_exp_is_accurate_to_three_ulp(dtype):
     """The fast softmax's e^{x − m} against NumPy's exp (in float64): within 3 ulp wherever the result
     is a normal number, below the smallest normal where it is not, exactly 0 for −∞ (a masked key)."""
     x = np.concatenate([-np.linspace(0, 800, 40001), [-np.inf, 0.0, -1e-30, -0.3465, -0.3466]]).astype(dtype)
     for m in (0.0, 2.5, -3.0):
         row = (x + m).astype(dtype)
         shifted = (row - dtype(m)).astype(np.float64)         # x − m as the kernel forms it, in the dtype
-        exp_shifted_kernel(row, row.size - 1, dtype(m), np.empty(row.size, int_dtype))   # the last one untouched
+        exp_shifted_kernel(row, row.size - 1, dtype(m))   # the last one untouched
         assert row[-1] == dtype(x[-1] + m)
         got, want = row[:-1].astype(np.float64), np.exp(shifted[:-1])
         tiny = np.finfo(dtype).tiny
