@@ -84,3 +84,24 @@ def test_finalize_brings_a_wide_figure_to_text_width():
         assert style.problems(fig, caption="") == ["no caption"]
     finally:
         plt.close(fig)
+
+
+def test_place_labels_keeps_labels_apart_where_there_is_room():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 1, (40, 2))
+    words = [f"word{i}" for i in range(40)]
+    with style.rc_context():
+        fig, ax = plt.subplots(figsize=(6.5, 6.0))
+        ax.scatter(pts[:, 0], pts[:, 1], s=6)
+        style.place_labels(ax, pts, words, fontsize=8)
+        assert not [t for t in ax.texts if t.get_text() in words]      # placed at finalize, not before
+        style.finalize(fig)
+    texts = [t for t in ax.texts if t.get_text() in words]
+    assert sorted(t.get_text() for t in texts) == sorted(words)        # each label once
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in texts]
+    overlaps = sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert overlaps == 0 and fig._label_clashes == 0
+    plt.close(fig)

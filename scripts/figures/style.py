@@ -17,6 +17,8 @@ content; what this module enforces centrally:
 - legends outside the data: a legend covering plotted points is moved below its axes;
 - the layout recomputed at the final size.
 
+:func:`place_labels` labels many points (a t-SNE map of words) without labels covering each other.
+
 :func:`problems` lists what breaks the rules in a figure (width, small text, raw ``_``, ``^``
 or ``{`` outside mathtext); tests/test_figure_style.py runs it on every registered figure.
 """
@@ -35,7 +37,7 @@ from matplotlib.transforms import ScaledTranslation
 
 __all__ = ["TEXT_WIDTH", "MAX_WIDTH", "MAX_HEIGHT", "MIN_FONT", "MAX_FONT", "DPI", "PALETTE",
            "OKABE_ITO", "METHOD_COLORS", "RC", "color", "rc_context", "finalize", "problems",
-           "sentence_case", "raw_markup", "figure_texts"]
+           "sentence_case", "raw_markup", "figure_texts", "place_labels"]
 
 #: full text width of the notes' page, inches
 TEXT_WIDTH = 6.5
@@ -398,6 +400,7 @@ def finalize(fig):
     if moved:
         _relayout(fig)
     _fit_saved_width(fig)
+    _place_pending_labels(fig)
     fig.set_dpi(100)
     return fig
 
@@ -444,3 +447,52 @@ def problems(fig, caption=None):
     if caption is not None and not str(caption).strip():
         out.append("no caption")
     return out
+
+
+#: where place_labels tries a point's label, in points from the point: right, left, above, below,
+#: then the four diagonals, then further out
+LABEL_OFFSETS = ((3, 1), (-3, 1), (0, 5), (0, -10), (3, -9), (-3, -9), (4, 7), (-4, 7),
+                 (7, -4), (-7, -4), (0, 12), (0, -17))
+
+
+def place_labels(ax, points, labels, **text_kw):
+    """Label points[i] with labels[i] (text keywords `text_kw`), placed by :func:`finalize` once
+    the figure has its final size and layout (see _place_labels)."""
+    ax.figure.__dict__.setdefault("_pending_labels", []).append((ax, np.asarray(points, float), list(labels), text_kw))
+
+
+def _place_pending_labels(fig):
+    """Each label of place_labels at the first of LABEL_OFFSETS where its box (with a little
+    padding) covers no label placed before it and no other point (points earlier in the list choose
+    first), else where it covers the fewest (a label counting ten points). Returns the number of
+    labels that still cover another label."""
+    pending = fig.__dict__.pop("_pending_labels", [])
+    if not pending:
+        return 0
+    fig.canvas.draw()                       # final limits (set_aspect acts at draw time)
+    renderer = fig.canvas.get_renderer()
+    clashes = 0
+    for ax, points, labels, text_kw in pending:
+        dots = ax.transData.transform(points)
+        placed = []
+        for k, ((x, y), s) in enumerate(zip(points, labels)):
+            others = np.delete(dots, k, axis=0)
+            best = None
+            for dx, dy in LABEL_OFFSETS:
+                ha = "left" if dx > 0 else ("right" if dx < 0 else "center")
+                t = ax.annotate(s, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, **text_kw)
+                box = t.get_window_extent(renderer).padded(2.0)
+                n = 10 * sum(box.overlaps(b) for b in placed) + int(np.sum(
+                    (others[:, 0] > box.x0) & (others[:, 0] < box.x1) & (others[:, 1] > box.y0) & (others[:, 1] < box.y1)))
+                if best is None or n < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (n, t, box)
+                else:
+                    t.remove()
+                if n == 0:
+                    break
+            placed.append(best[2])
+            clashes += best[0] >= 10
+    fig._label_clashes = clashes
+    return clashes

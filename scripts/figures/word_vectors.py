@@ -22,7 +22,7 @@ import numpy as np
 from analysis.tsne import TSNE
 from engine.data.text import word_corpus
 from figures.registry import figure
-from figures.style import OKABE_ITO
+from figures.style import OKABE_ITO, place_labels
 from layers.wordvec import HierarchicalSoftmax, build_tree
 
 #: frequency ranks of the words in the small Huffman tree of hierarchical-softmax
@@ -54,8 +54,8 @@ def word_vectors(quick=False):
                 progress=False)
     Y = tsne.fit_transform(r.embeddings[ids])
 
-    fig = plt.figure(figsize=(6.5, 6.9))
-    gs = fig.add_gridspec(2, 1, height_ratios=[0.75, 3.0])
+    fig = plt.figure(figsize=(6.5, 8.2))             # the map as tall as the page allows: room for its labels
+    gs = fig.add_gridspec(2, 1, height_ratios=[0.75, 4.2])
     ax0 = fig.add_subplot(gs[0])
     ax0.axis("off")
     lines = [f"{w}:  " + ",  ".join(f"{n} ({s:.2f})" for n, s in row) for w, row in nb.items()]
@@ -64,9 +64,6 @@ def word_vectors(quick=False):
     ax0.set_title("Nearest neighbours by cosine similarity", loc="left")
     ax1 = fig.add_subplot(gs[1])
     ax1.scatter(Y[:, 0], Y[:, 1], s=6, color=OKABE_ITO["blue"], linewidths=0)
-    for (x, y), i in zip(Y, ids):
-        ax1.annotate(vocab.itos[i], (x, y), xytext=(2, 1), textcoords="offset points", fontsize=8,
-                     color=OKABE_ITO["black"])
     ax1.set_xticks([])
     ax1.set_yticks([])
     for side in ("left", "bottom"):
@@ -75,6 +72,7 @@ def word_vectors(quick=False):
     ax1.set_title(f"t-SNE of the {n_map} most frequent words (validation loss {r.val_nll:.2f} vs "
                   f"unigram {r.unigram_val:.2f} nats)", loc="left")
     fig.tight_layout()
+    place_labels(ax1, Y, [vocab.itos[i] for i in ids], fontsize=8, color=OKABE_ITO["black"])
     data = {"val_loss": r.val_nll, "fit_val_loss": r.val_loss, "unigram_val": r.unigram_val,
             "unigram_entropy": r.unigram_entropy, "below_unigram": bool(r.val_nll < r.unigram_val),
             "seconds": r.seconds, "epochs": r.epochs, "n_train": r.n_train, "V": len(vocab),
