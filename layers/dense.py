@@ -222,28 +222,46 @@ def linear_forward(x, W, b, gemm, nthreads):
 def linear_backward(df, x, W, dW, db, input_grad, gemm, nthreads):
     """Given ∂ℓ/∂f (N, D_out): returns ∂ℓ/∂h = ∂ℓ/∂f Ω (N, D_in) (empty when not `input_grad`),
     and accumulates ∂ℓ/∂Ω += (∂ℓ/∂f)ᵀ h and ∂ℓ/∂β += Σ_n ∂ℓ/∂f_n into dW, db.
-    Thread t takes the block of Ω's rows j ∈ [lo, hi) for the weight gradient (one gemm with
-    β = 1 on the columns lo:hi of ∂ℓ/∂f, a strided block: lda = D_out, so nothing is copied) and
-    the block of the batch [n0, n1) for ∂ℓ/∂h: both in one parallel region (one wake-up)."""
+    Thread t takes the block of the batch [n0, n1) for both: ∂ℓ/∂h[n0:n1], and the block's share
+    of the sums over n, (∂ℓ/∂f[n0:n1])ᵀ h[n0:n1], added into dW by thread 0 (β = 1) and into a
+    buffer of its own by the others, which are added after the parallel region. Splitting the
+    sum (K = N) rather than Ω's rows keeps each product's M and N whole: OpenBLAS ran the halves
+    of a 128 x 512 (K = 2048) product 15% faster that way (64 rows each: 1.06 ms, K halves:
+    0.91 ms, one thread, 2026-12-06)."""
     N, D_in = x.shape
     D_out = W.shape[0]
     dx = np.empty((N if input_grad else 0, D_in), x.dtype)
+    part = np.empty((nthreads - 1, D_out, D_in), x.dtype)      # the sums of threads 1 … nthreads−1
+    pdb = np.empty((nthreads, D_out), db.dtype)
     for t in prange(nthreads):
-        lo, hi = t * D_out // nthreads, (t + 1) * D_out // nthreads
-        if hi > lo:
-            # ∂ℓ/∂Ω[lo:hi] += ∂ℓ/∂f[:, lo:hi]ᵀ h
-            gemm_at(gemm, hi - lo, D_in, N, 1.0, df, lo, D_out, TRANS, x, 0, D_in, NO_TRANS,
-                    1.0, dW, lo * D_in, D_in)
-            dbt = db[lo:hi]
-            for n in range(N):
-                dft = df[n, lo:hi]
-                for j in range(hi - lo):
-                    dbt[j] += dft[j]
         n0, n1 = t * N // nthreads, (t + 1) * N // nthreads
+        pb = pdb[t]
+        for j in range(D_out):
+            pb[j] = 0.0
+        if t == 0:
+            # ∂ℓ/∂Ω += ∂ℓ/∂f[n0:n1]ᵀ h[n0:n1]
+            gemm_at(gemm, D_out, D_in, n1 - n0, 1.0, df, n0 * D_out, D_out, TRANS, x, n0 * D_in, D_in, NO_TRANS,
+                    1.0, dW, 0, D_in)
+        else:
+            gemm_at(gemm, D_out, D_in, n1 - n0, 1.0, df, n0 * D_out, D_out, TRANS, x, n0 * D_in, D_in, NO_TRANS,
+                    0.0, part, (t - 1) * D_out * D_in, D_in)
+        for n in range(n0, n1):
+            dfn = df[n]
+            for j in range(D_out):
+                pb[j] += dfn[j]
         if input_grad and n1 > n0:
             # ∂ℓ/∂h[n0:n1] = ∂ℓ/∂f[n0:n1] Ω
             gemm_at(gemm, n1 - n0, D_in, D_out, 1.0, df, n0 * D_out, D_out, NO_TRANS, W, 0, D_in, NO_TRANS,
                     0.0, dx, n0 * D_in, D_in)
+    for t in range(nthreads - 1):           # explicit loops: `dW += part[t]` would be a parallel region
+        pt = part[t]
+        for j in range(D_out):
+            dWj, pj = dW[j], pt[j]
+            for i in range(D_in):
+                dWj[i] += pj[i]
+    for t in range(nthreads):
+        for j in range(D_out):
+            db[j] += pdb[t, j]
     return dx
 
 
