@@ -979,7 +979,8 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E
         for b in range(lo, hi):
             oq, ok, ov, oy = _off(lay, 0, b, H), _off(lay, 1, b, H), _off(lay, 2, b, H), _off(lay, 3, b, H)
             _transpose_rows(v, ov, lv, S, Ev, vt)      # Vᵀ (Ev, S)
-            for j in range(S):                          # ∂ℓ/∂K and ∂ℓ/∂V accumulate over the blocks
+            j0 = min(R, S) if causal else S             # the first block writes rows :j0 (β = 0), the
+            for j in range(j0, S):                      # later ones accumulate: the rest starts at zero
                 dkr = dk[ok + j * lk:ok + j * lk + E]
                 dvr = dv[ov + j * lv:ov + j * lv + Ev]
                 dkr[:] = 0.0
@@ -1017,10 +1018,11 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E
                 # ∂ℓ/∂Q[i0:i1] = ∂ℓ/∂S K[:jn] · scale
                 gemm_at(gemm, i1 - i0, E, jn, 1.0, ds, 0, S, NO_TRANS, k, ok, lk, NO_TRANS, 0.0, dq, oq + i0 * lq, lq)
                 # ∂ℓ/∂K[:jn] += ∂ℓ/∂Sᵀ Q[i0:i1] · scale
-                gemm_at(gemm, jn, E, i1 - i0, 1.0, ds, 0, S, TRANS, q, oq + i0 * lq, lq, NO_TRANS, 1.0, dk, ok, lk)
+                beta = 0.0 if i0 == 0 else 1.0
+                gemm_at(gemm, jn, E, i1 - i0, 1.0, ds, 0, S, TRANS, q, oq + i0 * lq, lq, NO_TRANS, beta, dk, ok, lk)
                 # ∂ℓ/∂V[:jn] += A[i0:i1, :jn]ᵀ ∂ℓ/∂Y[i0:i1]
                 if has_drop:
-                    gemm_at(gemm, jn, Ev, i1 - i0, 1.0, a, 0, S, TRANS, dy, oy + i0 * ly, ly, NO_TRANS, 1.0, dv, ov, lv)
+                    gemm_at(gemm, jn, Ev, i1 - i0, 1.0, a, 0, S, TRANS, dy, oy + i0 * ly, ly, NO_TRANS, beta, dv, ov, lv)
                 else:
                     gemm_at(gemm, jn, Ev, i1 - i0, 1.0, p, (b * L + i0) * S, S, TRANS, dy, oy + i0 * ly, ly, NO_TRANS,
-                            1.0, dv, ov, lv)
+                            beta, dv, ov, lv)
