@@ -287,6 +287,32 @@ def _grad_or_zero(name, g, shape, dtype):
     return check_array(name, g, shape=shape, dtype=dtype, finite=False)
 
 
+class TokenLookup:
+    """A recurrent layer's input x = weight[ids] given without being materialised: ids (T, N) integer
+    token ids, time first (whatever the layer's batch_first), weight (V, input_size) an embedding
+    table. On the fast path the first layer then takes x_t Ω_xᵀ as rows of the table weight Ω_xᵀ
+    (V × G·H: one small product instead of T·N·G·H·input_size multiply-adds), and its backward sums
+    ∂ℓ/∂Φ_x by token first, S = Σ_{i: ids_i = v} ∂ℓ/∂Φ_x[i] (V × G·H), so that ∂ℓ/∂Ω_x += Sᵀ weight
+    and ∂ℓ/∂weight = S Ω_x are small products too. The layer's backward then returns ∂ℓ/∂weight
+    (V, input_size) in place of ∂ℓ/∂x. Only the ids' checks are the caller's (RecurrentLM uses it
+    when the vocabulary is small against T·N; the reference path materialises x)."""
+
+    def __init__(self, ids, weight):
+        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.weight = weight
+        self.shape = self.ids.shape + (weight.shape[1],)
+
+    def rows(self):
+        """x = weight[ids] materialised, (T, N, input_size)."""
+        return self.weight[self.ids]
+
+    def scatter(self, dx):
+        """∂ℓ/∂weight from ∂ℓ/∂x (T, N, input_size): Σ over each token's positions."""
+        dw = np.zeros_like(self.weight)
+        np.add.at(dw, self.ids.reshape(-1), dx.reshape(-1, dx.shape[-1]))
+        return dw
+
+
 class _RNNBase(Layer):
     """What RNN, LSTM and GRU share: parameters with torch's names, the state checks, the
     sequence driver over layers and directions, inter-layer dropout."""
@@ -393,7 +419,16 @@ class _RNNBase(Layer):
     # ---- forward / backward ----
     def forward(self, x, hx=None, train=True):
         train = check_bool("train", train)
-        X, unbatched = self._check_x(x)                                # (T, N, I)
+        lookup = x if isinstance(x, TokenLookup) else None
+        ref = use_reference()
+        if lookup is not None:                          # the first layer reads the embedding table
+            if lookup.ids.ndim != 2 or lookup.weight.dtype != self.dtype or lookup.shape[2] != self.input_size:
+                raise ValueError(f"x: expected ids (T, N) into a {np.dtype(self.dtype).name} table with "
+                                 f"{self.input_size} columns, got ids {lookup.ids.shape} and a "
+                                 f"{lookup.weight.dtype} table of shape {lookup.weight.shape}")
+            X, unbatched = (lookup.rows() if ref else lookup), False
+        else:
+            X, unbatched = self._check_x(x)                            # (T, N, I)
         T, N, _ = X.shape
         try:
             states = None if hx is None else self._check_hx(hx, N, unbatched)
@@ -403,7 +438,6 @@ class _RNNBase(Layer):
         h0 = zero if states is None else states[0]
         c0 = (zero if states is None else states[1]) if self.mode == "LSTM" else None
         relu = self.nonlinearity == "relu"
-        ref = use_reference()
         D, H = self.num_directions, self.hidden_size
         hn = np.empty_like(zero)
         cn = np.empty_like(zero) if self.mode == "LSTM" else None
@@ -437,7 +471,7 @@ class _RNNBase(Layer):
                 row.append(sv)
             saved.append((inp, row))
             inp = out
-        self._save((T, N), unbatched, states is not None, h0, c0, saved, masks)
+        self._save((T, N), unbatched, states is not None, h0, c0, saved, masks, lookup)
         if unbatched:
             y, hn, cn = inp[:, 0], hn[:, 0], (None if cn is None else cn[:, 0])
         else:
@@ -445,7 +479,7 @@ class _RNNBase(Layer):
         return (y, (hn, cn)) if self.mode == "LSTM" else (y, hn)
 
     def backward(self, dy, dstate=None, *, input_grad=True):
-        (T, N), unbatched, has_hx, h0, c0, saved, masks = self._saved()
+        (T, N), unbatched, has_hx, h0, c0, saved, masks, lookup = self._saved()
         D, H = self.num_directions, self.hidden_size
         yshape = (T, D * H) if unbatched else (N, T, D * H) if self.batch_first else (T, N, D * H)
         dy = _grad_or_zero("dy", dy, yshape, self.dtype)
@@ -489,7 +523,8 @@ class _RNNBase(Layer):
                 dYd = np.ascontiguousarray(dout[:, :, d * H:(d + 1) * H])
                 args = (self.mode, dYd, dhn[s], None if dcn is None else dcn[s], inp, h0[s],
                         None if c0 is None else c0[s], row[d], self._values(k, d), self._grads(k, d), relu, d == 1)
-                dX, dh, dc = _dir_backward_ref(*args) if ref else _dir_backward_fast(*args, self._ws, has_hx)
+                fast = isinstance(inp, TokenLookup) or not ref   # the table's backward is the fast path's
+                dX, dh, dc = _dir_backward_fast(*args, self._ws, has_hx) if fast else _dir_backward_ref(*args)
                 dinp = dX if dinp is None else dinp + dX
                 dh0[s] = dh
                 if dc0 is not None:
@@ -497,7 +532,9 @@ class _RNNBase(Layer):
             if masks[k] is not None:
                 dinp = dinp * masks[k]
             dout = dinp
-        if unbatched:
+        if lookup is not None:                          # ∂ℓ/∂weight of the table (V, input_size)
+            dx = dout if isinstance(saved[0][0], TokenLookup) else lookup.scatter(dout)
+        elif unbatched:
             dx, dh0, dc0 = dout[:, 0], dh0[:, 0], (None if dc0 is None else dc0[:, 0])
         else:
             dx = np.ascontiguousarray(dout.transpose(1, 0, 2)) if self.batch_first else dout
@@ -805,17 +842,43 @@ class Workspace:
                     lst.append(a)
 
 
+def _project(X, Wih, b, P, add_bias, gemm):
+    """P = Φ_x = X Ω_xᵀ (+ b): one product over the T·N rows, or for a TokenLookup the rows of the
+    table weight Ω_xᵀ (V × G·H) gathered by token."""
+    T, N, GH = P.shape
+    if isinstance(X, TokenLookup):
+        table = X.weight @ Wih.T
+        if add_bias:
+            table += b
+        parallel_call(_gather_rows, chunks_for(T * N, row_cost=GH // 8), X.ids.reshape(-1), table,
+                      P.reshape(T * N, GH))
+        return
+    X, = _contig(X)
+    parallel_call(_input_products, chunks_for(T * N, row_cost=GH * X.shape[2]), X, Wih, b, P, add_bias, gemm)
+
+
+def _table_backward(X, dP, Wih, dWih):
+    """For a TokenLookup input: S = ∂ℓ/∂Φ_x summed by token (V × G·H); ∂ℓ/∂Ω_x += Sᵀ weight;
+    returns ∂ℓ/∂weight = S Ω_x (V, input_size)."""
+    T, N, GH = dP.shape
+    S = np.empty((X.weight.shape[0], GH), dP.dtype)
+    parallel_call(_scatter_rows, chunks_for(GH, min_rows=16, row_cost=T * N), dP.reshape(T * N, GH),
+                  X.ids.reshape(-1), S)
+    dWih += S.T @ X.weight
+    return S @ Wih
+
+
 def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False, fresh=False):
     """One layer and direction over the whole sequence. h0_zero: h_0 (and c_0) are known zeros (no
     initial state given), so the LSTM skips the first step's product with them. fresh: Y is a new
     array, not the workspace's (it is the layer's output, which the caller keeps)."""
     ws = Workspace(0) if ws is None else ws
     Wih, Whh, bih, bhh = _contig(*W)
-    X, h0 = _contig(X, h0)
+    h0, = _contig(h0)
     T, N, I = X.shape
     H = h0.shape[1]
     GH = Wih.shape[0]
-    dt = X.dtype
+    dt = Wih.dtype
     gemm = gemm_for(dt)
     P = ws.take((T, N, GH), dt)
     nb = _batch_chunks(N, T, GH, H)
@@ -823,7 +886,7 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
     Y = np.empty((T, N, H), dt) if fresh else ws.take((T, N, H), dt)
     if mode == "LSTM":
         # Φ_x = X Ω_xᵀ without the biases: the gate loop adds β_x + β_h to each row while it is in cache
-        parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bih, P, False, gemm)
+        _project(X, Wih, bih, P, False, gemm)
         c0, = _contig(c0)
         C, TC = ws.take((T, N, H), dt), ws.take((T, N, H), dt)
         nf = step_blocks(-(-N // nb), H, GH)[0]
@@ -832,7 +895,7 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
                       h0_zero, nf, gemm)
         return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), P, not fresh)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
-    parallel_call(_input_products, chunks_for(T * N, row_cost=GH * I), X, Wih, bx, P, True, gemm)
+    _project(X, Wih, bx, P, True, gemm)
     WhhT = np.ascontiguousarray(Whh.T)                # the per-step product h Ω_hᵀ with Ω_hᵀ stored:
     # BLAS runs it 1.5-2x faster than with Ω_h transposed on the fly (32 x 1024 x 256 float32:
     # 10.0 vs 14.5 ms for 64 steps, one thread)
@@ -854,11 +917,13 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     Y, C, G, pooled = saved
     Wih, Whh, _, _ = _contig(*W)
     dWih, dWhh, dbih, dbhh = dW
-    dY, dhT, X, h0 = _contig(dY, dhT, X, h0)
+    lookup = isinstance(X, TokenLookup)
+    dY, dhT, h0 = _contig(dY, dhT, h0)
+    X = X if lookup else np.ascontiguousarray(X)
     T, N, I = X.shape
     H = h0.shape[1]
     GH = Wih.shape[0]
-    dt = X.dtype
+    dt = Wih.dtype
     gemm = gemm_for(dt)
     nb = _batch_chunks(N, T, GH, H)
     dc = None
@@ -879,8 +944,12 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     else:
         dPh = ws.take((T, N, GH), dt)
         dh = parallel_call(gru_seq_backward, nb, dP, dPh, dY, dhT, h0, Y, G, Whh, reverse, gemm)
-    dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (I + H)), dP, dPh, X, Y, h0, Wih,
-                       dWih, dWhh, dbih, dbhh, reverse, need_dh0, bias_sums, gemm)
+    # a TokenLookup's X side (∂ℓ/∂X, ∂ℓ/∂Ω_x) is the table's: X is then a placeholder for the kernel
+    dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (H if lookup else I + H)), dP, dPh,
+                       np.empty((T, N, 0), dt) if lookup else X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse,
+                       need_dh0, bias_sums, not lookup, gemm)
+    if lookup:
+        dX = _table_backward(X, dP, Wih, dWih)
     ws.give(dP, None if dPh is dP else dPh, G, Y if pooled else None)
     if mode == "LSTM":
         ws.give(C, TC)
@@ -1032,30 +1101,33 @@ def _input_products(X, Wih, b, P, add_bias, gemm, nthreads):
 
 
 @njit(cache=True, parallel=True)
-def _param_products(dPx, dPh, X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse, with_h0, bias_sums, gemm, nthreads):
+def _param_products(dPx, dPh, X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse, with_h0, bias_sums, x_side, gemm,
+                    nthreads):
     """After the recurrence, over all T·N rows at once: returns ∂ℓ/∂X = ∂ℓ/∂Φ_x Ω_x (rows split over
     threads) and accumulates ∂ℓ/∂Ω_x += ∂ℓ/∂Φ_xᵀ X, ∂ℓ/∂Ω_h += Σ_t ∂ℓ/∂Φ_h[t]ᵀ h_{t−1} (the h_0
     term only when with_h0: without it h_0 is zero), and when bias_sums ∂ℓ/∂β_x += Σ ∂ℓ/∂Φ_x,
     ∂ℓ/∂β_h += Σ ∂ℓ/∂Φ_h (Ω's rows j split over threads). h_{t−1} is Y[t ∓ 1] (the direction's
-    previous step) or h_0 at the direction's first step."""
-    T, N, I = X.shape
-    GH = dPx.shape[2]
+    previous step) or h_0 at the direction's first step. Without x_side, neither ∂ℓ/∂X (returned
+    empty) nor ∂ℓ/∂Ω_x (a TokenLookup's are the table's, `_table_backward`)."""
+    T, N, GH = dPx.shape
+    I = Wih.shape[1]
     H = Y.shape[2]
     R = T * N
-    dX = np.empty((T, N, I), X.dtype)
+    dX = np.empty((T, N, I if x_side else 0), Y.dtype)
     Ax = dPx.reshape(R, GH)
     Ah = dPh.reshape(R, GH)
     t0 = T - 1 if reverse else 0                       # the step whose h_{t−1} is h_0
     for c in prange(nthreads):
         lo, hi = c * R // nthreads, (c + 1) * R // nthreads
-        if hi > lo:
+        if hi > lo and x_side:
             # ∂ℓ/∂X[rows lo:hi] = ∂ℓ/∂Φ_x[rows lo:hi] Ω_x
             gemm_at(gemm, hi - lo, I, GH, 1.0, dPx, lo * GH, GH, NO_TRANS, Wih, 0, I, NO_TRANS, 0.0, dX, lo * I, I)
         jl, jh = c * GH // nthreads, (c + 1) * GH // nthreads
         if jh > jl:
             m = jh - jl
-            # ∂ℓ/∂Ω_x[jl:jh] += ∂ℓ/∂Φ_x[:, jl:jh]ᵀ X
-            gemm_at(gemm, m, I, R, 1.0, dPx, jl, GH, TRANS, X, 0, I, NO_TRANS, 1.0, dWih, jl * I, I)
+            if x_side:
+                # ∂ℓ/∂Ω_x[jl:jh] += ∂ℓ/∂Φ_x[:, jl:jh]ᵀ X
+                gemm_at(gemm, m, I, R, 1.0, dPx, jl, GH, TRANS, X, 0, I, NO_TRANS, 1.0, dWih, jl * I, I)
             if T > 1:
                 if reverse:
                     # ∂ℓ/∂Ω_h[jl:jh] += ∂ℓ/∂Φ_h[0:T−1, :, jl:jh]ᵀ Y[1:T]
@@ -1090,6 +1162,35 @@ def _column_sums(A, lo, hi):
         for j in range(hi - lo):
             acc[j] += row[j]
     return acc
+
+
+@njit(cache=True, parallel=True)
+def _gather_rows(ids, table, P2, nthreads):
+    """P2[r] = table[ids[r]] for the R rows (TokenLookup's Φ_x), rows split over threads."""
+    R, GH = P2.shape
+    for c in prange(nthreads):
+        for r in range(c * R // nthreads, (c + 1) * R // nthreads):
+            src, dst = table[ids[r]], P2[r]
+            for j in range(GH):
+                dst[j] = src[j]
+
+
+@njit(cache=True, parallel=True)
+def _scatter_rows(A, ids, S, nthreads):
+    """S[v] = Σ_{r: ids[r] = v} A[r] (V × GH), over column blocks split between threads (no two threads
+    write one element; each block walks the rows in order)."""
+    R, GH = A.shape
+    V = S.shape[0]
+    for c in prange(nthreads):
+        lo, hi = c * GH // nthreads, (c + 1) * GH // nthreads
+        for v in range(V):
+            s = S[v, lo:hi]
+            for j in range(hi - lo):
+                s[j] = 0.0
+        for r in range(R):
+            s, a = S[ids[r], lo:hi], A[r, lo:hi]
+            for j in range(hi - lo):
+                s[j] += a[j]
 
 
 # ---- RNN ----

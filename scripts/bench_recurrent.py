@@ -11,8 +11,11 @@ fused RNN).
 
 Language-model step: Embedding(65, 64) → LSTM(64, 256, num_layers=2) → Linear(256, 65), batch 32,
 T 64, float32, cross-entropy (mean over the 2048 tokens), Adam (lr 2e-3): zero_grad, forward,
-loss, backward, step; the engine model built from layers.Embedding, layers.LSTM, layers.Linear as
-tests/test_lstm_lm_end_to_end.py builds it, torch's from torch.nn with the same weights.
+loss, backward, step; torch's model from torch.nn, the engine's the library's
+layers.language_models.RecurrentLM (what scripts/train_char_lm.py trains; with 65 tokens against
+2048 positions its first LSTM layer reads the embedding table, layers.recurrent.TokenLookup), and
+in a second row layers.Embedding, layers.LSTM, layers.Linear chained by hand as
+tests/test_lstm_lm_end_to_end.py builds them; same weights on both sides.
 
 "BLAS floor" rows: only the GEMMs the engine's kernels run for the case (X Ω_xᵀ, the per-step
 products h_{t−1} Ω_hᵀ forward and ∂ℓ/∂Φ_t Ω_h backward with the batch split as the kernels split
@@ -48,13 +51,15 @@ def _floor_kernel():
     from engine.blas import NO_TRANS, TRANS, gemm_at
 
     @njit(parallel=True)
-    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, gemm, n_rows, n_batch):
+    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, x_side, gemm, n_rows,
+              n_batch):
         T, N, I = X.shape
         GH, H = Whh.shape
         R = T * N
         for c in prange(n_rows):                       # Φ_x = X Ω_xᵀ, rows split
             lo, hi = c * R // n_rows, (c + 1) * R // n_rows
-            gemm_at(gemm, hi - lo, GH, I, 1.0, X, lo * I, I, NO_TRANS, Wih, 0, I, TRANS, 0.0, P, lo * GH, GH)
+            if x_side:
+                gemm_at(gemm, hi - lo, GH, I, 1.0, X, lo * I, I, NO_TRANS, Wih, 0, I, TRANS, 0.0, P, lo * GH, GH)
         for c in prange(n_batch):                      # forward steps: Φ[t] += h_{t−1} Ω_hᵀ (h_0 = 0: t ≥ 1)
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
             for t in range(1, T):
@@ -75,17 +80,19 @@ def _floor_kernel():
                                 lo * H + j, H)
         for c in prange(n_rows):                       # ∂ℓ/∂X rows; ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h over Ω's rows
             lo, hi = c * R // n_rows, (c + 1) * R // n_rows
-            gemm_at(gemm, hi - lo, I, GH, 1.0, dP, lo * GH, GH, NO_TRANS, Wih, 0, I, NO_TRANS, 0.0, dX, lo * I, I)
             jl, jh = c * GH // n_rows, (c + 1) * GH // n_rows
-            gemm_at(gemm, jh - jl, I, R, 1.0, dP, jl, GH, TRANS, X, 0, I, NO_TRANS, 1.0, dWih, jl * I, I)
+            if x_side:
+                gemm_at(gemm, hi - lo, I, GH, 1.0, dP, lo * GH, GH, NO_TRANS, Wih, 0, I, NO_TRANS, 0.0, dX, lo * I, I)
+                gemm_at(gemm, jh - jl, I, R, 1.0, dP, jl, GH, TRANS, X, 0, I, NO_TRANS, 1.0, dWih, jl * I, I)
             gemm_at(gemm, jh - jl, H, R - N, 1.0, dP, N * GH + jl, GH, TRANS, Y, 0, H, NO_TRANS,
                     1.0, dWhh, jl * H, H)
     _FLOOR.append(floor)
     return floor
 
 
-def floor_products(kind, T, N, I, H, dtype, seed=0):
-    """A closure running the GEMMs alone of one layer's forward + backward (see the docstring)."""
+def floor_products(kind, T, N, I, H, dtype, seed=0, x_side=True):
+    """A closure running the GEMMs alone of one layer's forward + backward (see the docstring);
+    x_side=False leaves out X Ω_xᵀ, ∂ℓ/∂X and ∂ℓ/∂Ω_x (a first layer reading an embedding table)."""
     from engine.blas import gemm_for
     from engine.threads import chunks_for, pool
     from layers.recurrent import _batch_chunks, step_blocks
@@ -97,7 +104,7 @@ def floor_products(kind, T, N, I, H, dtype, seed=0):
     P, dP = np.empty((T, N, GH), dtype), rng.standard_normal((T, N, GH)).astype(dtype)
     Y, dh, dX = rng.standard_normal((T, N, H)).astype(dtype), np.empty((N, H), dtype), np.empty_like(X)
     dWih, dWhh = np.zeros_like(Wih), np.zeros_like(Whh)
-    n_rows = chunks_for(T * N, row_cost=GH * I)
+    n_rows = chunks_for(T * N, row_cost=GH * I) if x_side else chunks_for(T * N, row_cost=GH * H)
     n_batch = _batch_chunks(N, T, GH, H)
     # the LSTM's per-step blocks as the engine picks them, and without an initial state no product
     # with h_0 (forward) or for ∂ℓ/∂h_0 (backward); the GRU's step products are whole, and it
@@ -109,7 +116,8 @@ def floor_products(kind, T, N, I, H, dtype, seed=0):
 
     def floor():
         with pool(max(n_rows, n_batch)):
-            kernel(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, gemm, n_rows, n_batch)
+            kernel(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, x_side, gemm, n_rows,
+                   n_batch)
     return floor
 
 
@@ -141,34 +149,56 @@ def cases(kind, T, N, I, H, dtype, seed=0, with_floor=False):
     return fns
 
 
-def lm_cases(V, E, H, layers, N, T, lr, dtype=np.float32, seed=0):
+def lm_cases(V, E, H, layers, N, T, lr, dtype=np.float32, seed=0, composed=False):
     """One Adam training step of the character LSTM language model, engine and PyTorch, from the
-    same weights and the same batch (ids drawn uniformly; the step's cost does not depend on them)."""
+    same weights and the same batch (ids drawn uniformly; the step's cost does not depend on them).
+    The engine's model is layers.language_models.RecurrentLM (what scripts/train_char_lm.py trains;
+    its first LSTM layer reads the embedding table directly, TokenLookup), or with composed=True
+    Embedding, LSTM and Linear chained by hand as tests/test_lstm_lm_end_to_end.py builds it."""
     from engine.core import Layer
     from engine.losses import CrossEntropyLoss
     from engine.optim import Adam
     from layers import LSTM, Embedding, Linear
+    from layers.language_models import RecurrentLM
 
     class CharLM(Layer):
         """Embedding → LSTM → Linear, time-major: idx (T, N) -> logits (T·N, V)."""
 
         def __init__(self, rng):
-            self.emb = Embedding(V, E, dtype=dtype, rng=rng)
-            self.lstm = LSTM(E, H, num_layers=layers, dtype=dtype, rng=rng)
-            self.head = Linear(H, V, dtype=dtype, rng=rng)
+            self.encoder = Embedding(V, E, dtype=dtype, rng=rng)
+            self.rnn = LSTM(E, H, num_layers=layers, dtype=dtype, rng=rng)
+            self.decoder = Linear(H, V, dtype=dtype, rng=rng)
 
         def forward(self, idx, train=True):
-            y, _ = self.lstm.forward(self.emb.forward(idx, train=train), train=train)
-            return self.head.forward(y.reshape(-1, H), train=train)
+            y, _ = self.rnn.forward(self.encoder.forward(idx, train=train), train=train)
+            return self.decoder.forward(y.reshape(-1, H), train=train)
 
         def backward(self, dlogits):
-            dy = self.head.backward(dlogits).reshape(T, N, H)
-            self.emb.backward(self.lstm.backward(dy))
+            dy = self.decoder.backward(dlogits).reshape(T, N, H)
+            self.encoder.backward(self.rnn.backward(dy))
+
+    class LibraryLM:
+        """RecurrentLM with logits flattened to (T·N, V) for the loss."""
+
+        def __init__(self, rng):
+            self.lm = RecurrentLM(V, E, H, num_layers=layers, mode="LSTM", dtype=dtype, rng=rng)
+
+        def parameters(self):
+            return self.lm.parameters()
+
+        def state_dict(self):
+            return self.lm.state_dict()
+
+        def forward(self, idx):
+            return self.lm.forward(idx)[0].reshape(-1, V)
+
+        def backward(self, dlogits):
+            self.lm.backward(dlogits.reshape(T, N, V))
 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, V, (T, N))
     target = rng.integers(0, V, (T, N))
-    model = CharLM(np.random.default_rng(seed + 1))
+    model = (CharLM if composed else LibraryLM)(np.random.default_rng(seed + 1))
     opt = Adam(model.parameters(), lr=lr)
     loss_fn = CrossEntropyLoss()
 
@@ -182,16 +212,26 @@ def lm_cases(V, E, H, layers, N, T, lr, dtype=np.float32, seed=0):
     from engine.blas import gemm_for
     from engine.threads import chunks_for, parallel_call
     from layers.dense import linear_backward, linear_forward
-    floors = [floor_products("LSTM", T, N, E if k == 0 else H, H, dtype, seed + k) for k in range(layers)]
+    # the first layer's input side: X Ω_xᵀ, ∂ℓ/∂X, ∂ℓ/∂Ω_x over T·N rows when composed; from the
+    # table (RecurrentLM): E Ω_xᵀ, Sᵀ E, S Ω_x over V rows (the gather and the sum by token are not
+    # products)
+    floors = [floor_products("LSTM", T, N, E if k == 0 else H, H, dtype, seed + k, x_side=composed or k > 0)
+              for k in range(layers)]
     Wo = rng.standard_normal((V, H)).astype(dtype) * 0.1
     Yh = rng.standard_normal((T * N, H)).astype(dtype)
     dF = rng.standard_normal((T * N, V)).astype(dtype)
     dWo, dbo, bo = np.zeros_like(Wo), np.zeros(V, dtype), np.zeros(V, dtype)
+    Et, Wx = rng.standard_normal((V, E)).astype(dtype), rng.standard_normal((4 * H, E)).astype(dtype)
+    S, dWx = rng.standard_normal((V, 4 * H)).astype(dtype), np.zeros((4 * H, E), dtype)
     nh, g = chunks_for(T * N, row_cost=H * V), gemm_for(dtype)
 
     def floor():
         for f in floors:
             f()
+        if not composed:
+            Et @ Wx.T
+            np.add(dWx, S.T @ Et, out=dWx)
+            S @ Wx
         parallel_call(linear_forward, nh, Yh, Wo, bo, g)
         parallel_call(linear_backward, nh, dF, Yh, Wo, dWo, dbo, True, g)
     fns["floor"] = floor
@@ -203,13 +243,13 @@ def lm_cases(V, E, H, layers, N, T, lr, dtype=np.float32, seed=0):
         class TorchCharLM(torch.nn.Module):
             def __init__(self):
                 super().__init__()
-                self.emb = torch.nn.Embedding(V, E)
-                self.lstm = torch.nn.LSTM(E, H, num_layers=layers)
-                self.head = torch.nn.Linear(H, V)
+                self.encoder = torch.nn.Embedding(V, E)
+                self.rnn = torch.nn.LSTM(E, H, num_layers=layers)
+                self.decoder = torch.nn.Linear(H, V)
 
             def forward(self, idx):
-                y, _ = self.lstm(self.emb(idx))
-                return self.head(y.reshape(-1, H))
+                y, _ = self.rnn(self.encoder(idx))
+                return self.decoder(y.reshape(-1, H))
         tm = TorchCharLM().to(tdt)
         tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
         topt = torch.optim.Adam(tm.parameters(), lr=lr)
@@ -235,11 +275,13 @@ def run(quick=False):
             rows.append(row("recurrent", f"{label}: BLAS floor, its GEMMs alone", res["floor"], "PyTorch",
                             res.get("PyTorch")))
     lm = dict(LM, V=7, E=3, H=4, N=2, T=5) if quick else LM
-    res = interleaved(lm_cases(**lm), repeats=5 if quick else 30)
-    label = (f"char LSTM LM train step (Emb {lm['V']}x{lm['E']}, {lm['layers']}-layer LSTM {lm['H']}, Linear), "
-             f"B{lm['N']} T{lm['T']}, Adam, float32")
-    rows.append(row("recurrent", label, res["engine"], "PyTorch", res.get("PyTorch")))
-    rows.append(row("recurrent", f"{label}: BLAS floor, its GEMMs alone", res["floor"], "PyTorch", res.get("PyTorch")))
+    for composed in (False, True):
+        res = interleaved(lm_cases(**lm, composed=composed), repeats=5 if quick else 30)
+        label = (f"char LSTM LM train step (Emb {lm['V']}x{lm['E']}, {lm['layers']}-layer LSTM {lm['H']}, Linear"
+                 f"{': layers composed by hand' if composed else ''}), B{lm['N']} T{lm['T']}, Adam, float32")
+        rows.append(row("recurrent", label, res["engine"], "PyTorch", res.get("PyTorch")))
+        rows.append(row("recurrent", f"{label}: BLAS floor, its GEMMs alone", res["floor"], "PyTorch",
+                        res.get("PyTorch")))
     return rows
 
 

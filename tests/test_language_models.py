@@ -157,3 +157,64 @@ def test_train_char_lm_script_tiny(tmp_path, capsys):
         if r["kind"] == "neural":
             assert len(r["curve_seconds"]) == len(r["curve_val_nats"]) >= 2
             assert r["val_nats"] == r["curve_val_nats"][-1] < np.log(65)
+
+
+# ---- the token-table path: the first recurrent layer reads the embedding table (TokenLookup) ----
+def _table_lm(mode, batch_first=False, dtype=np.float64):
+    return RecurrentLM(4, 3, 5, num_layers=2, mode=mode, batch_first=batch_first, dtype=dtype, rng=1)
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+def test_token_table_path_matches_torch(torch, mode):
+    """4 tokens over T·N = 18 positions: the fast path folds the embedding into the first layer."""
+    m = _table_lm(mode)
+    ids = np.random.default_rng(3).integers(0, 4, size=(6, 3))
+    assert m._table_path(ids)
+    crosscheck(m, torch_rlm(torch, 4, 3, 5, 2, mode), ids, rtol=1e-10, atol=1e-12)
+    with reference_kernels():
+        assert not m._table_path(ids)
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_token_table_path_equals_the_embedding_path_with_initial_state(mode, batch_first):
+    """The table path (fast kernels) against the Embedding → layer path (reference kernels): logits,
+    final state, every parameter's gradient and the initial state's, batch first or not."""
+    rng = np.random.default_rng(4)
+    T, N = 6, 3
+    ids = rng.integers(0, 4, size=(N, T) if batch_first else (T, N))
+    h = rng.standard_normal((2, N, 5))
+    hx = (h, rng.standard_normal((2, N, 5))) if mode == "LSTM" else h
+    dl = rng.standard_normal(ids.shape + (4,))
+    ds = tuple(rng.standard_normal((2, N, 5)) for _ in range(2 if mode == "LSTM" else 1))
+    ds = ds if mode == "LSTM" else ds[0]
+    res = []
+    for ref in (False, True):
+        m = _table_lm(mode, batch_first)
+        with reference_kernels(ref):
+            assert m._table_path(ids) == (not ref)
+            f, s = m.forward(ids, hx)
+            _, dhx = m.backward(dl, ds)
+        res.append((f, s, dhx, [p.grad.copy() for p in m.parameters()]))
+    (f1, s1, d1, g1), (f2, s2, d2, g2) = res
+    np.testing.assert_allclose(f1, f2, rtol=1e-12, atol=1e-13)
+    for a, b in zip(leaves_of(s1) + leaves_of(d1) + g1, leaves_of(s2) + leaves_of(d2) + g2):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def leaves_of(x):
+    return list(x) if isinstance(x, tuple) else [x]
+
+
+def test_token_table_path_in_float32_close_to_float64():
+    ids = np.random.default_rng(5).integers(0, 4, size=(8, 4))
+    dl = np.random.default_rng(6).standard_normal(ids.shape + (4,))
+    out = []
+    for dt in (np.float32, np.float64):
+        m = _table_lm("LSTM", dtype=dt)
+        f, _ = m.forward(ids)
+        m.backward(dl.astype(dt))
+        assert f.dtype == dt and all(p.grad.dtype == dt for p in m.parameters())
+        out.append([f] + [p.grad for p in m.parameters()])
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())

@@ -469,3 +469,44 @@ def test_unbatched_input_as_torch(torch, kind, state, rng):
         layer, tm = with_state(layer), _torch_flat(torch, tm, "lstm" in kind)
     res = crosscheck(layer, tm, *inputs, rtol=1e-10, atol=1e-12)
     assert res.outputs[0].ndim == (1 if cell else 2)
+
+
+# ---- TokenLookup: the first layer's input as rows of an embedding table --------------------------
+@pytest.mark.parametrize("path", ["fast", "reference"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_token_lookup_equals_its_rows_and_returns_the_tables_gradient(kind, path, rng):
+    """forward(TokenLookup(ids, E)) is forward(E[ids]); its backward returns ∂ℓ/∂E, the sum of ∂ℓ/∂x
+    over each token's positions; parameters' gradients as with the rows (2 layers, bidirectional)."""
+    from layers.recurrent import TokenLookup
+    cls, _, kw = SEQ[kind]
+    T, N, V, I, H = 5, 3, 4, 3, 2
+    ids = rng.integers(0, V, size=(T, N))
+    E = rng.standard_normal((V, I))
+    dy = rng.standard_normal((T, N, 2 * H))
+    res = []
+    with engine.reference_kernels(path == "reference"):
+        for x in (TokenLookup(ids, E), E[ids]):
+            layer = cls(I, H, num_layers=2, bidirectional=True, rng=0, **kw)
+            y, _ = layer.forward(x)
+            dx = layer.backward(dy)
+            res.append((y, dx, [p.grad.copy() for p in layer.parameters()]))
+    (y1, dE, g1), (y2, dx, g2) = res
+    np.testing.assert_allclose(y1, y2, rtol=1e-13, atol=1e-14)
+    expect = np.zeros_like(E)
+    np.add.at(expect, ids.reshape(-1), dx.reshape(-1, I))
+    assert dE.shape == E.shape
+    np.testing.assert_allclose(dE, expect, rtol=1e-12, atol=1e-13)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_token_lookup_into_a_wrong_table_is_refused():
+    from layers.recurrent import TokenLookup
+    lstm = LSTM(3, 2, rng=0)
+    ids = np.zeros((4, 2), np.int64)
+    for E in (np.zeros((5, 3), np.float32), np.zeros((5, 4))):
+        with pytest.raises(ValueError, match=r"x: expected ids \(T, N\) into a float64 table with 3 columns"):
+            lstm.forward(TokenLookup(ids, E))
+    with pytest.raises(ValueError, match="x: expected ids"):
+        lstm.forward(TokenLookup(np.zeros(4, np.int64), np.zeros((5, 3))))
+    assert lstm.pending_calls() == 0
