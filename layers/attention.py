@@ -433,9 +433,14 @@ class MultiheadAttention(Layer):
       both apply). attn_weights: (N, L, S) averaged over heads, (N, num_heads, L, S) with
       average_attn_weights=False, after dropout as torch; None with need_weights=False.
       A query with every key masked gets zero weights and a zero attention result (torch: NaN).
-    backward(d_out, d_weights=None, input_grad=True) -> (d_query, d_key, d_value); d_weights is
-      a gradient for attn_weights (None: zero; must be None when need_weights was False). When
-      one array was passed as query, key and value, its gradient is the sum of the three.
+    backward(d_out, d_weights=None, input_grad=True, summed=False) -> (d_query, d_key, d_value);
+      d_weights is a gradient for attn_weights (None: zero; must be None when need_weights was
+      False). When one array was passed as query, key and value, its gradient is the sum of the
+      three; summed=True returns that sum alone (query, key and value of one shape; input_grad a
+      bool). Self-attention (the one array passed three times, kdim = vdim = embed_dim) runs on the
+      fast path as one projection x W_inᵀ + b_in of width 3E whose column blocks are Q, K, V, and its
+      backward as one ∂ℓ/∂W_in product and, with summed=True, one ∂ℓ/∂x = ∂ℓ/∂[Q K V] W_in product
+      (a transformer layer's call), instead of three each and a sum.
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, *, kdim=None, vdim=None,
@@ -572,13 +577,15 @@ class MultiheadAttention(Layer):
             return np.ascontiguousarray(Y.transpose(0, 2, 1, 3)).reshape(N * T, H * d)
         return np.ascontiguousarray(Y.transpose(2, 0, 1, 3)).reshape(T * N, H * d)
 
-    def _layout(self, N, L, S, bf):
-        """The fast kernels' layout (see `_off`) of the heads inside the (rows, E) projections:
-        batch-first rows n·T + t, or sequence-first rows t·N + n; head h at columns h·d …"""
+    def _layout(self, N, L, S, bf, w):
+        """The fast kernels' layout (see `_off`) of the heads inside the projections: Q, K, V in
+        arrays of rows of w elements (E, or 3E for the column blocks of one (rows, 3E) product),
+        Y in (rows, E); batch-first rows n·T + t, or sequence-first rows t·N + n; head h at
+        columns h·d …"""
         E, d = self.embed_dim, self.head_dim
         if bf:
-            return np.array([[L * E, d, E], [S * E, d, E], [S * E, d, E], [L * E, d, E]], np.int64)
-        return np.array([[E, d, N * E]] * 4, np.int64)
+            return np.array([[L * w, d, w], [S * w, d, w], [S * w, d, w], [L * E, d, E]], np.int64)
+        return np.array([[w, d, N * w]] * 3 + [[E, d, N * E]], np.int64)
 
     def _linear(self, x, W, b):
         if use_reference():
@@ -604,22 +611,30 @@ class MultiheadAttention(Layer):
         H, d, E = self.num_heads, self.head_dim, self.embed_dim
         bf = self.batch_first or unbatched              # an unbatched (T, E) is one batch-first example
         xq, xk, xv = q3.reshape(-1, E), k3.reshape(-1, self.kdim), v3.reshape(-1, self.vdim)
-        (Wq, _, bq, _), (Wk, _, bk, _), (Wv, _, bv, _) = self._proj(0), self._proj(1), self._proj(2)
-        Qp = self._linear(xq, Wq, bq)                   # Q = query W_qᵀ + b_q: (rows, E), head h = columns h·d …
-        Kp = self._linear(xk, Wk, bk)
-        Vp = self._linear(xv, Wv, bv)
+        ref = use_reference()
+        # self-attention (one array as query, key and value) on the fast path: Q, K, V are the column
+        # blocks of one product x W_inᵀ + b_in (rows, 3E), read in place by the attention kernels
+        fused = query is key and key is value and self._qkv_same_embed_dim and not ref
+        if fused:
+            Qp = self._linear(xq, self.in_proj_weight.value, self.in_proj_bias.value if self.bias else self._zero_bias)
+            Kp = Vp = None
+        else:
+            (Wq, _, bq, _), (Wk, _, bk, _), (Wv, _, bv, _) = self._proj(0), self._proj(1), self._proj(2)
+            Qp = self._linear(xq, Wq, bq)               # Q = query W_qᵀ + b_q: (rows, E), head h = columns h·d …
+            Kp = self._linear(xk, Wk, bk)
+            Vp = self._linear(xv, Wv, bv)
         drop = _draw_mask(self, (N * H, L, S)) if train and self.dropout > 0 else None
         margs = _mask_args(masks, N * H, L, S, self.dtype)
         scale = 1.0 / math.sqrt(d)
-        ref = use_reference()
         if ref:                                         # heads as contiguous (N·H, T, d) problems
             Qp, Kp, Vp = self._heads(Qp, N, L, bf), self._heads(Kp, N, S, bf), self._heads(Vp, N, S, bf)
             Yh, P = _attention(Qp, Kp, Vp, scale, is_causal, margs, drop)
             cat = self._rows(Yh, N, L, bf)                               # [Y_1 … Y_H]
         else:                                           # heads read from Qp, Kp, Vp in place, Y written into cat
             cat = np.empty((N * L, E), self.dtype)
-            P = _fast_attention(Qp.reshape(-1), Kp.reshape(-1), Vp.reshape(-1), cat.reshape(-1),
-                                self._layout(N, L, S, bf), N * H, H, L, S, d, d, scale, is_causal, margs, drop)
+            q, k, v = self._qkv_flat(Qp, Kp, Vp, fused)
+            P = _fast_attention(q, k, v, cat.reshape(-1), self._layout(N, L, S, bf, 3 * E if fused else E), N * H, H,
+                                L, S, d, d, scale, is_causal, margs, drop)
         Wo, _, bo, _ = self._out()
         out = self._linear(cat, Wo, bo)                                  # out = [Y_1 … Y_H] W_oᵀ + b_o
         weights = None
@@ -629,14 +644,28 @@ class MultiheadAttention(Layer):
             if unbatched:
                 weights = weights[0]
         self._save(xq, xk, xv, Qp, Kp, Vp, P, drop, cat, scale, is_causal, (N, L, S), unbatched,
-                   average_attn_weights, None if weights is None else weights.shape, ref)
+                   average_attn_weights, None if weights is None else weights.shape, ref, fused)
         shape = (L, E) if unbatched else ((N, L, E) if bf else (L, N, E))
         return out.reshape(shape), weights
 
-    def backward(self, d_out, d_weights=None, *, input_grad=True):
+    def _qkv_flat(self, Qp, Kp, Vp, fused):
+        """The kernels' flat q, k, v: the three projections, or the column blocks 0, E, 2E of the
+        fused (rows, 3E) one (flat views starting at those columns, rows 3E apart)."""
+        if fused:
+            f, E = Qp.reshape(-1), self.embed_dim
+            return f, f[E:], f[2 * E:]
+        return Qp.reshape(-1), Kp.reshape(-1), Vp.reshape(-1)
+
+    def backward(self, d_out, d_weights=None, *, input_grad=True, summed=False):
         (xq, xk, xv, Qp, Kp, Vp, P, drop, cat, scale, causal, (N, L, S), unbatched,
-         average, wshape, ref) = self._saved()
+         average, wshape, ref, fused) = self._saved()
         E, H = self.embed_dim, self.num_heads
+        summed = check_bool("summed", summed)
+        if summed and not (xq.shape == xk.shape == xv.shape):
+            raise ValueError(f"summed: expected query, key and value of one shape (self-attention), got widths/lengths "
+                             f"query {xq.shape}, key {xk.shape}, value {xv.shape} (as rows, width)")
+        if summed and not isinstance(input_grad, (bool, np.bool_)):
+            raise TypeError(f"input_grad: expected a bool with summed=True (one gradient), got {input_grad!r}")
         bf = self.batch_first or unbatched
         oshape = (L, E) if unbatched else ((N, L, E) if bf else (L, N, E))
         d_out = check_array("d_out", d_out, shape=oshape, dtype=self.dtype, finite=False)
@@ -654,16 +683,37 @@ class MultiheadAttention(Layer):
             if average:
                 g = g / H                               # the mean over heads: each head gets 1/H of it
             dpx = np.ascontiguousarray(np.broadcast_to(g, (N, H, L, S))).reshape(N * H, L, S)
+        d = self.head_dim
+        if fused:                                       # ∂ℓ/∂[Q K V] (rows, 3E) in one array, then one product each
+            dQKV = np.empty_like(Qp)                    # for ∂ℓ/∂W_in and ∂ℓ/∂x (the sum of the three input gradients)
+            q, k, v = self._qkv_flat(Qp, None, None, True)
+            dq, dk, dv = self._qkv_flat(dQKV, None, None, True)
+            _fast_attention_backward(dcat.reshape(-1), dpx, True, q, k, v, P, dq, dk, dv,
+                                     self._layout(N, L, S, bf, 3 * E), H, d, d, scale, causal, drop)
+            shape = (L, E) if unbatched else ((N, L, E) if bf else (L, N, E))
+            dbias = self.in_proj_bias.grad if self.bias else np.zeros(3 * E, self.dtype)
+            if summed:
+                dx = self._linear_backward(dQKV, xq, self.in_proj_weight.value, self.in_proj_weight.grad, dbias,
+                                           flags[0])
+                return None if dx is None else dx.reshape(shape)
+            self._linear_backward(dQKV, xq, self.in_proj_weight.value, self.in_proj_weight.grad, dbias, False)
+            out = []
+            for j in range(3):                          # each input's own gradient ∂ℓ/∂[Q K V]_j W_j
+                dx = None
+                if flags[j]:
+                    W = self.in_proj_weight.value[j * E:(j + 1) * E]
+                    dx = (np.ascontiguousarray(dQKV[:, j * E:(j + 1) * E]) @ W).reshape(shape)
+                out.append(dx)
+            return tuple(out)
         if ref:                                         # the path the forward ran (saved with the call)
             dQh, dKh, dVh = _attention_backward(self._heads(dcat, N, L, bf), dpx, True, Qp, Kp, Vp, P, scale, causal,
                                                 drop)
             dQp, dKp, dVp = self._rows(dQh, N, L, bf), self._rows(dKh, N, S, bf), self._rows(dVh, N, S, bf)
         else:
             dQp, dKp, dVp = np.empty_like(Qp), np.empty_like(Kp), np.empty_like(Vp)
-            d = self.head_dim
             _fast_attention_backward(dcat.reshape(-1), dpx, True, Qp.reshape(-1), Kp.reshape(-1), Vp.reshape(-1), P,
-                                     dQp.reshape(-1), dKp.reshape(-1), dVp.reshape(-1), self._layout(N, L, S, bf), H,
-                                     d, d, scale, causal, drop)
+                                     dQp.reshape(-1), dKp.reshape(-1), dVp.reshape(-1),
+                                     self._layout(N, L, S, bf, E), H, d, d, scale, causal, drop)
         out = []
         for j, (x, dh, T) in enumerate(((xq, dQp, L), (xk, dKp, S), (xv, dVp, S))):
             W, dW, _, db = self._proj(j)
@@ -672,6 +722,8 @@ class MultiheadAttention(Layer):
             if dx is not None:
                 dx = dx.reshape((T, w) if unbatched else ((N, T, w) if bf else (T, N, w)))
             out.append(dx)
+        if summed:
+            return None if out[0] is None else out[0] + out[1] + out[2]
         return tuple(out)
 
     def extra_repr(self):

@@ -4,6 +4,7 @@ gradient) on both kernel paths, the reference against the fast kernels (several 
 rows, several thread chunks, float32), all-masked rows, dropout, shared use, torch's parameters
 and initial values, bad input. Finite differences for every option are the case table
 scripts/gradcases_attention.py."""
+import contextlib
 import math
 
 import numpy as np
@@ -366,6 +367,39 @@ def test_input_grad_flags_and_sdpa_function(rng):
     assert np.array_equal(causal_mask(3), np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]], bool))
 
 
+@pytest.mark.parametrize("bf,bias", [(False, True), (True, False)])
+def test_self_attention_one_projection_and_summed_gradient(rng, bf, bias):
+    """forward(x, x, x) runs Q, K, V as one (rows, 3E) projection on the fast path: its output and
+    gradients equal those of the three-projection path (x passed as three arrays) and of the
+    reference kernels; backward(summed=True) returns the sum of the three input gradients."""
+    E, H, N, T = 8, 2, 3, 37
+    mha = MultiheadAttention(E, H, bias=bias, batch_first=bf, dropout=0.2, fix_mask=True, rng=0)
+    x = rng.standard_normal((N, T, E) if bf else (T, N, E))
+    dy = rng.standard_normal(x.shape)
+
+    def run(inputs, summed, ref=False):
+        mha.zero_grad()
+        with engine.reference_kernels() if ref else contextlib.nullcontext():
+            out, _ = mha.forward(*inputs, is_causal=True, need_weights=False)
+            g = mha.backward(dy, summed=summed)
+        return out, g, [p.grad.copy() for p in mha.parameters()]
+
+    out3, three, p3 = run((x, x.copy(), x.copy()), False)
+    want = three[0] + three[1] + three[2]
+    for out, g, params in (run((x, x, x), False), run((x, x, x), True), run((x, x, x), True, ref=True)):
+        np.testing.assert_allclose(out, out3, rtol=1e-12, atol=1e-13)
+        if isinstance(g, tuple):
+            for a, b in zip(g, three):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        else:
+            np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-13)
+        for a, b in zip(params, p3):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    mha.forward(x, x, x)
+    assert mha.backward(dy, summed=True, input_grad=False) is None
+    assert mha.in_proj_weight.grad.any()
+
+
 # ---- dropout -------------------------------------------------------------------------------------
 def test_dropout_on_weights_train_only_seeded_and_as_torch_in_eval(torch, rng):
     x = rng.standard_normal((5, 2, 8))
@@ -448,10 +482,19 @@ def test_bad_gradients_are_refused_and_keep_the_call(rng):
         with pytest.raises((ValueError, TypeError), match=name):
             mha.backward(dout, dw)
         assert mha.pending_calls() == 1
+    for kw, err, name in [(dict(summed=1), TypeError, "summed"),
+                          (dict(summed=True, input_grad=(True, False, True)), TypeError, "input_grad")]:
+        with pytest.raises(err, match=name):
+            mha.backward(out, w, **kw)
+        assert mha.pending_calls() == 1
     mha.backward(out, w)
     mha.forward(x, x, x, need_weights=False)
     with pytest.raises(ValueError, match="d_weights"):
         mha.backward(out, w)
+    mha.forward(rng.standard_normal((5, 2, 4)), x, x, need_weights=False)
+    with pytest.raises(ValueError, match="summed"):                 # query and key of different lengths
+        mha.backward(out, summed=True)
+    assert mha.pending_calls() == 2
     s = ScaledDotProductAttention()
     with pytest.raises(ValueError, match="q, k"):
         s.forward(rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5)), rng.standard_normal((2, 3, 5)))
