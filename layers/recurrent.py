@@ -885,14 +885,19 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
     last = 0 if reverse else -1
     Y = np.empty((T, N, H), dt) if fresh else ws.take((T, N, H), dt)
     if mode == "LSTM":
-        # Φ_x = X Ω_xᵀ without the biases: the gate loop adds β_x + β_h to each row while it is in cache
-        _project(X, Wih, bih, P, False, gemm)
+        # Φ_x = X Ω_xᵀ without the biases: the gate loop adds β_x + β_h to each row while it is in cache;
+        # a TokenLookup's rows of E Ω_xᵀ are read there too (no gathered copy)
+        if isinstance(X, TokenLookup):
+            xids, xtab = X.ids, X.weight @ Wih.T
+        else:
+            xids, xtab = np.empty((0, 0), np.int64), np.empty((0, 0), dt)
+            _project(X, Wih, bih, P, False, gemm)
         c0, = _contig(c0)
         C, TC = ws.take((T, N, H), dt), ws.take((T, N, H), dt)
         nf = step_blocks(-(-N // nb), H, GH)[0]
         Wr = Whh if nf else np.ascontiguousarray(Whh.T)  # no small kernels: h Ω_hᵀ with Ω_hᵀ stored
-        parallel_call(lstm_seq_forward, nb, P, Y, C, TC, h0, c0, Wr, bih + bhh, reverse, dt == np.float32,
-                      h0_zero, nf, gemm)
+        parallel_call(lstm_seq_forward, nb, P, Y, C, TC, h0, c0, Wr, bih + bhh, xids, xtab, reverse,
+                      dt == np.float32, h0_zero, nf, gemm)
         return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), P, not fresh)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
     _project(X, Wih, bx, P, True, gemm)
@@ -1262,31 +1267,45 @@ def rnn_seq_backward(dP, dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
 
 # ---- LSTM ----
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, lo, hi, reverse, approx, h0_zero, nf, gemm):
-    """Rows lo:hi of the batch through all T steps. G[t] holds x_t Ω_xᵀ on entry and the activated
-    gates [i f g o] on exit; b = β_x + β_h. The step's product h_{t−1} Ω_hᵀ: with Wr = Ω_h in blocks
-    of nf gate columns (OpenBLAS's small kernels, see step_blocks), or with Wr = Ω_hᵀ in one call
-    (nf = 0); skipped at the first step when h_0 is known to be zero."""
+def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm):
+    """Rows lo:hi of the batch through all T steps. G[t] holds x_t Ω_xᵀ on entry, or, when xids is
+    not empty (a TokenLookup), nothing: x_t Ω_xᵀ is then row xids[t, n] of the table xtab (V, 4H),
+    added in the gate loop. On exit G holds the activated gates [i f g o]; b = β_x + β_h. The step's
+    product h_{t−1} Ω_hᵀ: with Wr = Ω_h in blocks of nf gate columns (OpenBLAS's small kernels, see
+    step_blocks), or with Wr = Ω_hᵀ in one call (nf = 0); skipped at the first step when h_0 is
+    known to be zero."""
     T, N, GH = G.shape
     H = GH // 4
     m = hi - lo
+    lookup = xids.shape[0] > 0
+    beta = 0.0 if lookup else 1.0                             # G[t] = or += h_{t−1} Ω_hᵀ
     for s in range(T):
         t = T - 1 - s if reverse else s
         prev = t + 1 if reverse else t - 1
-        # the gates' preactivations: G[t, lo:hi] += h_{t−1}[lo:hi] Ω_hᵀ
-        if s > 0 or not h0_zero:
+        # the gates' preactivations: G[t, lo:hi] (+)= h_{t−1}[lo:hi] Ω_hᵀ
+        product = s > 0 or not h0_zero
+        if product:
             src = h0 if s == 0 else Y[prev]
             if nf == 0:
                 gemm_at(gemm, m, GH, H, 1.0, src, lo * H, H, NO_TRANS, Wr, 0, GH, NO_TRANS,
-                        1.0, G, (t * N + lo) * GH, GH)
+                        beta, G, (t * N + lo) * GH, GH)
             else:
                 for j in range(0, GH, nf):
                     gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j * H, H, TRANS,
-                            1.0, G, (t * N + lo) * GH + j, GH)
+                            beta, G, (t * N + lo) * GH + j, GH)
         for n in range(lo, hi):
             g = G[t, n]
-            for j in range(GH):                               # + β_x + β_h
-                g[j] += b[j]
+            if not lookup:
+                for j in range(GH):                           # + β_x + β_h
+                    g[j] += b[j]
+            elif product:
+                xr = xtab[xids[t, n]]
+                for j in range(GH):                           # + x_t Ω_xᵀ + β_x + β_h
+                    g[j] += xr[j] + b[j]
+            else:
+                xr = xtab[xids[t, n]]
+                for j in range(GH):
+                    g[j] = xr[j] + b[j]
             _activate(g, 0, 2 * H, False, approx)             # i, f
             _activate(g, 2 * H, 3 * H, True, approx)          # g
             _activate(g, 3 * H, 4 * H, False, approx)         # o
@@ -1303,14 +1322,15 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, lo, hi, reverse, approx, h0_z
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_forward(P, Y, C, TC, h0, c0, Wr, b, reverse, approx, h0_zero, nf, gemm, nthreads):
-    """The LSTM over the whole sequence from P = X Ω_xᵀ (T, N, 4H), which becomes the activated
-    gates; b = β_x + β_h; fills Y, C, tanh(C) (T, N, H). The batch split over threads."""
+def lstm_seq_forward(P, Y, C, TC, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, nf, gemm, nthreads):
+    """The LSTM over the whole sequence from P = X Ω_xᵀ (T, N, 4H) (or, for a TokenLookup, from the
+    rows xids (T, N) of xtab = E Ω_xᵀ, P's contents ignored), P becoming the activated gates;
+    b = β_x + β_h; fills Y, C, tanh(C) (T, N, H). The batch split over threads."""
     T, N, GH = P.shape
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_forward(P, Y, C, TC, h0, c0, Wr, b, lo, hi, reverse, approx, h0_zero, nf, gemm)
+            _lstm_rows_forward(P, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm)
 
 
 @njit(cache=True, error_model="numpy")
