@@ -361,8 +361,7 @@ class TransformerEncoderLayer(Layer):
 
     def _sa_back(self, g, train, input_grad=True):
         g = self._drop_back(self.dropout1, g, train)
-        dq, dk, dv = self.self_attn.backward(g, None, input_grad=input_grad)
-        return _add_into(_add_into(dq, dk), dv) if input_grad else None      # X as queries, keys and values
+        return self.self_attn.backward(g, None, input_grad=input_grad, summed=True)   # X as queries, keys and values
 
     def _ff(self, x, train):
         h = self.linear1.forward(x.reshape(-1, self.d_model), train=train)
