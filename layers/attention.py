@@ -919,7 +919,10 @@ def _cast_jit(x, like):
 @njit(cache=True, inline="always", fastmath=FASTMATH)
 def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am):
     """row[:jc] ← softmax(row[:jc] + am) over the allowed keys (masked ones and row[jc:jn] ← 0).
-    Returns False when no key is allowed (the row is then all zero)."""
+    Returns False when no key is allowed (the row is then all zero). The loops run over whole
+    groups of 16 elements, to jp = jc rounded up (≤ jn), the keys jc … jp−1 entering as −∞ (e^−∞ = 0):
+    a causal row's jc varies, and the loops' scalar remainders cost as much as the vector part
+    (causal B32 S128 float32: softmax 0.45 ms, as much as the non-causal one of twice the elements)."""
     if has_am:
         for j in range(jc):
             row[j] += amrow[j]
@@ -927,19 +930,22 @@ def _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am):
         for j in range(jc):
             if bmrow[j]:
                 row[j] = -np.inf
-    m = _row_max(row, jc) if jc > 0 else _cast(-np.inf, row)
-    for j in range(jc, jn):
+    jp = min((jc + 15) // 16 * 16, jn)
+    for j in range(jc, jp):
+        row[j] = -np.inf
+    m = _row_max(row, jp) if jp > 0 else _cast(-np.inf, row)
+    for j in range(jp, jn):
         row[j] = 0.0
     if m == -np.inf:
-        for j in range(jc):
+        for j in range(jp):
             row[j] = 0.0
         return False
-    exp_shifted(row, jc, m)
+    exp_shifted(row, jp, m)
     z = _cast(0.0, row)                 # sums and factors in the row's dtype: a float64 literal
-    for j in range(jc):                 # would run the float32 loops in float64, converting each element
+    for j in range(jp):                 # would run the float32 loops in float64, converting each element
         z += row[j]
     inv = _cast(1.0, row) / z
-    for j in range(jc):
+    for j in range(jp):
         row[j] *= inv
     return True
 
@@ -1060,12 +1066,13 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E
                         g = dpx[b, i]
                         for j in range(jc):
                             drow[j] += g[j]
-                    cs = _cast(0.0, p)
-                    for j in range(jc):
+                    jp = min((jc + 15) // 16 * 16, jn)          # whole groups of 16 (the softmax's): P = 0
+                    cs = _cast(0.0, p)                          # at the keys jc … jp−1, so ∂ℓ/∂S = 0 there
+                    for j in range(jp):
                         cs += drow[j] * prow[j]                 # rowsum(∂ℓ/∂P ⊙ P)
-                    for j in range(jc):
+                    for j in range(jp):
                         drow[j] = prow[j] * (drow[j] - cs) * sc      # ∂ℓ/∂S · scale
-                    for j in range(jc, jn):
+                    for j in range(jp, jn):
                         drow[j] = 0.0
                 # ∂ℓ/∂Q[i0:i1] = ∂ℓ/∂S K[:jn] · scale
                 gemm_at(gemm, i1 - i0, E, jn, 1.0, ds, 0, S, NO_TRANS, k, ok, lk, NO_TRANS, 0.0, dq, oq + i0 * lq, lq)
