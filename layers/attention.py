@@ -238,14 +238,15 @@ def _contiguous_layout(L, S, E, Ev):
     return np.array([[L * E, 0, E], [S * E, 0, E], [S * Ev, 0, Ev], [L * Ev, 0, Ev]], np.int64)
 
 
-def _fast_attention(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, margs, drop):
-    """The fast forward on flat operands in layout `lay`; writes y, returns p (B, L, S)."""
+def _fast_attention(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, margs, drop, fill=True):
+    """The fast forward on flat operands in layout `lay`; writes y, returns p (B, L, S). fill=False
+    (P not returned, only read by the backward): causal rows keep garbage right of their block's keys."""
     dtype = q.dtype
     has_drop = drop is not None
     d = drop if has_drop else np.zeros((1, 1, 1), dtype)
     n = chunks_for(B, min_rows=1, row_cost=L * S * (E + Ev))
     return parallel_call(attention_forward, n, q, k, v, y, lay, B, H, L, S, E, Ev, float(scale), causal, *margs, d,
-                         has_drop, gemm_for(dtype))
+                         has_drop, fill, gemm_for(dtype))
 
 
 def _fast_attention_backward(dy, dpx, post, q, k, v, p, dq, dk, dv, lay, H, E, Ev, scale, causal, drop):
@@ -634,7 +635,7 @@ class MultiheadAttention(Layer):
             cat = np.empty((N * L, E), self.dtype)
             q, k, v = self._qkv_flat(Qp, Kp, Vp, fused)
             P = _fast_attention(q, k, v, cat.reshape(-1), self._layout(N, L, S, bf, 3 * E if fused else E), N * H, H,
-                                L, S, d, d, scale, is_causal, margs, drop)
+                                L, S, d, d, scale, is_causal, margs, drop, fill=need_weights)
         Wo, _, bo, _ = self._out()
         out = self._linear(cat, Wo, bo)                                  # out = [Y_1 … Y_H] W_oᵀ + b_o
         weights = None
@@ -977,10 +978,12 @@ def _transpose_rows(x, off, ld, n, w, xt):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop,
-                      has_drop, gemm, nchunks):
+                      has_drop, fill, gemm, nchunks):
     """attention_forward_ref's contract, fast, for the B problems laid out as `lay` says
     (above): per problem b, S = QKᵀ·scale by gemm into p[b], the softmax in place row by row,
-    Y = (P ⊙ M) V by gemm into y. Returns p (B, L, S)."""
+    Y = (P ⊙ M) V by gemm into y. Returns p (B, L, S). fill: zero the causal rows right of their
+    block's keys (p[b, i, j] for j ≥ the block's end); without it they hold garbage, which the
+    backward never reads (MultiheadAttention with need_weights=False: 2 % of its causal step)."""
     p = np.empty((B, L, S), q.dtype)
     R = min(CAUSAL_ROWS, L) if causal else L
     lq, lk, lv, ly = lay[0, 2], lay[1, 2], lay[2, 2], lay[3, 2]
@@ -1003,8 +1006,9 @@ def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdi
                     bmrow = bm[b // bdiv, i if bm.shape[1] > 1 else 0]
                     amrow = am[b // adiv, i if am.shape[1] > 1 else 0]
                     _softmax_row(row, jc, jn, bmrow, has_bm, amrow, has_am)
-                    for j in range(jn, S):
-                        row[j] = 0.0
+                    if fill:
+                        for j in range(jn, S):
+                            row[j] = 0.0
                     if has_drop:
                         ar, dr = a[i - i0], drop[b, i]
                         for j in range(jn):
