@@ -969,11 +969,23 @@ def _transpose_rows(x, off, ld, n, w, xt):
     So that QKᵀ and ∂ℓ/∂Y Vᵀ are products without transposition: OpenBLAS runs a row-major A Bᵀ at
     these shapes through its packing path with C zeroed first (0.36 ms for the 32 problems' QKᵀ at
     B32 S128 D32, float32, one thread), A Bᵀ-stored-as-B through its small-matrix kernel (0.21 ms,
-    0.27 with this transposition)."""
-    for j in range(n):
-        r = x[off + j * ld:off + j * ld + w]
+    0.27 with this transposition). Four rows at a time: row by row, the stores to column j of xt
+    became scatter instructions (float32 B32 S128 D32: 46 -> 31 µs for the 32 problems)."""
+    j = 0
+    while j + 4 <= n:
+        o = off + j * ld
+        r0, r1, r2, r3 = x[o:o + w], x[o + ld:o + ld + w], x[o + 2 * ld:o + 2 * ld + w], x[o + 3 * ld:o + 3 * ld + w]
         for e in range(w):
-            xt[e, j] = r[e]
+            c = xt[e]
+            c[j] = r0[e]
+            c[j + 1] = r1[e]
+            c[j + 2] = r2[e]
+            c[j + 3] = r3[e]
+        j += 4
+    for jj in range(j, n):
+        r = x[off + jj * ld:off + jj * ld + w]
+        for e in range(w):
+            xt[e, jj] = r[e]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
