@@ -45,7 +45,10 @@ reference steps one at a time; the cells are exactly one reference step), then t
 per layer and direction, X Ω_xᵀ for all t as one product before the recurrence, the recurrence
 over the whole sequence in one compiled function with the batch's rows split over threads (rows
 do not interact, so each thread runs its rows through all T steps), and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h
-as one product each after it, into arrays the layer reuses from call to call. The fast kernels'
+as one product each after it, into arrays the layer reuses from call to call. The LSTM's per-step
+products run in column blocks that OpenBLAS's small-matrix kernels take (`step_blocks`), its
+biases are added and summed in the gate loops, and a first layer may read an embedding table
+instead of its rows (`TokenLookup`, used by layers.language_models.RecurrentLM). The fast kernels'
 gates use vectorisable functions with errors bounded by tests: in float32 a rational tanh (σ
 from it), in float64 tanh and σ from e^x = 2^k e^r (about 2 units in the last place); the
 reference kernels use libm's.
@@ -749,13 +752,15 @@ class GRUCell(_CellBase):
 # ---------------------------------------------------------------------------------------------
 # Layout (the cuDNN-style split; PERFORMANCE.md lessons 1 and 5):
 #   1. before the recurrence, Φ_x = X Ω_xᵀ for every step at once: one GEMM over the T·N rows,
-#      rows split over threads (`_input_products`);
+#      rows split over threads (`_input_products`); for a TokenLookup the V rows of E Ω_xᵀ;
 #   2. the recurrence: the batch's rows do not interact, so the batch is split into chunks with
-#      prange and each thread runs its rows through all T steps (one BLAS call per step on its
-#      rows, BLAS on one thread; no barrier between steps), writing into arrays allocated once;
-#   3. after the backward recurrence, ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h and the biases' gradients as one
-#      GEMM each over all T·N rows, ∂ℓ/∂X split over rows and the weights' over Ω's rows
-#      (`_param_products`); h_{t−1} is read from Y shifted by one step (and h_0), not copied.
+#      prange and each thread runs its rows through all T steps (BLAS calls per step on its rows,
+#      in small-kernel blocks for the LSTM, BLAS on one thread; no barrier between steps), writing
+#      into arrays allocated once; the LSTM's gate loops add β_x + β_h and sum ∂ℓ/∂Φ per chunk;
+#   3. after the backward recurrence, ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h (and the RNN's and GRU's biases'
+#      gradients) as one GEMM each over all T·N rows, ∂ℓ/∂X split over rows and the weights' over
+#      Ω's rows (`_param_products`); h_{t−1} is read from Y shifted by one step (and h_0), not
+#      copied; for a TokenLookup ∂ℓ/∂Φ_x summed by token, then V-row products (`_table_backward`).
 # Every product is `engine.blas.gemm_at` on whole C-contiguous arrays with element offsets.
 def _contig(*arrays):
     return tuple(np.ascontiguousarray(a) for a in arrays)
