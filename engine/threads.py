@@ -56,6 +56,8 @@ def pool(n):
 
 def parallel_call(kernel, n_chunks, *args):
     """kernel(*args, n_chunks) run in `pool(n_chunks)`: its `prange(n_chunks)` runs one chunk per thread."""
+    if n_chunks == _threads:          # the usual case, called ~90 times per GPT step: no context manager
+        return kernel(*args, n_chunks)
     with pool(n_chunks):
         return kernel(*args, n_chunks)
 
