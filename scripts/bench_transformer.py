@@ -3,6 +3,13 @@
 PyTorch with the same weights, same thread count, same process (benchlib.interleaved); and one
 TransformerEncoderLayer forward + backward at that width.
 
+"BLAS floor" row (the float32 GELU case): in the same alternation, only the step's products: every
+Linear's forward and backward (its GEMMs, with the bias add and sum they carry) at the step's shapes
+(per layer the self-attention's fused in-projection D → 3D and out-projection D → D, then D → 4D →
+D; the tied head D → V), and the attention's six products per problem and causal block
+(bench_attention.sdpa_floor, heads as contiguous (T, D/H) arrays where the engine reads them in place
+from the projection). No softmax, LayerNorm, GELU, loss, residual sums, clipping or AdamW.
+
 A training step on either side: zero the gradients, forward, mean cross-entropy over the 2048
 tokens, backward, clip the gradients' norm to 1, AdamW step. Engine: layers.gpt.GPT on its fast
 kernels. Peer: the model of tests/test_gpt_end_to_end.py (torch.nn.Embedding, TransformerEncoderLayer
@@ -66,6 +73,33 @@ def gpt_fns(L, D, H, T, B, dtype, activation="gelu", seed=0):
     return fns
 
 
+def gpt_floor(L, D, H, T, B, dtype, seed=0):
+    """The GPT step's products alone (module docstring), on random arrays of the step's shapes."""
+    from bench_attention import sdpa_floor
+    from layers.dense import Linear
+    rng = np.random.default_rng(seed)
+    N = B * T
+
+    def rand(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+    widths = [(D, 3 * D), (D, D), (D, 4 * D), (4 * D, D)]
+    layers = [[(Linear(i, o, dtype=dtype, rng=seed), rand(N, i), rand(N, o)) for i, o in widths] for _ in range(L)]
+    head = (Linear(D, V, bias=False, dtype=dtype, rng=seed), rand(N, D), rand(N, V))
+    attention = sdpa_floor(rand(B, H, T, D // H), rand(B, H, T, D // H), rand(B, H, T, D // H),
+                           rand(B, H, T, D // H), True)
+
+    def floor():
+        for block in layers:
+            for lin, x, g in block:
+                lin.forward(x)
+                lin.backward(g)
+            attention()
+        lin, x, g = head
+        lin.forward(x)
+        lin.backward(g)
+    return floor
+
+
 def layer_fns(D, H, T, B, dtype, seed=0):
     from layers.transformer import TransformerEncoderLayer
     rng = np.random.default_rng(seed)
@@ -95,12 +129,18 @@ def layer_fns(D, H, T, B, dtype, seed=0):
 
 def run(quick=False):
     rows = []
-    for L, D, H, T, B, dtype, act in GPT_CASES:
+    for k, (L, D, H, T, B, dtype, act) in enumerate(GPT_CASES):
         if quick:
             L, D, H, T, B = 1, 8, 2, 8, 2
-        res = interleaved(gpt_fns(L, D, H, T, B, dtype, act), repeats=3 if quick else 15, block=3)
-        rows.append(row("transformer", f"GPT step L{L} D{D} H{H} T{T} B{B} {act} (AdamW, clip), "
-                        f"{np.dtype(dtype).name}", res["engine"], "PyTorch", res.get("PyTorch")))
+        fns = gpt_fns(L, D, H, T, B, dtype, act)
+        if k == 0:
+            fns["floor"] = gpt_floor(L, D, H, T, B, dtype)
+        res = interleaved(fns, repeats=3 if quick else 15, block=3)
+        case = f"GPT step L{L} D{D} H{H} T{T} B{B} {act} (AdamW, clip), {np.dtype(dtype).name}"
+        rows.append(row("transformer", case, res["engine"], "PyTorch", res.get("PyTorch")))
+        if "floor" in res:
+            rows.append(row("transformer", case + ": BLAS floor, its GEMMs alone", res["floor"], "PyTorch",
+                            res.get("PyTorch")))
     for D, H, T, B, dtype in LAYER_CASES:
         if quick:
             D, H, T, B = 8, 2, 8, 2
