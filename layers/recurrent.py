@@ -937,7 +937,7 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     gemm = gemm_for(dt)
     nb = _batch_chunks(N, T, GH, H)
     dc = None
-    dP = ws.take((T, N, GH), dt)
+    dP = G if mode == "LSTM" else ws.take((T, N, GH), dt)   # the LSTM's ∂ℓ/∂Φ overwrites its gates
     dPh = dP
     bias_sums = True
     if mode == "RNN":
@@ -947,7 +947,7 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
         dcT, c0 = _contig(dcT, c0)
         _, cb, kb = step_blocks(-(-N // nb), H, GH)
         dB = ws.take((nb, GH), dt)                     # per-chunk sums of ∂ℓ/∂Φ: the biases' gradient
-        dh, dc = parallel_call(lstm_seq_backward, nb, dP, dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh,
+        dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh,
                                reverse, need_dh0, cb, kb, gemm)
         ws.give(dB)
         bias_sums = False
@@ -960,7 +960,7 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
                        need_dh0, bias_sums, not lookup, gemm)
     if lookup:
         dX = _table_backward(X, dP, Wih, dWih)
-    ws.give(dP, None if dPh is dP else dPh, G, Y if pooled else None)
+    ws.give(dP, None if dPh is dP else dPh, None if G is dP else G, Y if pooled else None)
     if mode == "LSTM":
         ws.give(C, TC)
     return dX, dh, dc
@@ -1339,10 +1339,12 @@ def lstm_seq_forward(P, Y, C, TC, h0, c0, Wr, b, xids, xtab, reverse, approx, h0
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, db, lo, hi, reverse, need_dh0, nb, kb, gemm):
-    """BPTT for rows lo:hi; dh, dc hold ∂ℓ/∂h_T, ∂ℓ/∂c_T on entry and ∂ℓ/∂h_0 (zeros unless
-    need_dh0), ∂ℓ/∂c_0 on exit; db (4H,) <- Σ_{t, rows} ∂ℓ/∂Φ. The step's product ∂ℓ/∂Φ Ω_h in blocks
-    of nb hidden columns × kb gate rows (step_blocks)."""
+def _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, db, lo, hi, reverse, need_dh0, nb, kb, gemm):
+    """BPTT for rows lo:hi, G's activated gates overwritten by ∂ℓ/∂Φ (each element's gate values are
+    read before its gradient is written: one array streamed through memory instead of two); dh, dc
+    hold ∂ℓ/∂h_T, ∂ℓ/∂c_T on entry and ∂ℓ/∂h_0 (zeros unless need_dh0), ∂ℓ/∂c_0 on exit;
+    db (4H,) <- Σ_{t, rows} ∂ℓ/∂Φ. The step's product ∂ℓ/∂Φ Ω_h in blocks of nb hidden columns ×
+    kb gate rows (step_blocks)."""
     T, N, GH = G.shape
     H = GH // 4
     m = hi - lo
@@ -1353,28 +1355,27 @@ def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, db, lo, hi, reverse, 
         t = s if reverse else T - 1 - s
         prev = t + 1 if reverse else t - 1
         for n in range(lo, hi):
-            g, dp = G[t, n], dP[t, n]
+            g = G[t, n]
             gi, gf, gg, go = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
-            di, df, dg, do = dp[0:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:4 * H]
             cp = c0[n] if s == T - 1 else C[prev, n]
             tc, dyt, dhn, dcn = TC[t, n], dY[t, n], dh[n], dc[n]
             for k in range(H):
                 d = dhn[k] + dyt[k]                          # ∂ℓ/∂h_t: from y_t and from step t+1
                 th, o = tc[k], go[k]
-                dck = dcn[k] + d * o * (one - th * th)       # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
-                do[k] = d * th * o * (one - o)
                 i, f, gv = gi[k], gf[k], gg[k]
-                di[k] = dck * gv * i * (one - i)
-                df[k] = dck * cp[k] * f * (one - f)
-                dg[k] = dck * i * (one - gv * gv)
+                dck = dcn[k] + d * o * (one - th * th)       # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
+                go[k] = d * th * o * (one - o)               # ∂ℓ/∂p_o, ∂ℓ/∂p_i, ∂ℓ/∂p_f, ∂ℓ/∂p_g in place
+                gi[k] = dck * gv * i * (one - i)
+                gf[k] = dck * cp[k] * f * (one - f)
+                gg[k] = dck * i * (one - gv * gv)
                 dcn[k] = dck * f                             # ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
             for j in range(GH):
-                db[j] += dp[j]
+                db[j] += g[j]
         # ∂ℓ/∂h_{t−1}[lo:hi] = ∂ℓ/∂Φ[t, lo:hi] Ω_h (not needed for h_0 when no initial state was given)
         if s < T - 1 or need_dh0:
             for j in range(0, H, nb):
                 for k in range(0, GH, kb):
-                    gemm_at(gemm, m, min(nb, H - j), min(kb, GH - k), 1.0, dP, (t * N + lo) * GH + k, GH, NO_TRANS,
+                    gemm_at(gemm, m, min(nb, H - j), min(kb, GH - k), 1.0, G, (t * N + lo) * GH + k, GH, NO_TRANS,
                             Whh, k * H + j, H, NO_TRANS, 0.0 if k == 0 else 1.0, dh, lo * H + j, H)
         else:
             for n in range(lo, hi):
@@ -1384,18 +1385,17 @@ def _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, db, lo, hi, reverse, 
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_backward(dP, dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh, reverse, need_dh0, nb, kb, gemm,
-                      nthreads):
-    """BPTT through the LSTM (module docstring), the batch split over threads. Fills dP = ∂ℓ/∂Φ
-    (T, N, 4H); adds Σ ∂ℓ/∂Φ to dbih and dbhh (each chunk's sum in its row of dB (nthreads, 4H)).
-    -> (∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
+def lstm_seq_backward(dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh, reverse, need_dh0, nb, kb, gemm, nthreads):
+    """BPTT through the LSTM (module docstring), the batch split over threads. Overwrites the gates
+    G (T, N, 4H) with ∂ℓ/∂Φ; adds Σ ∂ℓ/∂Φ to dbih and dbhh (each chunk's sum in its row of dB
+    (nthreads, 4H)). -> (∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
     T, N, GH = G.shape
     dh = dhT.copy()
     dc = dcT.copy()
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_backward(dP, dh, dc, dY, c0, C, TC, G, Whh, dB[c], lo, hi, reverse, need_dh0, nb, kb, gemm)
+            _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, dB[c], lo, hi, reverse, need_dh0, nb, kb, gemm)
         else:
             db = dB[c]
             for j in range(GH):
