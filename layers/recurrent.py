@@ -898,12 +898,12 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
             xids, xtab = np.empty((0, 0), np.int64), np.empty((0, 0), dt)
             _project(X, Wih, bih, P, False, gemm)
         c0, = _contig(c0)
-        C, TC = ws.take((T, N, H), dt), ws.take((T, N, H), dt)
+        C = ws.take((T, N, H), dt)
         nf = step_blocks(-(-N // nb), H, GH)[0]
         Wr = Whh if nf else np.ascontiguousarray(Whh.T)  # no small kernels: h Ω_hᵀ with Ω_hᵀ stored
-        parallel_call(lstm_seq_forward, nb, P, Y, C, TC, h0, c0, Wr, bih + bhh, xids, xtab, reverse,
+        parallel_call(lstm_seq_forward, nb, P, Y, C, h0, c0, Wr, bih + bhh, xids, xtab, reverse,
                       dt == np.float32, h0_zero, nf, gemm)
-        return Y, Y[last].copy(), C[last].copy(), (Y, (C, TC), P, not fresh)
+        return Y, Y[last].copy(), C[last].copy(), (Y, C, P, not fresh)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
     _project(X, Wih, bx, P, True, gemm)
     WhhT = np.ascontiguousarray(Whh.T)                # the per-step product h Ω_hᵀ with Ω_hᵀ stored:
@@ -943,12 +943,11 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     if mode == "RNN":
         dh = parallel_call(rnn_seq_backward, nb, dP, dY, dhT, Y, Whh, relu, reverse, gemm)
     elif mode == "LSTM":
-        C, TC = C
         dcT, c0 = _contig(dcT, c0)
         _, cb, kb = step_blocks(-(-N // nb), H, GH)
         dB = ws.take((nb, GH), dt)                     # per-chunk sums of ∂ℓ/∂Φ: the biases' gradient
-        dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh,
-                               reverse, need_dh0, cb, kb, gemm)
+        dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, G, Whh, dB, dbih, dbhh,
+                               reverse, dt == np.float32, need_dh0, cb, kb, gemm)
         ws.give(dB)
         bias_sums = False
     else:
@@ -962,7 +961,7 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
         dX = _table_backward(X, dP, Wih, dWih)
     ws.give(dP, None if dPh is dP else dPh, None if G is dP else G, Y if pooled else None)
     if mode == "LSTM":
-        ws.give(C, TC)
+        ws.give(C)
     return dX, dh, dc
 
 
@@ -1272,7 +1271,7 @@ def rnn_seq_backward(dP, dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
 
 # ---- LSTM ----
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm):
+def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm):
     """Rows lo:hi of the batch through all T steps. G[t] holds x_t Ω_xᵀ on entry, or, when xids is
     not empty (a TokenLookup), nothing: x_t Ω_xᵀ is then row xids[t, n] of the table xtab (V, 4H),
     added in the gate loop. On exit G holds the activated gates [i f g o]; b = β_x + β_h. The step's
@@ -1284,6 +1283,8 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, 
     m = hi - lo
     lookup = xids.shape[0] > 0
     beta = 0.0 if lookup else 1.0                             # G[t] = or += h_{t−1} Ω_hᵀ
+    tc = np.empty(H, G.dtype)                                 # tanh(c_t) of one row (not kept: the
+    # backward recomputes it from c_t, bit for bit, cheaper than a (T, N, H) array through memory)
     for s in range(T):
         t = T - 1 - s if reverse else s
         prev = t + 1 if reverse else t - 1
@@ -1316,7 +1317,7 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, 
             _activate(g, 3 * H, 4 * H, False, approx)         # o
             gi, gf, gg, go = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
             cp = c0[n] if s == 0 else C[prev, n]
-            cn, tc, y = C[t, n], TC[t, n], Y[t, n]
+            cn, y = C[t, n], Y[t, n]
             for k in range(H):
                 cn[k] = gf[k] * cp[k] + gi[k] * gg[k]
             for k in range(H):
@@ -1327,19 +1328,19 @@ def _lstm_rows_forward(G, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, 
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_forward(P, Y, C, TC, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, nf, gemm, nthreads):
+def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, nf, gemm, nthreads):
     """The LSTM over the whole sequence from P = X Ω_xᵀ (T, N, 4H) (or, for a TokenLookup, from the
     rows xids (T, N) of xtab = E Ω_xᵀ, P's contents ignored), P becoming the activated gates;
-    b = β_x + β_h; fills Y, C, tanh(C) (T, N, H). The batch split over threads."""
+    b = β_x + β_h; fills Y and C (T, N, H). The batch split over threads."""
     T, N, GH = P.shape
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_forward(P, Y, C, TC, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm)
+            _lstm_rows_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm)
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, db, lo, hi, reverse, need_dh0, nb, kb, gemm):
+def _lstm_rows_backward(G, dh, dc, dY, c0, C, Whh, db, lo, hi, reverse, approx, need_dh0, nb, kb, gemm):
     """BPTT for rows lo:hi, G's activated gates overwritten by ∂ℓ/∂Φ (each element's gate values are
     read before its gradient is written: one array streamed through memory instead of two); dh, dc
     hold ∂ℓ/∂h_T, ∂ℓ/∂c_T on entry and ∂ℓ/∂h_0 (zeros unless need_dh0), ∂ℓ/∂c_0 on exit;
@@ -1349,6 +1350,7 @@ def _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, db, lo, hi, reverse, need
     H = GH // 4
     m = hi - lo
     one = G.dtype.type(1.0)
+    tc = np.empty(H, G.dtype)                                 # tanh(c_t) of one row
     for j in range(GH):
         db[j] = 0.0
     for s in range(T):
@@ -1358,7 +1360,10 @@ def _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, db, lo, hi, reverse, need
             g = G[t, n]
             gi, gf, gg, go = g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H]
             cp = c0[n] if s == T - 1 else C[prev, n]
-            tc, dyt, dhn, dcn = TC[t, n], dY[t, n], dh[n], dc[n]
+            ct, dyt, dhn, dcn = C[t, n], dY[t, n], dh[n], dc[n]
+            for k in range(H):                               # tanh(c_t), as the forward computed it
+                tc[k] = ct[k]
+            _activate(tc, 0, H, True, approx)
             for k in range(H):
                 d = dhn[k] + dyt[k]                          # ∂ℓ/∂h_t: from y_t and from step t+1
                 th, o = tc[k], go[k]
@@ -1385,7 +1390,7 @@ def _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, db, lo, hi, reverse, need
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_backward(dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh, reverse, need_dh0, nb, kb, gemm, nthreads):
+def lstm_seq_backward(dY, dhT, dcT, c0, C, G, Whh, dB, dbih, dbhh, reverse, approx, need_dh0, nb, kb, gemm, nthreads):
     """BPTT through the LSTM (module docstring), the batch split over threads. Overwrites the gates
     G (T, N, 4H) with ∂ℓ/∂Φ; adds Σ ∂ℓ/∂Φ to dbih and dbhh (each chunk's sum in its row of dB
     (nthreads, 4H)). -> (∂ℓ/∂h_0, ∂ℓ/∂c_0)."""
@@ -1395,7 +1400,7 @@ def lstm_seq_backward(dY, dhT, dcT, c0, C, TC, G, Whh, dB, dbih, dbhh, reverse, 
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_backward(G, dh, dc, dY, c0, C, TC, Whh, dB[c], lo, hi, reverse, need_dh0, nb, kb, gemm)
+            _lstm_rows_backward(G, dh, dc, dY, c0, C, Whh, dB[c], lo, hi, reverse, approx, need_dh0, nb, kb, gemm)
         else:
             db = dB[c]
             for j in range(GH):
