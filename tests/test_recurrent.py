@@ -510,3 +510,47 @@ def test_token_lookup_into_a_wrong_table_is_refused():
     with pytest.raises(ValueError, match="x: expected ids"):
         lstm.forward(TokenLookup(np.zeros(4, np.int64), np.zeros((5, 3))))
     assert lstm.pending_calls() == 0
+
+
+# ---- the LSTM's per-step products in small-kernel blocks (step_blocks) ----------------------------
+def test_step_blocks_follow_openblas_small_kernel_limits():
+    from layers.recurrent import SMALL_MN_TRANS, SMALL_MNK, step_blocks
+    assert step_blocks(16, 256, 1024, small=True) == (64, 128, 256)
+    assert step_blocks(32, 256, 1024, small=True) == (32, 64, 256)
+    assert step_blocks(16, 256, 1024, small=False) == (0, 256, 1024)       # no small kernels: whole products
+    assert step_blocks(4, 32, 128, small=True) == (128, 32, 128)            # small enough as it is
+    assert step_blocks(8, 16, 64, small=True)[0] == 0                        # k < 32: no transposed small kernel
+    for m in (1, 3, 8, 16, 17, 32, 64, 75):
+        for H in (32, 100, 128, 256, 512):
+            nf, nb, kb = step_blocks(m, H, 4 * H, small=True)
+            if 0 < nf < 4 * H:
+                assert m * nf <= SMALL_MN_TRANS and m * nf * H <= SMALL_MNK and nf % 16 == 0
+            if (nb, kb) != (H, 4 * H):
+                assert m * nb * kb <= SMALL_MNK
+
+
+@pytest.mark.parametrize("state", [False, True])
+def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch, with_threads, state, rng):
+    """Blocks that do not divide the products (gate columns 40 of 96, hidden columns 10 of 24, gate
+    rows 36 of 96), on 1 and 2 chunks of the batch, with and without an initial state, against the
+    reference kernels: output, final states, every gradient."""
+    import layers.recurrent as R
+    T, N, I, H = 8, 8, 5, 24
+    assert with_threads(2, R._batch_chunks, N, T, 4 * H, H) == 2
+    x = rng.standard_normal((T, N, I))
+    hx = (rng.standard_normal((2, N, H)), rng.standard_normal((2, N, H))) if state else None
+    dy = rng.standard_normal((T, N, H))
+
+    def run():
+        layer = LSTM(I, H, num_layers=2, rng=0)
+        y, (h, c) = layer.forward(x, hx)
+        r = layer.backward(dy, (h, c))
+        dx, dhx = (r if state else (r, None))
+        return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
+    with engine.reference_kernels():
+        want = run()
+    monkeypatch.setattr(R, "step_blocks", lambda m, H_, GH, small=None: (40, 10, 36))
+    for threads in (1, 2):
+        got = with_threads(threads, run)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
