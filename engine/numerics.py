@@ -5,8 +5,9 @@ log-sum-exp and the fastmath flag set (DESIGN.md, "Numerics").
   e^{z}/(1 + e^{z}). The naive form gives 1/(1 + inf) = 0 at z = −720 (σ is 1e-313 there).
 - log1p_exp(z) = log(1 + e^{z}) = max(z, 0) + log1p(e^{−|z|}) (softplus; no overflow).
 - logsumexp(x, lo, hi) = m + log Σ_i e^{x_i − m}, m = max x_i, over x[lo:hi] of a 1D array.
-- float32_from_bits(i): the float32 whose bit pattern is the int32 i (an LLVM bitcast; vectorises,
-  unlike a table lookup): 2^n = float32_from_bits((127 + n) << 23) for a normal exponent n.
+- float32_from_bits(i), float64_from_bits(i): the float whose bit pattern is the integer i (an LLVM
+  bitcast; vectorises, unlike a table lookup): 2^n = float32_from_bits((127 + n) << 23) for a
+  normal exponent n (float64: (1023 + n) << 52).
 - FASTMATH: fastmath without the no-NaN/no-Inf assumptions (PERFORMANCE.md, lesson 3), so NaN
   checks and −inf masking keep working while reductions may be reassociated and vectorised.
   Never the blanket fastmath flag (all of LLVM's fast-math, no-NaN and no-Inf included).
@@ -51,9 +52,22 @@ def logsumexp(x, lo, hi):
 
 @intrinsic
 def float32_from_bits(typingctx, i):
-    """The float32 with the bit pattern of the int32 `i` (no conversion: a bitcast)."""
-    if i != types.int32:
+    """The float32 with the bit pattern of the int32 `i` (no conversion: a bitcast; another integer
+    type is first converted to int32, as Numba's int32 arithmetic gives int64)."""
+    if not isinstance(i, types.Integer):
         return None
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def float64_from_bits(typingctx, i):
+    """The float64 with the bit pattern of the int64 `i`: 2^n = float64_from_bits((1023 + n) << 52)."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen

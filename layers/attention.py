@@ -64,13 +64,13 @@ import math
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
 from engine.checks import check_array, check_bool, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, no_grad, use_reference
 from engine.init import xavier_uniform
-from engine.numerics import FASTMATH
+from engine.numerics import FASTMATH, float32_from_bits, float64_from_bits
 from engine.threads import chunks_for, parallel_call
 from layers.dense import Linear, linear_backward, linear_backward_ref, linear_forward, linear_forward_ref
 
@@ -773,22 +773,6 @@ def exp_shifted(row, jc, m):
     row[:jc] = np.where(x * _LOG2E < (-1021.5 if row.dtype == np.float64 else -125.5), 0.0, np.exp(x))
 
 
-@intrinsic
-def _float32_from_bits(typingctx, n):
-    """The float32 whose bit pattern is the int32 n (a register move, vectorisable)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-    return types.float32(types.int32), codegen
-
-
-@intrinsic
-def _float64_from_bits(typingctx, n):
-    """The float64 whose bit pattern is the int64 n."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
-
-
 @njit(cache=True, fastmath=_STRICT)
 def _exp_shifted64(row, jc, m):
     for j in range(jc):
@@ -810,7 +794,7 @@ def _exp_shifted64(row, jc, m):
         p = p * r + 1.0
         p = p * r + 1.0
         n = np.int64(nf)                             # 2^n from its bits: exponent field n + 1023
-        row[j] = p * _float64_from_bits((n + np.int64(1023)) << np.int64(52)) if n >= -1021 else 0.0
+        row[j] = p * float64_from_bits((n + np.int64(1023)) << np.int64(52)) if n >= -1021 else 0.0
 
 
 @njit(cache=True, fastmath=_STRICT)
@@ -830,7 +814,7 @@ def _exp_shifted32(row, jc, m):
         p = p * r + np.float32(1.0)
         p = p * r + np.float32(1.0)
         n = np.int32(nf)
-        row[j] = p * _float32_from_bits((n + np.int32(127)) << np.int32(23)) if n >= -125 else np.float32(0.0)
+        row[j] = p * float32_from_bits((n + np.int32(127)) << np.int32(23)) if n >= -125 else np.float32(0.0)
 
 
 @overload(exp_shifted)
