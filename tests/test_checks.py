@@ -165,3 +165,19 @@ def test_transformer_layer_still_refuses_nan_input_and_a_nan_made_inside_is_repo
             assert np.isnan(y).any()
             with pytest.raises(NonFiniteError):
                 MSELoss().forward(y, np.zeros_like(y))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_on_arrays_scanned_in_chunks(dtype):
+    from engine.checks import PARALLEL_SCAN, all_finite
+    from engine.threads import num_threads_set_to
+    n = 2 * PARALLEL_SCAN + 3
+    x = np.ones(n, dtype)
+    for threads in (1, 2):
+        with num_threads_set_to(threads):
+            assert all_finite(x)
+            for pos in (0, n // 2 - 1, n // 2 + 1, n - 1):         # in each chunk, at its ends
+                for bad in (np.nan, np.inf, -np.inf):
+                    y = x.copy()
+                    y[pos] = bad
+                    assert not all_finite(y.reshape(-1, 1))
