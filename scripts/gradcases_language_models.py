@@ -64,6 +64,25 @@ def rlm(mode, shape, num_layers=1, batch_first=False, state=False, **kw):
     return make
 
 
+def table_case(mode, shape, num_layers=1, batch_first=False, state=False):
+    """make(rng) for a RecurrentLM with V = 3 tokens over T·N = 12 positions: 4V ≤ T·N, so the fast
+    kernels take the token-table path (layers.recurrent.TokenLookup)."""
+    V, E, H = 3, 2, 3
+
+    def make(rng):
+        lm = RecurrentLM(V, E, H, num_layers=num_layers, mode=mode, batch_first=batch_first, rng=rng)
+        ids = rng.integers(0, V, size=shape)
+        assert 4 * V <= ids.size
+        if not state:
+            return "layer", lm, [ids]
+        sshape = (num_layers, shape[0 if batch_first else 1], H)
+        if mode == "LSTM":
+            return "layer", LMWithState(lm), [ids, rng.standard_normal(sshape) * 0.5,
+                                                     rng.standard_normal(sshape) * 0.5]
+        return "layer", lm, [ids, rng.standard_normal(sshape) * 0.5]
+    return make
+
+
 CASES = [
     ("FFNNLM[V5, context 3, repeated ids]", ffnnlm(5, 3, 2, 4, [[1, 1, 4], [0, 3, 3], [2, 2, 2], [4, 0, 1]])),
     ("FFNNLM[batch 1, context 1]", ffnnlm(4, 1, 3, 2, [[3]])),
@@ -73,6 +92,10 @@ CASES = [
     ("RecurrentLM[LSTM 2 layers, T3 N2]", rlm("LSTM", (3, 2), num_layers=2)),
     ("RecurrentLM[LSTM 2 layers, T3 N2, (h0, c0)]", rlm("LSTM", (3, 2), num_layers=2, state=True)),
     ("RecurrentLM[LSTM, unbatched T4, (h0, c0)]", rlm("LSTM", (4,), state=True)),
+    ("RecurrentLM[token table: LSTM V3, T4 N3, 2 layers]", table_case("LSTM", (4, 3), num_layers=2)),
+    ("RecurrentLM[token table: LSTM V3, T4 N3, (h0, c0)]", table_case("LSTM", (4, 3), state=True)),
+    ("RecurrentLM[token table: GRU V3, batch_first N3 T4, h0]", table_case("GRU", (3, 4), batch_first=True, state=True)),
+    ("RecurrentLM[token table: RNN V3, T6 N2]", table_case("RNN", (6, 2))),
 ]
 
 

@@ -112,42 +112,6 @@ def seq_case(cls, T, N, I, H, state=False, only_final=False, **kw):
     return make
 
 
-class TableLSTMWithState(Layer):
-    """An LSTM RecurrentLM whose initial state is given as two arrays: forward(ids, h_0, c_0);
-    backward(dlogits, dstate) -> (None, dh_0, dc_0)."""
-
-    def __init__(self, lm):
-        self.lm = lm
-        self.dtype = lm.dtype
-
-    def forward(self, ids, h_0, c_0, train=True):
-        return self.lm.forward(ids, (h_0, c_0), train=train)
-
-    def backward(self, dlogits, dstate=None, *, input_grad=True):
-        _, ds = self.lm.backward(dlogits, dstate, input_grad=input_grad)
-        dh, dc = (None, None) if ds is None else ds
-        return None, dh, dc
-
-
-def table_case(mode, shape, num_layers=1, batch_first=False, state=False):
-    """make(rng) for a RecurrentLM with V = 3 tokens over T·N = 12 positions (the token-table path)."""
-    V, E, H = 3, 2, 3
-
-    def make(rng):
-        from layers.language_models import RecurrentLM
-        lm = RecurrentLM(V, E, H, num_layers=num_layers, mode=mode, batch_first=batch_first, rng=rng)
-        ids = rng.integers(0, V, size=shape)
-        assert 4 * V <= ids.size
-        if not state:
-            return "layer", lm, [ids]
-        sshape = (num_layers, shape[0 if batch_first else 1], H)
-        if mode == "LSTM":
-            return "layer", TableLSTMWithState(lm), [ids, rng.standard_normal(sshape) * 0.5,
-                                                     rng.standard_normal(sshape) * 0.5]
-        return "layer", lm, [ids, rng.standard_normal(sshape) * 0.5]
-    return make
-
-
 def cell_case(cls, N, I, H, state=False, **kw):
     def make(rng):
         cell = cls(I, H, rng=rng, **kw)
@@ -191,11 +155,6 @@ CASES += [
     ("lstmcell/no state,no bias", cell_case(LSTMCell, 1, 2, 3, bias=False)),
     ("grucell/h", cell_case(GRUCell, 2, 3, 2, state=True)),
     ("grucell/no state", cell_case(GRUCell, 3, 2, 2)),
-    ("lstm/token table (RecurrentLM V3, T4 N3, 2 layers)", table_case("LSTM", (4, 3), num_layers=2)),
-    ("lstm/token table (RecurrentLM V3, T4 N3, (h0, c0))", table_case("LSTM", (4, 3), state=True)),
-    ("gru/token table (RecurrentLM V3, batch_first N3 T4, h0)", table_case("GRU", (3, 4), batch_first=True,
-                                                                            state=True)),
-    ("rnn/token table (RecurrentLM V3, T6 N2)", table_case("RNN", (6, 2))),
 ]
 
 
