@@ -91,37 +91,48 @@ def adam_step(theta, g, m, v, vmax, t, lr, beta1, beta2, eps, weight_decay, deco
         m ← β₁ m + (1 − β₁) d;        v ← β₂ v + (1 − β₂) d²;
         m̂ = m / (1 − β₁ᵗ);            v̂ = v / (1 − β₂ᵗ);
         (amsgrad: vmax ← max(vmax, v),  v̂ = vmax / (1 − β₂ᵗ));
-        θ ← θ − lr m̂ / (√v̂ + eps).
+        θ ← θ − lr m̂ / (√v̂ + eps),
+    evaluated as PyTorch does, θ ← θ − (lr / (1 − β₁ᵗ)) m / (√v / √(1 − β₂ᵗ) + eps), in θ's dtype.
     `vmax` is unused unless amsgrad (may be empty). The elements in `nthreads` disjoint chunks.
     """
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
+    step = lr / (1.0 - beta1 ** t)                     # lr / (1 − β₁ᵗ): m̂'s correction in the step size
+    inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2 ** t)   # √v̂ = √v / √(1 − β₂ᵗ)
     n = theta.size
     for c in prange(nthreads):
         _adam_range(theta, g, m, v, vmax, c * n // nthreads, (c + 1) * n // nthreads, lr, beta1, beta2, eps,
-                    weight_decay, decoupled, amsgrad, bc1, bc2)
+                    weight_decay, decoupled, amsgrad, step, inv_sqrt_bc2)
 
 
 # A function of its own on its chunk's slices: a loop written inside the prange body, or over
 # range(lo, hi) of the whole arrays, did not vectorise (2.4 -> 5.1 ms per 811k float32 elements).
+# The arithmetic is in the parameters' dtype, as PyTorch's: with the hyperparameters as Python
+# floats a float32 update ran in float64, at half the vector width and with float64 division and
+# square root (and bias-corrected as lr/bc1 and 1/√bc2, one division per element instead of two):
+# the char-LSTM LM's 0.88M float32 parameters, two threads, 1.5 -> 0.4 ms per step (float64 1.5 -> 0.9).
 @njit(cache=True, error_model="numpy")      # no zero-division checks: they keep the loop from vectorising
-def _adam_range(theta, g, m, v, vmax, lo, hi, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, bc1, bc2):
+def _adam_range(theta, g, m, v, vmax, lo, hi, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step,
+                inv_sqrt_bc2):
     theta, g, m, v = theta[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
     if amsgrad:
         vmax = vmax[lo:hi]
+    F = theta.dtype.type
+    b1, b2, c1, c2, eps, step, rs = F(beta1), F(beta2), F(1.0 - beta1), F(1.0 - beta2), F(eps), F(step), \
+        F(inv_sqrt_bc2)
+    decay = F(1.0 - lr * weight_decay) if decoupled else F(weight_decay)
     for i in range(theta.size):
         d = g[i]
         if decoupled:
-            theta[i] *= 1.0 - lr * weight_decay
+            theta[i] *= decay
         else:
-            d = d + weight_decay * theta[i]
-        m[i] = beta1 * m[i] + (1.0 - beta1) * d
-        v[i] = beta2 * v[i] + (1.0 - beta2) * d * d
-        s = v[i]
+            d = d + decay * theta[i]
+        mi = b1 * m[i] + c1 * d
+        vi = b2 * v[i] + c2 * d * d
+        m[i] = mi
+        v[i] = vi
         if amsgrad:
-            vmax[i] = max(vmax[i], s)
-            s = vmax[i]
-        theta[i] -= lr * (m[i] / bc1) / (math.sqrt(s / bc2) + eps)
+            vi = max(vmax[i], vi)
+            vmax[i] = vi
+        theta[i] -= step * mi / (math.sqrt(vi) * rs + eps)
 
 
 @njit(cache=True, fastmath=FASTMATH)
