@@ -13,8 +13,9 @@ import pytest
 import engine
 from crosscheck import crosscheck
 from engine.core import Layer
+from engine.numerics import exp_shifted_kernel
 from gradcases_attention import MaskedMHA, MaskedSDPA
-from layers.attention import (MultiheadAttention, ScaledDotProductAttention, causal_mask, exp_shifted_kernel,
+from layers.attention import (MultiheadAttention, ScaledDotProductAttention, causal_mask,
                               scaled_dot_product_attention)
 
 
