@@ -18,8 +18,9 @@ in a second row layers.Embedding, layers.LSTM, layers.Linear chained by hand as
 tests/test_lstm_lm_end_to_end.py builds them; same weights on both sides.
 
 "BLAS floor" rows: only the GEMMs the engine's kernels run for the case (X Ω_xᵀ, the per-step
-products h_{t−1} Ω_hᵀ forward and ∂ℓ/∂Φ_t Ω_h backward with the batch split as the kernels split
-it and in the column blocks the LSTM uses (layers.recurrent.step_blocks), ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h;
+products h_{t−1} Ω_hᵀ forward (into a small array, as the kernels write them) and ∂ℓ/∂Φ_t Ω_h
+backward with the batch split as the kernels split it and in the column blocks the LSTM uses
+(layers.recurrent.step_blocks), ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h;
 for the language model also its Linear head's three), same BLAS, threads and split, timed in the
 same alternation: no kernel built on these products is faster.
 """
@@ -60,16 +61,19 @@ def _floor_kernel():
             lo, hi = c * R // n_rows, (c + 1) * R // n_rows
             if x_side:
                 gemm_at(gemm, hi - lo, GH, I, 1.0, X, lo * I, I, NO_TRANS, Wih, 0, I, TRANS, 0.0, P, lo * GH, GH)
-        for c in prange(n_batch):                      # forward steps: Φ[t] += h_{t−1} Ω_hᵀ (h_0 = 0: t ≥ 1)
+        for c in prange(n_batch):                      # forward steps: h_{t−1} Ω_hᵀ (h_0 = 0: t ≥ 1)
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
+            # the LSTM writes the step's product to a scratch array (its gate loop adds it to Φ[t]),
+            # the GRU to its Q (N, 3H)
+            S = np.empty((hi - lo, GH), P.dtype)
             for t in range(1, T):
                 if nf == 0:
                     gemm_at(gemm, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS, WhhT, 0, GH,
-                            NO_TRANS, 1.0, P, (t * N + lo) * GH, GH)
+                            NO_TRANS, 0.0, S, 0, GH)
                 else:
                     for j in range(0, GH, nf):
                         gemm_at(gemm, hi - lo, min(nf, GH - j), H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS,
-                                Whh, j * H, H, TRANS, 1.0, P, (t * N + lo) * GH + j, GH)
+                                Whh, j * H, H, TRANS, 0.0, S, j, GH)
         for c in prange(n_batch):                      # backward steps: ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h, t ≥ t_last
             lo, hi = c * N // n_batch, (c + 1) * N // n_batch
             for t in range(T - 1, t_last - 1, -1):
