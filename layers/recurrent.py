@@ -1357,6 +1357,7 @@ def _lstm_rows_backward(G, dh, dc, dY, c0, C, Whh, db, lo, hi, reverse, approx, 
     m = hi - lo
     one = G.dtype.type(1.0)
     tc = np.empty(H, G.dtype)                                 # tanh(c_t) of one row
+    dct = np.empty(H, G.dtype)                                # ∂ℓ/∂c_t of one row
     for j in range(GH):
         db[j] = 0.0
     for s in range(T):
@@ -1370,16 +1371,22 @@ def _lstm_rows_backward(G, dh, dc, dY, c0, C, Whh, db, lo, hi, reverse, approx, 
             for k in range(H):                               # tanh(c_t), as the forward computed it
                 tc[k] = ct[k]
             _activate(tc, 0, H, True, approx)
+            # three loops rather than one: LLVM vectorises a loop over several arrays only after
+            # checking at run time that they do not overlap, and gives up when there are too many
+            # (one loop over all nine ran scalar: 1.04 -> 0.68 ms per 1024 rows of H 256, one thread)
             for k in range(H):
                 d = dhn[k] + dyt[k]                          # ∂ℓ/∂h_t: from y_t and from step t+1
                 th, o = tc[k], go[k]
-                i, f, gv = gi[k], gf[k], gg[k]
-                dck = dcn[k] + d * o * (one - th * th)       # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
-                go[k] = d * th * o * (one - o)               # ∂ℓ/∂p_o, ∂ℓ/∂p_i, ∂ℓ/∂p_f, ∂ℓ/∂p_g in place
-                gi[k] = dck * gv * i * (one - i)
-                gf[k] = dck * cp[k] * f * (one - f)
-                gg[k] = dck * i * (one - gv * gv)
-                dcn[k] = dck * f                             # ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
+                dct[k] = dcn[k] + d * o * (one - th * th)    # ∂ℓ/∂c_t += ∂ℓ/∂h_t ⊙ o ⊙ (1 − tanh²(c_t))
+                go[k] = d * th * o * (one - o)               # ∂ℓ/∂p_o (the gates' gradients in place)
+            for k in range(H):
+                i, gv = gi[k], gg[k]
+                gi[k] = dct[k] * gv * i * (one - i)          # ∂ℓ/∂p_i
+                gg[k] = dct[k] * i * (one - gv * gv)         # ∂ℓ/∂p_g
+            for k in range(H):
+                f = gf[k]
+                gf[k] = dct[k] * cp[k] * f * (one - f)       # ∂ℓ/∂p_f
+                dcn[k] = dct[k] * f                          # ∂ℓ/∂c_{t−1} = ∂ℓ/∂c_t ⊙ f
             for j in range(GH):
                 db[j] += g[j]
         # ∂ℓ/∂h_{t−1}[lo:hi] = ∂ℓ/∂Φ[t, lo:hi] Ω_h (not needed for h_0 when no initial state was given)
