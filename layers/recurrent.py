@@ -60,6 +60,7 @@ from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
 from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
+from engine.memory import huge_empty
 from engine.numerics import sigmoid as _sig
 from engine.threads import chunks_for, parallel_call
 
@@ -778,12 +779,14 @@ MIN_ROWS_PER_CHUNK = 4
 # OpenBLAS's small-matrix kernels (built for SkylakeX-class AVX-512 cores; `*_small_kernel_permit_skylakex.c`)
 # read the operands in place, and take a product C = A op(B) (row-major, m × n × k) when
 # m·n·k ≤ 10^6 and, with op(B) = Bᵀ, also m·n ≤ 1200 and k ≥ 32. The fast kernels therefore split
-# the step's product into column blocks that qualify: forward Φ[t] += h Ω_hᵀ with Ω_h itself (Bᵀ)
-# in blocks of ≤ 1200 / m gate columns, backward ∂ℓ/∂h = ∂ℓ/∂Φ Ω_h in blocks of hidden columns
-# × one gate's rows. Measured 2026-12-06 (Xeon AVX-512, OpenBLAS 0.3.31, one thread, 64 steps,
-# H = 256, float32): forward m = 16: 91 -> 129 GFLOP/s, m = 32: 113 -> 133; backward m = 16:
-# 87 -> 118, m = 32: 104 -> 115 (float64 forward m = 16: 39 -> 63). On other cores (no small
-# kernels) the blocks would only add calls: one product each, with Ω_hᵀ stored for the forward.
+# the step's product into column blocks that qualify: forward h Ω_hᵀ with Ω_hᵀ stored (float32) or
+# with Ω_h itself (Bᵀ, float64, blocks of ≤ 1200 / m gate columns), backward ∂ℓ/∂h = ∂ℓ/∂Φ Ω_h in
+# blocks of hidden columns × one gate's rows (`step_blocks`). Measured 2026-12-06 (Xeon AVX-512,
+# OpenBLAS 0.3.31, one thread, 64 steps, H = 256, float32), against one product per step: forward
+# with Bᵀ m = 16: 91 -> 129 GFLOP/s, m = 32: 113 -> 133; backward m = 16: 87 -> 118, m = 32:
+# 104 -> 115 (float64 forward m = 16: 39 -> 63). Ω_h and Ω_hᵀ are copied to huge pages for the
+# recurrence (`Workspace.recurrent_weight`). On other cores (no small kernels) the blocks would
+# only add calls: one product each, with Ω_hᵀ stored for the forward.
 SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
 SMALL_MNK, SMALL_MN_TRANS, SMALL_K_TRANS = 1_000_000, 1200, 32
 
@@ -802,17 +805,31 @@ def _blas_has_small_kernels():
 SMALL_KERNELS = _blas_has_small_kernels()
 
 
-def step_blocks(m, H, GH, small=None):
-    """(nf, nb, kb) for per-step products over chunks of at most m rows: the forward's gate-column
-    block nf (0: one product with Ω_hᵀ stored), the backward's hidden-column block nb and gate-row
-    block kb (module comment above). Without small kernels: (0, H, GH), one product each."""
+def step_blocks(m, H, GH, dtype=np.float64, small=None):
+    """(nf, nn, nb, kb) for per-step products over chunks of at most m rows: the forward's product
+    h Ω_hᵀ in blocks of nf gate columns, with Ω_hᵀ stored (nn: A·B) or Ω_h itself (A·Bᵀ); the
+    backward's ∂ℓ/∂Φ Ω_h in blocks of nb hidden columns × kb gate rows (module comment above).
+    With small kernels the float32 forward is A·B in power-of-two blocks of m·nf·H ≤ 10^6 (on
+    Ω_hᵀ on huge pages, 15–25 % faster than A·Bᵀ: H 256 3.4 vs 4.0 ms, H 128 0.73 vs 1.2 ms,
+    64 steps of 16 rows per thread, float32, 2026-12-06), the float64 forward A·Bᵀ in blocks of
+    ≤ 1200 / m (H 256: 8.4 vs 9.1 ms for A·B). Without small kernels: (GH, True, H, GH), one
+    product each."""
     small = SMALL_KERNELS if small is None else small
     if not small:
-        return 0, H, GH
-    nf = 0
-    if H >= SMALL_K_TRANS:
+        return GH, True, H, GH
+    nf, nn = GH, True
+    if np.dtype(dtype) == np.float32:
+        w = 16
+        while w * 2 <= GH and m * w * 2 * H <= SMALL_MNK:
+            w *= 2
+        if m * w * H <= SMALL_MNK:
+            nf = min(w, GH)
+    elif H >= SMALL_K_TRANS:
         w = min(SMALL_MN_TRANS // m, SMALL_MNK // (m * H))
-        nf = GH if w >= GH else (w // 16 * 16 if w >= 16 else 0)
+        if w >= GH:
+            nf, nn = GH, False
+        elif w >= 16:
+            nf, nn = w // 16 * 16, False
     nb, kb = H, GH
     if m * H * GH > SMALL_MNK:
         kb = min(GH, 256)
@@ -820,7 +837,7 @@ def step_blocks(m, H, GH, small=None):
             nb = (nb + 1) // 2
         if m * nb * kb > SMALL_MNK:                     # too many rows for the small kernels anyway
             nb, kb = H, GH
-    return nf, nb, kb
+    return nf, nn, nb, kb
 
 
 class Workspace:
@@ -834,6 +851,7 @@ class Workspace:
     def __init__(self, keep=8):
         self.keep = keep
         self.free = {}
+        self.huge = {}                                 # the recurrent weights' copies (recurrent_weight)
 
     def take(self, shape, dtype):
         lst = self.free.get((shape, np.dtype(dtype)))
@@ -845,6 +863,21 @@ class Workspace:
                 lst = self.free.setdefault((a.shape, a.dtype), [])
                 if len(lst) < self.keep:
                     lst.append(a)
+
+    def recurrent_weight(self, Whh, transposed):
+        """Ω_h (or Ω_hᵀ) copied to an array on huge pages (engine.memory.huge_empty), kept from call
+        to call: every step's product reads it, and on 4 KiB pages the product's time varied by up
+        to 1.6x with where the pages fell in the cache. Give it back with give_weight."""
+        shape = Whh.shape[::-1] if transposed else Whh.shape
+        lst = self.huge.get((shape, Whh.dtype))
+        W = lst.pop() if lst else huge_empty(shape, Whh.dtype)
+        W[...] = Whh.T if transposed else Whh
+        return W
+
+    def give_weight(self, W):
+        lst = self.huge.setdefault((W.shape, W.dtype), [])
+        if len(lst) < max(self.keep, 1):
+            lst.append(W)
 
 
 def _project(X, Wih, b, P, add_bias, gemm):
@@ -899,23 +932,26 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
             _project(X, Wih, bih, P, False, gemm)
         c0, = _contig(c0)
         C = ws.take((T, N, H), dt)
-        nf = step_blocks(-(-N // nb), H, GH)[0]
-        Wr = Whh if nf else np.ascontiguousarray(Whh.T)  # no small kernels: h Ω_hᵀ with Ω_hᵀ stored
+        nf, nn = step_blocks(-(-N // nb), H, GH, dt)[:2]
+        Wr = ws.recurrent_weight(Whh, nn)                # Ω_hᵀ (nn) or Ω_h, on huge pages
         parallel_call(lstm_seq_forward, nb, P, Y, C, h0, c0, Wr, bih + bhh, xids, xtab, reverse,
-                      dt == np.float32, h0_zero, nf, gemm)
+                      dt == np.float32, h0_zero, nf, nn, gemm)
+        ws.give_weight(Wr)
         return Y, Y[last].copy(), C[last].copy(), (Y, C, P, not fresh)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
     _project(X, Wih, bx, P, True, gemm)
-    WhhT = np.ascontiguousarray(Whh.T)                # the per-step product h Ω_hᵀ with Ω_hᵀ stored:
+    WhhT = ws.recurrent_weight(Whh, True)            # the per-step product h Ω_hᵀ with Ω_hᵀ stored:
     # BLAS runs it 1.5-2x faster than with Ω_h transposed on the fly (32 x 1024 x 256 float32:
     # 10.0 vs 14.5 ms for 64 steps, one thread)
     if mode == "RNN":
         parallel_call(rnn_seq_forward, nb, P, Y, h0, WhhT, relu, reverse, gemm)
         ws.give(P)
+        ws.give_weight(WhhT)
         return Y, Y[last].copy(), None, (Y, None, None, not fresh)
     G = ws.take((T, N, 4 * H), dt)
     parallel_call(gru_seq_forward, nb, P, G, Y, h0, WhhT, bhh, reverse, dt == np.float32, gemm)
     ws.give(P)
+    ws.give_weight(WhhT)
     return Y, Y[last].copy(), None, (Y, None, G, not fresh)
 
 
@@ -940,19 +976,21 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     dP = G if mode == "LSTM" else ws.take((T, N, GH), dt)   # the LSTM's ∂ℓ/∂Φ overwrites its gates
     dPh = dP
     bias_sums = True
+    Wb = ws.recurrent_weight(Whh, False)              # Ω_h on huge pages, for every step's product
     if mode == "RNN":
-        dh = parallel_call(rnn_seq_backward, nb, dP, dY, dhT, Y, Whh, relu, reverse, gemm)
+        dh = parallel_call(rnn_seq_backward, nb, dP, dY, dhT, Y, Wb, relu, reverse, gemm)
     elif mode == "LSTM":
         dcT, c0 = _contig(dcT, c0)
-        _, cb, kb = step_blocks(-(-N // nb), H, GH)
+        cb, kb = step_blocks(-(-N // nb), H, GH, dt)[2:]
         dB = ws.take((nb, GH), dt)                     # per-chunk sums of ∂ℓ/∂Φ: the biases' gradient
-        dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, G, Whh, dB, dbih, dbhh,
+        dh, dc = parallel_call(lstm_seq_backward, nb, dY, dhT, dcT, c0, C, G, Wb, dB, dbih, dbhh,
                                reverse, dt == np.float32, need_dh0, cb, kb, gemm)
         ws.give(dB)
         bias_sums = False
     else:
         dPh = ws.take((T, N, GH), dt)
-        dh = parallel_call(gru_seq_backward, nb, dP, dPh, dY, dhT, h0, Y, G, Whh, reverse, gemm)
+        dh = parallel_call(gru_seq_backward, nb, dP, dPh, dY, dhT, h0, Y, G, Wb, reverse, gemm)
+    ws.give_weight(Wb)
     # a TokenLookup's X side (∂ℓ/∂X, ∂ℓ/∂Ω_x) is the table's: X is then a placeholder for the kernel
     dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (H if lookup else I + H)), dP, dPh,
                        np.empty((T, N, 0), dt) if lookup else X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse,
@@ -1273,13 +1311,13 @@ def rnn_seq_backward(dP, dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
 
 # ---- LSTM ----
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm):
+def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, nn, gemm):
     """Rows lo:hi of the batch through all T steps. G[t] holds x_t Ω_xᵀ on entry, or, when xids is
     not empty (a TokenLookup), nothing: x_t Ω_xᵀ is then row xids[t, n] of the table xtab (V, 4H),
     added in the gate loop. On exit G holds the activated gates [i f g o]; b = β_x + β_h. The step's
-    product h_{t−1} Ω_hᵀ, into a scratch array the gate loop adds: with Wr = Ω_h in blocks of nf gate
-    columns (OpenBLAS's small kernels, see step_blocks), or with Wr = Ω_hᵀ in one call (nf = 0);
-    skipped at the first step when h_0 is known to be zero."""
+    product h_{t−1} Ω_hᵀ, into a scratch array the gate loop adds, in blocks of nf gate columns
+    (OpenBLAS's small kernels, see step_blocks) with Wr = Ω_hᵀ (nn) or Wr = Ω_h; skipped at the
+    first step when h_0 is known to be zero."""
     T, N, GH = G.shape
     H = GH // 4
     m = hi - lo
@@ -1296,10 +1334,11 @@ def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, appr
         product = s > 0 or not h0_zero
         if product:
             src = h0 if s == 0 else Y[prev]
-            if nf == 0:
-                gemm_at(gemm, m, GH, H, 1.0, src, lo * H, H, NO_TRANS, Wr, 0, GH, NO_TRANS, 0.0, S, 0, GH)
-            else:
-                for j in range(0, GH, nf):
+            for j in range(0, GH, nf):
+                if nn:                                        # Wr = Ω_hᵀ (H, GH): columns j … j + nf
+                    gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j, GH, NO_TRANS,
+                            0.0, S, j, GH)
+                else:                                         # Wr = Ω_h (GH, H): rows j … j + nf
                     gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j * H, H, TRANS,
                             0.0, S, j, GH)
         for n in range(lo, hi):
@@ -1334,7 +1373,7 @@ def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, appr
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, nf, gemm, nthreads):
+def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, nf, nn, gemm, nthreads):
     """The LSTM over the whole sequence from P = X Ω_xᵀ (T, N, 4H) (or, for a TokenLookup, from the
     rows xids (T, N) of xtab = E Ω_xᵀ, P's contents ignored), P becoming the activated gates;
     b = β_x + β_h; fills Y and C (T, N, H). The batch split over threads."""
@@ -1342,7 +1381,8 @@ def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zer
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, gemm)
+            _lstm_rows_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, nn,
+                               gemm)
 
 
 @njit(cache=True, error_model="numpy")

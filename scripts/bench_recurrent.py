@@ -52,7 +52,7 @@ def _floor_kernel():
     from engine.blas import NO_TRANS, TRANS, gemm_at
 
     @njit(parallel=True)
-    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, x_side, gemm, n_rows,
+    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nn, nb, kb, t_last, x_side, gemm, n_rows,
               n_batch):
         T, N, I = X.shape
         GH, H = Whh.shape
@@ -67,11 +67,11 @@ def _floor_kernel():
             # the GRU to its Q (N, 3H)
             S = np.empty((hi - lo, GH), P.dtype)
             for t in range(1, T):
-                if nf == 0:
-                    gemm_at(gemm, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS, WhhT, 0, GH,
-                            NO_TRANS, 0.0, S, 0, GH)
-                else:
-                    for j in range(0, GH, nf):
+                for j in range(0, GH, nf):
+                    if nn:
+                        gemm_at(gemm, hi - lo, min(nf, GH - j), H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS,
+                                WhhT, j, GH, NO_TRANS, 0.0, S, j, GH)
+                    else:
                         gemm_at(gemm, hi - lo, min(nf, GH - j), H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS,
                                 Whh, j * H, H, TRANS, 0.0, S, j, GH)
         for c in prange(n_batch):                      # backward steps: ∂ℓ/∂h_{t−1} = ∂ℓ/∂Φ[t] Ω_h, t ≥ t_last
@@ -98,6 +98,7 @@ def floor_products(kind, T, N, I, H, dtype, seed=0, x_side=True):
     """A closure running the GEMMs alone of one layer's forward + backward (see the docstring);
     x_side=False leaves out X Ω_xᵀ, ∂ℓ/∂X and ∂ℓ/∂Ω_x (a first layer reading an embedding table)."""
     from engine.blas import gemm_for
+    from engine.memory import huge_empty
     from engine.threads import chunks_for, pool
     from layers.recurrent import _batch_chunks, step_blocks
     GH = GATES[kind] * H
@@ -113,14 +114,17 @@ def floor_products(kind, T, N, I, H, dtype, seed=0, x_side=True):
     # the LSTM's per-step blocks as the engine picks them, and without an initial state no product
     # with h_0 (forward) or for ∂ℓ/∂h_0 (backward); the GRU's step products are whole, and it
     # computes ∂ℓ/∂h_0 (t_last = 0)
-    nf, nb, kb = step_blocks(-(-N // n_batch), H, GH) if kind == "LSTM" else (0, H, GH)
+    nf, nn, nb, kb = step_blocks(-(-N // n_batch), H, GH, dtype) if kind == "LSTM" else (GH, True, H, GH)
     t_last = 1 if kind == "LSTM" else 0
     kernel, gemm = _floor_kernel(), gemm_for(dtype)
-    WhhT = np.ascontiguousarray(Whh.T)
+    # the recurrence reads Ω_h and Ω_hᵀ from copies on huge pages, as the kernels do (Workspace.recurrent_weight)
+    Wh, WhhT = huge_empty(Whh.shape, dtype), huge_empty(Whh.shape[::-1], dtype)
+    Wh[...], WhhT[...] = Whh, Whh.T
+    Whh = Wh
 
     def floor():
         with pool(max(n_rows, n_batch)):
-            kernel(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nb, kb, t_last, x_side, gemm, n_rows,
+            kernel(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nn, nb, kb, t_last, x_side, gemm, n_rows,
                    n_batch)
     return floor
 

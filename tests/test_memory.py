@@ -49,3 +49,44 @@ def test_the_users_choice_is_kept():
     assert not applied
     assert faults > 20 * 10 * 1024 // 4  # glibc's default: the freed heap top is trimmed each step
     assert _run(MALLOC_ARENA_MAX_="2")[0] is False
+
+
+# ---- huge_empty: matrices on huge pages ---------------------------------------------------------
+HUGE_PROBE = """
+import numpy as np
+from engine import memory
+a = memory.huge_empty((1024, 256), np.float32)
+a[...] = np.arange(a.size, dtype=np.float32).reshape(a.shape)
+kept = a[3:5].copy()
+del a                                   # the mapping goes with the array; a copy stays valid
+print(memory.HUGE_PAGES, float(kept.sum()))
+"""
+
+
+def test_huge_empty_gives_an_ordinary_array_of_the_shape_asked_for():
+    import numpy as np
+
+    from engine.memory import HUGE_MIN_BYTES, HUGE_PAGE, HUGE_PAGES, huge_empty
+    for shape, dt in (((1024, 256), np.float32), ((512, 128), np.float64), ((3, 5), np.float64), ((0, 4), np.float32)):
+        a = huge_empty(shape, dt)
+        assert a.shape == shape and a.dtype == dt and a.flags.c_contiguous and a.flags.writeable
+        a[...] = 1.5
+        assert float(a.sum()) == 1.5 * a.size
+        if HUGE_PAGES and a.nbytes >= HUGE_MIN_BYTES:
+            assert a.ctypes.data % HUGE_PAGE == 0     # starts on a 2 MiB boundary
+        else:
+            assert a.base is None                     # small (or no huge pages): np.empty's own
+
+
+@pytest.mark.parametrize("off", [False, True])
+def test_huge_pages_can_be_turned_off(off):
+    e = dict(os.environ, PYTHONPATH=ROOT)
+    e.pop("HANDPROP_HUGEPAGES", None)
+    if off:
+        e["HANDPROP_HUGEPAGES"] = "0"
+    out = subprocess.run([sys.executable, "-c", HUGE_PROBE], env=e, capture_output=True, text=True,
+                         check=True).stdout.split()
+    want = sum(range(3 * 256, 5 * 256))
+    assert float(out[1]) == want
+    if off:
+        assert out[0] == "False"

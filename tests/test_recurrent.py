@@ -515,18 +515,24 @@ def test_token_lookup_into_a_wrong_table_is_refused():
 # ---- the LSTM's per-step products in small-kernel blocks (step_blocks) ----------------------------
 def test_step_blocks_follow_openblas_small_kernel_limits():
     from layers.recurrent import SMALL_MN_TRANS, SMALL_MNK, step_blocks
-    assert step_blocks(16, 256, 1024, small=True) == (64, 128, 256)
-    assert step_blocks(32, 256, 1024, small=True) == (32, 64, 256)
-    assert step_blocks(16, 256, 1024, small=False) == (0, 256, 1024)       # no small kernels: whole products
-    assert step_blocks(4, 32, 128, small=True) == (128, 32, 128)            # small enough as it is
-    assert step_blocks(8, 16, 64, small=True)[0] == 0                        # k < 32: no transposed small kernel
-    for m in (1, 3, 8, 16, 17, 32, 64, 75):
-        for H in (32, 100, 128, 256, 512):
-            nf, nb, kb = step_blocks(m, H, 4 * H, small=True)
-            if 0 < nf < 4 * H:
-                assert m * nf <= SMALL_MN_TRANS and m * nf * H <= SMALL_MNK and nf % 16 == 0
-            if (nb, kb) != (H, 4 * H):
-                assert m * nb * kb <= SMALL_MNK
+    f32, f64 = np.float32, np.float64
+    assert step_blocks(16, 256, 1024, f32, small=True) == (128, True, 128, 256)     # A·B on Ω_hᵀ
+    assert step_blocks(16, 128, 512, f32, small=True) == (256, True, 128, 256)
+    assert step_blocks(16, 256, 1024, f64, small=True) == (64, False, 128, 256)     # A·Bᵀ on Ω_h
+    assert step_blocks(32, 256, 1024, f64, small=True) == (32, False, 64, 256)
+    assert step_blocks(16, 256, 1024, f32, small=False) == (1024, True, 256, 1024)  # no small kernels
+    assert step_blocks(4, 32, 128, f64, small=True) == (128, False, 32, 128)       # small enough as it is
+    assert step_blocks(8, 16, 64, f64, small=True)[:2] == (64, True)                # k < 32: no Bᵀ kernel
+    for dt in (f32, f64):
+        for m in (1, 3, 8, 16, 17, 32, 64, 75):
+            for H in (32, 100, 128, 256, 512):
+                nf, nn, nb, kb = step_blocks(m, H, 4 * H, dt, small=True)
+                assert 16 <= nf <= 4 * H or nf == 4 * H
+                if nf < 4 * H:
+                    assert m * nf * H <= SMALL_MNK and nf % 16 == 0
+                    assert nn or m * nf <= SMALL_MN_TRANS
+                if (nb, kb) != (H, 4 * H):
+                    assert m * nb * kb <= SMALL_MNK
 
 
 @pytest.mark.parametrize("state", [False, True])
@@ -549,8 +555,9 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
         return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
     with engine.reference_kernels():
         want = run()
-    monkeypatch.setattr(R, "step_blocks", lambda m, H_, GH, small=None: (40, 10, 36))
-    for threads in (1, 2):
-        got = with_threads(threads, run)
-        for a, b in zip(got, want):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    for nn in (False, True):            # the forward's blocks of Ω_h (A·Bᵀ) and of Ω_hᵀ (A·B)
+        monkeypatch.setattr(R, "step_blocks", lambda m, H_, GH, dtype=None, small=None, nn=nn: (40, nn, 10, 36))
+        for threads in (1, 2):
+            got = with_threads(threads, run)
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
