@@ -561,3 +561,21 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
             got = with_threads(threads, run)
             for a, b in zip(got, want):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_recurrent_weight_copies_are_exact(with_threads, threads, rng):
+    """Workspace.recurrent_weight: Ω_h or Ω_hᵀ, element for element, for row counts that the
+    transposition's groups of four and the threads do not divide; a returned copy is reused."""
+    from layers.recurrent import Workspace
+    ws = Workspace()
+    for R, C, dt in ((37, 5, np.float64), (1024, 256, np.float32), (130, 33, np.float32)):
+        W = rng.standard_normal((R, C)).astype(dt)
+        for transposed in (False, True):
+            got = with_threads(threads, ws.recurrent_weight, W, transposed)
+            assert got.flags.c_contiguous and got.dtype == dt
+            np.testing.assert_array_equal(got, W.T if transposed else W)
+            ws.give_weight(got)
+            again = with_threads(threads, ws.recurrent_weight, W, transposed)
+            assert again is got
+            ws.give_weight(again)
