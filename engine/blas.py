@@ -72,3 +72,26 @@ def gemm_at(gemm, M, N, K, alpha, A, a_off, lda, trans_a, B, b_off, ldb, trans_b
     isz = C.itemsize
     gemm(ROW_MAJOR, trans_a, trans_b, M, N, K, alpha, A.ctypes.data + a_off * isz, lda,
          B.ctypes.data + b_off * isz, ldb, beta, C.ctypes.data + c_off * isz, ldc)
+
+
+@_njit(cache=True, inline="always")
+def transpose_rows(x, off, ld, n, w, xt):
+    """xt[:w, :n] ← the n rows of w elements at x[off + j·ld …] (x 1-D), transposed (xt (w, ≥ n)):
+    for a product to read Bᵀ as a stored B (attention's Kᵀ and Vᵀ, the recurrent layers' Ω_hᵀ).
+    Four rows at a time: row by row, the stores to column j of xt became scatter instructions
+    (attention, float32 B32 S128 D32: 46 -> 31 µs for the 32 problems)."""
+    j = 0
+    while j + 4 <= n:
+        o = off + j * ld
+        r0, r1, r2, r3 = x[o:o + w], x[o + ld:o + ld + w], x[o + 2 * ld:o + 2 * ld + w], x[o + 3 * ld:o + 3 * ld + w]
+        for e in range(w):
+            c = xt[e]
+            c[j] = r0[e]
+            c[j + 1] = r1[e]
+            c[j + 2] = r2[e]
+            c[j + 3] = r3[e]
+        j += 4
+    for jj in range(j, n):
+        r = x[off + jj * ld:off + jj * ld + w]
+        for e in range(w):
+            xt[e, jj] = r[e]

@@ -66,7 +66,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
+from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for, transpose_rows
 from engine.checks import check_array, check_bool, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, no_grad, use_reference
 from engine.init import xavier_uniform
@@ -745,7 +745,10 @@ class MultiheadAttention(Layer):
 # at the block's diagonal (keys 0 … i1−1), so about half of QKᵀ, PV and their gradients is skipped;
 # within a block, the softmax's loops stop at each row's diagonal rounded up to 16 keys. Each
 # problem's K and V are transposed once (Kᵀ, Vᵀ per chunk), so that every product is one OpenBLAS
-# runs through its small-matrix kernels (A·B, Aᵀ·B) rather than A·Bᵀ (see _transpose_rows).
+# runs through its small-matrix kernels (A·B, Aᵀ·B) rather than A·Bᵀ (engine.blas.transpose_rows):
+# OpenBLAS runs a row-major A Bᵀ at these shapes through its packing path with C zeroed first
+# (0.36 ms for the 32 problems' QKᵀ at B32 S128 D32, float32, one thread), A Bᵀ-stored-as-B through
+# its small-matrix kernel (0.21 ms, 0.27 with the transposition).
 # Measured, not adopted (B32 S128 D32, one thread): non-causal blocks of 32 or 64 query rows
 # (same or slower than all 128 at once), CAUSAL_ROWS 16 or 64 (same / slower), the backward's
 # rowsum(∂ℓ/∂P ⊙ P) as ∂ℓ/∂Y·Y from MultiheadAttention's saved output (no gain measurable).
@@ -844,31 +847,6 @@ def _off(lay, X, b, H):
     return (b // H) * lay[X, 0] + (b % H) * lay[X, 1]
 
 
-@njit(cache=True, inline="always")
-def _transpose_rows(x, off, ld, n, w, xt):
-    """xt[:w, :n] ← the n rows of w elements at x[off + j·ld …], transposed (xt (w, ≥ n) contiguous).
-    So that QKᵀ and ∂ℓ/∂Y Vᵀ are products without transposition: OpenBLAS runs a row-major A Bᵀ at
-    these shapes through its packing path with C zeroed first (0.36 ms for the 32 problems' QKᵀ at
-    B32 S128 D32, float32, one thread), A Bᵀ-stored-as-B through its small-matrix kernel (0.21 ms,
-    0.27 with this transposition). Four rows at a time: row by row, the stores to column j of xt
-    became scatter instructions (float32 B32 S128 D32: 46 -> 31 µs for the 32 problems)."""
-    j = 0
-    while j + 4 <= n:
-        o = off + j * ld
-        r0, r1, r2, r3 = x[o:o + w], x[o + ld:o + ld + w], x[o + 2 * ld:o + 2 * ld + w], x[o + 3 * ld:o + 3 * ld + w]
-        for e in range(w):
-            c = xt[e]
-            c[j] = r0[e]
-            c[j + 1] = r1[e]
-            c[j + 2] = r2[e]
-            c[j + 3] = r3[e]
-        j += 4
-    for jj in range(j, n):
-        r = x[off + jj * ld:off + jj * ld + w]
-        for e in range(w):
-            xt[e, jj] = r[e]
-
-
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdiv, has_bm, am, adiv, has_am, drop,
                       has_drop, fill, gemm, nchunks):
@@ -886,7 +864,7 @@ def attention_forward(q, k, v, y, lay, B, H, L, S, E, Ev, scale, causal, bm, bdi
         kt = np.empty((E, S), q.dtype)
         for b in range(lo, hi):
             oq, ok, ov, oy = _off(lay, 0, b, H), _off(lay, 1, b, H), _off(lay, 2, b, H), _off(lay, 3, b, H)
-            _transpose_rows(k, ok, lk, S, E, kt)       # Kᵀ (E, S)
+            transpose_rows(k, ok, lk, S, E, kt)       # Kᵀ (E, S)
             for i0 in range(0, L, R):
                 i1 = min(i0 + R, L)
                 jn = min(i1, S) if causal else S        # the block's keys: 0 … jn−1
@@ -933,7 +911,7 @@ def attention_backward(dy, dpx, has_dpx, post, q, k, v, p, dq, dk, dv, lay, H, E
         vt = np.empty((Ev, S), q.dtype)
         for b in range(lo, hi):
             oq, ok, ov, oy = _off(lay, 0, b, H), _off(lay, 1, b, H), _off(lay, 2, b, H), _off(lay, 3, b, H)
-            _transpose_rows(v, ov, lv, S, Ev, vt)      # Vᵀ (Ev, S)
+            transpose_rows(v, ov, lv, S, Ev, vt)      # Vᵀ (Ev, S)
             j0 = min(R, S) if causal else S             # the first block writes rows :j0 (β = 0), the
             for j in range(j0, S):                      # later ones accumulate: the rest starts at zero
                 dkr = dk[ok + j * lk:ok + j * lk + E]

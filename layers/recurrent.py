@@ -56,7 +56,7 @@ reference kernels use libm's.
 import numpy as np
 from numba import njit, prange
 
-from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for
+from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for, transpose_rows
 from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
@@ -885,24 +885,12 @@ class Workspace:
 
 @njit(cache=True, parallel=True)
 def _transpose_into(src, dst, nthreads):
-    """dst = srcᵀ (src (R, C) C-contiguous, dst (C, R)), src's rows split over threads, four at a
-    time (so that each store to a row of dst writes four neighbouring elements)."""
+    """dst = srcᵀ (src (R, C) C-contiguous, dst (C, R)), src's rows split over threads."""
     R, C = src.shape
+    flat = src.reshape(R * C)
     for c in prange(nthreads):
         lo, hi = c * R // nthreads, (c + 1) * R // nthreads
-        i = lo
-        while i + 4 <= hi:
-            r0, r1, r2, r3 = src[i], src[i + 1], src[i + 2], src[i + 3]
-            for e in range(C):
-                d = dst[e]
-                d[i] = r0[e]
-                d[i + 1] = r1[e]
-                d[i + 2] = r2[e]
-                d[i + 3] = r3[e]
-            i += 4
-        for r in range(i, hi):
-            for e in range(C):
-                dst[e, r] = src[r, e]
+        transpose_rows(flat, lo * C, C, hi - lo, C, dst[:, lo:hi])
 
 
 def _project(X, Wih, b, P, add_bias, gemm):
