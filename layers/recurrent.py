@@ -871,10 +871,11 @@ class Workspace:
         shape = Whh.shape[::-1] if transposed else Whh.shape
         lst = self.huge.get((shape, Whh.dtype))
         W = lst.pop() if lst else huge_empty(shape, Whh.dtype)
-        if transposed:                # NumPy's strided copy: 0.33 ms for 1024 x 256 float32, this 0.18
-            parallel_call(_transpose_into, chunks_for(Whh.shape[0], min_rows=16, row_cost=Whh.shape[1]), Whh, W)
+        n = chunks_for(Whh.shape[0], min_rows=16, row_cost=Whh.shape[1]) if transposed else 1
+        if n > 1:                     # NumPy's strided copy: 0.33 ms for 1024 x 256 float32, this 0.18
+            parallel_call(_transpose_into, n, Whh, W)
         else:
-            W[...] = Whh
+            W[...] = Whh.T if transposed else Whh
         return W
 
     def give_weight(self, W):

@@ -566,10 +566,11 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
 @pytest.mark.parametrize("threads", [1, 2])
 def test_recurrent_weight_copies_are_exact(with_threads, threads, rng):
     """Workspace.recurrent_weight: Ω_h or Ω_hᵀ, element for element, for row counts that the
-    transposition's groups of four and the threads do not divide; a returned copy is reused."""
+    transposition's groups of four and the threads do not divide (1030 rows: two chunks of 515),
+    small ones copied by NumPy; a returned copy is reused."""
     from layers.recurrent import Workspace
     ws = Workspace()
-    for R, C, dt in ((37, 5, np.float64), (1024, 256, np.float32), (130, 33, np.float32)):
+    for R, C, dt in ((37, 5, np.float64), (1024, 256, np.float32), (1030, 129, np.float32), (130, 33, np.float32)):
         W = rng.standard_normal((R, C)).astype(dt)
         for transposed in (False, True):
             got = with_threads(threads, ws.recurrent_weight, W, transposed)
