@@ -114,12 +114,13 @@ def row_max(row, jc):
     return m0
 
 
-# A vectorisable e^{x − m} for softmaxes (attention's rows, the cross-entropy's; PERFORMANCE.md, lesson 4: math.exp is a scalar call,
-# ~10 ns, and the B·L·S exponentials were a third of the forward). Range reduction x − m = n ln 2 + r,
-# |r| ≤ ln 2 / 2, with n rounded to nearest by the 1.5·2^p trick and ln 2 split in two (Cody & Waite),
-# e^r by its Taylor polynomial (degree 12 in float64: remainder ≤ 0.347¹³/13! ≈ 1.7e-16; degree 7 in
-# float32: ≤ 5e-9), times 2^n built from its bits (a bit cast, so one vectorised loop). Arguments below the smallest normal result
-# (n < −1021 in float64, −125 in float32; −∞ from a mask) give exactly 0. Error bound checked by
+# A vectorisable e^{x − m} for softmaxes (attention's rows, the cross-entropy's; PERFORMANCE.md,
+# lesson 4: math.exp is a scalar call, ~10 ns, and the B·L·S exponentials were a third of attention's
+# forward). Range reduction x − m = n ln 2 + r, |r| ≤ ln 2 / 2, with n rounded to nearest by the
+# 1.5·2^p trick and ln 2 split in two (Cody & Waite), e^r by its Taylor polynomial (degree 12 in
+# float64: remainder ≤ 0.347¹³/13! ≈ 1.7e-16; degree 7 in float32: ≤ 5e-9), times 2^n built from its
+# bits (a bit cast, so one vectorised loop). Arguments below the smallest normal result (n < −1021 in
+# float64, −125 in float32; −∞ from a mask) give exactly 0. Error bound checked by
 # tests/test_attention.py (≤ 3 ulp over [−800, 0]). Compiled without fast-math flags (its own
 # function), so that the reduction and the rounding trick are evaluated as written.
 _LOG2E = 1.4426950408889634

@@ -805,20 +805,21 @@ def _blas_has_small_kernels():
 SMALL_KERNELS = _blas_has_small_kernels()
 
 
-def step_blocks(m, H, GH, dtype=np.float64, small=None):
+def step_blocks(m, H, GH, dtype=np.float64, small=None, stored=True):
     """(nf, nn, nb, kb) for per-step products over chunks of at most m rows: the forward's product
     h Ω_hᵀ in blocks of nf gate columns, with Ω_hᵀ stored (nn: A·B) or Ω_h itself (A·Bᵀ); the
     backward's ∂ℓ/∂Φ Ω_h in blocks of nb hidden columns × kb gate rows (module comment above).
     With small kernels the float32 forward is A·B in power-of-two blocks of m·nf·H ≤ 10^6 (on
     Ω_hᵀ on huge pages, 15–25 % faster than A·Bᵀ: H 256 3.4 vs 4.0 ms, H 128 0.73 vs 1.2 ms,
     64 steps of 16 rows per thread, float32, 2026-12-06), the float64 forward A·Bᵀ in blocks of
-    ≤ 1200 / m (H 256: 8.4 vs 9.1 ms for A·B). Without small kernels: (GH, True, H, GH), one
-    product each."""
+    ≤ 1200 / m (H 256: 8.4 vs 9.1 ms for A·B). stored=False: no copy of Ω_hᵀ is made (a short
+    sequence, where copying it would cost more than it saves), so the forward is A·Bᵀ on Ω_h.
+    Without small kernels: (GH, stored, H, GH), one product each."""
     small = SMALL_KERNELS if small is None else small
     if not small:
-        return GH, True, H, GH
-    nf, nn = GH, True
-    if np.dtype(dtype) == np.float32:
+        return GH, stored, H, GH
+    nf, nn = GH, stored
+    if np.dtype(dtype) == np.float32 and stored:
         w = 16
         while w * 2 <= GH and m * w * 2 * H <= SMALL_MNK:
             w *= 2
@@ -838,6 +839,12 @@ def step_blocks(m, H, GH, dtype=np.float64, small=None):
         if m * nb * kb > SMALL_MNK:                     # too many rows for the small kernels anyway
             nb, kb = H, GH
     return nf, nn, nb, kb
+
+
+# Copy Ω_h to huge pages (Workspace.recurrent_weight) only for sequences of at least this many
+# steps: a copy costs about one step's product (1024 x 256 float32: 0.04 ms, transposed 0.18), and a
+# sampler's one-token calls would pay it for every token.
+MIN_STEPS_FOR_COPY = 4
 
 
 class Workspace:
@@ -946,11 +953,13 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
             _project(X, Wih, bih, P, False, gemm)
         c0, = _contig(c0)
         C = ws.take((T, N, H), dt)
-        nf, nn = step_blocks(-(-N // nb), H, GH, dt)[:2]
-        Wr = ws.recurrent_weight(Whh, nn)                # Ω_hᵀ (nn) or Ω_h, on huge pages
+        copy = T >= MIN_STEPS_FOR_COPY
+        nf, nn = step_blocks(-(-N // nb), H, GH, dt, stored=copy)[:2]
+        Wr = ws.recurrent_weight(Whh, nn) if copy else Whh   # Ω_hᵀ (nn) or Ω_h, on huge pages
         parallel_call(lstm_seq_forward, nb, P, Y, C, h0, c0, Wr, bih + bhh, xids, xtab, reverse,
                       dt == np.float32, h0_zero, nf, nn, gemm)
-        ws.give_weight(Wr)
+        if copy:
+            ws.give_weight(Wr)
         return Y, Y[last].copy(), C[last].copy(), (Y, C, P, not fresh)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
     _project(X, Wih, bx, P, True, gemm)
@@ -990,7 +999,8 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     dP = G if mode == "LSTM" else ws.take((T, N, GH), dt)   # the LSTM's ∂ℓ/∂Φ overwrites its gates
     dPh = dP
     bias_sums = True
-    Wb = ws.recurrent_weight(Whh, False)              # Ω_h on huge pages, for every step's product
+    copy = T >= MIN_STEPS_FOR_COPY
+    Wb = ws.recurrent_weight(Whh, False) if copy else Whh   # Ω_h on huge pages, for every step's product
     if mode == "RNN":
         dh = parallel_call(rnn_seq_backward, nb, dP, dY, dhT, Y, Wb, relu, reverse, gemm)
     elif mode == "LSTM":
@@ -1004,7 +1014,8 @@ def _dir_backward_fast(mode, dY, dhT, dcT, X, h0, c0, saved, W, dW, relu, revers
     else:
         dPh = ws.take((T, N, GH), dt)
         dh = parallel_call(gru_seq_backward, nb, dP, dPh, dY, dhT, h0, Y, G, Wb, reverse, gemm)
-    ws.give_weight(Wb)
+    if copy:
+        ws.give_weight(Wb)
     # a TokenLookup's X side (∂ℓ/∂X, ∂ℓ/∂Ω_x) is the table's: X is then a placeholder for the kernel
     dX = parallel_call(_param_products, chunks_for(T * N, row_cost=GH * (H if lookup else I + H)), dP, dPh,
                        np.empty((T, N, 0), dt) if lookup else X, Y, h0, Wih, dWih, dWhh, dbih, dbhh, reverse,

@@ -523,6 +523,9 @@ def test_step_blocks_follow_openblas_small_kernel_limits():
     assert step_blocks(16, 256, 1024, f32, small=False) == (1024, True, 256, 1024)  # no small kernels
     assert step_blocks(4, 32, 128, f64, small=True) == (128, False, 32, 128)       # small enough as it is
     assert step_blocks(8, 16, 64, f64, small=True)[:2] == (64, True)                # k < 32: no Bᵀ kernel
+    assert step_blocks(16, 256, 1024, f32, small=True, stored=False) == (64, False, 128, 256)  # no Ω_hᵀ copy
+    assert step_blocks(8, 16, 64, f32, small=True, stored=False)[:2] == (64, False)
+    assert step_blocks(16, 256, 1024, f32, small=False, stored=False)[:2] == (1024, False)
     for dt in (f32, f64):
         for m in (1, 3, 8, 16, 17, 32, 64, 75):
             for H in (32, 100, 128, 256, 512):
@@ -535,13 +538,16 @@ def test_step_blocks_follow_openblas_small_kernel_limits():
                     assert m * nb * kb <= SMALL_MNK
 
 
+@pytest.mark.parametrize("T", [8, 3])
 @pytest.mark.parametrize("state", [False, True])
-def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch, with_threads, state, rng):
+def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch, with_threads, state, T, rng):
     """Blocks that do not divide the products (gate columns 40 of 96, hidden columns 10 of 24, gate
     rows 36 of 96), on 1 and 2 chunks of the batch, with and without an initial state, against the
-    reference kernels: output, final states, every gradient."""
+    reference kernels: output, final states, every gradient; T = 3 is below MIN_STEPS_FOR_COPY
+    (Ω_h read in place, no huge-page copy)."""
     import layers.recurrent as R
-    T, N, I, H = 8, 8, 5, 24
+    N, I, H = (8 if T == 8 else 24), 5, 24       # 24 rows: enough work at T = 3 for two chunks
+    assert (T >= R.MIN_STEPS_FOR_COPY) == (T == 8)
     assert with_threads(2, R._batch_chunks, N, T, 4 * H, H) == 2
     x = rng.standard_normal((T, N, I))
     hx = (rng.standard_normal((2, N, H)), rng.standard_normal((2, N, H))) if state else None
@@ -556,7 +562,8 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
     with engine.reference_kernels():
         want = run()
     for nn in (False, True):            # the forward's blocks of Ω_h (A·Bᵀ) and of Ω_hᵀ (A·B)
-        monkeypatch.setattr(R, "step_blocks", lambda m, H_, GH, dtype=None, small=None, nn=nn: (40, nn, 10, 36))
+        monkeypatch.setattr(R, "step_blocks", lambda m, H_, GH, dtype=None, small=None, stored=True, nn=nn:
+                            (40, nn and stored, 10, 36))
         for threads in (1, 2):
             got = with_threads(threads, run)
             for a, b in zip(got, want):
