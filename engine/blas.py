@@ -47,14 +47,14 @@ def _load_gemm():
                 proto = _ct.CFUNCTYPE(None, _ct.c_int, _ct.c_int, _ct.c_int, it, it, it, real, _ct.c_void_p, it,
                                       _ct.c_void_p, it, real, _ct.c_void_p, it)
                 fns.append(proto((name % p, lib)))
-            return fns[0], fns[1]
+            return lib, fns[0], fns[1]
         except (OSError, AttributeError):
             continue
     raise ImportError("engine.blas: no CBLAS gemm found in NumPy's or SciPy's bundled OpenBLAS "
                       "(the convolution kernels need one)")
 
 
-SGEMM, DGEMM = _load_gemm()
+_LIB, SGEMM, DGEMM = _load_gemm()
 
 
 def gemm_for(dtype):
@@ -95,3 +95,113 @@ def transpose_rows(x, off, ld, n, w, xt):
         r = x[off + jj * ld:off + jj * ld + w]
         for e in range(w):
             xt[e, jj] = r[e]
+
+
+# ---- packed products: a weight packed once, multiplied at every step ----------------------------
+# A recurrent layer multiplies a chunk's few rows (m = 16) by the same weight at every step. A gemm
+# call packs both operands into its micro-kernel's panel layout each time, so OpenBLAS either
+# repacks the weight at every step (1 MB for Ω_h of H 256: as costly as the arithmetic at m = 16)
+# or, in its small-matrix kernels, reads it unpacked (~127 GFLOP/s per core against the kernel's
+# ~180). OpenBLAS exports the pieces of its gemm for each core it was built for: the packing
+# routines (`sgemm_incopy_SKYLAKEX`, `sgemm_oncopy_SKYLAKEX`, ...) and the micro-kernel that adds
+# α Ã B̃ for packed Ã, B̃ to a column-major C. With them the weight is packed once per sequence and
+# only the step's rows at each step: 64 steps of 16 × 256 by Ω_hᵀ (256 × 1024) float32, one thread,
+# 3.0 ms against 3.4-4.2 ms for the best gemm blocks (2026-12-06, Xeon AVX-512, OpenBLAS 0.3.31).
+# In our row-major terms, C (m × n) += α X (m × k) Wᵀ (W n × k) is, column-major, Cᵀ += α W Xᵀ:
+# W is the kernel's first operand (packed with the "incopy" routine, which reads k contiguous
+# elements per row of W) and X its second ("oncopy", k contiguous per row of X). These are
+# OpenBLAS internals, not its API: they are used only when the self-check below gives the product
+# the gemm gives on this core, and never when HANDPROP_PACKED=0; otherwise PACKED is False and the
+# callers use gemm_at.
+_PACK = _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_void_p, _ct.c_int64, _ct.c_void_p)
+_KERNEL = {_np.float32: _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_int64, _ct.c_float, _ct.c_void_p,
+                                      _ct.c_void_p, _ct.c_void_p, _ct.c_int64),
+           _np.float64: _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_int64, _ct.c_double, _ct.c_void_p,
+                                      _ct.c_void_p, _ct.c_void_p, _ct.c_int64)}
+
+
+def _core_name(lib):
+    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            continue
+        fn.restype = _ct.c_char_p
+        return fn().decode()
+    return None
+
+
+def _packed_works(pack_w, pack_x, kernel, dtype):
+    """The self-check: C += α X Wᵀ through the pieces equals NumPy's product, for shapes with every
+    kind of remainder, the weight packed whole and in two parts split at row 64 (packed_weight's
+    blocks), accumulating into a C that is not zero, on unaligned buffers."""
+    rng = _np.random.default_rng(0)
+    for m, n, k in ((5, 37, 19), (16, 130, 64), (1, 3, 1), (33, 200, 7)):
+        W, X = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal((m, k)).astype(dtype)
+        C0 = rng.standard_normal((m, n)).astype(dtype)
+        Wp = _np.empty(n * k + 1, dtype)[1:]
+        parts = _np.empty(n * k + 1, dtype)[1:]
+        pack_w(k, n, W.ctypes.data, k, Wp.ctypes.data)
+        r = min(64, n)
+        pack_w(k, r, W.ctypes.data, k, parts.ctypes.data)
+        if n > r:
+            pack_w(k, n - r, W[r:].ctypes.data, k, parts[r * k:].ctypes.data)
+        Xp = _np.empty(m * k + 1, dtype)[1:]
+        pack_x(k, m, X.ctypes.data, k, Xp.ctypes.data)
+        C = C0.copy()
+        kernel(n, m, k, 0.5, Wp.ctypes.data, Xp.ctypes.data, C.ctypes.data, n)
+        want = C0 + 0.5 * (X @ W.T)
+        tol = 1e-4 if dtype == _np.float32 else 1e-12
+        if not (_np.array_equal(Wp, parts) and _np.allclose(C, want, rtol=tol, atol=tol * k)):
+            return False
+    return True
+
+
+def _load_packed():
+    """{dtype: (pack_w, pack_x, kernel)} from the OpenBLAS that gemm comes from, for the core it runs
+    on, each dtype that passes the self-check; {} when switched off or unavailable."""
+    import os
+    if os.environ.get("HANDPROP_PACKED") == "0":
+        return {}
+    core = _core_name(_LIB)
+    found = {}
+    for p, dtype in (("s", _np.float32), ("d", _np.float64)):
+        try:
+            fns = tuple(proto((f"{p}gemm_{part}_{core.upper()}", _LIB))
+                        for proto, part in ((_PACK, "incopy"), (_PACK, "oncopy"), (_KERNEL[dtype], "kernel")))
+            if _packed_works(*fns, dtype):
+                found[dtype] = fns
+        except (AttributeError, OSError, TypeError, ValueError):
+            continue
+    return found
+
+
+def _unavailable(*args):                    # the stand-in callers pass where PACKED is False (never called)
+    raise RuntimeError("engine.blas: packed products are not available")
+
+
+_PACKED = _load_packed()
+_STAND_IN = {dt: (_PACK(_unavailable), _PACK(_unavailable), _KERNEL[dt](_unavailable)) for dt in _KERNEL}
+
+
+def packed_for(dtype):
+    """(available, pack_w, pack_x, kernel) for float32 or float64: the OpenBLAS pieces, or stand-ins
+    of the same types (so kernels compile once for both cases) with available False."""
+    dt = _np.dtype(dtype).type
+    fns = _PACKED.get(dt)
+    return (True,) + fns if fns else (False,) + _STAND_IN[dt]
+
+
+def pack_weight(pack_w, W, Wp):
+    """Wp ← W (n × k, C-contiguous) in the kernel's panel layout (Wp: n·k elements, any shape)."""
+    n, k = W.shape
+    pack_w(k, n, W.ctypes.data, k, Wp.ctypes.data)
+
+
+@_njit(inline="always")
+def gemm_packed_at(kernel, pack_x, m, n, k, alpha, X, x_off, ldx, Wp, Xp, C, c_off, ldc):
+    """C[c_off…] += α X[x_off…] Wᵀ, row-major: X m × k (leading dimension ldx), W n × k packed in Wp
+    by pack_weight, C m × n (ldc); Xp a scratch array of at least m·k elements for X's panels."""
+    isz = C.itemsize
+    pack_x(k, m, X.ctypes.data + x_off * isz, ldx, Xp.ctypes.data)
+    kernel(n, m, k, alpha, Wp.ctypes.data, Xp.ctypes.data, C.ctypes.data + c_off * isz, ldc)

@@ -56,7 +56,7 @@ reference kernels use libm's.
 import numpy as np
 from numba import njit, prange
 
-from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for, transpose_rows
+from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for, gemm_packed_at, pack_weight, packed_for, transpose_rows
 from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
@@ -804,6 +804,14 @@ def _blas_has_small_kernels():
 
 SMALL_KERNELS = _blas_has_small_kernels()
 
+# The LSTM forward's per-step product with Ω_h packed once per sequence for OpenBLAS's kernel
+# (engine.blas.gemm_packed_at), where that is available, for sequences of MIN_STEPS_FOR_COPY steps
+# or more: 64 steps of 16 rows × Ω_hᵀ (H 256, float32, one thread) 3.0 ms against 3.4-4.2 ms in the
+# best small-kernel blocks; H 128 0.76 against 0.73-0.76 (2026-12-06). The backward's product
+# ∂ℓ/∂Φ Ω_h stays in small-kernel blocks: packed, it ran no faster (3.05 against 2.93 ms, H 256).
+# Tests switch it off to run the blocks.
+PACKED_STEPS = True
+
 
 def step_blocks(m, H, GH, dtype=np.float64, small=None, stored=True):
     """(nf, nn, nb, kb) for per-step products over chunks of at most m rows: the forward's product
@@ -885,6 +893,14 @@ class Workspace:
             W[...] = Whh.T if transposed else Whh
         return W
 
+    def packed_weight(self, Whh, pack_w):
+        """Ω_h packed for OpenBLAS's kernel (engine.blas.pack_weight) in an array on huge pages of
+        Ω_h's shape, kept from call to call like recurrent_weight's copies; give it back with give_weight."""
+        lst = self.huge.get((Whh.shape, Whh.dtype))
+        W = lst.pop() if lst else huge_empty(Whh.shape, Whh.dtype)
+        pack_weight(pack_w, Whh, W)
+        return W
+
     def give_weight(self, W):
         lst = self.huge.setdefault((W.shape, W.dtype), [])
         if len(lst) < max(self.keep, 1):
@@ -954,10 +970,15 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
         c0, = _contig(c0)
         C = ws.take((T, N, H), dt)
         copy = T >= MIN_STEPS_FOR_COPY
-        nf, nn = step_blocks(-(-N // nb), H, GH, dt, stored=copy)[:2]
-        Wr = ws.recurrent_weight(Whh, nn) if copy else Whh   # Ω_hᵀ (nn) or Ω_h, on huge pages
+        packed, pack_w, pack_x, kernel = packed_for(dt)
+        packed = packed and copy and PACKED_STEPS
+        if packed:                                     # Ω_h packed once for all T steps (engine.blas)
+            nf, nn, Wr = GH, False, ws.packed_weight(Whh, pack_w)
+        else:
+            nf, nn = step_blocks(-(-N // nb), H, GH, dt, stored=copy)[:2]
+            Wr = ws.recurrent_weight(Whh, nn) if copy else Whh   # Ω_hᵀ (nn) or Ω_h, on huge pages
         parallel_call(lstm_seq_forward, nb, P, Y, C, h0, c0, Wr, bih + bhh, xids, xtab, reverse,
-                      dt == np.float32, h0_zero, nf, nn, gemm)
+                      dt == np.float32, h0_zero, packed, nf, nn, gemm, pack_x, kernel)
         if copy:
             ws.give_weight(Wr)
         return Y, Y[last].copy(), C[last].copy(), (Y, C, P, not fresh)
@@ -1336,11 +1357,13 @@ def rnn_seq_backward(dP, dY, dhT, Y, Whh, relu, reverse, gemm, nthreads):
 
 # ---- LSTM ----
 @njit(cache=True, error_model="numpy")
-def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, nn, gemm):
+def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, packed, nf, nn, gemm,
+                       pack_x, kernel):
     """Rows lo:hi of the batch through all T steps. G[t] holds x_t Ω_xᵀ on entry, or, when xids is
     not empty (a TokenLookup), nothing: x_t Ω_xᵀ is then row xids[t, n] of the table xtab (V, 4H),
     added in the gate loop. On exit G holds the activated gates [i f g o]; b = β_x + β_h. The step's
-    product h_{t−1} Ω_hᵀ, into a scratch array the gate loop adds, in blocks of nf gate columns
+    product h_{t−1} Ω_hᵀ goes into a scratch array the gate loop adds: with Wr = Ω_h packed for
+    OpenBLAS's kernel when `packed` (engine.blas.gemm_packed_at), else in blocks of nf gate columns
     (OpenBLAS's small kernels, see step_blocks) with Wr = Ω_hᵀ (nn) or Wr = Ω_h; skipped at the
     first step when h_0 is known to be zero."""
     T, N, GH = G.shape
@@ -1348,6 +1371,7 @@ def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, appr
     m = hi - lo
     lookup = xids.shape[0] > 0
     S = np.empty((m, GH), G.dtype)                            # the step's h_{t−1} Ω_hᵀ for rows lo:hi
+    Xp = np.empty(m * H if packed else 0, G.dtype)           # h_{t−1}[lo:hi] packed for the kernel
     tc = np.empty(H, G.dtype)                                 # tanh(c_t) of one row (not kept: the
     # backward recomputes it from c_t, bit for bit, cheaper than a (T, N, H) array through memory)
     for s in range(T):
@@ -1359,13 +1383,17 @@ def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, appr
         product = s > 0 or not h0_zero
         if product:
             src = h0 if s == 0 else Y[prev]
-            for j in range(0, GH, nf):
-                if nn:                                        # Wr = Ω_hᵀ (H, GH): columns j … j + nf
-                    gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j, GH, NO_TRANS,
-                            0.0, S, j, GH)
-                else:                                         # Wr = Ω_h (GH, H): rows j … j + nf
-                    gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j * H, H, TRANS,
-                            0.0, S, j, GH)
+            if packed:                                        # the kernel adds to S: S = 0 + h Ω_hᵀ
+                S[:] = 0.0
+                gemm_packed_at(kernel, pack_x, m, GH, H, 1.0, src, lo * H, H, Wr, Xp, S, 0, GH)
+            else:
+                for j in range(0, GH, nf):
+                    if nn:                                    # Wr = Ω_hᵀ (H, GH): columns j … j + nf
+                        gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j, GH,
+                                NO_TRANS, 0.0, S, j, GH)
+                    else:                                     # Wr = Ω_h (GH, H): rows j … j + nf
+                        gemm_at(gemm, m, min(nf, GH - j), H, 1.0, src, lo * H, H, NO_TRANS, Wr, j * H, H,
+                                TRANS, 0.0, S, j, GH)
         for n in range(lo, hi):
             g, hs = G[t, n], S[n - lo]
             if lookup:
@@ -1398,7 +1426,8 @@ def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, appr
 
 
 @njit(cache=True, parallel=True)
-def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, nf, nn, gemm, nthreads):
+def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zero, packed, nf, nn, gemm, pack_x, kernel,
+                     nthreads):
     """The LSTM over the whole sequence from P = X Ω_xᵀ (T, N, 4H) (or, for a TokenLookup, from the
     rows xids (T, N) of xtab = E Ω_xᵀ, P's contents ignored), P becoming the activated gates;
     b = β_x + β_h; fills Y and C (T, N, H). The batch split over threads."""
@@ -1406,8 +1435,8 @@ def lstm_seq_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, reverse, approx, h0_zer
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _lstm_rows_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, nf, nn,
-                               gemm)
+            _lstm_rows_forward(P, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, approx, h0_zero, packed, nf, nn,
+                               gemm, pack_x, kernel)
 
 
 @njit(cache=True, error_model="numpy")

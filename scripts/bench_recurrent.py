@@ -19,7 +19,8 @@ tests/test_lstm_lm_end_to_end.py builds them; same weights on both sides.
 
 "BLAS floor" rows: only the GEMMs the engine's kernels run for the case (X Ω_xᵀ, the per-step
 products h_{t−1} Ω_hᵀ forward (into a small array, as the kernels write them) and ∂ℓ/∂Φ_t Ω_h
-backward with the batch split as the kernels split it and in the column blocks the LSTM uses
+backward with the batch split as the kernels split it, the LSTM's forward ones with Ω_h packed
+once (engine.blas.gemm_packed_at) where the engine does so, else in the column blocks it uses
 (layers.recurrent.step_blocks), ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h;
 for the language model also its Linear head's three), same BLAS, threads and split, timed in the
 same alternation: no kernel built on these products is faster.
@@ -49,11 +50,11 @@ def _floor_kernel():
         return _FLOOR[0]
     from numba import njit, prange
 
-    from engine.blas import NO_TRANS, TRANS, gemm_at
+    from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_packed_at
 
     @njit(parallel=True)
-    def floor(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nn, nb, kb, t_last, x_side, gemm, n_rows,
-              n_batch):
+    def floor(X, Wih, Whh, WhhT, Wp, P, Y, dP, dh, dX, dWih, dWhh, packed, nf, nn, nb, kb, t_last, x_side, gemm,
+              pack_x, kernel, n_rows, n_batch):
         T, N, I = X.shape
         GH, H = Whh.shape
         R = T * N
@@ -66,7 +67,13 @@ def _floor_kernel():
             # the LSTM writes the step's product to a scratch array (its gate loop adds it to Φ[t]),
             # the GRU to its Q (N, 3H)
             S = np.empty((hi - lo, GH), P.dtype)
+            Xp = np.empty((hi - lo) * H, P.dtype)
             for t in range(1, T):
+                if packed:                              # Ω_h packed once (engine.blas.gemm_packed_at)
+                    S[:] = 0.0
+                    gemm_packed_at(kernel, pack_x, hi - lo, GH, H, 1.0, Y, ((t - 1) * N + lo) * H, H, Wp, Xp, S, 0,
+                                   GH)
+                    continue
                 for j in range(0, GH, nf):
                     if nn:
                         gemm_at(gemm, hi - lo, min(nf, GH - j), H, 1.0, Y, ((t - 1) * N + lo) * H, H, NO_TRANS,
@@ -97,10 +104,11 @@ def _floor_kernel():
 def floor_products(kind, T, N, I, H, dtype, seed=0, x_side=True):
     """A closure running the GEMMs alone of one layer's forward + backward (see the docstring);
     x_side=False leaves out X Ω_xᵀ, ∂ℓ/∂X and ∂ℓ/∂Ω_x (a first layer reading an embedding table)."""
-    from engine.blas import gemm_for
+    from engine.blas import gemm_for, pack_weight, packed_for
     from engine.memory import huge_empty
     from engine.threads import chunks_for, pool
-    from layers.recurrent import _batch_chunks, step_blocks
+    from layers import recurrent
+    from layers.recurrent import MIN_STEPS_FOR_COPY, _batch_chunks, step_blocks
     GH = GATES[kind] * H
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((T, N, I)).astype(dtype)
@@ -111,21 +119,26 @@ def floor_products(kind, T, N, I, H, dtype, seed=0, x_side=True):
     dWih, dWhh = np.zeros_like(Wih), np.zeros_like(Whh)
     n_rows = chunks_for(T * N, row_cost=GH * I) if x_side else chunks_for(T * N, row_cost=GH * H)
     n_batch = _batch_chunks(N, T, GH, H)
-    # the LSTM's per-step blocks as the engine picks them, and without an initial state no product
+    # the LSTM's per-step products as the engine runs them (Ω_h packed once, or in blocks), and without an initial state no product
     # with h_0 (forward) or for ∂ℓ/∂h_0 (backward); the GRU's step products are whole, and it
     # computes ∂ℓ/∂h_0 (t_last = 0)
     nf, nn, nb, kb = step_blocks(-(-N // n_batch), H, GH, dtype) if kind == "LSTM" else (GH, True, H, GH)
     t_last = 1 if kind == "LSTM" else 0
+    packed, pack_w, pack_x, pk = packed_for(dtype)
+    packed = packed and kind == "LSTM" and T >= MIN_STEPS_FOR_COPY and recurrent.PACKED_STEPS
     kernel, gemm = _floor_kernel(), gemm_for(dtype)
     # the recurrence reads Ω_h and Ω_hᵀ from copies on huge pages, as the kernels do (Workspace.recurrent_weight)
     Wh, WhhT = huge_empty(Whh.shape, dtype), huge_empty(Whh.shape[::-1], dtype)
     Wh[...], WhhT[...] = Whh, Whh.T
+    Wp = huge_empty(Whh.shape, dtype)
+    if packed:
+        pack_weight(pack_w, Whh, Wp)
     Whh = Wh
 
     def floor():
         with pool(max(n_rows, n_batch)):
-            kernel(X, Wih, Whh, WhhT, P, Y, dP, dh, dX, dWih, dWhh, nf, nn, nb, kb, t_last, x_side, gemm, n_rows,
-                   n_batch)
+            kernel(X, Wih, Whh, WhhT, Wp, P, Y, dP, dh, dX, dWih, dWhh, packed, nf, nn, nb, kb, t_last, x_side, gemm,
+                   pack_x, pk, n_rows, n_batch)
     return floor
 
 

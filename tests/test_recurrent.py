@@ -561,6 +561,7 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
         return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
     with engine.reference_kernels():
         want = run()
+    monkeypatch.setattr(R, "PACKED_STEPS", False)      # the forward in blocks, not with Ω_h packed
     for nn in (False, True):            # the forward's blocks of Ω_h (A·Bᵀ) and of Ω_hᵀ (A·B)
         monkeypatch.setattr(R, "step_blocks", lambda m, H_, GH, dtype=None, small=None, stored=True, nn=nn:
                             (40, nn and stored, 10, 36))
@@ -568,6 +569,43 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
             got = with_threads(threads, run)
             for a, b in zip(got, want):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("state", [False, True])
+def test_lstm_forward_with_packed_recurrent_weight_matches_the_reference(monkeypatch, with_threads, state, dtype, rng):
+    """The forward's per-step products with Ω_h packed once (engine.blas.gemm_packed_at), on 1 and
+    2 chunks of the batch, both directions, with and without an initial state: output, final
+    states and every gradient as the reference kernels give them; the packed path is taken (one
+    packing per layer, direction and call)."""
+    import layers.recurrent as R
+    from engine.blas import packed_for
+    if not packed_for(dtype)[0]:
+        pytest.skip("no packed OpenBLAS kernel for this core (or HANDPROP_PACKED=0)")
+    T, N, I, H = 6, 16, 5, 20                    # H 20: 80 gate rows, not a multiple of the panels
+    assert with_threads(2, R._batch_chunks, N, T, 4 * H, H) == 2
+    x = rng.standard_normal((T, N, I)).astype(dtype)
+    hx = tuple(rng.standard_normal((4, N, H)).astype(dtype) for _ in range(2)) if state else None
+    dy = rng.standard_normal((T, N, 2 * H)).astype(dtype)
+    packings = []
+    real = R.Workspace.packed_weight
+    monkeypatch.setattr(R.Workspace, "packed_weight", lambda ws, W, p: packings.append(1) or real(ws, W, p))
+
+    def run():
+        layer = LSTM(I, H, num_layers=2, bidirectional=True, dtype=dtype, rng=0)
+        y, (h, c) = layer.forward(x, hx)
+        r = layer.backward(dy, (h, c))
+        dx, dhx = (r if state else (r, None))
+        return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
+    with engine.reference_kernels():
+        want = run()
+    tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    for threads in (1, 2):
+        del packings[:]
+        got = with_threads(threads, run)
+        assert len(packings) == 4                 # 2 layers × 2 directions
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, **tol)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
