@@ -886,9 +886,9 @@ class Workspace:
         shape = Whh.shape[::-1] if transposed else Whh.shape
         lst = self.huge.get((shape, Whh.dtype))
         W = lst.pop() if lst else huge_empty(shape, Whh.dtype)
-        n = chunks_for(Whh.shape[0], min_rows=16, row_cost=Whh.shape[1]) if transposed else 1
-        if n > 1:                     # NumPy's strided copy: 0.33 ms for 1024 x 256 float32, this 0.18
-            parallel_call(_transpose_into, n, Whh, W)
+        n = chunks_for(Whh.shape[0], min_rows=16, row_cost=Whh.shape[1])
+        if n > 1:                     # NumPy's strided copy: 0.33 ms for 1024 x 256 float32, this 0.18;
+            parallel_call(_copy_into, n, Whh, W, transposed)   # the straight copy of a cold Ω_h 0.15 ms
         else:
             W[...] = Whh.T if transposed else Whh
         return W
@@ -908,13 +908,16 @@ class Workspace:
 
 
 @njit(cache=True, parallel=True)
-def _transpose_into(src, dst, nthreads):
-    """dst = srcᵀ (src (R, C) C-contiguous, dst (C, R)), src's rows split over threads."""
+def _copy_into(src, dst, transposed, nthreads):
+    """dst = srcᵀ (dst (C, R)) or src (dst (R, C)), src (R, C) C-contiguous, src's rows split over threads."""
     R, C = src.shape
     flat = src.reshape(R * C)
     for c in prange(nthreads):
         lo, hi = c * R // nthreads, (c + 1) * R // nthreads
-        transpose_rows(flat, lo * C, C, hi - lo, C, dst[:, lo:hi])
+        if transposed:
+            transpose_rows(flat, lo * C, C, hi - lo, C, dst[:, lo:hi])
+        else:
+            dst[lo:hi] = src[lo:hi]
 
 
 def _project(X, Wih, b, P, add_bias, gemm):
