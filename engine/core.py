@@ -33,6 +33,7 @@ import contextlib
 import numpy as np
 
 from .checks import check_array
+from .memory import zero_fill
 
 _modes = {"grad": True, "reference": False}
 
@@ -122,7 +123,7 @@ class Parameter:
         return self.value.dtype
 
     def zero_grad(self):
-        self.grad[...] = 0
+        zero_fill(self.grad)
 
     def __repr__(self):
         return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"

@@ -15,6 +15,9 @@ reuse. They apply to the whole process (PyTorch's tensors too, when it shares th
 Nothing is changed when the user has chosen already (any MALLOC_*_ variable or GLIBC_TUNABLES in
 the environment), when HANDPROP_MALLOC=0, or off glibc. `settings()` says what was done.
 
+`zero_fill(a)`: a[...] = 0 with the engine's threads for arrays of 256 KiB and more (a gradient
+is cold in cache when the optimizer zeroes it, and NumPy's memset runs on one core).
+
 `huge_empty(shape, dtype)`: an array on 2 MiB pages (Linux transparent huge pages, asked for with
 madvise), for a matrix that a kernel reads again and again while other data streams past it (the
 recurrent layers' Ω_h, read by every step's product). On 4 KiB pages its physical pages land in
@@ -29,6 +32,9 @@ import mmap
 import os
 
 import numpy as np
+from numba import njit, prange
+
+from .threads import chunks_for, parallel_call
 
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
@@ -100,3 +106,24 @@ def huge_empty(shape, dtype):
     raw = np.frombuffer(m, np.uint8)                    # keeps the mapping alive through .base
     start = (-raw.ctypes.data) % HUGE_PAGE
     return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+ZERO_PARALLEL_BYTES = 256 << 10
+
+
+def zero_fill(a):
+    """a[...] = 0, split over the engine's threads when a is C-contiguous and at least
+    ZERO_PARALLEL_BYTES: the char-LSTM LM's 0.88 M float32 gradients took 0.36 ms with NumPy's
+    memset, 0.16 ms this way (2026-12-06, 2 threads)."""
+    if a.nbytes < ZERO_PARALLEL_BYTES or not a.flags.c_contiguous:
+        a[...] = 0
+        return
+    flat = a.reshape(-1)
+    parallel_call(_zero_chunks, chunks_for(flat.size, min_rows=ZERO_PARALLEL_BYTES // 2 // a.itemsize), flat)
+
+
+@njit(cache=True, parallel=True)
+def _zero_chunks(flat, nthreads):
+    n = flat.size
+    for c in prange(nthreads):
+        flat[c * n // nthreads:(c + 1) * n // nthreads] = 0
