@@ -4,10 +4,11 @@ and of a categorical distribution)."""
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..checks import check_array, check_float, check_int, check_labels
 from ..numerics import FASTMATH, exp_shifted, log1p_exp, row_max, sigmoid
+from ..threads import chunks_for, parallel_call
 from ._base import Loss, check_pred_target
 
 
@@ -88,6 +89,11 @@ def _softmax_row(f, n, p, e):
     return m + math.log(s)
 
 
+def _row_chunks(M, C):
+    """Threads for M rows of C logits: a row's softmax costs about 16 operations per logit."""
+    return chunks_for(M, row_cost=16 * C)
+
+
 @njit(cache=True)
 def label_weight_sum(labels, weight, ignore_index):
     """Σ_n w_{y_n} over the rows whose label is not ignore_index: what "mean" divides by."""
@@ -98,8 +104,8 @@ def label_weight_sum(labels, weight, ignore_index):
     return count
 
 
-@njit(cache=True)
-def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale):
+@njit(cache=True, parallel=True)
+def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale, nthreads):
     """Softmax cross-entropy with integer labels (002; 000 §5 negative log-likelihood).
 
     p = softmax(f[n]);  ℓ_n = −Σ_c a_c log p_c = Σ_c a_c (lse_n − f[n, c])  with the weighted,
@@ -108,42 +114,52 @@ def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale):
     (w = class weights, ones by default; ε = label_smoothing; w = 1, ε = 0 give ℓ_n = −log p_{y_n}).
     Rows whose label is `ignore_index` contribute 0. Shapes: f (N, C), labels (N,) int64,
     weight (C,). Returns (scale·Σ_n ℓ_n, p (N, C) for the backward); the scale is folded into
-    each a_c (see scaled_diff), so terms with a_c = 0 contribute exactly 0.
+    each a_c (see scaled_diff), so terms with a_c = 0 contribute exactly 0. The rows are split over
+    threads; their losses are summed in row order after, so the total does not depend on the
+    number of threads.
     """
     N, C = f.shape
     p = np.empty_like(f)
-    e = np.empty(C)
+    rows = np.zeros(N)
+    for t in prange(nthreads):
+        e = np.empty(C)
+        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
+            lse = _softmax_row(f, n, p, e)
+            y = labels[n]
+            if y == ignore_index:
+                continue
+            r = 0.0
+            if smoothing != 0.0:
+                for c in range(C):
+                    r += scaled_diff(scale * smoothing * weight[c] / C, lse, float(f[n, c]))
+            rows[n] = r + scaled_diff(scale * (1.0 - smoothing) * weight[y], lse, float(f[n, y]))
     s = 0.0
     for n in range(N):
-        lse = _softmax_row(f, n, p, e)
-        y = labels[n]
-        if y == ignore_index:
-            continue
-        if smoothing != 0.0:
-            for c in range(C):
-                s += scaled_diff(scale * smoothing * weight[c] / C, lse, float(f[n, c]))
-        s += scaled_diff(scale * (1.0 - smoothing) * weight[y], lse, float(f[n, y]))
+        s += rows[n]
     return s, p
 
 
-@njit(cache=True)
-def cross_entropy_backward(p, labels, weight, smoothing, ignore_index, scale):
+@njit(cache=True, parallel=True)
+def cross_entropy_backward(p, labels, weight, smoothing, ignore_index, scale, nthreads):
     """∂ℓ_n/∂f[n, c] = p_c Σ_k a_k − a_c  (from ∂(−log p_k)/∂f_c = p_c − [c = k]), with
     Σ_k a_k = (1−ε) w_{y_n} + ε Σ_k w_k / C (= 1 without weights); 0 on ignored rows.
-    Times scale."""
+    Times scale. The rows split over threads."""
     N, C = p.shape
     wsum = 0.0
     for c in range(C):
         wsum += weight[c]
-    df = np.zeros_like(p)
-    for n in range(N):
-        y = labels[n]
-        if y == ignore_index:
-            continue
-        asum = (1.0 - smoothing) * weight[y] + smoothing * wsum / C
-        for c in range(C):
-            a = smoothing * weight[c] / C + ((1.0 - smoothing) * weight[y] if c == y else 0.0)
-            df[n, c] = scale * (float(p[n, c]) * asum - a)
+    df = np.empty_like(p)
+    for t in prange(nthreads):
+        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
+            y = labels[n]
+            if y == ignore_index:
+                for c in range(C):
+                    df[n, c] = 0.0
+                continue
+            asum = (1.0 - smoothing) * weight[y] + smoothing * wsum / C
+            for c in range(C):
+                a = smoothing * weight[c] / C + ((1.0 - smoothing) * weight[y] if c == y else 0.0)
+                df[n, c] = scale * (float(p[n, c]) * asum - a)
     return df
 
 
@@ -342,7 +358,8 @@ class CrossEntropyLoss(Loss):
             labels = check_labels("target", target.reshape(-1), M, C, ignore=self.ignore_index)
             count = label_weight_sum(labels, w, self.ignore_index)
             scale = self._scale(count)
-            s, p = cross_entropy_forward(f, labels, w, eps, self.ignore_index, 0.0 if math.isnan(scale) else scale)
+            s, p = parallel_call(cross_entropy_forward, _row_chunks(M, C), f, labels, w, eps, self.ignore_index,
+                                 0.0 if math.isnan(scale) else scale)
             self._saved = (p, labels, w, False, count, pred.shape)
         else:
             if isinstance(target, np.ndarray) and target.shape != pred.shape:
@@ -366,7 +383,8 @@ class CrossEntropyLoss(Loss):
         if soft:
             df = cross_entropy_soft_backward(p, target, w, self.label_smoothing, scale)
         else:
-            df = cross_entropy_backward(p, target, w, self.label_smoothing, self.ignore_index, scale)
+            df = parallel_call(cross_entropy_backward, _row_chunks(*p.shape), p, target, w, self.label_smoothing,
+                               self.ignore_index, scale)
         return df if len(shape) == 2 else _classes_back(df, shape)
 
     def _repr_args(self):
