@@ -115,8 +115,8 @@ def transpose_rows(x, off, ld, n, w, xt):
 # W is the kernel's first operand (packed with the "incopy" routine, which reads k contiguous
 # elements per row of W) and X its second ("oncopy", k contiguous per row of X). These are
 # OpenBLAS internals, not its API: they are used only when the self-check below gives the product
-# the gemm gives on this core, and never when HANDPROP_PACKED=0; otherwise PACKED is False and the
-# callers use gemm_at.
+# the gemm gives on this core, and never when HANDPROP_PACKED=0; otherwise packed_for says so and
+# the callers use gemm_at.
 _PACK = _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_void_p, _ct.c_int64, _ct.c_void_p)
 _KERNEL = {_np.float32: _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_int64, _ct.c_float, _ct.c_void_p,
                                       _ct.c_void_p, _ct.c_void_p, _ct.c_int64),
@@ -164,10 +164,9 @@ def _packed_works(pack_w, pack_x, kernel, dtype):
 def _load_packed():
     """{dtype: (pack_w, pack_x, kernel)} from the OpenBLAS that gemm comes from, for the core it runs
     on, each dtype that passes the self-check; {} when switched off or unavailable."""
-    import os
-    if os.environ.get("HANDPROP_PACKED") == "0":
-        return {}
     core = _core_name(_LIB)
+    if _os.environ.get("HANDPROP_PACKED") == "0" or not core:
+        return {}
     found = {}
     for p, dtype in (("s", _np.float32), ("d", _np.float64)):
         try:
@@ -180,7 +179,7 @@ def _load_packed():
     return found
 
 
-def _unavailable(*args):                    # the stand-in callers pass where PACKED is False (never called)
+def _unavailable(*args):                    # the stand-ins' body: callers never call them
     raise RuntimeError("engine.blas: packed products are not available")
 
 
