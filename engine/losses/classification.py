@@ -94,6 +94,17 @@ def _row_chunks(M, C):
     return chunks_for(M, row_cost=16 * C)
 
 
+def _by_rows(rows_kernel, parallel_kernel, M, C, *args):
+    """rows_kernel(*args, 0, M) on this thread when the rows are too few to share (a parallel
+    region, even of one thread, costs ~13 µs: a 64 × 10 loss took 28 µs instead of 15), else
+    parallel_kernel(*args, nthreads), which splits the rows."""
+    n = _row_chunks(M, C)
+    if n == 1:
+        rows_kernel(*args, 0, M)
+    else:
+        parallel_call(parallel_kernel, n, *args)
+
+
 @njit(cache=True)
 def label_weight_sum(labels, weight, ignore_index):
     """Σ_n w_{y_n} over the rows whose label is not ignore_index: what "mean" divides by."""
@@ -104,8 +115,7 @@ def label_weight_sum(labels, weight, ignore_index):
     return count
 
 
-@njit(cache=True, parallel=True)
-def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale, nthreads):
+def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale):
     """Softmax cross-entropy with integer labels (002; 000 §5 negative log-likelihood).
 
     p = softmax(f[n]);  ℓ_n = −Σ_c a_c log p_c = Σ_c a_c (lse_n − f[n, c])  with the weighted,
@@ -114,53 +124,77 @@ def cross_entropy_forward(f, labels, weight, smoothing, ignore_index, scale, nth
     (w = class weights, ones by default; ε = label_smoothing; w = 1, ε = 0 give ℓ_n = −log p_{y_n}).
     Rows whose label is `ignore_index` contribute 0. Shapes: f (N, C), labels (N,) int64,
     weight (C,). Returns (scale·Σ_n ℓ_n, p (N, C) for the backward); the scale is folded into
-    each a_c (see scaled_diff), so terms with a_c = 0 contribute exactly 0. The rows are split over
-    threads; their losses are summed in row order after, so the total does not depend on the
+    each a_c (see scaled_diff), so terms with a_c = 0 contribute exactly 0. The rows may be split
+    over threads (_ce_rows); their losses are summed after, so the total does not depend on the
     number of threads.
     """
     N, C = f.shape
     p = np.empty_like(f)
     rows = np.zeros(N)
-    for t in prange(nthreads):
-        e = np.empty(C)
-        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
-            lse = _softmax_row(f, n, p, e)
-            y = labels[n]
-            if y == ignore_index:
-                continue
-            r = 0.0
-            if smoothing != 0.0:
-                for c in range(C):
-                    r += scaled_diff(scale * smoothing * weight[c] / C, lse, float(f[n, c]))
-            rows[n] = r + scaled_diff(scale * (1.0 - smoothing) * weight[y], lse, float(f[n, y]))
-    s = 0.0
-    for n in range(N):
-        s += rows[n]
-    return s, p
+    _by_rows(_ce_rows, _ce_rows_parallel, N, C, f, labels, weight, smoothing, ignore_index, scale, p, rows)
+    with np.errstate(over="ignore"):            # logits near ±1e308: the sum is ±inf, as the rows say
+        return float(rows.sum()), p
+
+
+@njit(cache=True)
+def _ce_rows(f, labels, weight, smoothing, ignore_index, scale, p, rows, lo, hi):
+    """cross_entropy_forward for rows lo … hi: p[n] and rows[n] = scale·ℓ_n."""
+    C = f.shape[1]
+    e = np.empty(C)
+    for n in range(lo, hi):
+        lse = _softmax_row(f, n, p, e)
+        y = labels[n]
+        if y == ignore_index:
+            continue
+        r = 0.0
+        if smoothing != 0.0:
+            for c in range(C):
+                r += scaled_diff(scale * smoothing * weight[c] / C, lse, float(f[n, c]))
+        rows[n] = r + scaled_diff(scale * (1.0 - smoothing) * weight[y], lse, float(f[n, y]))
 
 
 @njit(cache=True, parallel=True)
-def cross_entropy_backward(p, labels, weight, smoothing, ignore_index, scale, nthreads):
+def _ce_rows_parallel(f, labels, weight, smoothing, ignore_index, scale, p, rows, nthreads):
+    N = f.shape[0]
+    for t in prange(nthreads):
+        _ce_rows(f, labels, weight, smoothing, ignore_index, scale, p, rows, t * N // nthreads,
+                 (t + 1) * N // nthreads)
+
+
+def cross_entropy_backward(p, labels, weight, smoothing, ignore_index, scale):
     """∂ℓ_n/∂f[n, c] = p_c Σ_k a_k − a_c  (from ∂(−log p_k)/∂f_c = p_c − [c = k]), with
     Σ_k a_k = (1−ε) w_{y_n} + ε Σ_k w_k / C (= 1 without weights); 0 on ignored rows.
-    Times scale. The rows split over threads."""
+    Times scale. The rows may be split over threads."""
     N, C = p.shape
+    df = np.empty_like(p)
+    _by_rows(_ce_grad_rows, _ce_grad_rows_parallel, N, C, p, labels, weight, smoothing, ignore_index, scale, df)
+    return df
+
+
+@njit(cache=True)
+def _ce_grad_rows(p, labels, weight, smoothing, ignore_index, scale, df, lo, hi):
+    C = p.shape[1]
     wsum = 0.0
     for c in range(C):
         wsum += weight[c]
-    df = np.empty_like(p)
-    for t in prange(nthreads):
-        for n in range(t * N // nthreads, (t + 1) * N // nthreads):
-            y = labels[n]
-            if y == ignore_index:
-                for c in range(C):
-                    df[n, c] = 0.0
-                continue
-            asum = (1.0 - smoothing) * weight[y] + smoothing * wsum / C
+    for n in range(lo, hi):
+        y = labels[n]
+        if y == ignore_index:
             for c in range(C):
-                a = smoothing * weight[c] / C + ((1.0 - smoothing) * weight[y] if c == y else 0.0)
-                df[n, c] = scale * (float(p[n, c]) * asum - a)
-    return df
+                df[n, c] = 0.0
+            continue
+        asum = (1.0 - smoothing) * weight[y] + smoothing * wsum / C
+        for c in range(C):
+            a = smoothing * weight[c] / C + ((1.0 - smoothing) * weight[y] if c == y else 0.0)
+            df[n, c] = scale * (float(p[n, c]) * asum - a)
+
+
+@njit(cache=True, parallel=True)
+def _ce_grad_rows_parallel(p, labels, weight, smoothing, ignore_index, scale, df, nthreads):
+    N = p.shape[0]
+    for t in prange(nthreads):
+        _ce_grad_rows(p, labels, weight, smoothing, ignore_index, scale, df, t * N // nthreads,
+                      (t + 1) * N // nthreads)
 
 
 @njit(cache=True)
@@ -358,8 +392,7 @@ class CrossEntropyLoss(Loss):
             labels = check_labels("target", target.reshape(-1), M, C, ignore=self.ignore_index)
             count = label_weight_sum(labels, w, self.ignore_index)
             scale = self._scale(count)
-            s, p = parallel_call(cross_entropy_forward, _row_chunks(M, C), f, labels, w, eps, self.ignore_index,
-                                 0.0 if math.isnan(scale) else scale)
+            s, p = cross_entropy_forward(f, labels, w, eps, self.ignore_index, 0.0 if math.isnan(scale) else scale)
             self._saved = (p, labels, w, False, count, pred.shape)
         else:
             if isinstance(target, np.ndarray) and target.shape != pred.shape:
@@ -383,8 +416,7 @@ class CrossEntropyLoss(Loss):
         if soft:
             df = cross_entropy_soft_backward(p, target, w, self.label_smoothing, scale)
         else:
-            df = parallel_call(cross_entropy_backward, _row_chunks(*p.shape), p, target, w, self.label_smoothing,
-                               self.ignore_index, scale)
+            df = cross_entropy_backward(p, target, w, self.label_smoothing, self.ignore_index, scale)
         return df if len(shape) == 2 else _classes_back(df, shape)
 
     def _repr_args(self):
