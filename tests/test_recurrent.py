@@ -538,6 +538,15 @@ def test_step_blocks_follow_openblas_small_kernel_limits():
                     assert m * nb * kb <= SMALL_MNK
 
 
+def _lstm_results(layer, x, hx, dy):
+    """Output, final states, ∂ℓ/∂x, ∂ℓ/∂(h_0, c_0) when hx is given, and every parameter's gradient
+    of one forward and backward (the final states' gradients: the final states themselves)."""
+    y, (h, c) = layer.forward(x, hx)
+    r = layer.backward(dy, (h, c))
+    dx, dhx = (r if hx is not None else (r, None))
+    return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
+
+
 @pytest.mark.parametrize("T", [8, 3])
 @pytest.mark.parametrize("state", [False, True])
 def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch, with_threads, state, T, rng):
@@ -554,11 +563,7 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
     dy = rng.standard_normal((T, N, H))
 
     def run():
-        layer = LSTM(I, H, num_layers=2, rng=0)
-        y, (h, c) = layer.forward(x, hx)
-        r = layer.backward(dy, (h, c))
-        dx, dhx = (r if state else (r, None))
-        return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
+        return _lstm_results(LSTM(I, H, num_layers=2, rng=0), x, hx, dy)
     with engine.reference_kernels():
         want = run()
     monkeypatch.setattr(R, "PACKED_STEPS", False)      # the forward in blocks, not with Ω_h packed
@@ -592,11 +597,7 @@ def test_lstm_forward_with_packed_recurrent_weight_matches_the_reference(monkeyp
     monkeypatch.setattr(R.Workspace, "packed_weight", lambda ws, W, p: packings.append(1) or real(ws, W, p))
 
     def run():
-        layer = LSTM(I, H, num_layers=2, bidirectional=True, dtype=dtype, rng=0)
-        y, (h, c) = layer.forward(x, hx)
-        r = layer.backward(dy, (h, c))
-        dx, dhx = (r if state else (r, None))
-        return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
+        return _lstm_results(LSTM(I, H, num_layers=2, bidirectional=True, dtype=dtype, rng=0), x, hx, dy)
     with engine.reference_kernels():
         want = run()
     tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
