@@ -114,9 +114,13 @@ def transpose_rows(x, off, ld, n, w, xt):
 # In our row-major terms, C (m × n) += α X (m × k) Wᵀ (W n × k) is, column-major, Cᵀ += α W Xᵀ:
 # W is the kernel's first operand (packed with the "incopy" routine, which reads k contiguous
 # elements per row of W) and X its second ("oncopy", k contiguous per row of X). These are
-# OpenBLAS internals, not its API: they are used only when the self-check below gives the product
-# the gemm gives on this core, and never when HANDPROP_PACKED=0; otherwise packed_for says so and
-# the callers use gemm_at.
+# OpenBLAS internals, not its API: they are used only on the cores in PACKED_CORES, on which the
+# tests have run them (the kernels of some cores need aligned buffers: packed operands here are
+# 64-byte aligned, and a misaligned one crashed the Sandybridge and Nehalem kernels), when the
+# self-check below gives the product the gemm gives, and never when HANDPROP_PACKED=0; otherwise
+# packed_for says so and the callers use gemm_at.
+PACKED_CORES = ("SkylakeX", "Haswell", "Sandybridge", "Nehalem")
+_ALIGN = 64
 _PACK = _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_void_p, _ct.c_int64, _ct.c_void_p)
 _KERNEL = {_np.float32: _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_int64, _ct.c_float, _ct.c_void_p,
                                       _ct.c_void_p, _ct.c_void_p, _ct.c_int64),
@@ -138,19 +142,19 @@ def _core_name(lib):
 def _packed_works(pack_w, pack_x, kernel, dtype):
     """The self-check: C += α X Wᵀ through the pieces equals NumPy's product, for shapes with every
     kind of remainder, the weight packed whole and in two parts split at row 64 (packed_weight's
-    blocks), accumulating into a C that is not zero, on unaligned buffers."""
+    blocks), accumulating into a C that is not zero, the packed operands 64-byte aligned as the
+    callers' are."""
     rng = _np.random.default_rng(0)
     for m, n, k in ((5, 37, 19), (16, 130, 64), (1, 3, 1), (33, 200, 7)):
         W, X = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal((m, k)).astype(dtype)
         C0 = rng.standard_normal((m, n)).astype(dtype)
-        Wp = _np.empty(n * k + 1, dtype)[1:]
-        parts = _np.empty(n * k + 1, dtype)[1:]
+        Wp, parts = _aligned(n * k, dtype), _aligned(n * k, dtype)
         pack_w(k, n, W.ctypes.data, k, Wp.ctypes.data)
         r = min(64, n)
         pack_w(k, r, W.ctypes.data, k, parts.ctypes.data)
         if n > r:
             pack_w(k, n - r, W[r:].ctypes.data, k, parts[r * k:].ctypes.data)
-        Xp = _np.empty(m * k + 1, dtype)[1:]
+        Xp = _aligned(m * k, dtype)
         pack_x(k, m, X.ctypes.data, k, Xp.ctypes.data)
         C = C0.copy()
         kernel(n, m, k, 0.5, Wp.ctypes.data, Xp.ctypes.data, C.ctypes.data, n)
@@ -161,11 +165,17 @@ def _packed_works(pack_w, pack_x, kernel, dtype):
     return True
 
 
+def _aligned(n, dtype):
+    raw = _np.empty(n * _np.dtype(dtype).itemsize + _ALIGN, _np.uint8)
+    start = (-raw.ctypes.data) % _ALIGN
+    return raw[start:start + n * _np.dtype(dtype).itemsize].view(dtype)
+
+
 def _load_packed():
     """{dtype: (pack_w, pack_x, kernel)} from the OpenBLAS that gemm comes from, for the core it runs
     on, each dtype that passes the self-check; {} when switched off or unavailable."""
     core = _core_name(_LIB)
-    if _os.environ.get("HANDPROP_PACKED") == "0" or not core:
+    if _os.environ.get("HANDPROP_PACKED") == "0" or core not in PACKED_CORES:
         return {}
     found = {}
     for p, dtype in (("s", _np.float32), ("d", _np.float64)):
@@ -196,7 +206,8 @@ def packed_for(dtype):
 
 
 def pack_weight(pack_w, W, Wp):
-    """Wp ← W (n × k, C-contiguous) in the kernel's panel layout (Wp: n·k elements, any shape), the
+    """Wp ← W (n × k, C-contiguous) in the kernel's panel layout (Wp: n·k elements, any shape,
+    64-byte aligned: engine.memory.huge_empty), the
     rows split over threads (a recurrent weight is cold in cache when it is packed: 1024 × 256
     float32, 0.35 ms on one thread in a training step)."""
     n, k = W.shape
@@ -218,9 +229,18 @@ def _pack_rows(pack_w, W, Wp, nthreads):
 
 
 @_njit(inline="always")
+def packing_scratch(n, like):
+    """An uninitialised 1-D array of n elements of like's dtype, 64-byte aligned: gemm_packed_at's Xp."""
+    raw = _np.empty(n + _ALIGN // like.itemsize, like.dtype)
+    start = (-raw.ctypes.data) % _ALIGN // like.itemsize
+    return raw[start:start + n]
+
+
+@_njit(inline="always")
 def gemm_packed_at(kernel, pack_x, m, n, k, alpha, X, x_off, ldx, Wp, Xp, C, c_off, ldc):
     """C[c_off…] += α X[x_off…] Wᵀ, row-major: X m × k (leading dimension ldx), W n × k packed in Wp
-    by pack_weight, C m × n (ldc); Xp a scratch array of at least m·k elements for X's panels."""
+    by pack_weight, C m × n (ldc); Xp a scratch array of at least m·k elements for X's panels,
+    64-byte aligned (packing_scratch)."""
     isz = C.itemsize
     pack_x(k, m, X.ctypes.data + x_off * isz, ldx, Xp.ctypes.data)
     kernel(n, m, k, alpha, Wp.ctypes.data, Xp.ctypes.data, C.ctypes.data + c_off * isz, ldc)

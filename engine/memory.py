@@ -25,7 +25,7 @@ the core's 2 MiB L2 cache wherever they happen to, and pages that share cache se
 other: the same per-step products took 3.2 or 5.1 ms from one allocation to the next (LSTM H 256,
 float32, 2026-12-06); on a huge page the matrix is contiguous in physical memory and they took
 3.2 ms every time. Where the system has no transparent huge pages (or HANDPROP_HUGEPAGES=0) the
-array is an ordinary one.
+array is an ordinary one, aligned to 64 bytes (what OpenBLAS's packed kernels may need, engine.blas).
 """
 import ctypes
 import mmap
@@ -75,6 +75,7 @@ _apply()
 
 
 HUGE_PAGE = 2 << 20
+ALIGN = 64                          # bytes: huge_empty's smallest alignment
 HUGE_MIN_BYTES = 128 << 10          # below this a matrix is a small part of L2: ordinary pages
 
 
@@ -94,12 +95,14 @@ HUGE_PAGES = _huge_pages_usable()
 def huge_empty(shape, dtype):
     """An uninitialised C-contiguous array of `shape` and `dtype`, on a 2 MiB-aligned range of
     anonymous memory marked MADV_HUGEPAGE (module docstring); an ordinary np.empty when huge pages
-    are not available or the array is smaller than HUGE_MIN_BYTES. The memory is the array's: it
-    is unmapped when the array (and every view of it) is gone."""
+    are not available or the array is smaller than HUGE_MIN_BYTES, then aligned to ALIGN bytes.
+    The memory is the array's: it is unmapped when the array (and every view of it) is gone."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not HUGE_PAGES or nbytes < HUGE_MIN_BYTES:
-        return np.empty(shape, dtype)
+        raw = np.empty(nbytes + ALIGN, np.uint8)
+        start = (-raw.ctypes.data) % ALIGN
+        return raw[start:start + nbytes].view(dtype).reshape(shape)
     size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE
     m = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     m.madvise(mmap.MADV_HUGEPAGE)

@@ -57,7 +57,8 @@ reference kernels use libm's.
 import numpy as np
 from numba import njit, prange
 
-from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_for, gemm_packed_at, pack_weight, packed_for, transpose_rows
+from engine.blas import (NO_TRANS, TRANS, gemm_at, gemm_for, gemm_packed_at, pack_weight, packed_for,
+                         packing_scratch, transpose_rows)
 from engine.checks import check_array, check_bool, check_choice, check_dtype, check_float, check_int, check_rng
 from engine.core import Layer, Parameter, input_grad_flags, use_reference
 from engine.init import default_uniform
@@ -1375,7 +1376,7 @@ def _lstm_rows_forward(G, Y, C, h0, c0, Wr, b, xids, xtab, lo, hi, reverse, appr
     m = hi - lo
     lookup = xids.shape[0] > 0
     S = np.empty((m, GH), G.dtype)                            # the step's h_{t−1} Ω_hᵀ for rows lo:hi
-    Xp = np.empty(m * H if packed else 0, G.dtype)           # h_{t−1}[lo:hi] packed for the kernel
+    Xp = packing_scratch(m * H if packed else 0, G)          # h_{t−1}[lo:hi] packed for the kernel
     tc = np.empty(H, G.dtype)                                 # tanh(c_t) of one row (not kept: the
     # backward recomputes it from c_t, bit for bit, cheaper than a (T, N, H) array through memory)
     for s in range(T):

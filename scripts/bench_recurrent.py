@@ -50,7 +50,7 @@ def _floor_kernel():
         return _FLOOR[0]
     from numba import njit, prange
 
-    from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_packed_at
+    from engine.blas import NO_TRANS, TRANS, gemm_at, gemm_packed_at, packing_scratch
 
     @njit(parallel=True)
     def floor(X, Wih, Whh, WhhT, Wp, P, Y, dP, dh, dX, dWih, dWhh, packed, nf, nn, nb, kb, t_last, x_side, gemm,
@@ -67,7 +67,7 @@ def _floor_kernel():
             # the LSTM writes the step's product to a scratch array (its gate loop adds it to Φ[t]),
             # the GRU to its Q (N, 3H)
             S = np.empty((hi - lo, GH), P.dtype)
-            Xp = np.empty((hi - lo) * H, P.dtype)
+            Xp = packing_scratch((hi - lo) * H, P)
             for t in range(1, T):
                 if packed:                              # Ω_h packed once (engine.blas.gemm_packed_at)
                     S[:] = 0.0

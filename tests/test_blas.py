@@ -11,14 +11,16 @@ import pytest
 from numba import njit
 
 from engine import blas
+from engine.memory import huge_empty
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @njit(cache=True)
 def _packed_product(kernel, pack_x, m, n, k, alpha, X, x_off, ldx, Wp, C, c_off, ldc):
-    Xp = np.empty(m * k, C.dtype)
+    Xp = blas.packing_scratch(m * k, C)
     blas.gemm_packed_at(kernel, pack_x, m, n, k, alpha, X, x_off, ldx, Wp, Xp, C, c_off, ldc)
+    return Xp.ctypes.data % 64 == 0 and Xp.size == m * k          # the scratch as packing needs it
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -30,14 +32,15 @@ def test_packed_product_adds_alpha_x_wt(dtype, rng):
     # (m, n, k): remainders of every panel width, one row, the recurrent layers' 16 × 4H × H
     for m, n, k in ((1, 1, 1), (5, 37, 19), (16, 1024, 256), (17, 100, 33), (3, 8, 64)):
         W = rng.standard_normal((n, k)).astype(dtype)
-        Wp = np.empty((n, k), dtype)
+        Wp = huge_empty((n, k), dtype)
+        assert Wp.ctypes.data % 64 == 0
         blas.pack_weight(pack_w, W, Wp)
         # X: rows 2 … 2 + m of a wider array (offset and leading dimension k + 3), C: a block of columns
         Xw = rng.standard_normal((m + 4, k + 3)).astype(dtype)
         Cw = rng.standard_normal((m + 1, n + 5)).astype(dtype)
         want = Cw.copy()
         want[1:, 2:2 + n] += 0.5 * Xw[2:2 + m, 1:1 + k] @ W.T
-        _packed_product(kernel, pack_x, m, n, k, 0.5, Xw, 2 * (k + 3) + 1, k + 3, Wp, Cw, (n + 5) + 2, n + 5)
+        assert _packed_product(kernel, pack_x, m, n, k, 0.5, Xw, 2 * (k + 3) + 1, k + 3, Wp, Cw, (n + 5) + 2, n + 5)
         np.testing.assert_allclose(Cw, want, **tol)
 
 
