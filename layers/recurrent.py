@@ -48,11 +48,12 @@ do not interact, so each thread runs its rows through all T steps), and ∂ℓ/�
 as one product each after it, into arrays the layer reuses from call to call. The LSTM's forward
 per-step products use Ω_h packed once per sequence for OpenBLAS's micro-kernel where that is
 available (`engine.blas.gemm_packed_at`), its backward ones (and the forward's elsewhere) run in
-column blocks that OpenBLAS's small-matrix kernels take (`step_blocks`), its biases are added and summed in the gate loops, and a first layer may read an embedding table
-instead of its rows (`TokenLookup`, used by layers.language_models.RecurrentLM). The fast kernels'
-gates use vectorisable functions with errors bounded by tests: in float32 a rational tanh (σ
-from it), in float64 tanh and σ from e^x = 2^k e^r (about 2 units in the last place); the
-reference kernels use libm's.
+column blocks that OpenBLAS's small-matrix kernels take (`step_blocks`); its biases are added and
+summed in the gate loops, and a first layer may read an embedding table instead of its rows
+(`TokenLookup`, used by layers.language_models.RecurrentLM). The fast kernels' gates use
+vectorisable functions with errors bounded by tests: in float32 a rational tanh (σ from it), in
+float64 tanh and σ from e^x = 2^k e^r (about 2 units in the last place); the reference kernels
+use libm's.
 """
 import numpy as np
 from numba import njit, prange
