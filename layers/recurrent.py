@@ -807,12 +807,15 @@ def _blas_has_small_kernels():
 
 SMALL_KERNELS = _blas_has_small_kernels()
 
-# The LSTM forward's per-step product with Ω_h packed once per sequence for OpenBLAS's kernel
-# (engine.blas.gemm_packed_at), where that is available, for sequences of MIN_STEPS_FOR_COPY steps
-# or more: 64 steps of 16 rows × Ω_hᵀ (H 256, float32, one thread) 3.0 ms against 3.4-4.2 ms in the
-# best small-kernel blocks; H 128 0.76 against 0.73-0.76 (2026-12-06). The backward's product
-# ∂ℓ/∂Φ Ω_h stays in small-kernel blocks: packed, it ran no faster (3.05 against 2.93 ms, H 256).
-# Tests switch it off to run the blocks.
+# The forward's per-step product (RNN, GRU, LSTM) with Ω_h packed once per sequence for OpenBLAS's
+# kernel (engine.blas.gemm_packed_at), where that is available, for sequences of MIN_STEPS_FOR_COPY
+# steps or more. LSTM, 64 steps of 16 rows × Ω_hᵀ (H 256, float32, one thread): 3.0 ms against
+# 3.4-4.2 ms in the best small-kernel blocks. Whole layers, T 64, B 32, float32, forward + backward,
+# packed against the earlier forms in one process (2026-12-06): GRU H 256 14.3-14.9 against
+# 16.8-17.1 ms, RNN H 256 9.5-9.9 against 10.6-11.0, LSTM H 128 the same (5.1-5.4), GRU H 128
+# 4.55-4.63 against 4.38-4.43 (one small-kernel call per step is as fast at that size; not worth a
+# rule of its own). The backward's product ∂ℓ/∂Φ Ω_h stays in small-kernel blocks: packed, it ran
+# no faster (3.05 against 2.93 ms, LSTM H 256). Tests switch packing off to run the other forms.
 PACKED_STEPS = True
 
 
@@ -965,6 +968,9 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
     nb = _batch_chunks(N, T, GH, H)
     last = 0 if reverse else -1
     Y = np.empty((T, N, H), dt) if fresh else ws.take((T, N, H), dt)
+    copy = T >= MIN_STEPS_FOR_COPY
+    packed, pack_w, pack_x, kernel = packed_for(dt)
+    packed = packed and copy and PACKED_STEPS          # Ω_h packed once for all T steps (engine.blas)
     if mode == "LSTM":
         # Φ_x = X Ω_xᵀ without the biases: the gate loop adds β_x + β_h to each row while it is in cache;
         # a TokenLookup's rows of E Ω_xᵀ are read there too (no gathered copy)
@@ -975,10 +981,7 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
             _project(X, Wih, bih, P, False, gemm)
         c0, = _contig(c0)
         C = ws.take((T, N, H), dt)
-        copy = T >= MIN_STEPS_FOR_COPY
-        packed, pack_w, pack_x, kernel = packed_for(dt)
-        packed = packed and copy and PACKED_STEPS
-        if packed:                                     # Ω_h packed once for all T steps (engine.blas)
+        if packed:
             nf, nn, Wr = GH, False, ws.packed_weight(Whh, pack_w)
         else:
             nf, nn = step_blocks(-(-N // nb), H, GH, dt, stored=copy)[:2]
@@ -990,18 +993,18 @@ def _dir_forward_fast(mode, X, h0, c0, W, relu, reverse, ws=None, h0_zero=False,
         return Y, Y[last].copy(), C[last].copy(), (Y, C, P, not fresh)
     bx = bih if mode == "GRU" else bih + bhh          # the GRU keeps β_h apart (its n gate)
     _project(X, Wih, bx, P, True, gemm)
-    WhhT = ws.recurrent_weight(Whh, True)            # the per-step product h Ω_hᵀ with Ω_hᵀ stored:
-    # BLAS runs it 1.5-2x faster than with Ω_h transposed on the fly (32 x 1024 x 256 float32:
-    # 10.0 vs 14.5 ms for 64 steps, one thread)
+    # without packing, the per-step product h Ω_hᵀ with Ω_hᵀ stored: BLAS runs it 1.5-2x faster than
+    # with Ω_h transposed on the fly (32 x 1024 x 256 float32: 10.0 vs 14.5 ms for 64 steps, one thread)
+    Wr = ws.packed_weight(Whh, pack_w) if packed else ws.recurrent_weight(Whh, True)
     if mode == "RNN":
-        parallel_call(rnn_seq_forward, nb, P, Y, h0, WhhT, relu, reverse, gemm)
+        parallel_call(rnn_seq_forward, nb, P, Y, h0, Wr, relu, reverse, packed, gemm, pack_x, kernel)
         ws.give(P)
-        ws.give_weight(WhhT)
+        ws.give_weight(Wr)
         return Y, Y[last].copy(), None, (Y, None, None, not fresh)
     G = ws.take((T, N, 4 * H), dt)
-    parallel_call(gru_seq_forward, nb, P, G, Y, h0, WhhT, bhh, reverse, dt == np.float32, gemm)
+    parallel_call(gru_seq_forward, nb, P, G, Y, h0, Wr, bhh, reverse, dt == np.float32, packed, gemm, pack_x, kernel)
     ws.give(P)
-    ws.give_weight(WhhT)
+    ws.give_weight(Wr)
     return Y, Y[last].copy(), None, (Y, None, G, not fresh)
 
 
@@ -1296,19 +1299,21 @@ def _scatter_rows(A, ids, S, nthreads):
 
 # ---- RNN ----
 @njit(cache=True, error_model="numpy")
-def _rnn_rows_forward(P, Y, h0, WhhT, lo, hi, relu, reverse, gemm):
-    """Rows lo:hi of the batch through all T steps: Φ[t] += h_{t−1} Ω_hᵀ, y_t = a(Φ[t])."""
+def _rnn_rows_forward(P, Y, h0, Wr, lo, hi, relu, reverse, packed, gemm, pack_x, kernel):
+    """Rows lo:hi of the batch through all T steps: Φ[t] += h_{t−1} Ω_hᵀ, y_t = a(Φ[t]); Wr = Ω_h
+    packed for OpenBLAS's kernel when `packed` (engine.blas.gemm_packed_at), else Ω_hᵀ."""
     T, N, H = P.shape
     m = hi - lo
+    Xp = packing_scratch(m * H if packed else 0, P)          # h_{t−1}[lo:hi] packed for the kernel
     for s in range(T):
         t = T - 1 - s if reverse else s
         prev = t + 1 if reverse else t - 1
         # Φ[t, lo:hi] += h_{t−1}[lo:hi] Ω_hᵀ
-        if s == 0:
-            gemm_at(gemm, m, H, H, 1.0, h0, lo * H, H, NO_TRANS, WhhT, 0, H, NO_TRANS, 1.0, P, (t * N + lo) * H, H)
+        src = h0 if s == 0 else Y[prev]
+        if packed:
+            gemm_packed_at(kernel, pack_x, m, H, H, 1.0, src, lo * H, H, Wr, Xp, P, (t * N + lo) * H, H)
         else:
-            gemm_at(gemm, m, H, H, 1.0, Y, (prev * N + lo) * H, H, NO_TRANS, WhhT, 0, H, NO_TRANS,
-                    1.0, P, (t * N + lo) * H, H)
+            gemm_at(gemm, m, H, H, 1.0, src, lo * H, H, NO_TRANS, Wr, 0, H, NO_TRANS, 1.0, P, (t * N + lo) * H, H)
         for n in range(lo, hi):
             p, y = P[t, n], Y[t, n]
             if relu:
@@ -1320,14 +1325,14 @@ def _rnn_rows_forward(P, Y, h0, WhhT, lo, hi, relu, reverse, gemm):
 
 
 @njit(cache=True, parallel=True)
-def rnn_seq_forward(P, Y, h0, WhhT, relu, reverse, gemm, nthreads):
+def rnn_seq_forward(P, Y, h0, Wr, relu, reverse, packed, gemm, pack_x, kernel, nthreads):
     """h_t = a(Φ[t] + h_{t−1} Ω_hᵀ) for the whole sequence, Φ = X Ω_xᵀ + β_x + β_h given as P
     (T, N, H) (overwritten), into Y (T, N, H). The batch split over threads."""
     T, N, H = P.shape
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _rnn_rows_forward(P, Y, h0, WhhT, lo, hi, relu, reverse, gemm)
+            _rnn_rows_forward(P, Y, h0, Wr, lo, hi, relu, reverse, packed, gemm, pack_x, kernel)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1528,21 +1533,24 @@ def lstm_seq_backward(dY, dhT, dcT, c0, C, G, Whh, dB, dbih, dbhh, reverse, appr
 
 # ---- GRU ----
 @njit(cache=True, error_model="numpy")
-def _gru_rows_forward(P, Q, G, Y, h0, WhhT, bhh, lo, hi, reverse, approx, gemm):
+def _gru_rows_forward(P, Q, G, Y, h0, Wr, bhh, lo, hi, reverse, approx, packed, gemm, pack_x, kernel):
     """Rows lo:hi through all T steps; P = Φ_x = X Ω_xᵀ + β_x (T, N, 3H), Q (N, 3H) the step's
-    h_{t−1} Ω_hᵀ, G (T, N, 4H) <- r, z, n, W_hn h + b_hn."""
+    h_{t−1} Ω_hᵀ, G (T, N, 4H) <- r, z, n, W_hn h + b_hn; Wr = Ω_h packed for OpenBLAS's kernel
+    when `packed` (engine.blas.gemm_packed_at), else Ω_hᵀ."""
     T, N, H3 = P.shape
     H = H3 // 3
     m = hi - lo
+    Xp = packing_scratch(m * H if packed else 0, P)          # h_{t−1}[lo:hi] packed for the kernel
     for s in range(T):
         t = T - 1 - s if reverse else s
         prev = t + 1 if reverse else t - 1
         # Q[lo:hi] = h_{t−1}[lo:hi] Ω_hᵀ
-        if s == 0:
-            gemm_at(gemm, m, H3, H, 1.0, h0, lo * H, H, NO_TRANS, WhhT, 0, H3, NO_TRANS, 0.0, Q, lo * H3, H3)
+        src = h0 if s == 0 else Y[prev]
+        if packed:                                            # the kernel adds to Q: Q = 0 + h Ω_hᵀ
+            Q[lo:hi] = 0.0
+            gemm_packed_at(kernel, pack_x, m, H3, H, 1.0, src, lo * H, H, Wr, Xp, Q, lo * H3, H3)
         else:
-            gemm_at(gemm, m, H3, H, 1.0, Y, (prev * N + lo) * H, H, NO_TRANS, WhhT, 0, H3, NO_TRANS,
-                    0.0, Q, lo * H3, H3)
+            gemm_at(gemm, m, H3, H, 1.0, src, lo * H, H, NO_TRANS, Wr, 0, H3, NO_TRANS, 0.0, Q, lo * H3, H3)
         for n in range(lo, hi):
             a, q, g, y = P[t, n], Q[n], G[t, n], Y[t, n]
             hp = h0[n] if s == 0 else Y[prev, n]
@@ -1561,7 +1569,7 @@ def _gru_rows_forward(P, Q, G, Y, h0, WhhT, bhh, lo, hi, reverse, approx, gemm):
 
 
 @njit(cache=True, parallel=True)
-def gru_seq_forward(P, G, Y, h0, WhhT, bhh, reverse, approx, gemm, nthreads):
+def gru_seq_forward(P, G, Y, h0, Wr, bhh, reverse, approx, packed, gemm, pack_x, kernel, nthreads):
     """The GRU over the whole sequence from P = Φ_x = X Ω_xᵀ + β_x (T, N, 3H); fills Y and the gates
     G (T, N, 4H): r, z, n, W_hn h + b_hn. The batch split over threads."""
     T, N, H3 = P.shape
@@ -1569,7 +1577,7 @@ def gru_seq_forward(P, G, Y, h0, WhhT, bhh, reverse, approx, gemm, nthreads):
     for c in prange(nthreads):
         lo, hi = c * N // nthreads, (c + 1) * N // nthreads
         if hi > lo:
-            _gru_rows_forward(P, Q, G, Y, h0, WhhT, bhh, lo, hi, reverse, approx, gemm)
+            _gru_rows_forward(P, Q, G, Y, h0, Wr, bhh, lo, hi, reverse, approx, packed, gemm, pack_x, kernel)
 
 
 @njit(cache=True, error_model="numpy")

@@ -538,13 +538,15 @@ def test_step_blocks_follow_openblas_small_kernel_limits():
                     assert m * nb * kb <= SMALL_MNK
 
 
-def _lstm_results(layer, x, hx, dy):
-    """Output, final states, ∂ℓ/∂x, ∂ℓ/∂(h_0, c_0) when hx is given, and every parameter's gradient
-    of one forward and backward (the final states' gradients: the final states themselves)."""
-    y, (h, c) = layer.forward(x, hx)
-    r = layer.backward(dy, (h, c))
+def _recurrent_results(layer, x, hx, dy):
+    """Output, final states, ∂ℓ/∂x, ∂ℓ/∂(initial state) when hx is given, and every parameter's
+    gradient of one forward and backward (the final states' gradients: the final states themselves)."""
+    y, state = layer.forward(x, hx)
+    r = layer.backward(dy, state)
     dx, dhx = (r if hx is not None else (r, None))
-    return [y, h, c, dx] + ([] if dhx is None else list(dhx)) + [p.grad.copy() for p in layer.parameters()]
+    states = list(state) if isinstance(state, tuple) else [state]
+    dstates = [] if dhx is None else list(dhx) if isinstance(dhx, tuple) else [dhx]
+    return [y] + states + [dx] + dstates + [p.grad.copy() for p in layer.parameters()]
 
 
 @pytest.mark.parametrize("T", [8, 3])
@@ -563,7 +565,7 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
     dy = rng.standard_normal((T, N, H))
 
     def run():
-        return _lstm_results(LSTM(I, H, num_layers=2, rng=0), x, hx, dy)
+        return _recurrent_results(LSTM(I, H, num_layers=2, rng=0), x, hx, dy)
     with engine.reference_kernels():
         want = run()
     monkeypatch.setattr(R, "PACKED_STEPS", False)      # the forward in blocks, not with Ω_h packed
@@ -578,35 +580,43 @@ def test_lstm_fast_kernels_in_uneven_step_blocks_match_the_reference(monkeypatch
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("state", [False, True])
-def test_lstm_forward_with_packed_recurrent_weight_matches_the_reference(monkeypatch, with_threads, state, dtype, rng):
-    """The forward's per-step products with Ω_h packed once (engine.blas.gemm_packed_at), on 1 and
-    2 chunks of the batch, both directions, with and without an initial state: output, final
-    states and every gradient as the reference kernels give them; the packed path is taken (one
-    packing per layer, direction and call)."""
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+def test_forward_with_packed_recurrent_weight_matches_the_reference(monkeypatch, with_threads, mode, state, dtype, rng):
+    """The forward's per-step products with Ω_h packed once (engine.blas.gemm_packed_at) and, with
+    PACKED_STEPS off, on a stored Ω_hᵀ (RNN, GRU) or in small-kernel blocks (LSTM), on 1 and 2 chunks
+    of the batch, both directions, with and without an initial state: output, final states and
+    every gradient as the reference kernels give them; one packing per layer, direction and call
+    when on, none when off."""
     import layers.recurrent as R
     from engine.blas import packed_for
     if not packed_for(dtype)[0]:
         pytest.skip("no packed OpenBLAS kernel for this core (or HANDPROP_PACKED=0)")
-    T, N, I, H = 6, 16, 5, 20                    # H 20: 80 gate rows, not a multiple of the panels
-    assert with_threads(2, R._batch_chunks, N, T, 4 * H, H) == 2
+    T, N, I, H = 8, 48, 5, 20                    # H 20: 20-80 gate rows, not multiples of the panels
+    make, gates = {"RNN": (RNN, 1), "GRU": (GRU, 3), "LSTM": (LSTM, 4)}[mode]
+    assert with_threads(2, R._batch_chunks, N, T, gates * H, H) == 2
     x = rng.standard_normal((T, N, I)).astype(dtype)
-    hx = tuple(rng.standard_normal((4, N, H)).astype(dtype) for _ in range(2)) if state else None
+    hx = None
+    if state:
+        hx = tuple(rng.standard_normal((4, N, H)).astype(dtype) for _ in range(2 if mode == "LSTM" else 1))
+        hx = hx if mode == "LSTM" else hx[0]
     dy = rng.standard_normal((T, N, 2 * H)).astype(dtype)
     packings = []
     real = R.Workspace.packed_weight
     monkeypatch.setattr(R.Workspace, "packed_weight", lambda ws, W, p: packings.append(1) or real(ws, W, p))
 
     def run():
-        return _lstm_results(LSTM(I, H, num_layers=2, bidirectional=True, dtype=dtype, rng=0), x, hx, dy)
+        return _recurrent_results(make(I, H, num_layers=2, bidirectional=True, dtype=dtype, rng=0), x, hx, dy)
     with engine.reference_kernels():
         want = run()
     tol = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
-    for threads in (1, 2):
-        del packings[:]
-        got = with_threads(threads, run)
-        assert len(packings) == 4                 # 2 layers × 2 directions
-        for a, b in zip(got, want):
-            np.testing.assert_allclose(a, b, **tol)
+    for packed in (True, False):
+        monkeypatch.setattr(R, "PACKED_STEPS", packed)
+        for threads in (1, 2):
+            del packings[:]
+            got = with_threads(threads, run)
+            assert len(packings) == (4 if packed else 0)          # 2 layers × 2 directions
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, **tol)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
