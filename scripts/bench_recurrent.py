@@ -19,8 +19,8 @@ tests/test_lstm_lm_end_to_end.py builds them; same weights on both sides.
 
 "BLAS floor" rows: only the GEMMs the engine's kernels run for the case (X Ω_xᵀ, the per-step
 products h_{t−1} Ω_hᵀ forward (into a small array, as the kernels write them) and ∂ℓ/∂Φ_t Ω_h
-backward with the batch split as the kernels split it, the LSTM's forward ones with Ω_h packed
-once (engine.blas.gemm_packed_at) where the engine does so, else in the column blocks it uses
+backward with the batch split as the kernels split it, the forward ones with Ω_h packed once
+(engine.blas.gemm_packed_at) where the engine does so, else in the column blocks the LSTM uses
 (layers.recurrent.step_blocks), ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h;
 for the language model also its Linear head's three), same BLAS, threads and split, timed in the
 same alternation: no kernel built on these products is faster.
@@ -125,7 +125,7 @@ def floor_products(kind, T, N, I, H, dtype, seed=0, x_side=True):
     nf, nn, nb, kb = step_blocks(-(-N // n_batch), H, GH, dtype) if kind == "LSTM" else (GH, True, H, GH)
     t_last = 1 if kind == "LSTM" else 0
     packed, pack_w, pack_x, pk = packed_for(dtype)
-    packed = packed and kind == "LSTM" and T >= MIN_STEPS_FOR_COPY and recurrent.PACKED_STEPS
+    packed = packed and T >= MIN_STEPS_FOR_COPY and recurrent.PACKED_STEPS
     kernel, gemm = _floor_kernel(), gemm_for(dtype)
     # the recurrence reads Ω_h and Ω_hᵀ from copies on huge pages, as the kernels do (Workspace.recurrent_weight)
     Wh, WhhT = huge_empty(Whh.shape, dtype), huge_empty(Whh.shape[::-1], dtype)
