@@ -25,6 +25,8 @@ import numpy as _np
 from numba import njit as _njit
 from numba import prange as _prange
 
+from .memory import ALIGN as _ALIGN
+from .memory import aligned_empty as _aligned_empty
 from .threads import chunks_for as _chunks_for
 from .threads import parallel_call as _parallel_call
 
@@ -120,7 +122,6 @@ def transpose_rows(x, off, ld, n, w, xt):
 # self-check below gives the product the gemm gives, and never when HANDPROP_PACKED=0; otherwise
 # packed_for says so and the callers use gemm_at.
 PACKED_CORES = ("SkylakeX", "Haswell", "Sandybridge", "Nehalem")
-_ALIGN = 64
 _PACK = _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_void_p, _ct.c_int64, _ct.c_void_p)
 _KERNEL = {_np.float32: _ct.CFUNCTYPE(_ct.c_int, _ct.c_int64, _ct.c_int64, _ct.c_int64, _ct.c_float, _ct.c_void_p,
                                       _ct.c_void_p, _ct.c_void_p, _ct.c_int64),
@@ -148,13 +149,13 @@ def _packed_works(pack_w, pack_x, kernel, dtype):
     for m, n, k in ((5, 37, 19), (16, 130, 64), (1, 3, 1), (33, 200, 7)):
         W, X = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal((m, k)).astype(dtype)
         C0 = rng.standard_normal((m, n)).astype(dtype)
-        Wp, parts = _aligned(n * k, dtype), _aligned(n * k, dtype)
+        Wp, parts = _aligned_empty(n * k, dtype), _aligned_empty(n * k, dtype)
         pack_w(k, n, W.ctypes.data, k, Wp.ctypes.data)
         r = min(64, n)
         pack_w(k, r, W.ctypes.data, k, parts.ctypes.data)
         if n > r:
             pack_w(k, n - r, W[r:].ctypes.data, k, parts[r * k:].ctypes.data)
-        Xp = _aligned(m * k, dtype)
+        Xp = _aligned_empty(m * k, dtype)
         pack_x(k, m, X.ctypes.data, k, Xp.ctypes.data)
         C = C0.copy()
         kernel(n, m, k, 0.5, Wp.ctypes.data, Xp.ctypes.data, C.ctypes.data, n)
@@ -163,12 +164,6 @@ def _packed_works(pack_w, pack_x, kernel, dtype):
         if not (_np.array_equal(Wp, parts) and _np.allclose(C, want, rtol=tol, atol=tol * k)):
             return False
     return True
-
-
-def _aligned(n, dtype):
-    raw = _np.empty(n * _np.dtype(dtype).itemsize + _ALIGN, _np.uint8)
-    start = (-raw.ctypes.data) % _ALIGN
-    return raw[start:start + n * _np.dtype(dtype).itemsize].view(dtype)
 
 
 def _load_packed():
@@ -231,7 +226,7 @@ def _pack_rows(pack_w, W, Wp, nthreads):
 @_njit(inline="always")
 def packing_scratch(n, like):
     """An uninitialised 1-D array of n elements of like's dtype, 64-byte aligned: gemm_packed_at's Xp."""
-    raw = _np.empty(n + _ALIGN // like.itemsize, like.dtype)
+    raw = _np.empty(n + _ALIGN // like.itemsize, like.dtype)       # engine.memory.aligned_empty, compiled
     start = (-raw.ctypes.data) % _ALIGN // like.itemsize
     return raw[start:start + n]
 

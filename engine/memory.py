@@ -75,7 +75,7 @@ _apply()
 
 
 HUGE_PAGE = 2 << 20
-ALIGN = 64                          # bytes: huge_empty's smallest alignment
+ALIGN = 64                          # bytes: aligned_empty's, and huge_empty's smallest, alignment
 HUGE_MIN_BYTES = 128 << 10          # below this a matrix is a small part of L2: ordinary pages
 
 
@@ -100,14 +100,21 @@ def huge_empty(shape, dtype):
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not HUGE_PAGES or nbytes < HUGE_MIN_BYTES:
-        raw = np.empty(nbytes + ALIGN, np.uint8)
-        start = (-raw.ctypes.data) % ALIGN
-        return raw[start:start + nbytes].view(dtype).reshape(shape)
+        return aligned_empty(shape, dtype)
     size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE
     m = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     m.madvise(mmap.MADV_HUGEPAGE)
     raw = np.frombuffer(m, np.uint8)                    # keeps the mapping alive through .base
     start = (-raw.ctypes.data) % HUGE_PAGE
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array of `shape` and `dtype` starting on an ALIGN-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 

@@ -45,12 +45,12 @@ reference steps one at a time; the cells are exactly one reference step), then t
 per layer and direction, X Ω_xᵀ for all t as one product before the recurrence, the recurrence
 over the whole sequence in one compiled function with the batch's rows split over threads (rows
 do not interact, so each thread runs its rows through all T steps), and ∂ℓ/∂X, ∂ℓ/∂Ω_x, ∂ℓ/∂Ω_h
-as one product each after it, into arrays the layer reuses from call to call. The LSTM's forward
+as one product each after it, into arrays the layer reuses from call to call. The forwards'
 per-step products use Ω_h packed once per sequence for OpenBLAS's micro-kernel where that is
-available (`engine.blas.gemm_packed_at`), its backward ones (and the forward's elsewhere) run in
-column blocks that OpenBLAS's small-matrix kernels take (`step_blocks`); its biases are added and
-summed in the gate loops, and a first layer may read an embedding table instead of its rows
-(`TokenLookup`, used by layers.language_models.RecurrentLM). The fast kernels' gates use
+available (`engine.blas.gemm_packed_at`); the LSTM's backward ones (and its forward's elsewhere)
+run in column blocks that OpenBLAS's small-matrix kernels take (`step_blocks`); its biases are
+added and summed in the gate loops, and a first layer may read an embedding table instead of its
+rows (`TokenLookup`, used by layers.language_models.RecurrentLM). The fast kernels' gates use
 vectorisable functions with errors bounded by tests: in float32 a rational tanh (σ from it), in
 float64 tanh and σ from e^x = 2^k e^r (about 2 units in the last place); the reference kernels
 use libm's.
@@ -885,13 +885,15 @@ class Workspace:
                 if len(lst) < self.keep:
                     lst.append(a)
 
+    def _take_weight(self, shape, dtype):
+        lst = self.huge.get((shape, dtype))
+        return lst.pop() if lst else huge_empty(shape, dtype)
+
     def recurrent_weight(self, Whh, transposed):
         """Ω_h (or Ω_hᵀ) copied to an array on huge pages (engine.memory.huge_empty), kept from call
         to call: every step's product reads it, and on 4 KiB pages the product's time varied by up
         to 1.6x with where the pages fell in the cache. Give it back with give_weight."""
-        shape = Whh.shape[::-1] if transposed else Whh.shape
-        lst = self.huge.get((shape, Whh.dtype))
-        W = lst.pop() if lst else huge_empty(shape, Whh.dtype)
+        W = self._take_weight(Whh.shape[::-1] if transposed else Whh.shape, Whh.dtype)
         n = chunks_for(Whh.shape[0], min_rows=16, row_cost=Whh.shape[1])
         if n > 1:                     # NumPy's strided copy: 0.33 ms for 1024 x 256 float32, this 0.18;
             parallel_call(_copy_into, n, Whh, W, transposed)   # the straight copy of a cold Ω_h 0.15 ms
@@ -902,8 +904,7 @@ class Workspace:
     def packed_weight(self, Whh, pack_w):
         """Ω_h packed for OpenBLAS's kernel (engine.blas.pack_weight) in an array on huge pages of
         Ω_h's shape, kept from call to call like recurrent_weight's copies; give it back with give_weight."""
-        lst = self.huge.get((Whh.shape, Whh.dtype))
-        W = lst.pop() if lst else huge_empty(Whh.shape, Whh.dtype)
+        W = self._take_weight(Whh.shape, Whh.dtype)
         pack_weight(pack_w, Whh, W)
         return W
 
